@@ -1,0 +1,432 @@
+//! Accounts: users, passwords, login tokens, named API keys, JWT exchange and SSH keys.
+//!
+//! Secrets are never stored: passwords as argon2id hashes, tokens and API keys as SHA-256
+//! hashes. Hashing and verifying passwords is deliberately slow, so it runs off the async workers.
+
+mod limiter;
+mod secrets;
+
+pub use limiter::LoginLimiter;
+pub use secrets::{JwtKeys, generate_token, hash_token};
+
+use crate::domain::{
+    self, ApiKey, Email, Error, Password, Result, SshKey, TokenKind, TokenRecord, User, UserId,
+    Username,
+};
+use crate::store::{Page, Slice, Store};
+use std::net::IpAddr;
+use std::sync::Arc;
+
+/// Whether strangers may create accounts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Registration {
+    Open,
+    Closed,
+}
+
+/// Who is calling, and with what credential.
+#[derive(Debug, Clone)]
+pub struct Principal {
+    pub user: User,
+    /// The stored hash of the token used, when it was a token or API key (not a JWT).
+    pub token_hash: Option<String>,
+}
+
+impl Principal {
+    pub fn id(&self) -> UserId {
+        self.user.id
+    }
+    pub fn is_admin(&self) -> bool {
+        self.user.admin
+    }
+}
+
+/// Who may ask for a new account.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Registrar {
+    /// Anyone, through the public routes; refused when registration is closed.
+    Public,
+    /// An admin (API or CLI): always allowed, and may grant admin rights.
+    Admin,
+}
+
+pub struct NewUser<'a> {
+    pub username: &'a str,
+    pub email: &'a str,
+    pub password: &'a str,
+    pub admin: bool,
+}
+
+#[derive(Clone)]
+pub struct Accounts {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    store: Store,
+    registration: Registration,
+    limiter: LoginLimiter,
+    jwt: JwtKeys,
+    /// A real argon2 hash to verify against when the username does not exist, so that a wrong
+    /// username takes as long as a wrong password.
+    dummy_hash: String,
+}
+
+impl Accounts {
+    pub fn new(store: Store, registration: Registration, jwt: JwtKeys) -> Result<Accounts> {
+        let dummy_hash = secrets::hash_password("scalefog-dummy-password")?;
+        Ok(Accounts {
+            inner: Arc::new(Inner {
+                store,
+                registration,
+                limiter: LoginLimiter::default(),
+                jwt,
+                dummy_hash,
+            }),
+        })
+    }
+
+    pub fn registration(&self) -> Registration {
+        self.inner.registration
+    }
+
+    /// Creates an account. The very first account is an admin whatever was asked.
+    pub async fn register(&self, who: Registrar, new: NewUser<'_>) -> Result<User> {
+        if who == Registrar::Public && self.inner.registration == Registration::Closed {
+            return Err(Error::Forbidden(
+                "registration is closed on this server; ask an administrator for an account".into(),
+            ));
+        }
+        let username = Username::parse(new.username.trim())?;
+        let email = Email::parse(new.email)?;
+        let password = Password::parse(new.password)?;
+        // Cheap conflict check before the expensive hash; the transaction checks again.
+        let taken = self
+            .inner
+            .store
+            .read(|r| Ok(r.user_by_name(username.as_str())?.is_some()))?;
+        if taken {
+            return Err(Error::Conflict(format!(
+                "username '{username}' is already taken"
+            )));
+        }
+        let hash = tokio::task::spawn_blocking(move || secrets::hash_password(password.expose()))
+            .await
+            .map_err(Error::internal)??;
+        let want_admin = who == Registrar::Admin && new.admin;
+        self.inner
+            .store
+            .write_async(move |w| {
+                if w.user_by_name(username.as_str())?.is_some() {
+                    return Err(Error::Conflict(format!(
+                        "username '{username}' is already taken"
+                    )));
+                }
+                if w.user_by_email(email.as_str())?.is_some() {
+                    return Err(Error::Conflict(format!(
+                        "email '{email}' is already registered"
+                    )));
+                }
+                let first = w.user_count()? == 0;
+                let user = User {
+                    id: w.next_id("user")?,
+                    username: username.into_string(),
+                    email: email.into_string(),
+                    password_hash: hash,
+                    admin: first || want_admin,
+                    created_at: domain::now(),
+                };
+                w.put_user(&user)?;
+                Ok(user)
+            })
+            .await
+    }
+
+    /// Checks a username and password and issues a new login token.
+    /// The error never tells whether the username exists.
+    pub async fn login(
+        &self,
+        username: &str,
+        password: &str,
+        client: IpAddr,
+    ) -> Result<(String, User)> {
+        if username.is_empty() {
+            return Err(Error::missing("username"));
+        }
+        if password.is_empty() {
+            return Err(Error::missing("password"));
+        }
+        self.inner.limiter.check(username, client)?;
+        let user = self.inner.store.read(|r| r.user_by_name(username))?;
+        let hash = user
+            .as_ref()
+            .map_or(self.inner.dummy_hash.clone(), |u| u.password_hash.clone());
+        let pw = password.to_string();
+        let ok = tokio::task::spawn_blocking(move || secrets::verify_password(&pw, &hash))
+            .await
+            .map_err(Error::internal)?;
+        let user = match (ok, user) {
+            (true, Some(user)) => user,
+            _ => {
+                self.inner.limiter.failed(username, client);
+                return Err(Error::Unauthorized("invalid username or password".into()));
+            }
+        };
+        self.inner.limiter.succeeded(username);
+        let token = generate_token();
+        let rec = TokenRecord {
+            user_id: user.id,
+            kind: TokenKind::Login,
+            created_at: domain::now(),
+        };
+        let hash = hash_token(&token);
+        self.inner
+            .store
+            .write_async(move |w| w.put_token(&hash, &rec))
+            .await?;
+        Ok((token, user))
+    }
+
+    /// Resolves a bearer credential: a login token, an API key, or an access JWT.
+    pub fn authenticate(&self, credential: &str) -> Result<Principal> {
+        let bad = || Error::Unauthorized("invalid or expired credentials".into());
+        let credential = credential.trim();
+        if credential.contains('.') {
+            let claims = self
+                .inner
+                .jwt
+                .verify(credential, secrets::JwtUse::Access)
+                .map_err(|_| bad())?;
+            let user = self
+                .inner
+                .store
+                .read(|r| r.user(claims.sub))?
+                .ok_or_else(bad)?;
+            return Ok(Principal {
+                user,
+                token_hash: None,
+            });
+        }
+        if credential.len() != 32 || !credential.bytes().all(|b| b.is_ascii_hexdigit()) {
+            return Err(bad());
+        }
+        let hash = hash_token(credential);
+        // Tokens are located by their SHA-256, so lookup timing can only reveal hash prefixes,
+        // which say nothing about any token; the stored hash is then compared in constant time.
+        let (rec, user) = self.inner.store.read(|r| {
+            let Some(rec) = r.token(&hash)? else {
+                return Ok((None, None));
+            };
+            let user = r.user(rec.user_id)?;
+            Ok((Some(rec), user))
+        })?;
+        let (Some(_rec), Some(user)) = (rec, user) else {
+            return Err(bad());
+        };
+        if !secrets::ct_eq(&hash, &hash_token(credential)) {
+            return Err(bad());
+        }
+        Ok(Principal {
+            user,
+            token_hash: Some(hash),
+        })
+    }
+
+    /// Revokes the token the caller authenticated with.
+    pub async fn logout(&self, who: &Principal) -> Result<()> {
+        let Some(hash) = who.token_hash.clone() else {
+            return Err(Error::invalid(
+                "authorization",
+                "a JWT cannot be revoked; it expires by itself. Revoke the token it was exchanged from",
+            ));
+        };
+        self.inner
+            .store
+            .write_async(move |w| w.delete_token(&hash))
+            .await
+    }
+
+    /// Exchanges a token (or a refresh JWT) for a short-lived access JWT and a refresh JWT.
+    pub fn exchange(&self, credential: &str) -> Result<secrets::JwtPair> {
+        let credential = credential.trim();
+        let user_id = if credential.contains('.') {
+            self.inner
+                .jwt
+                .verify(credential, secrets::JwtUse::Refresh)
+                .map_err(|_| Error::Unauthorized("invalid or expired refresh token".into()))?
+                .sub
+        } else {
+            self.authenticate(credential)?.user.id
+        };
+        if self.inner.store.read(|r| r.user(user_id))?.is_none() {
+            return Err(Error::Unauthorized("invalid or expired credentials".into()));
+        }
+        self.inner.jwt.issue(user_id)
+    }
+
+    pub async fn create_api_key(&self, who: &Principal, name: &str) -> Result<(ApiKey, String)> {
+        let name = name.trim();
+        if name.is_empty() {
+            return Err(Error::missing("name"));
+        }
+        if name.chars().count() > 64 || name.chars().any(char::is_control) {
+            return Err(Error::invalid(
+                "name",
+                "name must be 1-64 printable characters",
+            ));
+        }
+        let token = generate_token();
+        let hash = hash_token(&token);
+        let (user_id, name, prefix) = (who.id(), name.to_string(), token[..6].to_string());
+        let key = self
+            .inner
+            .store
+            .write_async(move |w| {
+                let key = ApiKey {
+                    id: w.next_id("api_key")?,
+                    user_id,
+                    name,
+                    token_hash: hash.clone(),
+                    prefix,
+                    created_at: domain::now(),
+                };
+                w.put_api_key(&key)?;
+                w.put_token(
+                    &hash,
+                    &TokenRecord {
+                        user_id,
+                        kind: TokenKind::ApiKey(key.id),
+                        created_at: key.created_at,
+                    },
+                )?;
+                Ok(key)
+            })
+            .await?;
+        Ok((key, token))
+    }
+
+    pub fn api_keys(&self, who: &Principal, slice: Slice) -> Result<Page<ApiKey>> {
+        self.inner.store.read(|r| r.api_keys_of(who.id(), slice))
+    }
+
+    pub async fn revoke_api_key(&self, who: &Principal, id: &str) -> Result<()> {
+        let not_found = || Error::NotFound(format!("no API key '{id}'"));
+        let id: u64 = id.parse().map_err(|_| not_found())?;
+        let user_id = who.id();
+        self.inner
+            .store
+            .write_async(move |w| match w.api_key(id)? {
+                Some(k) if k.user_id == user_id => w.delete_api_key(&k),
+                _ => Err(Error::NotFound(format!("no API key '{id}'"))),
+            })
+            .await
+    }
+
+    /// Adds an SSH public key; a key can belong to one account only.
+    pub async fn add_ssh_key(&self, who: &Principal, text: &str) -> Result<SshKey> {
+        let parsed = domain::sshkey::parse(text)?;
+        let user_id = who.id();
+        self.inner
+            .store
+            .write_async(move |w| {
+                if w.ssh_key_by_fingerprint(&parsed.fingerprint)?.is_some() {
+                    return Err(Error::Conflict(format!(
+                        "key {} is already registered to an account",
+                        parsed.fingerprint
+                    )));
+                }
+                let key = SshKey {
+                    id: w.next_id("ssh_key")?,
+                    user_id,
+                    fingerprint: parsed.fingerprint,
+                    algorithm: parsed.algorithm,
+                    public_key: parsed.public_key,
+                    comment: parsed.comment,
+                    created_at: domain::now(),
+                };
+                w.put_ssh_key(&key)?;
+                Ok(key)
+            })
+            .await
+    }
+
+    pub fn ssh_keys(&self, who: &Principal, slice: Slice) -> Result<Page<SshKey>> {
+        self.inner.store.read(|r| r.ssh_keys_of(who.id(), slice))
+    }
+
+    /// Deletes one of the caller's keys, named by id or by `SHA256:…` fingerprint.
+    pub async fn delete_ssh_key(&self, who: &Principal, id_or_fp: &str) -> Result<()> {
+        let user_id = who.id();
+        let wanted = id_or_fp.trim().to_string();
+        self.inner
+            .store
+            .write_async(move |w| {
+                let key = match wanted.parse::<u64>() {
+                    Ok(id) => w.ssh_key(id)?,
+                    Err(_) => w.ssh_key_by_fingerprint(&wanted)?,
+                };
+                match key {
+                    Some(k) if k.user_id == user_id => w.delete_ssh_key(&k),
+                    _ => Err(Error::NotFound(format!("no SSH key '{wanted}'"))),
+                }
+            })
+            .await
+    }
+
+    /// The account an SSH key (by SHA-256 fingerprint) belongs to, for the SSH server.
+    pub fn user_for_ssh_key(&self, fingerprint: &str) -> Result<Option<User>> {
+        self.inner
+            .store
+            .read(|r| match r.ssh_key_by_fingerprint(fingerprint)? {
+                Some(k) => r.user(k.user_id),
+                None => Ok(None),
+            })
+    }
+
+    pub fn user(&self, id: UserId) -> Result<Option<User>> {
+        self.inner.store.read(|r| r.user(id))
+    }
+
+    // ----- admin -----
+
+    pub fn users(&self, who: &Principal, slice: Slice) -> Result<Page<User>> {
+        require_admin(who)?;
+        self.inner.store.read(|r| r.users(slice))
+    }
+
+    /// Finds a user by numeric id or username (admins only).
+    pub fn find_user(&self, who: &Principal, id_or_name: &str) -> Result<User> {
+        require_admin(who)?;
+        self.inner
+            .store
+            .read(|r| match id_or_name.parse::<u64>() {
+                Ok(id) => r.user(id),
+                Err(_) => r.user_by_name(id_or_name),
+            })?
+            .ok_or_else(|| Error::NotFound(format!("no user '{id_or_name}'")))
+    }
+
+    pub fn find_user_by_email(&self, who: &Principal, email: &str) -> Result<User> {
+        require_admin(who)?;
+        let email = email.trim().to_ascii_lowercase();
+        self.inner
+            .store
+            .read(|r| r.user_by_email(&email))?
+            .ok_or_else(|| Error::NotFound(format!("no user with email '{email}'")))
+    }
+}
+
+/// The one check for admin-only operations.
+pub fn require_admin(who: &Principal) -> Result<()> {
+    if who.is_admin() {
+        Ok(())
+    } else {
+        Err(Error::Forbidden(
+            "this needs an administrator account".into(),
+        ))
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,198 @@
+//! Password hashing, token generation and hashing, and JWTs.
+
+use crate::domain::{Error, Result, UserId};
+use argon2::Argon2;
+use argon2::password_hash::phc::PasswordHash;
+use argon2::password_hash::{PasswordHasher, PasswordVerifier};
+use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
+use rand::RngCore;
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+use std::path::Path;
+
+/// argon2id with the crate's defaults, which are OWASP's (m=19 MiB, t=2, p=1).
+pub fn hash_password(password: &str) -> Result<String> {
+    Argon2::default()
+        .hash_password(password.as_bytes())
+        .map(|h| h.to_string())
+        .map_err(Error::internal)
+}
+
+pub fn verify_password(password: &str, phc: &str) -> bool {
+    PasswordHash::new(phc)
+        .map(|h| {
+            Argon2::default()
+                .verify_password(password.as_bytes(), &h)
+                .is_ok()
+        })
+        .unwrap_or(false)
+}
+
+/// A new API token: 128 random bits as 32 lowercase hex characters.
+pub fn generate_token() -> String {
+    let mut b = [0u8; 16];
+    rand::rng().fill_bytes(&mut b);
+    hex::encode(b)
+}
+
+/// What the store keeps of a token: its SHA-256, hex.
+pub fn hash_token(token: &str) -> String {
+    hex::encode(Sha256::digest(token.as_bytes()))
+}
+
+pub fn ct_eq(a: &str, b: &str) -> bool {
+    use subtle::ConstantTimeEq;
+    a.len() == b.len() && bool::from(a.as_bytes().ct_eq(b.as_bytes()))
+}
+
+/// Lifetime of an access JWT.
+pub const ACCESS_TTL_SECS: i64 = 15 * 60;
+/// Lifetime of a refresh JWT.
+pub const REFRESH_TTL_SECS: i64 = 7 * 24 * 3600;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum JwtUse {
+    Access,
+    Refresh,
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+pub struct Claims {
+    pub sub: UserId,
+    pub exp: i64,
+    pub iat: i64,
+    #[serde(rename = "use")]
+    pub use_: JwtUse,
+    pub iss: String,
+}
+
+#[derive(Debug, Serialize)]
+pub struct JwtPair {
+    pub access_token: String,
+    pub token_type: &'static str,
+    pub expires_in: i64,
+    pub refresh_token: String,
+    pub account_id: String,
+}
+
+/// The HS256 secret, generated once into the data dir.
+#[derive(Clone)]
+pub struct JwtKeys {
+    enc: EncodingKey,
+    dec: DecodingKey,
+}
+
+const ISSUER: &str = "scalefog";
+
+impl JwtKeys {
+    pub fn load_or_create(path: &Path) -> Result<JwtKeys> {
+        let secret = match std::fs::read(path) {
+            Ok(s) if s.len() >= 32 => s,
+            Ok(_) => {
+                return Err(Error::internal(format!(
+                    "{} is too short; delete it to regenerate",
+                    path.display()
+                )));
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                let mut s = vec![0u8; 32];
+                rand::rng().fill_bytes(&mut s);
+                crate::fsutil::write_private(path, &s)?;
+                s
+            }
+            Err(e) => return Err(Error::internal(format!("reading {}: {e}", path.display()))),
+        };
+        Ok(JwtKeys::from_secret(&secret))
+    }
+
+    pub fn from_secret(secret: &[u8]) -> JwtKeys {
+        JwtKeys {
+            enc: EncodingKey::from_secret(secret),
+            dec: DecodingKey::from_secret(secret),
+        }
+    }
+
+    fn sign(&self, sub: UserId, use_: JwtUse, ttl: i64) -> Result<String> {
+        let now = crate::domain::now();
+        let claims = Claims {
+            sub,
+            exp: now + ttl,
+            iat: now,
+            use_,
+            iss: ISSUER.into(),
+        };
+        jsonwebtoken::encode(&Header::new(Algorithm::HS256), &claims, &self.enc)
+            .map_err(Error::internal)
+    }
+
+    pub fn issue(&self, sub: UserId) -> Result<JwtPair> {
+        Ok(JwtPair {
+            access_token: self.sign(sub, JwtUse::Access, ACCESS_TTL_SECS)?,
+            token_type: "Bearer",
+            expires_in: ACCESS_TTL_SECS,
+            refresh_token: self.sign(sub, JwtUse::Refresh, REFRESH_TTL_SECS)?,
+            account_id: sub.to_string(),
+        })
+    }
+
+    /// Checks signature (constant time), expiry, issuer and intended use.
+    pub fn verify(&self, token: &str, want: JwtUse) -> Result<Claims> {
+        let mut v = Validation::new(Algorithm::HS256);
+        v.set_issuer(&[ISSUER]);
+        v.leeway = 5;
+        let data = jsonwebtoken::decode::<Claims>(token, &self.dec, &v)
+            .map_err(|_| Error::Unauthorized("invalid or expired JWT".into()))?;
+        if data.claims.use_ != want {
+            return Err(Error::Unauthorized("this JWT cannot be used here".into()));
+        }
+        Ok(data.claims)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tokens_are_32_lowercase_hex_and_differ() {
+        let a = generate_token();
+        assert_eq!(a.len(), 32);
+        assert!(
+            a.bytes()
+                .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+        );
+        assert_ne!(a, generate_token());
+    }
+
+    #[test]
+    fn token_hashes_are_sha256_hex_and_never_the_token() {
+        let h = hash_token("6e8c5284926716591f9efb0935db8298");
+        assert_eq!(h.len(), 64);
+        assert_eq!(h, hash_token("6e8c5284926716591f9efb0935db8298"));
+        assert_ne!(h, hash_token("6e8c5284926716591f9efb0935db8299"));
+    }
+
+    #[test]
+    fn passwords_hash_with_argon2id_and_verify() {
+        let h = hash_password("correct horse").unwrap();
+        assert!(h.starts_with("$argon2id$v=19$m=19456,t=2,p=1$"), "{h}");
+        assert!(verify_password("correct horse", &h));
+        assert!(!verify_password("wrong horse", &h));
+        assert!(!verify_password("x", "not a hash"));
+    }
+
+    #[test]
+    fn a_refresh_jwt_is_not_an_access_jwt_and_another_secret_rejects_both() {
+        let keys = JwtKeys::from_secret(&[7u8; 32]);
+        let pair = keys.issue(42).unwrap();
+        assert_eq!(
+            keys.verify(&pair.access_token, JwtUse::Access).unwrap().sub,
+            42
+        );
+        assert!(keys.verify(&pair.refresh_token, JwtUse::Access).is_err());
+        assert!(keys.verify(&pair.refresh_token, JwtUse::Refresh).is_ok());
+        let other = JwtKeys::from_secret(&[8u8; 32]);
+        assert!(other.verify(&pair.access_token, JwtUse::Access).is_err());
+    }
+}

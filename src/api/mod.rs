@@ -1,0 +1,64 @@
+//! The JSON API over HTTP (actix-web): the Scalefog routes, the `/v1` REST routes and the
+//! health check. Handlers translate requests into calls on the core services and back.
+
+pub mod error;
+pub mod extract;
+mod scalefog;
+mod v1;
+pub mod views;
+
+use crate::services::Services;
+use actix_web::http::StatusCode;
+use actix_web::{HttpRequest, HttpResponse, web};
+use serde_json::json;
+use std::net::IpAddr;
+
+/// Registers every API route.
+pub fn routes(cfg: &mut web::ServiceConfig) {
+    cfg.route("/healthz", web::get().to(healthz));
+    scalefog::routes(cfg);
+    v1::routes(cfg);
+}
+
+/// The JSON 404 for paths no route serves.
+pub async fn not_found() -> HttpResponse {
+    error::plain(
+        StatusCode::NOT_FOUND,
+        "not_found",
+        "no such route; see README.md for the API",
+    )
+}
+
+/// The peer address; proxies in front are not trusted for rate limiting.
+pub fn client_ip(req: &HttpRequest) -> IpAddr {
+    req.peer_addr()
+        .map(|a| a.ip())
+        .unwrap_or(IpAddr::from([0, 0, 0, 0]))
+}
+
+/// Store and Docker reachability. `503` only when the store itself fails; an unreachable Docker
+/// is reported but the API keeps serving what does not need it.
+async fn healthz(s: web::Data<Services>) -> HttpResponse {
+    let store = s
+        .store
+        .read(|r| r.user_count())
+        .map(|_| "ok")
+        .map_err(|e| e.to_string());
+    let docker = s.engine.ping().await;
+    let body = json!({
+        "status": if store.is_ok() && docker.is_ok() { "ok" } else { "degraded" },
+        "version": env!("CARGO_PKG_VERSION"),
+        "store": match &store { Ok(_) => json!({"ok": true}), Err(e) => json!({"ok": false, "error": e}) },
+        "docker": {
+            "endpoint": s.engine.endpoint(),
+            "ok": docker.is_ok(),
+            "error": docker.err().map(|e| e.to_string()),
+        },
+    });
+    let status = if store.is_ok() {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
+    HttpResponse::build(status).json(body)
+}

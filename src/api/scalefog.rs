@@ -1,0 +1,98 @@
+//! The Scalefog API exactly as `reference/scalefog-api.md` documents it: `/account/*` and
+//! `/instances/*`, parameters from the query string or a form/JSON body.
+
+use super::error::ApiResult;
+use super::extract::{Auth, Params};
+use super::views::InstanceRenderer;
+use crate::accounts::{NewUser, Registrar};
+use crate::services::Services;
+use crate::store::Slice;
+use actix_web::{HttpRequest, HttpResponse, web};
+use serde_json::json;
+
+pub fn routes(cfg: &mut web::ServiceConfig) {
+    cfg.route("/account/register", web::post().to(register))
+        .route("/account/getToken", web::post().to(get_token))
+        .route("/account/addkey", web::post().to(add_key))
+        .route("/instances", web::get().to(list))
+        .route("/instances/create", web::post().to(create))
+        .route("/instances/regions", web::get().to(regions))
+        .route("/instances/delete/{appname}", web::get().to(delete));
+}
+
+async fn register(s: web::Data<Services>, p: Params) -> ApiResult<HttpResponse> {
+    let user = s
+        .accounts
+        .register(
+            Registrar::Public,
+            NewUser {
+                username: p.require("username")?,
+                email: p.require("email")?,
+                password: p.require("password")?,
+                admin: false,
+            },
+        )
+        .await?;
+    Ok(HttpResponse::Ok().json(json!([{
+        "success": "true",
+        "id": user.id.to_string(),
+        "username": user.username,
+        "email": user.email,
+        "admin": user.admin,
+    }])))
+}
+
+async fn get_token(req: HttpRequest, s: web::Data<Services>, p: Params) -> ApiResult<HttpResponse> {
+    let client = super::client_ip(&req);
+    let (token, _) = s
+        .accounts
+        .login(p.require("username")?, p.require("password")?, client)
+        .await?;
+    Ok(HttpResponse::Ok().json(json!([{"success": "true", "token": token}])))
+}
+
+async fn add_key(s: web::Data<Services>, Auth(who): Auth, p: Params) -> ApiResult<HttpResponse> {
+    let key = s.accounts.add_ssh_key(&who, p.require("sshkey")?).await?;
+    Ok(HttpResponse::Ok().json(json!([{
+        "success": "true",
+        "id": key.id.to_string(),
+        "fingerprint": key.fingerprint,
+    }])))
+}
+
+async fn list(
+    req: HttpRequest,
+    s: web::Data<Services>,
+    Auth(who): Auth,
+) -> ApiResult<HttpResponse> {
+    let q = Params::from_query(&req)?;
+    let page = s.apps.list(&who, q.flag("all"), Slice::ALL)?;
+    Ok(HttpResponse::Ok().json(InstanceRenderer::new(&s).render_all(&page.items)))
+}
+
+async fn create(s: web::Data<Services>, Auth(who): Auth, p: Params) -> ApiResult<HttpResponse> {
+    let inst = s
+        .apps
+        .create(&who, p.first(&["appname", "name"]), p.get("region"))
+        .await?;
+    Ok(HttpResponse::Ok().json(InstanceRenderer::new(&s).render(&inst)))
+}
+
+async fn delete(
+    s: web::Data<Services>,
+    Auth(who): Auth,
+    path: web::Path<String>,
+) -> ApiResult<HttpResponse> {
+    s.apps.delete(&who, &path).await?;
+    Ok(HttpResponse::Ok().json(json!({"success": "true", "deleted": path.into_inner()})))
+}
+
+async fn regions(s: web::Data<Services>) -> ApiResult<HttpResponse> {
+    let map: serde_json::Map<String, serde_json::Value> = s
+        .apps
+        .regions()?
+        .into_iter()
+        .map(|r| (r.id.to_string(), json!(r.name)))
+        .collect();
+    Ok(HttpResponse::Ok().json(json!([map])))
+}

@@ -1,0 +1,319 @@
+//! The versioned REST API (`/v1`): proper verbs, `201` with the created object, `204` on delete,
+//! paginated lists with `X-Total-Count`.
+
+use super::error::ApiResult;
+use super::extract::{Auth, Params, credential_of, pagination};
+use super::views::{ApiKeyView, InstanceRenderer, NodeView, RegionView, SshKeyView, UserView};
+use crate::accounts::{NewUser, Registrar};
+use crate::domain::Error;
+use crate::nodes::NewNode;
+use crate::services::Services;
+use crate::store::Page;
+use actix_web::{HttpRequest, HttpResponse, web};
+use serde::Serialize;
+use serde_json::json;
+
+pub fn routes(cfg: &mut web::ServiceConfig) {
+    cfg.service(
+        web::scope("/v1")
+            .route("/users", web::post().to(register))
+            .route("/users", web::get().to(users))
+            .route("/users/{id}", web::get().to(user))
+            .route("/users/{id}", web::delete().to(delete_user))
+            .route("/tokens", web::post().to(login))
+            .route("/tokens/current", web::delete().to(logout))
+            .route("/auth/exchange", web::post().to(exchange))
+            .route("/account", web::get().to(account))
+            .route("/ssh-keys", web::get().to(ssh_keys))
+            .route("/ssh-keys", web::post().to(add_ssh_key))
+            .route("/ssh-keys/{id}", web::delete().to(delete_ssh_key))
+            .route("/api-keys", web::get().to(api_keys))
+            .route("/api-keys", web::post().to(create_api_key))
+            .route("/api-keys/{id}", web::delete().to(revoke_api_key))
+            .route("/instances", web::get().to(instances))
+            .route("/instances", web::post().to(create_instance))
+            .route("/instances/{name}", web::get().to(instance))
+            .route("/instances/{name}", web::delete().to(delete_instance))
+            .route("/regions", web::get().to(regions))
+            .route(
+                "/regions/{region}/instances",
+                web::get().to(region_instances),
+            )
+            .route("/nodes", web::get().to(nodes))
+            .route("/nodes", web::post().to(create_node))
+            .route("/nodes/{id}", web::delete().to(delete_node)),
+    );
+}
+
+/// A paginated list: the page as a JSON array, the total in `X-Total-Count`.
+fn paged<T: Serialize>(items: Vec<T>, total: u64) -> HttpResponse {
+    HttpResponse::Ok()
+        .insert_header(("X-Total-Count", total.to_string()))
+        .json(items)
+}
+
+fn page_of<T, V: Serialize>(page: Page<T>, f: impl Fn(&T) -> V) -> HttpResponse {
+    paged(page.items.iter().map(f).collect(), page.total)
+}
+
+async fn register(s: web::Data<Services>, who: Option<Auth>, p: Params) -> ApiResult<HttpResponse> {
+    // An admin creating a user may grant admin rights and bypasses closed registration.
+    let registrar = match &who {
+        Some(Auth(w)) if w.is_admin() => Registrar::Admin,
+        _ => Registrar::Public,
+    };
+    let user = s
+        .accounts
+        .register(
+            registrar,
+            NewUser {
+                username: p.require("username")?,
+                email: p.require("email")?,
+                password: p.require("password")?,
+                admin: p.flag("admin"),
+            },
+        )
+        .await?;
+    Ok(HttpResponse::Created().json(UserView::from(&user)))
+}
+
+async fn login(req: HttpRequest, s: web::Data<Services>, p: Params) -> ApiResult<HttpResponse> {
+    let client = super::client_ip(&req);
+    let (token, user) = s
+        .accounts
+        .login(p.require("username")?, p.require("password")?, client)
+        .await?;
+    Ok(HttpResponse::Created().json(json!({"token": token, "user": UserView::from(&user)})))
+}
+
+async fn logout(s: web::Data<Services>, Auth(who): Auth) -> ApiResult<HttpResponse> {
+    s.accounts.logout(&who).await?;
+    Ok(HttpResponse::NoContent().finish())
+}
+
+async fn exchange(req: HttpRequest, s: web::Data<Services>) -> ApiResult<HttpResponse> {
+    let cred = credential_of(&req).ok_or_else(|| {
+        Error::Unauthorized("send the API token as 'Authorization: Bearer <token>'".into())
+    })?;
+    Ok(HttpResponse::Ok().json(s.accounts.exchange(&cred)?))
+}
+
+async fn account(Auth(who): Auth) -> ApiResult<HttpResponse> {
+    Ok(HttpResponse::Ok().json(UserView::from(&who.user)))
+}
+
+async fn ssh_keys(
+    req: HttpRequest,
+    s: web::Data<Services>,
+    Auth(who): Auth,
+) -> ApiResult<HttpResponse> {
+    let (slice, ..) = pagination(&Params::from_query(&req)?)?;
+    Ok(page_of(s.accounts.ssh_keys(&who, slice)?, |k| {
+        SshKeyView::from(k)
+    }))
+}
+
+async fn add_ssh_key(
+    s: web::Data<Services>,
+    Auth(who): Auth,
+    p: Params,
+) -> ApiResult<HttpResponse> {
+    let text = p
+        .first(&["public_key", "sshkey", "key"])
+        .ok_or_else(|| Error::missing("public_key"))?;
+    let key = s.accounts.add_ssh_key(&who, text).await?;
+    Ok(HttpResponse::Created().json(SshKeyView::from(&key)))
+}
+
+async fn delete_ssh_key(
+    s: web::Data<Services>,
+    Auth(who): Auth,
+    id: web::Path<String>,
+) -> ApiResult<HttpResponse> {
+    s.accounts.delete_ssh_key(&who, &id).await?;
+    Ok(HttpResponse::NoContent().finish())
+}
+
+async fn api_keys(
+    req: HttpRequest,
+    s: web::Data<Services>,
+    Auth(who): Auth,
+) -> ApiResult<HttpResponse> {
+    let (slice, ..) = pagination(&Params::from_query(&req)?)?;
+    Ok(page_of(s.accounts.api_keys(&who, slice)?, |k| {
+        ApiKeyView::of(k, None)
+    }))
+}
+
+async fn create_api_key(
+    s: web::Data<Services>,
+    Auth(who): Auth,
+    p: Params,
+) -> ApiResult<HttpResponse> {
+    let (key, secret) = s.accounts.create_api_key(&who, p.require("name")?).await?;
+    Ok(HttpResponse::Created().json(ApiKeyView::of(&key, Some(secret))))
+}
+
+async fn revoke_api_key(
+    s: web::Data<Services>,
+    Auth(who): Auth,
+    id: web::Path<String>,
+) -> ApiResult<HttpResponse> {
+    s.accounts.revoke_api_key(&who, &id).await?;
+    Ok(HttpResponse::NoContent().finish())
+}
+
+async fn instances(
+    req: HttpRequest,
+    s: web::Data<Services>,
+    Auth(who): Auth,
+) -> ApiResult<HttpResponse> {
+    let q = Params::from_query(&req)?;
+    let (slice, ..) = pagination(&q)?;
+    let page = s.apps.list(&who, q.flag("all"), slice)?;
+    let mut r = InstanceRenderer::new(&s);
+    Ok(paged(r.render_all(&page.items), page.total))
+}
+
+async fn create_instance(
+    s: web::Data<Services>,
+    Auth(who): Auth,
+    p: Params,
+) -> ApiResult<HttpResponse> {
+    let inst = s
+        .apps
+        .create(&who, p.first(&["name", "appname"]), p.get("region"))
+        .await?;
+    Ok(HttpResponse::Created().json(InstanceRenderer::new(&s).render(&inst)))
+}
+
+async fn instance(
+    s: web::Data<Services>,
+    Auth(who): Auth,
+    name: web::Path<String>,
+) -> ApiResult<HttpResponse> {
+    let inst = s.apps.get(&who, &name)?;
+    Ok(HttpResponse::Ok().json(InstanceRenderer::new(&s).render(&inst)))
+}
+
+async fn delete_instance(
+    s: web::Data<Services>,
+    Auth(who): Auth,
+    name: web::Path<String>,
+) -> ApiResult<HttpResponse> {
+    s.apps.delete(&who, &name).await?;
+    Ok(HttpResponse::NoContent().finish())
+}
+
+async fn regions(s: web::Data<Services>) -> ApiResult<HttpResponse> {
+    let regions: Vec<RegionView> = s.apps.regions()?.iter().map(RegionView::from).collect();
+    let total = regions.len() as u64;
+    Ok(paged(regions, total))
+}
+
+async fn region_instances(
+    req: HttpRequest,
+    s: web::Data<Services>,
+    Auth(who): Auth,
+    region: web::Path<String>,
+) -> ApiResult<HttpResponse> {
+    let q = Params::from_query(&req)?;
+    let (slice, ..) = pagination(&q)?;
+    let page = s.apps.list_in_region(&who, &region, q.flag("all"), slice)?;
+    let mut r = InstanceRenderer::new(&s);
+    Ok(paged(r.render_all(&page.items), page.total))
+}
+
+async fn users(
+    req: HttpRequest,
+    s: web::Data<Services>,
+    Auth(who): Auth,
+) -> ApiResult<HttpResponse> {
+    let (slice, ..) = pagination(&Params::from_query(&req)?)?;
+    Ok(page_of(s.accounts.users(&who, slice)?, |u| {
+        UserView::from(u)
+    }))
+}
+
+async fn user(
+    s: web::Data<Services>,
+    Auth(who): Auth,
+    id: web::Path<String>,
+) -> ApiResult<HttpResponse> {
+    Ok(HttpResponse::Ok().json(UserView::from(&s.accounts.find_user(&who, &id)?)))
+}
+
+async fn delete_user(
+    s: web::Data<Services>,
+    Auth(who): Auth,
+    id: web::Path<String>,
+) -> ApiResult<HttpResponse> {
+    s.delete_user(&who, &id).await?;
+    Ok(HttpResponse::NoContent().finish())
+}
+
+async fn nodes(s: web::Data<Services>, Auth(who): Auth) -> ApiResult<HttpResponse> {
+    let nodes: Vec<NodeView> = s.nodes.list(&who)?.iter().map(NodeView::from).collect();
+    let total = nodes.len() as u64;
+    Ok(paged(nodes, total))
+}
+
+/// Parses an optional numeric parameter, naming it when it is not a number.
+pub(super) fn number<T: std::str::FromStr + Default>(p: &Params, name: &str) -> Result<T, Error> {
+    match p.get(name).map(str::trim).filter(|s| !s.is_empty()) {
+        None => Ok(T::default()),
+        Some(v) => v
+            .parse()
+            .map_err(|_| Error::invalid(name, format!("'{name}' must be a number"))),
+    }
+}
+
+pub(super) fn new_node(p: &Params) -> Result<NewNode, Error> {
+    let mut endpoint = p
+        .first(&["address", "endpoint"])
+        .ok_or_else(|| Error::missing("address"))?
+        .trim()
+        .to_string();
+    if let Some(port) = p.get("port").map(str::trim).filter(|s| !s.is_empty()) {
+        if !endpoint.contains("://") {
+            endpoint = format!("tcp://{endpoint}:{port}");
+        }
+    } else if !endpoint.contains("://") {
+        endpoint = format!("tcp://{endpoint}");
+    }
+    Ok(NewNode {
+        name: p.require("name")?.to_string(),
+        region: p.get("region").map(str::to_string),
+        endpoint,
+        tags: p
+            .get("tags")
+            .unwrap_or("")
+            .split(',')
+            .map(str::trim)
+            .filter(|t| !t.is_empty())
+            .map(String::from)
+            .collect(),
+        ram_mb: number(p, "ram")?,
+        disk_gb: number(p, "disk")?,
+        cpus: number(p, "processor")?,
+    })
+}
+
+async fn create_node(
+    s: web::Data<Services>,
+    Auth(who): Auth,
+    p: Params,
+) -> ApiResult<HttpResponse> {
+    crate::accounts::require_admin(&who)?;
+    let node = s.nodes.create(&who, new_node(&p)?).await?;
+    Ok(HttpResponse::Created().json(NodeView::from(&node)))
+}
+
+async fn delete_node(
+    s: web::Data<Services>,
+    Auth(who): Auth,
+    id: web::Path<String>,
+) -> ApiResult<HttpResponse> {
+    s.nodes.delete(&who, &id).await?;
+    Ok(HttpResponse::NoContent().finish())
+}

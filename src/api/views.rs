@@ -1,0 +1,206 @@
+//! JSON shapes of the API, kept apart from the stored records so either can change alone.
+
+use crate::domain::{ApiKey, Instance, Node, Region, SshKey, User, UserId, rfc3339};
+use crate::services::Services;
+use serde::Serialize;
+use std::collections::HashMap;
+
+#[derive(Serialize)]
+pub struct UserView {
+    pub id: String,
+    pub username: String,
+    pub email: String,
+    pub admin: bool,
+    pub created_at: String,
+}
+
+impl From<&User> for UserView {
+    fn from(u: &User) -> Self {
+        UserView {
+            id: u.id.to_string(),
+            username: u.username.clone(),
+            email: u.email.clone(),
+            admin: u.admin,
+            created_at: rfc3339(u.created_at),
+        }
+    }
+}
+
+#[derive(Serialize)]
+pub struct InstanceView {
+    pub id: String,
+    pub name: String,
+    pub owner: String,
+    pub region: String,
+    pub region_name: String,
+    pub node: String,
+    pub status: &'static str,
+    pub url: String,
+    pub git_remote: String,
+    pub release: Option<u32>,
+    /// MiB
+    pub memory: u32,
+    /// cores
+    pub cpu: f64,
+    pub port: u16,
+    pub health_path: String,
+    pub deploy_branch: String,
+    pub domains: Vec<String>,
+    pub created_at: String,
+}
+
+/// Renders instances, looking each owner and region up once per batch.
+pub struct InstanceRenderer<'a> {
+    services: &'a Services,
+    owners: HashMap<UserId, String>,
+    regions: HashMap<u64, String>,
+}
+
+impl<'a> InstanceRenderer<'a> {
+    pub fn new(services: &'a Services) -> Self {
+        let regions = services
+            .apps
+            .regions()
+            .unwrap_or_default()
+            .into_iter()
+            .map(|r| (r.id, r.name))
+            .collect();
+        InstanceRenderer {
+            services,
+            owners: HashMap::new(),
+            regions,
+        }
+    }
+
+    pub fn render(&mut self, i: &Instance) -> InstanceView {
+        let services = self.services;
+        let owner = self
+            .owners
+            .entry(i.owner_id)
+            .or_insert_with(|| {
+                services
+                    .accounts
+                    .user(i.owner_id)
+                    .ok()
+                    .flatten()
+                    .map(|u| u.username)
+                    .unwrap_or_default()
+            })
+            .clone();
+        let links = services.apps.links();
+        InstanceView {
+            id: i.name.clone(),
+            name: i.name.clone(),
+            owner,
+            region: i.region_id.to_string(),
+            region_name: self.regions.get(&i.region_id).cloned().unwrap_or_default(),
+            node: i.node_id.to_string(),
+            status: i.status.as_str(),
+            url: links.url(&i.name),
+            git_remote: links.git_remote(&i.name),
+            release: i.release,
+            memory: i.memory_mb,
+            cpu: i.cpu,
+            port: i.port,
+            health_path: i.health_path.clone(),
+            deploy_branch: i.deploy_branch.clone(),
+            domains: i.domains.clone(),
+            created_at: rfc3339(i.created_at),
+        }
+    }
+
+    pub fn render_all(&mut self, items: &[Instance]) -> Vec<InstanceView> {
+        items.iter().map(|i| self.render(i)).collect()
+    }
+}
+
+#[derive(Serialize)]
+pub struct SshKeyView {
+    pub id: String,
+    pub fingerprint: String,
+    pub algorithm: String,
+    pub public_key: String,
+    pub comment: String,
+    pub created_at: String,
+}
+
+impl From<&SshKey> for SshKeyView {
+    fn from(k: &SshKey) -> Self {
+        SshKeyView {
+            id: k.id.to_string(),
+            fingerprint: k.fingerprint.clone(),
+            algorithm: k.algorithm.clone(),
+            public_key: k.public_key.clone(),
+            comment: k.comment.clone(),
+            created_at: rfc3339(k.created_at),
+        }
+    }
+}
+
+#[derive(Serialize)]
+pub struct ApiKeyView {
+    pub id: String,
+    pub name: String,
+    /// The first characters of the key, to tell keys apart.
+    pub prefix: String,
+    pub created_at: String,
+    /// Present only in the response that created the key.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub key: Option<String>,
+}
+
+impl ApiKeyView {
+    pub fn of(k: &ApiKey, secret: Option<String>) -> Self {
+        ApiKeyView {
+            id: k.id.to_string(),
+            name: k.name.clone(),
+            prefix: k.prefix.clone(),
+            created_at: rfc3339(k.created_at),
+            key: secret,
+        }
+    }
+}
+
+#[derive(Serialize)]
+pub struct RegionView {
+    pub id: String,
+    pub name: String,
+}
+
+impl From<&Region> for RegionView {
+    fn from(r: &Region) -> Self {
+        RegionView {
+            id: r.id.to_string(),
+            name: r.name.clone(),
+        }
+    }
+}
+
+#[derive(Serialize)]
+pub struct NodeView {
+    pub id: String,
+    pub name: String,
+    pub region: String,
+    pub address: String,
+    pub tags: Vec<String>,
+    pub ram: u64,
+    pub disk: u64,
+    pub processor: f64,
+    pub created_at: String,
+}
+
+impl From<&Node> for NodeView {
+    fn from(n: &Node) -> Self {
+        NodeView {
+            id: n.id.to_string(),
+            name: n.name.clone(),
+            region: n.region_id.to_string(),
+            address: n.endpoint.clone(),
+            tags: n.tags.clone(),
+            ram: n.ram_mb,
+            disk: n.disk_gb,
+            processor: n.cpus,
+            created_at: rfc3339(n.created_at),
+        }
+    }
+}

@@ -1,0 +1,217 @@
+//! Apps ("instances"): creation, listing, lookup with access checks, deletion.
+//!
+//! Every access check for an app lives here ([`Apps::get`]): owners see their apps, admins see
+//! every app, anyone else gets `NotFound`, so the existence of other users' apps never leaks.
+
+mod names;
+
+use crate::accounts::Principal;
+use crate::domain::{self, AppName, Error, Instance, InstanceStatus, Region, Result};
+use crate::store::{Page, Slice, Store};
+use std::sync::{Arc, RwLock};
+
+/// Something that holds per-app resources (a git repo, containers) and must let go of them when
+/// the app is deleted. Registered at start-up, so `apps` need not know who they are.
+pub trait AppResources: Send + Sync + 'static {
+    fn remove<'a>(&'a self, app: &'a Instance) -> futures_util::future::BoxFuture<'a, Result<()>>;
+}
+
+/// Where users reach an app and push to it; derived from the settings.
+#[derive(Debug, Clone)]
+pub struct Links {
+    pub domain: String,
+    pub proxy_port: u16,
+    pub ssh_host: String,
+    pub ssh_port: u16,
+}
+
+impl Links {
+    pub fn url(&self, app: &str) -> String {
+        if self.proxy_port == 80 {
+            format!("http://{app}.{}", self.domain)
+        } else {
+            format!("http://{app}.{}:{}", self.domain, self.proxy_port)
+        }
+    }
+    pub fn git_remote(&self, app: &str) -> String {
+        format!("ssh://git@{}:{}/{app}.git", self.ssh_host, self.ssh_port)
+    }
+}
+
+#[derive(Clone)]
+pub struct Apps {
+    store: Store,
+    links: Links,
+    resources: Arc<RwLock<Vec<Arc<dyn AppResources>>>>,
+}
+
+impl Apps {
+    pub fn new(store: Store, links: Links) -> Apps {
+        Apps {
+            store,
+            links,
+            resources: Arc::default(),
+        }
+    }
+
+    pub fn links(&self) -> &Links {
+        &self.links
+    }
+
+    pub fn register_resources(&self, r: Arc<dyn AppResources>) {
+        self.resources
+            .write()
+            .unwrap_or_else(|p| p.into_inner())
+            .push(r);
+    }
+
+    /// Creates an app. Without a name, a readable unique one is generated; without a region,
+    /// the first region is used.
+    pub async fn create(
+        &self,
+        who: &Principal,
+        appname: Option<&str>,
+        region: Option<&str>,
+    ) -> Result<Instance> {
+        let name = match appname.map(str::trim).filter(|s| !s.is_empty()) {
+            Some(n) => Some(AppName::parse(n)?),
+            None => None,
+        };
+        let region = self.resolve_region(region)?;
+        let owner_id = who.id();
+        self.store
+            .write_async(move |w| {
+                let name = match name {
+                    Some(n) => {
+                        if w.instance(n.as_str())?.is_some() {
+                            return Err(Error::Conflict(format!(
+                                "app name '{n}' is already taken"
+                            )));
+                        }
+                        n.into_string()
+                    }
+                    None => loop {
+                        let n = names::generate();
+                        if w.instance(&n)?.is_none() {
+                            break n;
+                        }
+                    },
+                };
+                let node_id = w
+                    .nodes()?
+                    .into_iter()
+                    .find(|n| n.region_id == region.id)
+                    .map(|n| n.id)
+                    .ok_or_else(|| {
+                        Error::Unavailable(format!(
+                            "region '{}' has no node to run apps on",
+                            region.name
+                        ))
+                    })?;
+                let inst = Instance {
+                    name,
+                    owner_id,
+                    region_id: region.id,
+                    node_id,
+                    status: InstanceStatus::Created,
+                    release: None,
+                    memory_mb: domain::DEFAULT_MEMORY_MB,
+                    cpu: domain::DEFAULT_CPU,
+                    health_path: "/".into(),
+                    deploy_branch: "main".into(),
+                    port: domain::DEFAULT_PORT,
+                    env: Default::default(),
+                    domains: vec![],
+                    created_at: domain::now(),
+                };
+                w.put_instance(&inst)?;
+                Ok(inst)
+            })
+            .await
+    }
+
+    /// A region by id (`"1"`) or by name (case-insensitive); the first region when absent.
+    pub fn resolve_region(&self, region: Option<&str>) -> Result<Region> {
+        let regions = self.store.read(|r| r.regions())?;
+        match region.map(str::trim).filter(|s| !s.is_empty()) {
+            None => regions
+                .into_iter()
+                .next()
+                .ok_or_else(|| Error::Unavailable("no region is configured".into())),
+            Some(want) => regions
+                .into_iter()
+                .find(|r| r.id.to_string() == want || r.name.eq_ignore_ascii_case(want))
+                .ok_or_else(|| {
+                    Error::invalid(
+                        "region",
+                        format!("unknown region '{want}'; see GET /instances/regions"),
+                    )
+                }),
+        }
+    }
+
+    pub fn regions(&self) -> Result<Vec<Region>> {
+        self.store.read(|r| r.regions())
+    }
+
+    /// The caller's apps; with `all`, an admin gets everyone's.
+    pub fn list(&self, who: &Principal, all: bool, slice: Slice) -> Result<Page<Instance>> {
+        if all && who.is_admin() {
+            self.store.read(|r| r.instances_where(slice, |_| true))
+        } else {
+            self.store.read(|r| r.instances_of(who.id(), slice))
+        }
+    }
+
+    /// The caller's apps in one region (admins: everyone's with `all`).
+    pub fn list_in_region(
+        &self,
+        who: &Principal,
+        region: &str,
+        all: bool,
+        slice: Slice,
+    ) -> Result<Page<Instance>> {
+        let region = self
+            .resolve_region(Some(region))
+            .map_err(|_| Error::NotFound(format!("no region '{region}'")))?;
+        let (uid, everyone) = (who.id(), all && who.is_admin());
+        self.store.read(|r| {
+            r.instances_where(slice, |i| {
+                i.region_id == region.id && (everyone || i.owner_id == uid)
+            })
+        })
+    }
+
+    /// One app, if the caller may see it. Others' apps are `NotFound`, exactly like missing ones.
+    pub fn get(&self, who: &Principal, name: &str) -> Result<Instance> {
+        let not_found = || Error::NotFound(format!("no app named '{name}'"));
+        let name = AppName::parse(name)?;
+        let inst = self
+            .store
+            .read(|r| r.instance(name.as_str()))?
+            .ok_or_else(not_found)?;
+        if inst.owner_id == who.id() || who.is_admin() {
+            Ok(inst)
+        } else {
+            Err(not_found())
+        }
+    }
+
+    /// Deletes an app: first every registered resource (repo, containers, images), then the
+    /// record, so a crash in between leaves a record whose deletion can simply be retried.
+    pub async fn delete(&self, who: &Principal, name: &str) -> Result<()> {
+        let inst = self.get(who, name)?;
+        let resources: Vec<_> = self
+            .resources
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone();
+        for r in resources {
+            r.remove(&inst).await?;
+        }
+        let name = inst.name.clone();
+        self.store
+            .write_async(move |w| w.delete_instance(&name))
+            .await
+    }
+}

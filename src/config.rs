@@ -1,0 +1,299 @@
+//! Settings: embedded defaults ← TOML file ← `SCALEFOG_*` environment ← command-line flags.
+//! Each setting `x_y` is the TOML key `x_y`, the variable `SCALEFOG_X_Y` and the flag `--x-y`.
+
+use crate::accounts::Registration;
+use clap::Args;
+use serde::Deserialize;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+/// The settings every command shares. Flags and environment are read by clap (flag first); the
+/// TOML file fills what they leave unset; defaults fill the rest.
+#[derive(Debug, Clone, Default, Args)]
+pub struct SettingsArgs {
+    /// TOML file with settings (keys as in the table of README.md)
+    #[arg(long, env = "SCALEFOG_CONFIG", value_name = "FILE", global = true)]
+    pub config: Option<PathBuf>,
+    /// Where the store, git repositories, host key and build scratch live [default: ./scalefog-data]
+    #[arg(long, env = "SCALEFOG_DATA_DIR", value_name = "DIR", global = true)]
+    pub data_dir: Option<PathBuf>,
+    /// Address of the JSON API and web console [default: 127.0.0.1:8080]
+    #[arg(long, env = "SCALEFOG_HTTP_LISTEN", value_name = "ADDR", global = true)]
+    pub http_listen: Option<String>,
+    /// Address of the SSH server for git push [default: 127.0.0.1:2222]
+    #[arg(long, env = "SCALEFOG_SSH_LISTEN", value_name = "ADDR", global = true)]
+    pub ssh_listen: Option<String>,
+    /// Address of the app router [default: 127.0.0.1:8000]
+    #[arg(
+        long,
+        env = "SCALEFOG_PROXY_LISTEN",
+        value_name = "ADDR",
+        global = true
+    )]
+    pub proxy_listen: Option<String>,
+    /// Apps are served at http://<app>.<domain> [default: localhost]
+    #[arg(long, env = "SCALEFOG_DOMAIN", value_name = "DOMAIN", global = true)]
+    pub domain: Option<String>,
+    /// Docker Engine endpoint of the local node [default: $DOCKER_HOST or unix:///var/run/docker.sock]
+    #[arg(long, env = "SCALEFOG_DOCKER_HOST", value_name = "URL", global = true)]
+    pub docker_host: Option<String>,
+    /// Host name put in git remote URLs shown to users [default: host of --ssh-listen]
+    #[arg(
+        long,
+        env = "SCALEFOG_PUBLIC_SSH_HOST",
+        value_name = "HOST",
+        global = true
+    )]
+    pub public_ssh_host: Option<String>,
+    /// `open` (anyone may register) or `closed` (admins create users) [default: open]
+    #[arg(
+        long,
+        env = "SCALEFOG_REGISTRATION",
+        value_name = "open|closed",
+        global = true
+    )]
+    pub registration: Option<String>,
+    /// Name of region 1, the local node's region [default: Europe]
+    #[arg(long, env = "SCALEFOG_REGION_NAME", value_name = "NAME", global = true)]
+    pub region_name: Option<String>,
+}
+
+/// The TOML file: the same keys, all optional; unknown keys are an error (a typo must not be
+/// silently ignored).
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileSettings {
+    data_dir: Option<PathBuf>,
+    http_listen: Option<String>,
+    ssh_listen: Option<String>,
+    proxy_listen: Option<String>,
+    domain: Option<String>,
+    docker_host: Option<String>,
+    public_ssh_host: Option<String>,
+    registration: Option<String>,
+    region_name: Option<String>,
+}
+
+/// Resolved settings: every value present and valid, every path absolute.
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub data_dir: PathBuf,
+    pub http_listen: SocketAddr,
+    pub ssh_listen: SocketAddr,
+    pub proxy_listen: SocketAddr,
+    pub domain: String,
+    pub docker_host: String,
+    pub public_ssh_host: String,
+    pub registration: Registration,
+    pub region_name: String,
+}
+
+/// A setting that cannot be used; the message is one line naming it.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct ConfigError(pub String);
+
+fn parse_addr(name: &str, v: &str) -> Result<SocketAddr, ConfigError> {
+    v.trim().parse().map_err(|_| {
+        ConfigError(format!(
+            "invalid {name} '{v}': expected IP:PORT, e.g. 127.0.0.1:8080"
+        ))
+    })
+}
+
+impl Config {
+    pub fn load(args: &SettingsArgs) -> Result<Config, ConfigError> {
+        let file = match &args.config {
+            Some(path) => {
+                let text = std::fs::read_to_string(path).map_err(|e| {
+                    ConfigError(format!("cannot read config file {}: {e}", path.display()))
+                })?;
+                toml::from_str::<FileSettings>(&text).map_err(|e| {
+                    ConfigError(format!(
+                        "invalid config file {}: {}",
+                        path.display(),
+                        e.message().lines().next().unwrap_or("parse error")
+                    ))
+                })?
+            }
+            None => FileSettings::default(),
+        };
+        let pick = |flag: &Option<String>, file: &Option<String>, default: &str| -> String {
+            flag.clone()
+                .or_else(|| file.clone())
+                .unwrap_or_else(|| default.to_string())
+        };
+        let cwd = std::env::current_dir()
+            .map_err(|e| ConfigError(format!("no current directory: {e}")))?;
+        let data_dir = args
+            .data_dir
+            .clone()
+            .or(file.data_dir.clone())
+            .unwrap_or_else(|| PathBuf::from("./scalefog-data"));
+        let data_dir = absolute(&cwd, &data_dir);
+        let http_listen = parse_addr(
+            "http_listen",
+            &pick(&args.http_listen, &file.http_listen, "127.0.0.1:8080"),
+        )?;
+        let ssh_listen = parse_addr(
+            "ssh_listen",
+            &pick(&args.ssh_listen, &file.ssh_listen, "127.0.0.1:2222"),
+        )?;
+        let proxy_listen = parse_addr(
+            "proxy_listen",
+            &pick(&args.proxy_listen, &file.proxy_listen, "127.0.0.1:8000"),
+        )?;
+        let domain = pick(&args.domain, &file.domain, "localhost")
+            .trim()
+            .trim_end_matches('.')
+            .to_ascii_lowercase();
+        if domain.is_empty()
+            || !domain.split('.').all(|l| {
+                !l.is_empty()
+                    && l.len() <= 63
+                    && l.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
+                    && !l.starts_with('-')
+                    && !l.ends_with('-')
+            })
+        {
+            return Err(ConfigError(format!(
+                "invalid domain '{domain}': expected a DNS name like apps.example.com"
+            )));
+        }
+        let default_docker = std::env::var("DOCKER_HOST")
+            .ok()
+            .filter(|s| !s.is_empty())
+            .unwrap_or_else(|| "unix:///var/run/docker.sock".into());
+        let docker_host = pick(&args.docker_host, &file.docker_host, &default_docker);
+        if !["unix://", "tcp://", "http://"]
+            .iter()
+            .any(|p| docker_host.starts_with(p))
+        {
+            return Err(ConfigError(format!(
+                "invalid docker_host '{docker_host}': expected unix:///path/docker.sock or tcp://host:port"
+            )));
+        }
+        let public_ssh_host = pick(
+            &args.public_ssh_host,
+            &file.public_ssh_host,
+            &ssh_listen.ip().to_string(),
+        );
+        let registration = match pick(&args.registration, &file.registration, "open").as_str() {
+            "open" => Registration::Open,
+            "closed" => Registration::Closed,
+            other => {
+                return Err(ConfigError(format!(
+                    "invalid registration '{other}': expected 'open' or 'closed'"
+                )));
+            }
+        };
+        let region_name = pick(&args.region_name, &file.region_name, "Europe");
+        Ok(Config {
+            data_dir,
+            http_listen,
+            ssh_listen,
+            proxy_listen,
+            domain,
+            docker_host,
+            public_ssh_host,
+            registration,
+            region_name,
+        })
+    }
+
+    /// Settings for tests: every listener on port 0 under `data_dir`.
+    pub fn for_tests(data_dir: &Path) -> Config {
+        let any: SocketAddr = "127.0.0.1:0".parse().expect("static address");
+        Config {
+            data_dir: data_dir.to_path_buf(),
+            http_listen: any,
+            ssh_listen: any,
+            proxy_listen: any,
+            domain: "localhost".into(),
+            docker_host: std::env::var("DOCKER_HOST")
+                .unwrap_or_else(|_| "unix:///var/run/docker.sock".into()),
+            public_ssh_host: "127.0.0.1".into(),
+            registration: Registration::Open,
+            region_name: "Europe".into(),
+        }
+    }
+
+    pub fn store_path(&self) -> PathBuf {
+        self.data_dir.join("scalefog.redb")
+    }
+
+    pub fn jwt_secret_path(&self) -> PathBuf {
+        self.data_dir.join("jwt.secret")
+    }
+
+    /// A path setting relative to the data dir, made absolute.
+    pub fn in_data_dir(&self, p: impl AsRef<Path>) -> PathBuf {
+        absolute(&self.data_dir, p.as_ref())
+    }
+}
+
+fn absolute(base: &Path, p: &Path) -> PathBuf {
+    if p.is_absolute() {
+        p.to_path_buf()
+    } else {
+        base.join(p)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_apply_when_nothing_is_set() {
+        let c = Config::load(&SettingsArgs::default()).unwrap();
+        assert_eq!(c.http_listen.to_string(), "127.0.0.1:8080");
+        assert_eq!(c.ssh_listen.to_string(), "127.0.0.1:2222");
+        assert_eq!(c.proxy_listen.to_string(), "127.0.0.1:8000");
+        assert_eq!(c.domain, "localhost");
+        assert_eq!(c.public_ssh_host, "127.0.0.1");
+        assert_eq!(c.registration, Registration::Open);
+        assert!(c.data_dir.is_absolute() && c.data_dir.ends_with("scalefog-data"));
+    }
+
+    #[test]
+    fn flags_beat_the_file_and_the_file_beats_defaults() {
+        let dir = tempfile::tempdir().unwrap();
+        let f = dir.path().join("s.toml");
+        std::fs::write(&f, "http_listen = \"127.0.0.1:9999\"\ndomain = \"apps.example.com\"\nregistration = \"closed\"\n").unwrap();
+        let args = SettingsArgs {
+            config: Some(f),
+            domain: Some("flag.example.com".into()),
+            ..Default::default()
+        };
+        let c = Config::load(&args).unwrap();
+        assert_eq!(c.http_listen.port(), 9999);
+        assert_eq!(c.domain, "flag.example.com");
+        assert_eq!(c.registration, Registration::Closed);
+    }
+
+    #[test]
+    fn bad_values_name_the_setting() {
+        let e = Config::load(&SettingsArgs {
+            http_listen: Some("nope".into()),
+            ..Default::default()
+        })
+        .unwrap_err();
+        assert!(e.0.contains("http_listen"), "{e}");
+        let e = Config::load(&SettingsArgs {
+            registration: Some("maybe".into()),
+            ..Default::default()
+        })
+        .unwrap_err();
+        assert!(e.0.contains("registration"), "{e}");
+        let dir = tempfile::tempdir().unwrap();
+        let f = dir.path().join("s.toml");
+        std::fs::write(&f, "htp_listen = \"x\"\n").unwrap();
+        let e = Config::load(&SettingsArgs {
+            config: Some(f),
+            ..Default::default()
+        })
+        .unwrap_err();
+        assert!(e.0.contains("htp_listen"), "{e}");
+    }
+}

@@ -1,0 +1,30 @@
+//! Domain values and records shared by every layer: parsed newtypes, the stored records, and the
+//! one error type. No I/O happens here.
+
+mod error;
+mod names;
+mod records;
+pub mod sshkey;
+
+pub use error::{Error, Result};
+pub use names::{AppName, Email, Password, Username};
+pub use records::*;
+
+/// Seconds since the Unix epoch, the one clock every record uses.
+pub fn now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or(0)
+}
+
+/// RFC 3339 rendering of a record time, for JSON and pages.
+pub fn rfc3339(ts: i64) -> String {
+    time::OffsetDateTime::from_unix_timestamp(ts)
+        .ok()
+        .and_then(|t| {
+            t.format(&time::format_description::well_known::Rfc3339)
+                .ok()
+        })
+        .unwrap_or_default()
+}

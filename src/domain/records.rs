@@ -1,0 +1,129 @@
+//! The records the store keeps. They are plain data; the rules that change them live in the
+//! services (`accounts`, `apps`, ...).
+
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+
+pub type UserId = u64;
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct User {
+    pub id: UserId,
+    pub username: String,
+    pub email: String,
+    /// argon2id PHC string; never leaves the core.
+    pub password_hash: String,
+    pub admin: bool,
+    pub created_at: i64,
+}
+
+/// What a stored token hash stands for.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub enum TokenKind {
+    /// Issued by `getToken` / `POST /v1/tokens`.
+    Login,
+    /// A named API key; the id is the key's record id.
+    ApiKey(u64),
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct TokenRecord {
+    pub user_id: UserId,
+    pub kind: TokenKind,
+    pub created_at: i64,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ApiKey {
+    pub id: u64,
+    pub user_id: UserId,
+    pub name: String,
+    /// SHA-256 hex of the key; the key itself is shown once at creation.
+    pub token_hash: String,
+    /// The first characters of the key, so a user can tell keys apart.
+    pub prefix: String,
+    pub created_at: i64,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct SshKey {
+    pub id: u64,
+    pub user_id: UserId,
+    /// `SHA256:<base64>` as OpenSSH prints it.
+    pub fingerprint: String,
+    pub algorithm: String,
+    /// The key in OpenSSH one-line form, without its comment.
+    pub public_key: String,
+    pub comment: String,
+    pub created_at: i64,
+}
+
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum InstanceStatus {
+    /// Waiting for the first push.
+    Created,
+    Building,
+    Running,
+    Stopped,
+    Crashed,
+    Failed,
+}
+
+impl InstanceStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            InstanceStatus::Created => "created",
+            InstanceStatus::Building => "building",
+            InstanceStatus::Running => "running",
+            InstanceStatus::Stopped => "stopped",
+            InstanceStatus::Crashed => "crashed",
+            InstanceStatus::Failed => "failed",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Instance {
+    pub name: String,
+    pub owner_id: UserId,
+    pub region_id: u64,
+    pub node_id: u64,
+    pub status: InstanceStatus,
+    /// The release currently serving (or last served), if any.
+    pub release: Option<u32>,
+    /// Memory limit in MiB.
+    pub memory_mb: u32,
+    /// CPU limit in cores (0.5 = half a core).
+    pub cpu: f64,
+    pub health_path: String,
+    pub deploy_branch: String,
+    pub port: u16,
+    pub env: BTreeMap<String, String>,
+    pub domains: Vec<String>,
+    pub created_at: i64,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Region {
+    pub id: u64,
+    pub name: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Node {
+    pub id: u64,
+    pub name: String,
+    pub region_id: u64,
+    /// Docker endpoint: `unix:///…` or `tcp://host:port`.
+    pub endpoint: String,
+    pub tags: Vec<String>,
+    pub ram_mb: u64,
+    pub disk_gb: u64,
+    pub cpus: f64,
+    pub created_at: i64,
+}
+
+pub const DEFAULT_MEMORY_MB: u32 = 256;
+pub const DEFAULT_CPU: f64 = 1.0;
+pub const DEFAULT_PORT: u16 = 5000;

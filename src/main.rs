@@ -1,0 +1,175 @@
+//! The `scalefog` command: parse the command line, load settings, run.
+
+use clap::{Parser, Subcommand};
+use scalefog::accounts::{Accounts, JwtKeys, NewUser, Registrar};
+use scalefog::config::{Config, SettingsArgs};
+use std::io::BufRead;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+#[derive(Parser)]
+#[command(
+    name = "scalefog",
+    version,
+    about = "A self-hosted platform-as-a-service: git push to deploy Docker apps",
+    long_about = "Scalefog runs your apps from `git push`, on one Linux host with Docker.\n\n\
+        Start it with `scalefog serve`, register an account at http://127.0.0.1:8080, add your SSH key, \
+        create an app and push to the git remote it shows you.\n\n\
+        Every setting can be given as a flag (--http-listen), an environment variable \
+        (SCALEFOG_HTTP_LISTEN) or a key in a TOML file given with --config (http_listen), \
+        in that order of precedence.",
+    after_help = "Examples:\n  scalefog serve\n  scalefog serve --domain apps.example.com --http-listen 0.0.0.0:8080\n  \
+        echo 's3cret-pass' | scalefog admin create-user alice --email alice@example.com --admin --password-stdin\n  \
+        scalefog backup /var/backups/scalefog.redb"
+)]
+struct Cli {
+    #[command(flatten)]
+    settings: SettingsArgs,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the API, console, SSH server and app router
+    Serve,
+    /// Administrative tasks on the store (stop the server first)
+    #[command(subcommand)]
+    Admin(AdminCommand),
+    /// Write a consistent copy of the store to PATH (works while the server runs)
+    Backup {
+        /// Where to write the copy; must not exist yet
+        path: PathBuf,
+    },
+}
+
+#[derive(Subcommand)]
+enum AdminCommand {
+    /// Create a user account, for example the first admin when registration is closed
+    CreateUser {
+        /// Username: a lowercase letter, then lowercase letters, digits or '-'
+        name: String,
+        /// The user's e-mail address
+        #[arg(long)]
+        email: String,
+        /// Give the account administrator rights
+        #[arg(long)]
+        admin: bool,
+        /// Read the password from the first line of standard input instead of prompting
+        #[arg(long)]
+        password_stdin: bool,
+    },
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let config = match Config::load(&cli.settings) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("scalefog: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    init_tracing();
+    let rt = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("scalefog: cannot start the runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let result = rt.block_on(async move {
+        match cli.command {
+            Command::Serve => serve(config).await,
+            Command::Admin(AdminCommand::CreateUser {
+                name,
+                email,
+                admin,
+                password_stdin,
+            }) => create_user(config, &name, &email, admin, password_stdin).await,
+            Command::Backup { path } => backup(config, path).await,
+        }
+    });
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("scalefog: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn init_tracing() {
+    use tracing_subscriber::EnvFilter;
+    let filter = EnvFilter::try_from_env("SCALEFOG_LOG").unwrap_or_else(|_| EnvFilter::new("info"));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .try_init();
+}
+
+async fn serve(config: Config) -> anyhow::Result<()> {
+    let app = scalefog::startup::Application::build(config).await?;
+    app.run_until_stopped(scalefog::startup::shutdown_signal())
+        .await
+}
+
+async fn create_user(
+    config: Config,
+    name: &str,
+    email: &str,
+    admin: bool,
+    password_stdin: bool,
+) -> anyhow::Result<()> {
+    let password = if password_stdin {
+        let mut line = String::new();
+        std::io::stdin().lock().read_line(&mut line)?;
+        line.trim_end_matches(['\r', '\n']).to_string()
+    } else {
+        let p = rpassword::prompt_password("Password: ").map_err(|e| {
+            anyhow::anyhow!("cannot prompt for a password ({e}); use --password-stdin")
+        })?;
+        let again = rpassword::prompt_password("Password (again): ")?;
+        anyhow::ensure!(p == again, "the passwords differ");
+        p
+    };
+    std::fs::create_dir_all(&config.data_dir)?;
+    let store = scalefog::store::Store::open(&config.store_path())?;
+    scalefog::nodes::Nodes::new(store.clone())
+        .ensure_local(&config.region_name, &config.docker_host)?;
+    let jwt = JwtKeys::load_or_create(&config.jwt_secret_path())?;
+    let accounts = Accounts::new(store, config.registration, jwt)?;
+    let user = accounts
+        .register(
+            Registrar::Admin,
+            NewUser {
+                username: name,
+                email,
+                password: &password,
+                admin,
+            },
+        )
+        .await?;
+    println!(
+        "created user '{}' (id {}){}",
+        user.username,
+        user.id,
+        if user.admin { ", admin" } else { "" }
+    );
+    Ok(())
+}
+
+async fn backup(config: Config, path: PathBuf) -> anyhow::Result<()> {
+    let dest = std::path::absolute(&path)?;
+    if let Some(r) = scalefog::control::request_backup(&config.data_dir, &dest).await {
+        r.map_err(|e| anyhow::anyhow!(e))?;
+    } else {
+        let store = scalefog::store::Store::open(&config.store_path())?;
+        store.backup_to(&dest)?;
+    }
+    println!("backup written to {}", dest.display());
+    Ok(())
+}

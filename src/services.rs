@@ -1,0 +1,67 @@
+//! The bundle of core services that every transport is handed. Built once by `startup`.
+
+use crate::accounts::{Accounts, JwtKeys, Principal, require_admin};
+use crate::apps::{Apps, Links};
+use crate::config::Config;
+use crate::docker::Engine;
+use crate::domain::{Error, Result};
+use crate::nodes::Nodes;
+use crate::store::{Slice, Store};
+
+pub struct Services {
+    pub config: Config,
+    pub store: Store,
+    pub accounts: Accounts,
+    pub apps: Apps,
+    pub nodes: Nodes,
+    /// The local node's engine.
+    pub engine: Engine,
+}
+
+impl Services {
+    /// Opens the store under the data dir and builds every service on it.
+    pub fn build(config: Config, links: Links) -> Result<Services> {
+        let store = Store::open(&config.store_path())?;
+        let nodes = Nodes::new(store.clone());
+        nodes.ensure_local(&config.region_name, &config.docker_host)?;
+        let jwt = JwtKeys::load_or_create(&config.jwt_secret_path())?;
+        let accounts = Accounts::new(store.clone(), config.registration, jwt)?;
+        let apps = Apps::new(store.clone(), links);
+        let engine = Engine::new(&config.docker_host);
+        Ok(Services {
+            config,
+            store,
+            accounts,
+            apps,
+            nodes,
+            engine,
+        })
+    }
+
+    /// Deletes a user and everything they own (admins only; not oneself).
+    pub async fn delete_user(&self, who: &Principal, id_or_name: &str) -> Result<()> {
+        require_admin(who)?;
+        let user = self.accounts.find_user(who, id_or_name)?;
+        if user.id == who.id() {
+            return Err(Error::Forbidden(
+                "you cannot delete your own account".into(),
+            ));
+        }
+        for inst in self
+            .apps
+            .list(
+                &Principal {
+                    user: user.clone(),
+                    token_hash: None,
+                },
+                false,
+                Slice::ALL,
+            )?
+            .items
+        {
+            self.apps.delete(who, &inst.name).await?;
+        }
+        let uid = user.id;
+        self.store.write_async(move |w| w.delete_user(uid)).await
+    }
+}

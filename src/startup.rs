@@ -1,0 +1,108 @@
+//! Builds every service and binds every listener; runs them until shutdown.
+//! Binding to port 0 gives each test its own server.
+
+use crate::apps::Links;
+use crate::config::Config;
+use crate::services::Services;
+use actix_web::{App, HttpServer, web};
+use anyhow::Context;
+use std::future::Future;
+use std::net::TcpListener;
+
+pub struct Application {
+    services: web::Data<Services>,
+    http_port: u16,
+    server: actix_web::dev::Server,
+    control: tokio::net::UnixListener,
+}
+
+impl Application {
+    pub async fn build(config: Config) -> anyhow::Result<Application> {
+        create_data_dir(&config.data_dir)?;
+        let http = TcpListener::bind(config.http_listen)
+            .with_context(|| format!("cannot listen on http_listen {}", config.http_listen))?;
+        let http_port = http.local_addr()?.port();
+        let links = Links {
+            domain: config.domain.clone(),
+            proxy_port: config.proxy_listen.port(),
+            ssh_host: config.public_ssh_host.clone(),
+            ssh_port: config.ssh_listen.port(),
+        };
+        let control =
+            crate::control::bind(&config.data_dir).context("cannot create the control socket")?;
+        let services = web::Data::new(
+            tokio::task::spawn_blocking(move || Services::build(config, links)).await??,
+        );
+        let data = services.clone();
+        let server = HttpServer::new(move || {
+            App::new()
+                .app_data(data.clone())
+                .app_data(web::PayloadConfig::new(crate::api::extract::BODY_LIMIT))
+                .wrap(actix_web::middleware::NormalizePath::trim())
+                .configure(crate::api::routes)
+                .default_service(web::to(crate::api::not_found))
+        })
+        .disable_signals()
+        .listen(http)?
+        .run();
+        Ok(Application {
+            services,
+            http_port,
+            server,
+            control,
+        })
+    }
+
+    pub fn http_port(&self) -> u16 {
+        self.http_port
+    }
+
+    pub fn services(&self) -> web::Data<Services> {
+        self.services.clone()
+    }
+
+    /// Serves until `shutdown` completes, then stops accepting and lets in-flight requests finish.
+    pub async fn run_until_stopped(self, shutdown: impl Future<Output = ()>) -> anyhow::Result<()> {
+        let handle = self.server.handle();
+        let server = tokio::spawn(self.server);
+        let control = tokio::spawn(crate::control::serve(
+            self.control,
+            self.services.store.clone(),
+        ));
+        tracing::info!(
+            http = %self.services.config.http_listen.ip(),
+            port = self.http_port,
+            data_dir = %self.services.config.data_dir.display(),
+            "scalefog is serving"
+        );
+        tokio::select! {
+            _ = shutdown => tracing::info!("shutting down"),
+            r = server => { r??; return Ok(()); }
+        }
+        handle.stop(true).await;
+        control.abort();
+        let _ = std::fs::remove_file(crate::control::socket_path(&self.services.config.data_dir));
+        Ok(())
+    }
+}
+
+fn create_data_dir(dir: &std::path::Path) -> anyhow::Result<()> {
+    use std::os::unix::fs::PermissionsExt;
+    if !dir.exists() {
+        std::fs::create_dir_all(dir)
+            .with_context(|| format!("cannot create data_dir {}", dir.display()))?;
+        std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))?;
+    }
+    Ok(())
+}
+
+/// Completes on SIGTERM or SIGINT.
+pub async fn shutdown_signal() {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut term = signal(SignalKind::terminate()).expect("SIGTERM handler");
+    let mut int = signal(SignalKind::interrupt()).expect("SIGINT handler");
+    tokio::select! {
+        _ = term.recv() => {}
+        _ = int.recv() => {}
+    }
+}

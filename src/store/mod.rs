@@ -1,0 +1,595 @@
+//! The embedded store: one redb file in the data dir, opened once and shared.
+//!
+//! Every state change is one call to [`Store::write`], which is one redb write transaction: it
+//! commits when the closure returns `Ok` and rolls back otherwise. redb types never leave this
+//! module; callers see [`Reader`] and [`Writer`], which speak in domain records.
+//!
+//! Records are stored as JSON bytes. Secondary indexes (by name, by owner, by fingerprint) are
+//! tables of their own, kept in step inside the same transaction as the record.
+
+use crate::domain::{
+    ApiKey, Error, Instance, Node, Region, Result, SshKey, TokenRecord, User, UserId,
+};
+use redb::{
+    Database, ReadOnlyTable, ReadTransaction, ReadableDatabase, ReadableTable,
+    ReadableTableMetadata, Table, TableDefinition, WriteTransaction,
+};
+use serde::{Serialize, de::DeserializeOwned};
+use std::path::Path;
+use std::sync::Arc;
+
+/// Bump when the layout changes, and add a step to [`migrate`].
+pub const SCHEMA_VERSION: u64 = 1;
+
+const META: TableDefinition<&str, u64> = TableDefinition::new("meta");
+const USERS: TableDefinition<u64, &[u8]> = TableDefinition::new("users");
+const USERS_BY_NAME: TableDefinition<&str, u64> = TableDefinition::new("users_by_name");
+const USERS_BY_EMAIL: TableDefinition<&str, u64> = TableDefinition::new("users_by_email");
+const TOKENS: TableDefinition<&str, &[u8]> = TableDefinition::new("tokens");
+const TOKENS_BY_USER: TableDefinition<(u64, &str), ()> = TableDefinition::new("tokens_by_user");
+const API_KEYS: TableDefinition<u64, &[u8]> = TableDefinition::new("api_keys");
+const API_KEYS_BY_USER: TableDefinition<(u64, u64), ()> = TableDefinition::new("api_keys_by_user");
+const SSH_KEYS: TableDefinition<u64, &[u8]> = TableDefinition::new("ssh_keys");
+const SSH_KEYS_BY_FP: TableDefinition<&str, u64> = TableDefinition::new("ssh_keys_by_fp");
+const SSH_KEYS_BY_USER: TableDefinition<(u64, u64), ()> = TableDefinition::new("ssh_keys_by_user");
+const INSTANCES: TableDefinition<&str, &[u8]> = TableDefinition::new("instances");
+const INSTANCES_BY_OWNER: TableDefinition<(u64, &str), ()> =
+    TableDefinition::new("instances_by_owner");
+const REGIONS: TableDefinition<u64, &[u8]> = TableDefinition::new("regions");
+const NODES: TableDefinition<u64, &[u8]> = TableDefinition::new("nodes");
+
+fn db_err(e: impl Into<redb::Error>) -> Error {
+    Error::Internal(anyhow::Error::new(e.into()).context("store"))
+}
+
+fn encode<T: Serialize>(v: &T) -> Result<Vec<u8>> {
+    serde_json::to_vec(v).map_err(|e| Error::internal(format!("store encode: {e}")))
+}
+
+fn decode<T: DeserializeOwned>(b: &[u8]) -> Result<T> {
+    serde_json::from_slice(b).map_err(|e| Error::internal(format!("store decode: {e}")))
+}
+
+/// A page of a list, with the total for `X-Total-Count`.
+#[derive(Debug, Clone)]
+pub struct Page<T> {
+    pub items: Vec<T>,
+    pub total: u64,
+}
+
+/// Which slice of a list to return: `offset` items skipped, at most `limit` returned.
+#[derive(Debug, Clone, Copy)]
+pub struct Slice {
+    pub offset: u64,
+    pub limit: u64,
+}
+
+impl Slice {
+    pub const ALL: Slice = Slice {
+        offset: 0,
+        limit: u64::MAX,
+    };
+}
+
+#[derive(Clone)]
+pub struct Store {
+    db: Arc<Database>,
+}
+
+impl Store {
+    /// Opens (creating if needed) the store file and brings its schema up to date.
+    /// redb takes an exclusive lock: a second server on the same data dir fails here, clearly.
+    pub fn open(path: &Path) -> Result<Store> {
+        let db = Database::create(path).map_err(|e| {
+            Error::Internal(anyhow::anyhow!(
+                "cannot open store {} (is another scalefog running on this data dir?): {e}",
+                path.display()
+            ))
+        })?;
+        let store = Store { db: Arc::new(db) };
+        store.write(migrate)?;
+        Ok(store)
+    }
+
+    /// Runs `f` in one read transaction: a consistent snapshot, never blocked by writers.
+    pub fn read<T>(&self, f: impl FnOnce(&Reader) -> Result<T>) -> Result<T> {
+        let tx = self.db.begin_read().map_err(db_err)?;
+        f(&Reader { tx })
+    }
+
+    /// Runs `f` in one write transaction, committed only if `f` succeeds. Blocks the thread while
+    /// another write runs: call it from blocking context ([`Store::write_async`] does that).
+    pub fn write<T>(&self, f: impl FnOnce(&mut Writer) -> Result<T>) -> Result<T> {
+        let tx = self.db.begin_write().map_err(db_err)?;
+        let mut w = Writer { tx };
+        let out = f(&mut w)?;
+        w.tx.commit().map_err(db_err)?;
+        Ok(out)
+    }
+
+    /// [`Store::write`] off the async workers.
+    pub async fn write_async<T, F>(&self, f: F) -> Result<T>
+    where
+        T: Send + 'static,
+        F: FnOnce(&mut Writer) -> Result<T> + Send + 'static,
+    {
+        let store = self.clone();
+        tokio::task::spawn_blocking(move || store.write(f))
+            .await
+            .map_err(|e| Error::internal(format!("store task: {e}")))?
+    }
+
+    /// Writes a consistent copy of every table into a new store file at `dest`.
+    /// redb has no backup API; one read transaction gives the snapshot.
+    pub fn backup_to(&self, dest: &Path) -> Result<()> {
+        if dest.exists() {
+            return Err(Error::invalid(
+                "path",
+                format!("{} already exists", dest.display()),
+            ));
+        }
+        let out = Database::create(dest).map_err(db_err)?;
+        let rtx = self.db.begin_read().map_err(db_err)?;
+        let wtx = out.begin_write().map_err(db_err)?;
+        copy_table(&rtx, &wtx, META)?;
+        copy_table(&rtx, &wtx, USERS)?;
+        copy_table(&rtx, &wtx, USERS_BY_NAME)?;
+        copy_table(&rtx, &wtx, USERS_BY_EMAIL)?;
+        copy_table(&rtx, &wtx, TOKENS)?;
+        copy_table(&rtx, &wtx, TOKENS_BY_USER)?;
+        copy_table(&rtx, &wtx, API_KEYS)?;
+        copy_table(&rtx, &wtx, API_KEYS_BY_USER)?;
+        copy_table(&rtx, &wtx, SSH_KEYS)?;
+        copy_table(&rtx, &wtx, SSH_KEYS_BY_FP)?;
+        copy_table(&rtx, &wtx, SSH_KEYS_BY_USER)?;
+        copy_table(&rtx, &wtx, INSTANCES)?;
+        copy_table(&rtx, &wtx, INSTANCES_BY_OWNER)?;
+        copy_table(&rtx, &wtx, REGIONS)?;
+        copy_table(&rtx, &wtx, NODES)?;
+        wtx.commit().map_err(db_err)?;
+        Ok(())
+    }
+}
+
+fn copy_table<K: redb::Key + 'static, V: redb::Value + 'static>(
+    rtx: &ReadTransaction,
+    wtx: &WriteTransaction,
+    def: TableDefinition<K, V>,
+) -> Result<()>
+where
+    for<'a> K::SelfType<'a>: std::borrow::Borrow<K::SelfType<'a>>,
+{
+    let src: ReadOnlyTable<K, V> = match rtx.open_table(def) {
+        Ok(t) => t,
+        Err(redb::TableError::TableDoesNotExist(_)) => return Ok(()),
+        Err(e) => return Err(db_err(e)),
+    };
+    let mut dst = wtx.open_table(def).map_err(db_err)?;
+    for row in src.iter().map_err(db_err)? {
+        let (k, v) = row.map_err(db_err)?;
+        dst.insert(k.value(), v.value()).map_err(db_err)?;
+    }
+    Ok(())
+}
+
+/// Creates every table and records the schema version; later versions add their steps here.
+fn migrate(w: &mut Writer) -> Result<()> {
+    let tx = &w.tx;
+    // Opening a table in a write transaction creates it.
+    tx.open_table(USERS).map_err(db_err)?;
+    tx.open_table(USERS_BY_NAME).map_err(db_err)?;
+    tx.open_table(USERS_BY_EMAIL).map_err(db_err)?;
+    tx.open_table(TOKENS).map_err(db_err)?;
+    tx.open_table(TOKENS_BY_USER).map_err(db_err)?;
+    tx.open_table(API_KEYS).map_err(db_err)?;
+    tx.open_table(API_KEYS_BY_USER).map_err(db_err)?;
+    tx.open_table(SSH_KEYS).map_err(db_err)?;
+    tx.open_table(SSH_KEYS_BY_FP).map_err(db_err)?;
+    tx.open_table(SSH_KEYS_BY_USER).map_err(db_err)?;
+    tx.open_table(INSTANCES).map_err(db_err)?;
+    tx.open_table(INSTANCES_BY_OWNER).map_err(db_err)?;
+    tx.open_table(REGIONS).map_err(db_err)?;
+    tx.open_table(NODES).map_err(db_err)?;
+    let mut meta = tx.open_table(META).map_err(db_err)?;
+    let current = meta
+        .get("schema_version")
+        .map_err(db_err)?
+        .map(|v| v.value())
+        .unwrap_or(0);
+    if current > SCHEMA_VERSION {
+        return Err(Error::internal(format!(
+            "store schema version {current} is newer than this scalefog ({SCHEMA_VERSION}); upgrade scalefog"
+        )));
+    }
+    // Version 0 → 1: the tables above. Nothing to convert yet.
+    meta.insert("schema_version", SCHEMA_VERSION)
+        .map_err(db_err)?;
+    Ok(())
+}
+
+fn get_json<'a, K, T>(
+    table: &impl ReadableTable<K, &'static [u8]>,
+    key: impl std::borrow::Borrow<K::SelfType<'a>>,
+) -> Result<Option<T>>
+where
+    K: redb::Key + 'static,
+    T: DeserializeOwned,
+{
+    match table.get(key).map_err(db_err)? {
+        Some(v) => decode(v.value()).map(Some),
+        None => Ok(None),
+    }
+}
+
+/// Collects a slice of the index rows in `range`, resolving each through `fetch`.
+fn page_of<T>(
+    rows: impl Iterator<Item = std::result::Result<T, redb::StorageError>>,
+    slice: Slice,
+) -> Result<(Vec<T>, u64)> {
+    let mut items = Vec::new();
+    let mut total = 0u64;
+    for row in rows {
+        let row = row.map_err(db_err)?;
+        if total >= slice.offset && (items.len() as u64) < slice.limit {
+            items.push(row);
+        }
+        total += 1;
+    }
+    Ok((items, total))
+}
+
+macro_rules! readers {
+    ($t:ty, $open:ident) => {
+        impl $t {
+            pub fn user(&self, id: UserId) -> Result<Option<User>> {
+                get_json(&self.$open(USERS)?, id)
+            }
+            pub fn user_by_name(&self, name: &str) -> Result<Option<User>> {
+                let id = self
+                    .$open(USERS_BY_NAME)?
+                    .get(name)
+                    .map_err(db_err)?
+                    .map(|v| v.value());
+                match id {
+                    Some(id) => self.user(id),
+                    None => Ok(None),
+                }
+            }
+            pub fn user_by_email(&self, email: &str) -> Result<Option<User>> {
+                let id = self
+                    .$open(USERS_BY_EMAIL)?
+                    .get(email)
+                    .map_err(db_err)?
+                    .map(|v| v.value());
+                match id {
+                    Some(id) => self.user(id),
+                    None => Ok(None),
+                }
+            }
+            pub fn user_count(&self) -> Result<u64> {
+                self.$open(USERS)?.len().map_err(db_err)
+            }
+            pub fn users(&self, slice: Slice) -> Result<Page<User>> {
+                let t = self.$open(USERS)?;
+                let (rows, total) = page_of(
+                    t.iter()
+                        .map_err(db_err)?
+                        .map(|r| r.map(|(_, v)| v.value().to_vec())),
+                    slice,
+                )?;
+                let items = rows.iter().map(|b| decode(b)).collect::<Result<_>>()?;
+                Ok(Page { items, total })
+            }
+            pub fn token(&self, hash: &str) -> Result<Option<TokenRecord>> {
+                get_json(&self.$open(TOKENS)?, hash)
+            }
+            pub fn api_key(&self, id: u64) -> Result<Option<ApiKey>> {
+                get_json(&self.$open(API_KEYS)?, id)
+            }
+            pub fn api_keys_of(&self, user: UserId, slice: Slice) -> Result<Page<ApiKey>> {
+                let idx = self.$open(API_KEYS_BY_USER)?;
+                let rows = idx.range((user, 0)..=(user, u64::MAX)).map_err(db_err)?;
+                let (ids, total) = page_of(rows.map(|r| r.map(|(k, _)| k.value().1)), slice)?;
+                let mut items = Vec::with_capacity(ids.len());
+                for id in ids {
+                    items.extend(self.api_key(id)?);
+                }
+                Ok(Page { items, total })
+            }
+            pub fn ssh_key(&self, id: u64) -> Result<Option<SshKey>> {
+                get_json(&self.$open(SSH_KEYS)?, id)
+            }
+            pub fn ssh_key_by_fingerprint(&self, fp: &str) -> Result<Option<SshKey>> {
+                let id = self
+                    .$open(SSH_KEYS_BY_FP)?
+                    .get(fp)
+                    .map_err(db_err)?
+                    .map(|v| v.value());
+                match id {
+                    Some(id) => self.ssh_key(id),
+                    None => Ok(None),
+                }
+            }
+            pub fn ssh_keys_of(&self, user: UserId, slice: Slice) -> Result<Page<SshKey>> {
+                let idx = self.$open(SSH_KEYS_BY_USER)?;
+                let rows = idx.range((user, 0)..=(user, u64::MAX)).map_err(db_err)?;
+                let (ids, total) = page_of(rows.map(|r| r.map(|(k, _)| k.value().1)), slice)?;
+                let mut items = Vec::with_capacity(ids.len());
+                for id in ids {
+                    items.extend(self.ssh_key(id)?);
+                }
+                Ok(Page { items, total })
+            }
+            pub fn instance(&self, name: &str) -> Result<Option<Instance>> {
+                get_json(&self.$open(INSTANCES)?, name)
+            }
+            /// Instances of one owner, in name order.
+            pub fn instances_of(&self, owner: UserId, slice: Slice) -> Result<Page<Instance>> {
+                let idx = self.$open(INSTANCES_BY_OWNER)?;
+                let rows = idx.range((owner, "")..(owner + 1, "")).map_err(db_err)?;
+                let (names, total) =
+                    page_of(rows.map(|r| r.map(|(k, _)| k.value().1.to_string())), slice)?;
+                let t = self.$open(INSTANCES)?;
+                let mut items = Vec::with_capacity(names.len());
+                for n in names {
+                    items.extend(get_json::<&str, Instance>(&t, n.as_str())?);
+                }
+                Ok(Page { items, total })
+            }
+            /// Every instance, in name order, optionally only those matching `keep`.
+            pub fn instances_where(
+                &self,
+                slice: Slice,
+                keep: impl Fn(&Instance) -> bool,
+            ) -> Result<Page<Instance>> {
+                let t = self.$open(INSTANCES)?;
+                let mut items = Vec::new();
+                let mut total = 0u64;
+                for row in t.iter().map_err(db_err)? {
+                    let (_, v) = row.map_err(db_err)?;
+                    let inst: Instance = decode(v.value())?;
+                    if !keep(&inst) {
+                        continue;
+                    }
+                    if total >= slice.offset && (items.len() as u64) < slice.limit {
+                        items.push(inst);
+                    }
+                    total += 1;
+                }
+                Ok(Page { items, total })
+            }
+            pub fn region(&self, id: u64) -> Result<Option<Region>> {
+                get_json(&self.$open(REGIONS)?, id)
+            }
+            pub fn regions(&self) -> Result<Vec<Region>> {
+                let t = self.$open(REGIONS)?;
+                let mut out = Vec::new();
+                for row in t.iter().map_err(db_err)? {
+                    out.push(decode(row.map_err(db_err)?.1.value())?);
+                }
+                Ok(out)
+            }
+            pub fn node(&self, id: u64) -> Result<Option<Node>> {
+                get_json(&self.$open(NODES)?, id)
+            }
+            pub fn nodes(&self) -> Result<Vec<Node>> {
+                let t = self.$open(NODES)?;
+                let mut out = Vec::new();
+                for row in t.iter().map_err(db_err)? {
+                    out.push(decode(row.map_err(db_err)?.1.value())?);
+                }
+                Ok(out)
+            }
+        }
+    };
+}
+
+/// A read-only snapshot.
+pub struct Reader {
+    tx: ReadTransaction,
+}
+
+impl Reader {
+    fn ro<K: redb::Key + 'static, V: redb::Value + 'static>(
+        &self,
+        def: TableDefinition<K, V>,
+    ) -> Result<ReadOnlyTable<K, V>> {
+        self.tx.open_table(def).map_err(db_err)
+    }
+}
+
+/// One write transaction. Reads through it see its own uncommitted writes.
+pub struct Writer {
+    tx: WriteTransaction,
+}
+
+impl Writer {
+    fn rw<K: redb::Key + 'static, V: redb::Value + 'static>(
+        &self,
+        def: TableDefinition<K, V>,
+    ) -> Result<Table<'_, K, V>> {
+        self.tx.open_table(def).map_err(db_err)
+    }
+
+    /// The next id of a sequence (`user`, `ssh_key`, ...), starting at 1.
+    pub fn next_id(&mut self, seq: &str) -> Result<u64> {
+        let key = format!("seq:{seq}");
+        let mut meta = self.rw(META)?;
+        let next = meta
+            .get(key.as_str())
+            .map_err(db_err)?
+            .map(|v| v.value())
+            .unwrap_or(0)
+            + 1;
+        meta.insert(key.as_str(), next).map_err(db_err)?;
+        Ok(next)
+    }
+
+    pub fn put_user(&mut self, user: &User) -> Result<()> {
+        if let Some(old) = self.user(user.id)? {
+            self.rw(USERS_BY_NAME)?
+                .remove(old.username.as_str())
+                .map_err(db_err)?;
+            self.rw(USERS_BY_EMAIL)?
+                .remove(old.email.as_str())
+                .map_err(db_err)?;
+        }
+        self.rw(USERS)?
+            .insert(user.id, encode(user)?.as_slice())
+            .map_err(db_err)?;
+        self.rw(USERS_BY_NAME)?
+            .insert(user.username.as_str(), user.id)
+            .map_err(db_err)?;
+        self.rw(USERS_BY_EMAIL)?
+            .insert(user.email.as_str(), user.id)
+            .map_err(db_err)?;
+        Ok(())
+    }
+
+    /// Removes a user with their tokens, API keys and SSH keys (not their instances).
+    pub fn delete_user(&mut self, id: UserId) -> Result<()> {
+        let Some(user) = self.user(id)? else {
+            return Ok(());
+        };
+        let hashes: Vec<String> = {
+            let idx = self.rw(TOKENS_BY_USER)?;
+            let rows = idx.range((id, "")..(id + 1, "")).map_err(db_err)?;
+            rows.map(|r| r.map(|(k, _)| k.value().1.to_string()))
+                .collect::<Result<_, _>>()
+                .map_err(db_err)?
+        };
+        for h in hashes {
+            self.delete_token(&h)?;
+        }
+        for k in self.api_keys_of(id, Slice::ALL)?.items {
+            self.delete_api_key(&k)?;
+        }
+        for k in self.ssh_keys_of(id, Slice::ALL)?.items {
+            self.delete_ssh_key(&k)?;
+        }
+        self.rw(USERS)?.remove(id).map_err(db_err)?;
+        self.rw(USERS_BY_NAME)?
+            .remove(user.username.as_str())
+            .map_err(db_err)?;
+        self.rw(USERS_BY_EMAIL)?
+            .remove(user.email.as_str())
+            .map_err(db_err)?;
+        Ok(())
+    }
+
+    pub fn put_token(&mut self, hash: &str, rec: &TokenRecord) -> Result<()> {
+        self.rw(TOKENS)?
+            .insert(hash, encode(rec)?.as_slice())
+            .map_err(db_err)?;
+        self.rw(TOKENS_BY_USER)?
+            .insert((rec.user_id, hash), ())
+            .map_err(db_err)?;
+        Ok(())
+    }
+
+    pub fn delete_token(&mut self, hash: &str) -> Result<()> {
+        if let Some(rec) = self.token(hash)? {
+            self.rw(TOKENS_BY_USER)?
+                .remove((rec.user_id, hash))
+                .map_err(db_err)?;
+        }
+        self.rw(TOKENS)?.remove(hash).map_err(db_err)?;
+        Ok(())
+    }
+
+    pub fn put_api_key(&mut self, key: &ApiKey) -> Result<()> {
+        self.rw(API_KEYS)?
+            .insert(key.id, encode(key)?.as_slice())
+            .map_err(db_err)?;
+        self.rw(API_KEYS_BY_USER)?
+            .insert((key.user_id, key.id), ())
+            .map_err(db_err)?;
+        Ok(())
+    }
+
+    /// Removes the key record and the token hash it authenticates with.
+    pub fn delete_api_key(&mut self, key: &ApiKey) -> Result<()> {
+        self.delete_token(&key.token_hash)?;
+        self.rw(API_KEYS)?.remove(key.id).map_err(db_err)?;
+        self.rw(API_KEYS_BY_USER)?
+            .remove((key.user_id, key.id))
+            .map_err(db_err)?;
+        Ok(())
+    }
+
+    pub fn put_ssh_key(&mut self, key: &SshKey) -> Result<()> {
+        self.rw(SSH_KEYS)?
+            .insert(key.id, encode(key)?.as_slice())
+            .map_err(db_err)?;
+        self.rw(SSH_KEYS_BY_FP)?
+            .insert(key.fingerprint.as_str(), key.id)
+            .map_err(db_err)?;
+        self.rw(SSH_KEYS_BY_USER)?
+            .insert((key.user_id, key.id), ())
+            .map_err(db_err)?;
+        Ok(())
+    }
+
+    pub fn delete_ssh_key(&mut self, key: &SshKey) -> Result<()> {
+        self.rw(SSH_KEYS)?.remove(key.id).map_err(db_err)?;
+        self.rw(SSH_KEYS_BY_FP)?
+            .remove(key.fingerprint.as_str())
+            .map_err(db_err)?;
+        self.rw(SSH_KEYS_BY_USER)?
+            .remove((key.user_id, key.id))
+            .map_err(db_err)?;
+        Ok(())
+    }
+
+    pub fn put_instance(&mut self, inst: &Instance) -> Result<()> {
+        if let Some(old) = self.instance(&inst.name)?
+            && old.owner_id != inst.owner_id
+        {
+            self.rw(INSTANCES_BY_OWNER)?
+                .remove((old.owner_id, old.name.as_str()))
+                .map_err(db_err)?;
+        }
+        self.rw(INSTANCES)?
+            .insert(inst.name.as_str(), encode(inst)?.as_slice())
+            .map_err(db_err)?;
+        self.rw(INSTANCES_BY_OWNER)?
+            .insert((inst.owner_id, inst.name.as_str()), ())
+            .map_err(db_err)?;
+        Ok(())
+    }
+
+    pub fn delete_instance(&mut self, name: &str) -> Result<()> {
+        if let Some(old) = self.instance(name)? {
+            self.rw(INSTANCES_BY_OWNER)?
+                .remove((old.owner_id, name))
+                .map_err(db_err)?;
+        }
+        self.rw(INSTANCES)?.remove(name).map_err(db_err)?;
+        Ok(())
+    }
+
+    pub fn put_region(&mut self, r: &Region) -> Result<()> {
+        self.rw(REGIONS)?
+            .insert(r.id, encode(r)?.as_slice())
+            .map_err(db_err)?;
+        Ok(())
+    }
+
+    pub fn put_node(&mut self, n: &Node) -> Result<()> {
+        self.rw(NODES)?
+            .insert(n.id, encode(n)?.as_slice())
+            .map_err(db_err)?;
+        Ok(())
+    }
+
+    pub fn delete_node(&mut self, id: u64) -> Result<()> {
+        self.rw(NODES)?.remove(id).map_err(db_err)?;
+        Ok(())
+    }
+}
+
+readers!(Reader, ro);
+readers!(Writer, rw);
+
+#[cfg(test)]
+mod tests;
