@@ -8,6 +8,8 @@
 //! - `accounts` — users, passwords, tokens, API keys, JWTs, SSH keys.
 //! - `apps`     — apps ("instances"): create, list, access checks, delete.
 //! - `nodes`    — regions and nodes (Docker endpoints).
+//! - `push`     — a git push as the core sees it, and the handler that decides it.
+//! - `routing`  — the host → upstream table the deploy engine writes and the router reads.
 //! - `services` — the bundle of the above handed to every transport.
 //! - `api`      — JSON over HTTP (actix-web); the one HTTP error mapping.
 //! - `control`  — the local control socket (backups while running).
@@ -25,6 +27,8 @@ pub mod docker;
 pub mod domain;
 pub mod fsutil;
 pub mod nodes;
+pub mod push;
+pub mod routing;
 pub mod services;
 pub mod startup;
 pub mod store;

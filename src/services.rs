@@ -6,6 +6,7 @@ use crate::config::Config;
 use crate::docker::Engine;
 use crate::domain::{Error, Result};
 use crate::nodes::Nodes;
+use crate::routing::RouteTable;
 use crate::store::{Slice, Store};
 
 pub struct Services {
@@ -16,6 +17,8 @@ pub struct Services {
     pub nodes: Nodes,
     /// The local node's engine.
     pub engine: Engine,
+    /// Host → upstream, written by the deploy engine, read by the router.
+    pub routes: RouteTable,
 }
 
 impl Services {

@@ -10,9 +10,15 @@ use crate::domain::{self, AppName, Error, Instance, InstanceStatus, Region, Resu
 use crate::store::{Page, Slice, Store};
 use std::sync::{Arc, RwLock};
 
-/// Something that holds per-app resources (a git repo, containers) and must let go of them when
-/// the app is deleted. Registered at start-up, so `apps` need not know who they are.
+/// Something that holds per-app resources (a git repo, containers) and must set them up when an
+/// app is created and let go of them when it is deleted. Registered at start-up, so `apps` need
+/// not know who they are (Dokku's lifecycle events, not modules calling each other).
 pub trait AppResources: Send + Sync + 'static {
+    /// Called after the app's record is committed. An error undoes the creation.
+    fn create<'a>(&'a self, _app: &'a Instance) -> futures_util::future::BoxFuture<'a, Result<()>> {
+        Box::pin(async { Ok(()) })
+    }
+    /// Called before the app's record is removed; must succeed when there is nothing to remove.
     fn remove<'a>(&'a self, app: &'a Instance) -> futures_util::future::BoxFuture<'a, Result<()>>;
 }
 

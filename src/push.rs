@@ -1,0 +1,66 @@
+//! What a `git push` hands to the core: the pushed ref updates of one app, checked inside git's
+//! `pre-receive` hook so that a failure rejects the push.
+//!
+//! The `git`/`ssh` layers produce a [`Push`] and call the registered [`PushHandler`]; the deploy
+//! engine is that handler. Lines sent to [`Progress`] reach the pusher as `remote:` lines.
+
+use crate::domain::{Instance, Result, User};
+use futures_util::future::BoxFuture;
+use std::path::PathBuf;
+use tokio::sync::mpsc;
+
+/// One ref update as git's pre-receive hook reads it: `old new ref`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RefUpdate {
+    pub old: String,
+    pub new: String,
+    /// Full ref name, e.g. `refs/heads/main`.
+    pub name: String,
+}
+
+impl RefUpdate {
+    /// True when this update deletes the ref (`new` is all zeros).
+    pub fn is_delete(&self) -> bool {
+        self.new.bytes().all(|b| b == b'0')
+    }
+    /// The branch name, when the ref is a branch.
+    pub fn branch(&self) -> Option<&str> {
+        self.name.strip_prefix("refs/heads/")
+    }
+}
+
+/// A push in progress, as seen from the pre-receive hook.
+#[derive(Debug, Clone)]
+pub struct Push {
+    /// Unique id of this push.
+    pub id: String,
+    pub app: Instance,
+    pub user: User,
+    pub updates: Vec<RefUpdate>,
+    /// The app's bare repository.
+    pub repo_dir: PathBuf,
+    /// The hook's git environment (`GIT_DIR`, `GIT_OBJECT_DIRECTORY`,
+    /// `GIT_ALTERNATE_OBJECT_DIRECTORIES`, `GIT_QUARANTINE_PATH`): pushed objects are
+    /// quarantined during pre-receive, so any git command reading them must run with it.
+    pub git_env: Vec<(String, String)>,
+}
+
+/// Text for the pusher, one line per message. Sending never fails the push: a pusher that went
+/// away simply stops seeing output.
+#[derive(Clone)]
+pub struct Progress(mpsc::UnboundedSender<String>);
+
+impl Progress {
+    pub fn channel() -> (Progress, mpsc::UnboundedReceiver<String>) {
+        let (tx, rx) = mpsc::unbounded_channel();
+        (Progress(tx), rx)
+    }
+    pub fn line(&self, text: impl Into<String>) {
+        let _ = self.0.send(text.into());
+    }
+}
+
+/// Decides a push. `Ok` accepts it; an error rejects it, and its message is shown to the pusher.
+pub trait PushHandler: Send + Sync + 'static {
+    fn handle<'a>(&'a self, push: &'a Push, progress: &'a Progress) -> BoxFuture<'a, Result<()>>;
+}
