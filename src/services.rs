@@ -38,6 +38,7 @@ impl Services {
             apps,
             nodes,
             engine,
+            routes: RouteTable::default(),
         })
     }
 
