@@ -6,6 +6,8 @@ use scalefog::startup::Application;
 use serde_json::Value;
 use std::path::PathBuf;
 
+// Not every test module uses every field.
+#[allow(dead_code)]
 pub struct TestApp {
     pub base: String,
     pub http_port: u16,
@@ -56,6 +58,7 @@ impl Drop for TestApp {
 }
 
 /// A registered user with a token.
+#[allow(dead_code)]
 pub struct TestUser {
     pub username: String,
     pub password: String,

@@ -3,3 +3,6 @@
 mod helpers;
 
 mod accounts;
+mod cli;
+mod instances;
+mod ssh_keys;

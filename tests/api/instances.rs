@@ -1,0 +1,319 @@
+//! Instance records: create, list, get, delete, regions, pagination, isolation between users.
+
+use crate::helpers::*;
+use reqwest::StatusCode;
+use serde_json::Value;
+
+#[tokio::test]
+async fn create_then_list_shows_the_instance_with_its_fields() {
+    let app = spawn_app().await;
+    let u = app.user("alice").await;
+    let inst = app.create_app(&u.token, "my-app").await;
+    assert_eq!(inst["name"], "my-app");
+    assert_eq!(inst["owner"], "alice");
+    assert_eq!(inst["region"], "1");
+    assert_eq!(inst["status"], "created");
+    assert!(inst["release"].is_null());
+    assert!(inst["memory"].as_u64().unwrap() > 0);
+    assert!(inst["cpu"].as_f64().unwrap() > 0.0);
+    assert!(inst["created_at"].is_string());
+    assert!(
+        inst["url"]
+            .as_str()
+            .unwrap()
+            .starts_with("http://my-app.localhost")
+    );
+    let remote = inst["git_remote"].as_str().unwrap();
+    assert!(
+        remote.starts_with("ssh://git@127.0.0.1:") && remote.ends_with("/my-app.git"),
+        "{remote}"
+    );
+    let list: Value = app
+        .get("/instances", Some(&u.token))
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(list.as_array().unwrap().len(), 1);
+    assert_eq!(list[0]["name"], "my-app");
+}
+
+#[tokio::test]
+async fn without_a_name_a_readable_unique_name_is_generated() {
+    let app = spawn_app().await;
+    let u = app.user("alice").await;
+    let mut names = std::collections::HashSet::new();
+    for _ in 0..5 {
+        let r = app
+            .post_form("/instances/create", &[], Some(&u.token))
+            .await;
+        assert_eq!(r.status(), StatusCode::OK);
+        let inst: Value = r.json().await.unwrap();
+        let name = inst["name"].as_str().unwrap().to_string();
+        assert_eq!(name.split('-').count(), 3, "{name}");
+        assert!(names.insert(name));
+    }
+}
+
+#[tokio::test]
+async fn invalid_app_names_are_400() {
+    let app = spawn_app().await;
+    let u = app.user("alice").await;
+    for bad in ["../x", "A", &"a".repeat(64), "x", "app-", "my_app", "1app"] {
+        let r = app
+            .post_form("/instances/create", &[("appname", bad)], Some(&u.token))
+            .await;
+        assert_eq!(r.status(), StatusCode::BAD_REQUEST, "{bad}");
+        assert_eq!(error_body(r).await["field"], "appname");
+    }
+}
+
+#[tokio::test]
+async fn a_taken_app_name_is_a_409_even_across_users() {
+    let app = spawn_app().await;
+    let a = app.user("alice").await;
+    let b = app.user("bob").await;
+    app.create_app(&a.token, "shared-name").await;
+    let r = app
+        .post_form(
+            "/instances/create",
+            &[("appname", "shared-name")],
+            Some(&b.token),
+        )
+        .await;
+    assert_eq!(r.status(), StatusCode::CONFLICT);
+}
+
+#[tokio::test]
+async fn regions_list_maps_ids_to_names_and_an_unknown_region_is_400() {
+    let app = spawn_app().await;
+    let r = app.get("/instances/regions", None).await;
+    assert_eq!(r.status(), StatusCode::OK);
+    let body: Value = r.json().await.unwrap();
+    assert_eq!(body, serde_json::json!([{"1": "Europe"}]));
+    let u = app.user("alice").await;
+    let r = app
+        .post_form(
+            "/instances/create",
+            &[("appname", "in-europe"), ("region", "1")],
+            Some(&u.token),
+        )
+        .await;
+    assert_eq!(r.status(), StatusCode::OK);
+    let r = app
+        .post_form(
+            "/instances/create",
+            &[("appname", "nowhere"), ("region", "99")],
+            Some(&u.token),
+        )
+        .await;
+    assert_eq!(r.status(), StatusCode::BAD_REQUEST);
+    assert_eq!(error_body(r).await["field"], "region");
+    let regions: Value = app.get("/v1/regions", None).await.json().await.unwrap();
+    assert_eq!(regions[0]["name"], "Europe");
+    let r = app.get("/v1/regions/1/instances", Some(&u.token)).await;
+    assert_eq!(r.headers()["x-total-count"], "1");
+    assert_eq!(
+        app.get("/v1/regions/42/instances", Some(&u.token))
+            .await
+            .status(),
+        StatusCode::NOT_FOUND
+    );
+}
+
+#[tokio::test]
+async fn another_users_instance_is_404_on_every_route() {
+    let app = spawn_app().await;
+    let a = app.user("alice").await;
+    let b = app.user("bob").await;
+    app.create_app(&b.token, "bobs-app").await;
+    // alice is the first user and so an admin; carol is a plain second user of bob's level.
+    let c = app.user("carol").await;
+    for token in [&c.token] {
+        assert_eq!(
+            app.get("/v1/instances/bobs-app", Some(token))
+                .await
+                .status(),
+            StatusCode::NOT_FOUND
+        );
+        assert_eq!(
+            app.delete("/v1/instances/bobs-app", Some(token))
+                .await
+                .status(),
+            StatusCode::NOT_FOUND
+        );
+        assert_eq!(
+            app.get("/instances/delete/bobs-app", Some(token))
+                .await
+                .status(),
+            StatusCode::NOT_FOUND
+        );
+        let list: Value = app
+            .get("/instances", Some(token))
+            .await
+            .json()
+            .await
+            .unwrap();
+        assert_eq!(list.as_array().unwrap().len(), 0);
+    }
+    // The same message as for an app that does not exist, so existence does not leak.
+    let hidden = error_body(app.get("/v1/instances/bobs-app", Some(&c.token)).await).await;
+    let missing = error_body(app.get("/v1/instances/no-such-app", Some(&c.token)).await).await;
+    assert_eq!(hidden["error"], missing["error"]);
+    assert_eq!(
+        hidden["message"].as_str().unwrap().replace("bobs-app", "X"),
+        missing["message"]
+            .as_str()
+            .unwrap()
+            .replace("no-such-app", "X")
+    );
+    // Admins see everyone's with all=1 and may act on them.
+    let all: Value = app
+        .get("/instances?all=1", Some(&a.token))
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(all.as_array().unwrap().len(), 1);
+    let mine: Value = app
+        .get("/instances", Some(&a.token))
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(mine.as_array().unwrap().len(), 0);
+    assert_eq!(
+        app.get("/v1/instances/bobs-app", Some(&a.token))
+            .await
+            .status(),
+        StatusCode::OK
+    );
+}
+
+#[tokio::test]
+async fn delete_removes_the_instance_and_frees_its_name() {
+    let app = spawn_app().await;
+    let u = app.user("alice").await;
+    app.create_app(&u.token, "short-lived").await;
+    let r = app
+        .get("/instances/delete/short-lived", Some(&u.token))
+        .await;
+    assert_eq!(r.status(), StatusCode::OK);
+    assert_eq!(
+        app.get("/v1/instances/short-lived", Some(&u.token))
+            .await
+            .status(),
+        StatusCode::NOT_FOUND
+    );
+    app.create_app(&u.token, "short-lived").await;
+    assert_eq!(
+        app.delete("/v1/instances/short-lived", Some(&u.token))
+            .await
+            .status(),
+        StatusCode::NO_CONTENT
+    );
+    assert_eq!(
+        app.get("/instances/delete/short-lived", Some(&u.token))
+            .await
+            .status(),
+        StatusCode::NOT_FOUND
+    );
+}
+
+#[tokio::test]
+async fn v1_lists_are_paginated_with_a_total_header() {
+    let app = spawn_app().await;
+    let u = app.user("alice").await;
+    for i in 0..7 {
+        let r = app
+            .post_form(
+                "/v1/instances",
+                &[("name", &format!("app-{i:02}"))],
+                Some(&u.token),
+            )
+            .await;
+        assert_eq!(r.status(), StatusCode::CREATED);
+    }
+    let r = app
+        .get("/v1/instances?page=2&per_page=3", Some(&u.token))
+        .await;
+    assert_eq!(r.headers()["x-total-count"], "7");
+    let page: Value = r.json().await.unwrap();
+    let names: Vec<_> = page
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| i["name"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(names, ["app-03", "app-04", "app-05"]);
+    let r = app.get("/v1/instances", Some(&u.token)).await;
+    assert_eq!(
+        r.json::<Value>().await.unwrap().as_array().unwrap().len(),
+        7,
+        "default per_page is 50"
+    );
+    for bad in ["page=0", "per_page=101", "per_page=0", "page=x"] {
+        let r = app
+            .get(&format!("/v1/instances?{bad}"), Some(&u.token))
+            .await;
+        assert_eq!(r.status(), StatusCode::BAD_REQUEST, "{bad}");
+    }
+    let r = app.get("/v1/instances?page=99", Some(&u.token)).await;
+    assert_eq!(r.headers()["x-total-count"], "7");
+    assert_eq!(
+        r.json::<Value>().await.unwrap().as_array().unwrap().len(),
+        0
+    );
+}
+
+#[tokio::test]
+async fn admins_manage_nodes_and_others_cannot() {
+    let app = spawn_app().await;
+    let admin = app.user("alice").await;
+    let bob = app.user("bob").await;
+    let nodes: Value = app
+        .get("/v1/nodes", Some(&admin.token))
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(nodes[0]["id"], "1");
+    assert_eq!(
+        app.get("/v1/nodes", Some(&bob.token)).await.status(),
+        StatusCode::FORBIDDEN
+    );
+    let r = app
+        .post_form(
+            "/v1/nodes",
+            &[
+                ("name", "edge-1"),
+                ("address", "10.0.0.5"),
+                ("port", "2376"),
+                ("ram", "4096"),
+            ],
+            Some(&admin.token),
+        )
+        .await;
+    assert_eq!(r.status(), StatusCode::CREATED);
+    let node: Value = r.json().await.unwrap();
+    assert_eq!(node["address"], "tcp://10.0.0.5:2376");
+    let r = app
+        .post_form(
+            "/v1/nodes",
+            &[("name", "bad"), ("address", "x"), ("ram", "lots")],
+            Some(&admin.token),
+        )
+        .await;
+    assert_eq!(error_body(r).await["field"], "ram");
+    assert_eq!(
+        app.delete("/v1/nodes/1", Some(&admin.token)).await.status(),
+        StatusCode::FORBIDDEN
+    );
+    let id = node["id"].as_str().unwrap();
+    assert_eq!(
+        app.delete(&format!("/v1/nodes/{id}"), Some(&admin.token))
+            .await
+            .status(),
+        StatusCode::NO_CONTENT
+    );
+}
