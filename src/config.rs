@@ -296,4 +296,16 @@ mod tests {
         .unwrap_err();
         assert!(e.0.contains("htp_listen"), "{e}");
     }
+
+    #[test]
+    fn the_packaged_example_settings_file_is_valid() {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("packaging/scalefog.toml");
+        let c = Config::load(&SettingsArgs {
+            config: Some(path),
+            ..Default::default()
+        })
+        .unwrap();
+        assert_eq!(c.domain, "apps.example.com");
+        assert_eq!(c.data_dir, Path::new("/var/lib/scalefog"));
+    }
 }

@@ -1,8 +1,9 @@
-//! The JSON API over HTTP (actix-web): the Scalefog routes, the `/v1` REST routes and the
-//! health check. Handlers translate requests into calls on the core services and back.
+//! The JSON API over HTTP (actix-web): the Scalefog routes, the `/v1` REST routes, the admin
+//! panel routes (`/api`) and the health check. Handlers translate requests into calls on the core services and back.
 
 pub mod error;
 pub mod extract;
+mod panel;
 mod scalefog;
 mod v1;
 pub mod views;
@@ -18,6 +19,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
     cfg.route("/healthz", web::get().to(healthz));
     scalefog::routes(cfg);
     v1::routes(cfg);
+    panel::routes(cfg);
 }
 
 /// The JSON 404 for paths no route serves.

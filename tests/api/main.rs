@@ -5,4 +5,5 @@ mod helpers;
 mod accounts;
 mod cli;
 mod instances;
+mod panel;
 mod ssh_keys;
