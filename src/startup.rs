@@ -34,9 +34,11 @@ impl Application {
             tokio::task::spawn_blocking(move || Services::build(config, links)).await??,
         );
         let data = services.clone();
+        let list_cache = web::Data::new(crate::api::list_cache::ListCache::default());
         let server = HttpServer::new(move || {
             App::new()
                 .app_data(data.clone())
+                .app_data(list_cache.clone())
                 .app_data(web::PayloadConfig::new(crate::api::extract::BODY_LIMIT))
                 .wrap(actix_web::middleware::NormalizePath::trim())
                 .configure(crate::api::routes)

@@ -3,6 +3,7 @@
 
 pub mod error;
 pub mod extract;
+pub mod list_cache;
 mod panel;
 mod scalefog;
 mod v1;
@@ -20,6 +21,34 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
     scalefog::routes(cfg);
     v1::routes(cfg);
     panel::routes(cfg);
+}
+
+/// Renders an instance list, or serves it from the cache when the store has not changed since.
+pub(crate) fn instance_list(
+    s: &Services,
+    cache: &list_cache::ListCache,
+    who: &crate::accounts::Principal,
+    route: &'static str,
+    all: bool,
+    slice: crate::store::Slice,
+) -> Result<(bytes::Bytes, u64), crate::domain::Error> {
+    let key = (
+        who.id(),
+        route,
+        all && who.is_admin(),
+        slice.offset,
+        slice.limit,
+    );
+    let generation = s.store.generation();
+    if let Some(hit) = cache.get(&key, generation) {
+        return Ok(hit);
+    }
+    let page = s.apps.list(who, all, slice)?;
+    let views = views::InstanceRenderer::new(s).render_all(&page.items);
+    let body =
+        bytes::Bytes::from(serde_json::to_vec(&views).map_err(crate::domain::Error::internal)?);
+    cache.put(key, generation, body.clone(), page.total);
+    Ok((body, page.total))
 }
 
 /// The JSON 404 for paths no route serves.

@@ -3,6 +3,7 @@
 
 use super::error::ApiResult;
 use super::extract::{Auth, Params};
+use super::list_cache::ListCache;
 use super::views::InstanceRenderer;
 use crate::accounts::{NewUser, Registrar};
 use crate::services::Services;
@@ -63,11 +64,14 @@ async fn add_key(s: web::Data<Services>, Auth(who): Auth, p: Params) -> ApiResul
 async fn list(
     req: HttpRequest,
     s: web::Data<Services>,
+    cache: web::Data<ListCache>,
     Auth(who): Auth,
 ) -> ApiResult<HttpResponse> {
     let q = Params::from_query(&req)?;
-    let page = s.apps.list(&who, q.flag("all"), Slice::ALL)?;
-    Ok(HttpResponse::Ok().json(InstanceRenderer::new(&s).render_all(&page.items)))
+    let (body, _) = super::instance_list(&s, &cache, &who, "scalefog", q.flag("all"), Slice::ALL)?;
+    Ok(HttpResponse::Ok()
+        .content_type("application/json")
+        .body(body))
 }
 
 async fn create(s: web::Data<Services>, Auth(who): Auth, p: Params) -> ApiResult<HttpResponse> {

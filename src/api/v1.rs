@@ -3,6 +3,7 @@
 
 use super::error::ApiResult;
 use super::extract::{Auth, Params, credential_of, pagination};
+use super::list_cache::ListCache;
 use super::views::{ApiKeyView, InstanceRenderer, NodeView, RegionView, SshKeyView, UserView};
 use crate::accounts::{NewUser, Registrar};
 use crate::domain::Error;
@@ -166,13 +167,16 @@ async fn revoke_api_key(
 async fn instances(
     req: HttpRequest,
     s: web::Data<Services>,
+    cache: web::Data<ListCache>,
     Auth(who): Auth,
 ) -> ApiResult<HttpResponse> {
     let q = Params::from_query(&req)?;
     let (slice, ..) = pagination(&q)?;
-    let page = s.apps.list(&who, q.flag("all"), slice)?;
-    let mut r = InstanceRenderer::new(&s);
-    Ok(paged(r.render_all(&page.items), page.total))
+    let (body, total) = super::instance_list(&s, &cache, &who, "v1", q.flag("all"), slice)?;
+    Ok(HttpResponse::Ok()
+        .insert_header(("X-Total-Count", total.to_string()))
+        .content_type("application/json")
+        .body(body))
 }
 
 async fn create_instance(

@@ -17,6 +17,7 @@ use redb::{
 use serde::{Serialize, de::DeserializeOwned};
 use std::path::Path;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 /// Bump when the layout changes, and add a step to [`migrate`].
 pub const SCHEMA_VERSION: u64 = 1;
@@ -74,6 +75,9 @@ impl Slice {
 #[derive(Clone)]
 pub struct Store {
     db: Arc<Database>,
+    /// Bumped after every committed write: readers that cache derived data (rendered lists)
+    /// compare it to know whether their copy is still current.
+    generation: Arc<AtomicU64>,
 }
 
 impl Store {
@@ -86,7 +90,10 @@ impl Store {
                 path.display()
             ))
         })?;
-        let store = Store { db: Arc::new(db) };
+        let store = Store {
+            db: Arc::new(db),
+            generation: Arc::default(),
+        };
         store.write(migrate)?;
         Ok(store)
     }
@@ -104,7 +111,15 @@ impl Store {
         let mut w = Writer { tx };
         let out = f(&mut w)?;
         w.tx.commit().map_err(db_err)?;
+        self.generation.fetch_add(1, Ordering::Release);
         Ok(out)
+    }
+
+    /// A number that changes after every committed write. Read it *before* reading the data a
+    /// cache entry is built from, so a write racing with the read can only make the entry stale
+    /// (and so unused), never wrongly current.
+    pub fn generation(&self) -> u64 {
+        self.generation.load(Ordering::Acquire)
     }
 
     /// [`Store::write`] off the async workers.

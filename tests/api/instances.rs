@@ -317,3 +317,76 @@ async fn admins_manage_nodes_and_others_cannot() {
         StatusCode::NO_CONTENT
     );
 }
+
+#[tokio::test]
+async fn lists_show_every_change_at_once() {
+    let app = spawn_app().await;
+    let u = app.user("alice").await;
+    let count = |v: Value| v.as_array().unwrap().len();
+    assert_eq!(
+        count(
+            app.get("/instances", Some(&u.token))
+                .await
+                .json()
+                .await
+                .unwrap()
+        ),
+        0
+    );
+    app.create_app(&u.token, "first-app").await;
+    assert_eq!(
+        count(
+            app.get("/instances", Some(&u.token))
+                .await
+                .json()
+                .await
+                .unwrap()
+        ),
+        1
+    );
+    assert_eq!(
+        count(
+            app.get("/v1/instances", Some(&u.token))
+                .await
+                .json()
+                .await
+                .unwrap()
+        ),
+        1
+    );
+    app.create_app(&u.token, "second-app").await;
+    let r = app.get("/v1/instances", Some(&u.token)).await;
+    assert_eq!(r.headers()["x-total-count"], "2");
+    assert_eq!(r.headers()["content-type"], "application/json");
+    assert_eq!(
+        count(
+            app.get("/instances", Some(&u.token))
+                .await
+                .json()
+                .await
+                .unwrap()
+        ),
+        2
+    );
+    app.get("/instances/delete/first-app", Some(&u.token)).await;
+    let list: Value = app
+        .get("/instances", Some(&u.token))
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(count(list.clone()), 1);
+    assert_eq!(list[0]["name"], "second-app");
+    // Another user's list is their own, even right after alice's was cached.
+    let b = app.user("bob").await;
+    assert_eq!(
+        count(
+            app.get("/instances", Some(&b.token))
+                .await
+                .json()
+                .await
+                .unwrap()
+        ),
+        0
+    );
+}

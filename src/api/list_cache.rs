@@ -1,0 +1,56 @@
+//! A cache of rendered instance lists. Listing a user's apps is the API's hottest read, and its
+//! body only changes when the store does, so each rendered page is kept with the store's write
+//! generation and served again until any write commits.
+
+use bytes::Bytes;
+use std::collections::HashMap;
+use std::sync::Mutex;
+
+/// Which list: (user id, route, `all`, offset, limit).
+pub type ListKey = (u64, &'static str, bool, u64, u64);
+
+/// Bounds memory: when more pages than this are cached, the cache starts afresh.
+const MAX_ENTRIES: usize = 1024;
+
+#[derive(Default)]
+pub struct ListCache {
+    // A std Mutex: held for a map lookup or insert only, never across an await.
+    entries: Mutex<HashMap<ListKey, (u64, Bytes, u64)>>,
+}
+
+impl ListCache {
+    /// The cached body and total for `key`, if it was rendered at `generation`.
+    pub fn get(&self, key: &ListKey, generation: u64) -> Option<(Bytes, u64)> {
+        let entries = self.entries.lock().unwrap_or_else(|p| p.into_inner());
+        match entries.get(key) {
+            Some((g, body, total)) if *g == generation => Some((body.clone(), *total)),
+            _ => None,
+        }
+    }
+
+    pub fn put(&self, key: ListKey, generation: u64, body: Bytes, total: u64) {
+        let mut entries = self.entries.lock().unwrap_or_else(|p| p.into_inner());
+        if entries.len() >= MAX_ENTRIES {
+            entries.retain(|_, (g, ..)| *g == generation);
+            if entries.len() >= MAX_ENTRIES {
+                entries.clear();
+            }
+        }
+        entries.insert(key, (generation, body, total));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_entry_is_served_only_at_the_generation_it_was_rendered_at() {
+        let c = ListCache::default();
+        let k = (1, "v1", false, 0, 50);
+        c.put(k, 7, Bytes::from_static(b"[]"), 0);
+        assert!(c.get(&k, 7).is_some());
+        assert!(c.get(&k, 8).is_none());
+        assert!(c.get(&(2, "v1", false, 0, 50), 7).is_none());
+    }
+}
