@@ -23,6 +23,7 @@ pub mod api;
 pub mod apps;
 pub mod config;
 pub mod control;
+pub mod deploy;
 pub mod docker;
 pub mod domain;
 pub mod fsutil;

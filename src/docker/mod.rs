@@ -37,6 +37,9 @@ pub const LABEL_APP: &str = "scalefog.app";
 pub const LABEL_RELEASE: &str = "scalefog.release";
 /// Label naming the node (id) a container runs on.
 pub const LABEL_NODE: &str = "scalefog.node";
+/// Label naming the Scalefog installation (its data dir's id): two installations, or two test
+/// servers, sharing one Docker engine never touch each other's objects.
+pub const LABEL_INSTALL: &str = "scalefog.install";
 
 /// What to run: one app container.
 #[derive(Debug, Clone)]
@@ -124,8 +127,9 @@ pub trait DockerNode: Send + Sync + 'static {
     fn remove_container<'a>(&'a self, id: &'a str) -> BoxFuture<'a, Result<()>>;
     /// `None` when the container does not exist.
     fn inspect<'a>(&'a self, id: &'a str) -> BoxFuture<'a, Result<Option<ContainerInfo>>>;
-    /// Every container (running or not) carrying the label filter `key` or `key=value`.
-    fn containers<'a>(&'a self, label: &'a str) -> BoxFuture<'a, Result<Vec<ContainerInfo>>>;
+    /// Every container (running or not) carrying all the label filters (`key` or `key=value`).
+    fn containers<'a>(&'a self, labels: &'a [String])
+    -> BoxFuture<'a, Result<Vec<ContainerInfo>>>;
     /// Applies new memory/CPU limits to a live container.
     fn update_limits<'a>(&'a self, id: &'a str, memory_mb: u32, cpu: f64)
     -> BoxFuture<'a, Result<()>>;
@@ -133,13 +137,13 @@ pub trait DockerNode: Send + Sync + 'static {
     /// `follow`.
     fn logs(&self, id: &str, tail: Option<u64>, follow: bool)
     -> BoxStream<'static, Result<String>>;
-    /// Images carrying the label filter.
-    fn images<'a>(&'a self, label: &'a str) -> BoxFuture<'a, Result<Vec<ImageInfo>>>;
+    /// Images carrying all the label filters.
+    fn images<'a>(&'a self, labels: &'a [String]) -> BoxFuture<'a, Result<Vec<ImageInfo>>>;
     fn image_exists<'a>(&'a self, reference: &'a str) -> BoxFuture<'a, Result<bool>>;
     /// Removes an image reference (tag or id). Missing is fine.
     fn remove_image<'a>(&'a self, reference: &'a str) -> BoxFuture<'a, Result<()>>;
-    /// Container events of objects labelled [`LABEL`], until the connection drops.
-    fn events(&self) -> BoxStream<'static, Result<ContainerEvent>>;
+    /// Events of containers carrying all the label filters, until the connection drops.
+    fn events(&self, labels: &[String]) -> BoxStream<'static, Result<ContainerEvent>>;
 }
 
 /// One node's engine, through bollard.
@@ -253,9 +257,9 @@ impl Engine {
     }
 }
 
-/// `key` or `key=value` as a label filter.
-fn label_filter(label: &str) -> HashMap<String, Vec<String>> {
-    HashMap::from([("label".to_string(), vec![label.to_string()])])
+/// `key` or `key=value` label filters (all must match).
+fn label_filter(labels: &[String]) -> HashMap<String, Vec<String>> {
+    HashMap::from([("label".to_string(), labels.to_vec())])
 }
 
 /// NotFound → Ok(()), for idempotent removals.
@@ -475,12 +479,15 @@ impl DockerNode for Engine {
         })
     }
 
-    fn containers<'a>(&'a self, label: &'a str) -> BoxFuture<'a, Result<Vec<ContainerInfo>>> {
+    fn containers<'a>(
+        &'a self,
+        labels: &'a [String],
+    ) -> BoxFuture<'a, Result<Vec<ContainerInfo>>> {
         Box::pin(async move {
             let docker = self.api().await?;
             let opts = ListContainersOptionsBuilder::default()
                 .all(true)
-                .filters(&label_filter(label))
+                .filters(&label_filter(labels))
                 .build();
             let list = docker
                 .list_containers(Some(opts))
@@ -564,11 +571,11 @@ impl DockerNode for Engine {
         .boxed()
     }
 
-    fn images<'a>(&'a self, label: &'a str) -> BoxFuture<'a, Result<Vec<ImageInfo>>> {
+    fn images<'a>(&'a self, labels: &'a [String]) -> BoxFuture<'a, Result<Vec<ImageInfo>>> {
         Box::pin(async move {
             let docker = self.api().await?;
             let opts = ListImagesOptionsBuilder::default()
-                .filters(&label_filter(label))
+                .filters(&label_filter(labels))
                 .build();
             let list = docker
                 .list_images(Some(opts))
@@ -614,11 +621,12 @@ impl DockerNode for Engine {
         })
     }
 
-    fn events(&self) -> BoxStream<'static, Result<ContainerEvent>> {
+    fn events(&self, labels: &[String]) -> BoxStream<'static, Result<ContainerEvent>> {
         let this = self.clone();
+        let labels = labels.to_vec();
         futures_util::stream::once(async move {
             let docker = this.api().await?.clone();
-            let mut filters = label_filter(LABEL);
+            let mut filters = label_filter(&labels);
             filters.insert("type".into(), vec!["container".into()]);
             let opts = EventsOptionsBuilder::default().filters(&filters).build();
             let err_this = this.clone();
