@@ -347,6 +347,9 @@ impl DockerNode for Engine {
                 // Enough to bind a port below 1024 inside the container, nothing else.
                 cap_add: Some(vec!["NET_BIND_SERVICE".into()]),
                 security_opt: Some(vec!["no-new-privileges:true".into()]),
+                // A tiny init as PID 1 forwards SIGTERM to the app (a PID 1 app would ignore it
+                // and only die at SIGKILL) and reaps zombies.
+                init: Some(true),
                 ..Default::default()
             };
             let body = ContainerCreateBody {

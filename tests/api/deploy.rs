@@ -307,8 +307,16 @@ async fn a_first_push_deploys_and_a_second_serves_new_content_with_no_failed_req
     assert!(ok.load(Ordering::Relaxed) > 0);
     assert_eq!(failed.load(Ordering::Relaxed), 0, "no failed request");
     assert_eq!(f.body("/").await, "second");
-    // The old container was retired: only the current one is left.
-    assert_eq!(f.app_containers(), vec![f.current_container()]);
+    // The old container is retired after its grace period: only the current one is left.
+    let mut left = vec![];
+    for _ in 0..100 {
+        left = f.app_containers();
+        if left.len() == 1 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    assert_eq!(left, vec![f.current_container()]);
     let releases: Value = f
         .app
         .get(&f.api("/releases"), Some(&f.user.token))
