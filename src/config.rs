@@ -65,10 +65,20 @@ pub struct SettingsArgs {
     )]
     pub max_concurrent_deploys: Option<String>,
     /// Seconds after which a deploy is abandoned and rejected [default: 900]
-    #[arg(long, env = "SCALEFOG_DEPLOY_TIMEOUT", value_name = "SECS", global = true)]
+    #[arg(
+        long,
+        env = "SCALEFOG_DEPLOY_TIMEOUT",
+        value_name = "SECS",
+        global = true
+    )]
     pub deploy_timeout: Option<String>,
     /// Seconds a new container has to pass its health check [default: 30]
-    #[arg(long, env = "SCALEFOG_HEALTH_TIMEOUT", value_name = "SECS", global = true)]
+    #[arg(
+        long,
+        env = "SCALEFOG_HEALTH_TIMEOUT",
+        value_name = "SECS",
+        global = true
+    )]
     pub health_timeout: Option<String>,
 }
 

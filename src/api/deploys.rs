@@ -34,12 +34,18 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .route("/v1/instances/{name}/rollback", web::post().to(rollback))
         .route("/v1/instances/{name}/releases", web::get().to(releases))
         .route("/v1/instances/{name}/builds", web::get().to(builds))
-        .route("/v1/instances/{name}/builds/{id}/log", web::get().to(build_log))
+        .route(
+            "/v1/instances/{name}/builds/{id}/log",
+            web::get().to(build_log),
+        )
         .route("/v1/instances/{name}/logs", web::get().to(logs))
         .route("/v1/instances/{name}/env", web::get().to(get_env))
         .route("/v1/instances/{name}/env", web::put().to(put_env))
         .route("/v1/instances/{name}/env", web::patch().to(patch_env))
-        .route("/v1/instances/{name}/env/{key}", web::delete().to(delete_env))
+        .route(
+            "/v1/instances/{name}/env/{key}",
+            web::delete().to(delete_env),
+        )
         .route(
             "/v1/instances/{name}/deploys/current/cancel",
             web::post().to(cancel),
@@ -461,7 +467,7 @@ async fn images(
     crate::accounts::require_admin(&who)?;
     let (slice, ..) = pagination(&Params::from_query(&req)?)?;
     let mut all = s.deployer.images().await?;
-    all.sort_by(|a, b| b.created.cmp(&a.created));
+    all.sort_by_key(|i| std::cmp::Reverse(i.created));
     let total = all.len();
     let items: Vec<_> = all
         .into_iter()

@@ -26,7 +26,7 @@ pub async fn wait_healthy(
     let started = Instant::now();
     let mut attempt = 0u32;
     let mut last_shown: Option<Instant> = None;
-    let mut pause = Duration::from_millis(50);
+    let mut pause = Duration::from_millis(20);
     loop {
         attempt += 1;
         let info = docker.inspect(container).await?.ok_or_else(|| {
@@ -62,7 +62,7 @@ pub async fn wait_healthy(
             last_shown = Some(Instant::now());
         }
         tokio::time::sleep(pause).await;
-        pause = (pause * 2).min(Duration::from_millis(500));
+        pause = (pause * 2).min(Duration::from_millis(250));
     }
 }
 
@@ -73,13 +73,12 @@ async fn probe(info: &ContainerInfo, port: u16, path: &str) -> std::result::Resu
         (None, Some(p)) => (p, false),
         (None, None) => return Err("the container has no address yet".into()),
     };
-    let mut stream = match tokio::time::timeout(Duration::from_secs(1), TcpStream::connect(addr))
-        .await
-    {
-        Ok(Ok(s)) => s,
-        Ok(Err(e)) => return Err(format!("{e} on port {port}")),
-        Err(_) => return Err(format!("connecting to port {port} timed out")),
-    };
+    let mut stream =
+        match tokio::time::timeout(Duration::from_secs(1), TcpStream::connect(addr)).await {
+            Ok(Ok(s)) => s,
+            Ok(Err(e)) => return Err(format!("{e} on port {port}")),
+            Err(_) => return Err(format!("connecting to port {port} timed out")),
+        };
     let request = format!(
         "GET {path} HTTP/1.0\r\nHost: localhost\r\nUser-Agent: scalefog-health-check\r\n\r\n"
     );
@@ -120,10 +119,9 @@ async fn probe(info: &ContainerInfo, port: u16, path: &str) -> std::result::Resu
             Err(format!("GET {path} answered {code}"))
         };
     }
-    // Not HTTP: an accepted connection on the container's own address is a TCP pass.
-    if direct {
-        Ok(())
-    } else if read.is_err() || got > 0 {
+    // Not HTTP: an accepted connection on the container's own address is a TCP pass; through
+    // docker-proxy, only a peer that answered something (or held the line open) counts.
+    if direct || read.is_err() || got > 0 {
         Ok(())
     } else {
         Err("connection closed without an answer".into())

@@ -208,7 +208,8 @@ impl Settings {
         if let Some(p) = &self.health_path
             && (!p.starts_with('/')
                 || p.len() > 512
-                || p.bytes().any(|b| b.is_ascii_whitespace() || b.is_ascii_control()))
+                || p.bytes()
+                    .any(|b| b.is_ascii_whitespace() || b.is_ascii_control()))
         {
             return Err(Error::invalid(
                 "health_path",
@@ -449,14 +450,16 @@ impl Deployer {
             }
             Err(e) => {
                 rep.line(format!(" !     {e}"));
-                rep.line(format!(" !     Push rejected: {} keeps serving what it served before", app.name));
+                rep.line(format!(
+                    " !     Push rejected: {} keeps serving what it served before",
+                    app.name
+                ));
                 let status = if matches!(&e, Error::DeployFailed(m) if m.contains("cancelled")) {
                     BuildStatus::Cancelled
                 } else {
                     BuildStatus::Failed
                 };
-                let (id, log, msg, name) =
-                    (build.id, rep.text(), e.to_string(), app.name.clone());
+                let (id, log, msg, name) = (build.id, rep.text(), e.to_string(), app.name.clone());
                 let recorded = self
                     .0
                     .store
@@ -505,11 +508,7 @@ impl Deployer {
         let sha = build.commit.as_str();
         rep.line(format!("-----> Building {} ({})", app.name, short(sha)));
         source::check_dockerfile(repo_dir, git_env, sha).await?;
-        let version = self
-            .0
-            .store
-            .read(|r| r.last_release_number(&app.name))?
-            + 1;
+        let version = self.0.store.read(|r| r.last_release_number(&app.name))? + 1;
         let tag = format!("scalefog/{}:v{version}", app.name);
         lock(&attempt).image = Some(tag.clone());
         let (child, context) = source::archive(repo_dir, git_env, sha)?;
@@ -601,9 +600,9 @@ impl Deployer {
         .await;
         match checked {
             Ok(info) => {
-                let addr = info.published().ok_or_else(|| {
-                    Error::internal("the new container has no published port")
-                })?;
+                let addr = info
+                    .published()
+                    .ok_or_else(|| Error::internal("the new container has no published port"))?;
                 rep.line("-----> Health check passed");
                 Ok((id, addr))
             }
@@ -740,7 +739,12 @@ impl Deployer {
 
     /// Rolls back to `version`, or to the release before the current one: a new release with
     /// that release's image and config, switched to with no gap.
-    pub async fn rollback(&self, app: &Instance, user: &str, version: Option<u32>) -> Result<Release> {
+    pub async fn rollback(
+        &self,
+        app: &Instance,
+        user: &str,
+        version: Option<u32>,
+    ) -> Result<Release> {
         let user = user.to_string();
         self.locked(&app.name, move |this, app, attempt| {
             async move {
@@ -858,9 +862,9 @@ impl Deployer {
                         .0
                         .store
                         .write_async(move |w| {
-                            let mut i = w.instance(&name)?.ok_or_else(|| {
-                                Error::NotFound(format!("no app named '{name}'"))
-                            })?;
+                            let mut i = w
+                                .instance(&name)?
+                                .ok_or_else(|| Error::NotFound(format!("no app named '{name}'")))?;
                             i.env = env;
                             w.put_instance(&i)?;
                             Ok(i)
@@ -948,7 +952,12 @@ impl Deployer {
             .ok_or_else(|| Error::internal(format!("release v{v} of {} is missing", app.name)))
     }
 
-    async fn relaunch(&self, app: &Instance, release: &Release, attempt: &SharedAttempt) -> Result<()> {
+    async fn relaunch(
+        &self,
+        app: &Instance,
+        release: &Release,
+        attempt: &SharedAttempt,
+    ) -> Result<()> {
         let rep = Reporter::new(None);
         let (container, addr) = self.launch(app, release, &rep, attempt).await?;
         self.switch(
@@ -976,7 +985,9 @@ impl Deployer {
                     None => None,
                 };
                 match (dep, existing) {
-                    (Some(d), Some(info)) if info.running() && app.status == InstanceStatus::Running => {
+                    (Some(d), Some(info))
+                        if info.running() && app.status == InstanceStatus::Running =>
+                    {
                         let _ = d;
                         Ok(app)
                     }
@@ -1065,15 +1076,18 @@ impl Deployer {
                 if (memory != app.memory_mb || cpu != app.cpu)
                     && let Some(d) = this.0.store.read(|r| r.deployment(&app.name))?
                 {
-                    this.0.docker.update_limits(&d.container, memory, cpu).await?;
+                    this.0
+                        .docker
+                        .update_limits(&d.container, memory, cpu)
+                        .await?;
                 }
                 let name = app.name.clone();
                 this.0
                     .store
                     .write_async(move |w| {
-                        let mut i = w.instance(&name)?.ok_or_else(|| {
-                            Error::NotFound(format!("no app named '{name}'"))
-                        })?;
+                        let mut i = w
+                            .instance(&name)?
+                            .ok_or_else(|| Error::NotFound(format!("no app named '{name}'")))?;
                         i.memory_mb = memory;
                         i.cpu = cpu;
                         if let Some(p) = s.health_path {
@@ -1129,7 +1143,10 @@ impl Deployer {
             .store
             .read(|r| r.deployment(&app.name))?
             .ok_or_else(|| {
-                Error::NotFound(format!("'{}' has no container yet: push to deploy it", app.name))
+                Error::NotFound(format!(
+                    "'{}' has no container yet: push to deploy it",
+                    app.name
+                ))
             })?;
         // Fail early (503, 404) rather than inside the stream.
         if self.0.docker.inspect(&d.container).await?.is_none() {
@@ -1224,5 +1241,125 @@ impl PushHandler for Deployer {
 impl AppResources for Deployer {
     fn remove<'a>(&'a self, app: &'a Instance) -> BoxFuture<'a, Result<()>> {
         Box::pin(self.remove_app(&app.name))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::push::RefUpdate;
+
+    fn app(branch: &str) -> Instance {
+        Instance {
+            name: "blog".into(),
+            owner_id: 1,
+            region_id: 1,
+            node_id: 1,
+            status: InstanceStatus::Created,
+            release: None,
+            memory_mb: 256,
+            cpu: 1.0,
+            health_path: "/".into(),
+            deploy_branch: branch.into(),
+            port: 5000,
+            env: Default::default(),
+            domains: vec![],
+            created_at: 0,
+        }
+    }
+
+    fn push(branches: &[&str]) -> Push {
+        Push {
+            id: "p".into(),
+            app: app("main"),
+            user: crate::domain::User {
+                id: 1,
+                username: "alice".into(),
+                email: "a@example.com".into(),
+                password_hash: String::new(),
+                admin: false,
+                created_at: 0,
+            },
+            updates: branches
+                .iter()
+                .map(|b| RefUpdate {
+                    old: "0".repeat(40),
+                    new: "a".repeat(40),
+                    name: format!("refs/heads/{b}"),
+                })
+                .collect(),
+            repo_dir: "/nonexistent".into(),
+            git_env: vec![],
+        }
+    }
+
+    #[test]
+    fn the_deploy_branch_deploys_and_master_only_when_it_is_the_only_branch_pushed() {
+        let pick = |a: &Instance, p: &Push| {
+            Deployer::deploy_update(a, p).map(|u| u.branch().unwrap().to_string())
+        };
+        assert_eq!(
+            pick(&app("main"), &push(&["main", "dev"])).as_deref(),
+            Some("main")
+        );
+        assert_eq!(
+            pick(&app("main"), &push(&["master"])).as_deref(),
+            Some("master")
+        );
+        assert_eq!(pick(&app("main"), &push(&["master", "dev"])), None);
+        assert_eq!(pick(&app("prod"), &push(&["master"])), None);
+        assert_eq!(
+            pick(&app("prod"), &push(&["prod"])).as_deref(),
+            Some("prod")
+        );
+    }
+
+    #[test]
+    fn config_var_names_are_checked_and_port_is_reserved() {
+        assert!(valid_env_key("DATABASE_URL").is_ok());
+        assert!(valid_env_key("_x1").is_ok());
+        for bad in ["", "1X", "A-B", "A B", "PORT"] {
+            assert!(valid_env_key(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn settings_out_of_range_name_their_field() {
+        let field = |s: Settings| match s.validate() {
+            Err(Error::Invalid { field, .. }) => field,
+            other => panic!("{other:?}"),
+        };
+        let memory = Settings {
+            memory_mb: Some(8),
+            ..Default::default()
+        };
+        assert_eq!(field(memory), "memory");
+        let cpu = Settings {
+            cpu: Some(f64::NAN),
+            ..Default::default()
+        };
+        assert_eq!(field(cpu), "cpu");
+        let path = Settings {
+            health_path: Some("/a b".into()),
+            ..Default::default()
+        };
+        assert_eq!(field(path), "health_path");
+        for b in ["-x", "a..b", "x.lock", "a b", "/a"] {
+            let s = Settings {
+                deploy_branch: Some(b.into()),
+                ..Default::default()
+            };
+            assert_eq!(field(s), "deploy_branch", "{b}");
+        }
+        assert!(
+            Settings {
+                memory_mb: Some(512),
+                cpu: Some(0.5),
+                health_path: Some("/healthz".into()),
+                deploy_branch: Some("release/prod".into()),
+            }
+            .validate()
+            .is_ok()
+        );
     }
 }

@@ -184,11 +184,19 @@ impl Deployer {
                 if occasion == Occasion::Start {
                     // It should run and is down (host reboot, Docker restarted without it).
                     self.docker().start(&c.id).await?;
-                    if let Some(addr) = self.docker().inspect(&c.id).await?.and_then(|i| i.published()) {
+                    if let Some(addr) = self
+                        .docker()
+                        .inspect(&c.id)
+                        .await?
+                        .and_then(|i| i.published())
+                    {
                         routes.set_app(name, Target::Serving(addr));
                     }
                     self.set_status(name, InstanceStatus::Running).await?;
-                } else if c.state != "running" && c.state != "restarting" || c.oom_killed || c.exit_code.is_some_and(|x| x != 0) {
+                } else if c.state != "running" && c.state != "restarting"
+                    || c.oom_killed
+                    || c.exit_code.is_some_and(|x| x != 0)
+                {
                     tracing::warn!(app = %name, state = %c.state, code = ?c.exit_code, "app crashed");
                     self.set_status(name, InstanceStatus::Crashed).await?;
                     routes.set_app(name, Target::Unavailable("crashed".into()));

@@ -128,11 +128,14 @@ pub trait DockerNode: Send + Sync + 'static {
     /// `None` when the container does not exist.
     fn inspect<'a>(&'a self, id: &'a str) -> BoxFuture<'a, Result<Option<ContainerInfo>>>;
     /// Every container (running or not) carrying all the label filters (`key` or `key=value`).
-    fn containers<'a>(&'a self, labels: &'a [String])
-    -> BoxFuture<'a, Result<Vec<ContainerInfo>>>;
+    fn containers<'a>(&'a self, labels: &'a [String]) -> BoxFuture<'a, Result<Vec<ContainerInfo>>>;
     /// Applies new memory/CPU limits to a live container.
-    fn update_limits<'a>(&'a self, id: &'a str, memory_mb: u32, cpu: f64)
-    -> BoxFuture<'a, Result<()>>;
+    fn update_limits<'a>(
+        &'a self,
+        id: &'a str,
+        memory_mb: u32,
+        cpu: f64,
+    ) -> BoxFuture<'a, Result<()>>;
     /// Output lines of a container (stdout and stderr), the last `tail`, then new ones when
     /// `follow`.
     fn logs(&self, id: &str, tail: Option<u64>, follow: bool)
@@ -354,12 +357,7 @@ impl DockerNode for Engine {
             };
             let body = ContainerCreateBody {
                 image: Some(spec.image.clone()),
-                env: Some(
-                    spec.env
-                        .iter()
-                        .map(|(k, v)| format!("{k}={v}"))
-                        .collect(),
-                ),
+                env: Some(spec.env.iter().map(|(k, v)| format!("{k}={v}")).collect()),
                 labels: Some(spec.labels.clone()),
                 exposed_ports: Some(vec![port_key]),
                 host_config: Some(host),
@@ -470,10 +468,7 @@ impl DockerNode for Engine {
                 id: c.id.unwrap_or_default(),
                 name: c.name.unwrap_or_default().trim_start_matches('/').into(),
                 labels: c.config.and_then(|c| c.labels).unwrap_or_default(),
-                state: state
-                    .status
-                    .map(|s| s.to_string())
-                    .unwrap_or_default(),
+                state: state.status.map(|s| s.to_string()).unwrap_or_default(),
                 exit_code: state.exit_code,
                 oom_killed: state.oom_killed.unwrap_or(false),
                 ip,
@@ -482,10 +477,7 @@ impl DockerNode for Engine {
         })
     }
 
-    fn containers<'a>(
-        &'a self,
-        labels: &'a [String],
-    ) -> BoxFuture<'a, Result<Vec<ContainerInfo>>> {
+    fn containers<'a>(&'a self, labels: &'a [String]) -> BoxFuture<'a, Result<Vec<ContainerInfo>>> {
         Box::pin(async move {
             let docker = self.api().await?;
             let opts = ListContainersOptionsBuilder::default()

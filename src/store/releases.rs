@@ -1,9 +1,7 @@
 //! Tables of the deploy engine: releases, builds with their logs, and the deployment (container)
 //! serving each app. Kept apart from `mod.rs` so the deploy work stays in its own file.
 
-use super::{
-    Page, Reader, Slice, Writer, copy_table, db_err, decode, encode, get_json, page_of,
-};
+use super::{Page, Reader, Slice, Writer, copy_table, db_err, decode, encode, get_json, page_of};
 use crate::domain::{Build, BuildStatus, Deployment, Release, Result};
 use redb::{ReadTransaction, ReadableTable, TableDefinition, WriteTransaction};
 

@@ -78,7 +78,10 @@ impl Repo {
         git(&self.work, &["commit", "-q", "-m", page]);
         let sha = git(&self.work, &["rev-parse", "HEAD"]);
         let bare = self.bare.to_string_lossy().to_string();
-        git(&self.work, &["push", "-q", "-f", &bare, "HEAD:refs/heads/main"]);
+        git(
+            &self.work,
+            &["push", "-q", "-f", &bare, "HEAD:refs/heads/main"],
+        );
         sha
     }
 }
@@ -110,7 +113,10 @@ impl Drop for DockerCleanup {
 }
 
 fn docker(args: &[&str]) -> String {
-    let out = Command::new("docker").args(args).output().expect("docker cli");
+    let out = Command::new("docker")
+        .args(args)
+        .output()
+        .expect("docker cli");
     String::from_utf8_lossy(&out.stdout).trim().to_string()
 }
 
@@ -258,7 +264,10 @@ async fn a_first_push_deploys_and_a_second_serves_new_content_with_no_failed_req
     let f = fixture("switch").await;
     let lines = f.deploy("first", &dockerfile("", SERVE)).await;
     let text = lines.join("\n");
-    assert!(text.contains(&format!("-----> Building {} (", f.name)), "{text}");
+    assert!(
+        text.contains(&format!("-----> Building {} (", f.name)),
+        "{text}"
+    );
     assert!(text.contains("-----> Releasing v1"), "{text}");
     assert!(text.contains("-----> Health check passed"), "{text}");
     assert!(
@@ -336,16 +345,25 @@ async fn a_failing_build_is_rejected_recorded_with_its_log_and_the_previous_rele
     f.deploy("good", &dockerfile("", SERVE)).await;
     let sha = f.repo.commit(
         "bad",
-        Some(&dockerfile(r#"RUN ["/bin/busybox", "false"]
-"#, SERVE)),
+        Some(&dockerfile(
+            r#"RUN ["/bin/busybox", "false"]
+"#,
+            SERVE,
+        )),
     );
     let (r, lines) = f.push(&sha).await;
     let err = r.expect_err("the push is rejected");
     assert!(err.contains("non-zero code"), "{err}");
-    assert!(lines.iter().any(|l| l.contains("Push rejected")), "{lines:?}");
+    assert!(
+        lines.iter().any(|l| l.contains("Push rejected")),
+        "{lines:?}"
+    );
     assert_eq!(f.body("/").await, "good");
     let inst = f.instance().await;
-    assert_eq!((inst["status"].as_str(), inst["release"].as_u64()), (Some("running"), Some(1)));
+    assert_eq!(
+        (inst["status"].as_str(), inst["release"].as_u64()),
+        (Some("running"), Some(1))
+    );
     let builds: Value = f
         .app
         .get(&f.api("/builds"), Some(&f.user.token))
@@ -364,7 +382,10 @@ async fn a_failing_build_is_rejected_recorded_with_its_log_and_the_previous_rele
         .unwrap();
     assert!(log["log"].as_str().unwrap().contains("busybox"), "{log}");
     // No image of the failed build is left behind.
-    assert_eq!(docker(&["images", "-q", &format!("scalefog/{}:v2", f.name)]), "");
+    assert_eq!(
+        docker(&["images", "-q", &format!("scalefog/{}:v2", f.name)]),
+        ""
+    );
 }
 
 #[tokio::test]
@@ -381,7 +402,10 @@ async fn an_app_that_never_listens_fails_its_health_check_and_leaves_nothing_run
         lines.iter().any(|l| l.contains("Health check attempt")),
         "attempts are visible: {lines:?}"
     );
-    assert!(f.app_containers().is_empty(), "the new container is removed");
+    assert!(
+        f.app_containers().is_empty(),
+        "the new container is removed"
+    );
     assert_eq!(f.instance().await["status"], "failed");
 }
 
@@ -391,7 +415,10 @@ async fn a_push_without_a_dockerfile_is_rejected_saying_what_is_expected() {
     let sha = f.repo.commit("plain", None);
     let (r, _) = f.push(&sha).await;
     let err = r.expect_err("rejected");
-    assert!(err.contains("no Dockerfile") && err.contains("$PORT"), "{err}");
+    assert!(
+        err.contains("no Dockerfile") && err.contains("$PORT"),
+        "{err}"
+    );
 }
 
 #[tokio::test]
@@ -412,7 +439,11 @@ async fn rollback_serves_the_old_content_as_a_new_release() {
     // And forward again to a given release.
     let r = f
         .app
-        .post_json(&f.api("/rollback"), &json!({"release": "v2"}), Some(&f.user.token))
+        .post_json(
+            &f.api("/rollback"),
+            &json!({"release": "v2"}),
+            Some(&f.user.token),
+        )
         .await;
     assert_eq!(r.status(), StatusCode::CREATED);
     assert_eq!(f.body("/").await, "two");
@@ -450,7 +481,10 @@ async fn a_config_var_change_reaches_the_container_as_a_new_release_and_its_valu
         .text()
         .await
         .unwrap();
-    assert!(releases.contains("GREETING") && !releases.contains("s3cret"), "{releases}");
+    assert!(
+        releases.contains("GREETING") && !releases.contains("s3cret"),
+        "{releases}"
+    );
     // Unsetting makes another release.
     let r = f
         .app
@@ -473,7 +507,10 @@ async fn stop_start_restart_and_delete_act_on_real_containers_and_delete_leaves_
         .await;
     assert_eq!(r.status(), StatusCode::OK);
     let body: Value = r.json().await.unwrap();
-    assert_eq!((body["success"].as_str(), body["status"].as_str()), (Some("true"), Some("stopped")));
+    assert_eq!(
+        (body["success"].as_str(), body["status"].as_str()),
+        (Some("true"), Some("stopped"))
+    );
     assert_eq!(inspect(&first)["State"]["Running"], false);
     assert_eq!(f.target(), Some(Target::Unavailable("stopped".into())));
 
@@ -496,12 +533,20 @@ async fn stop_start_restart_and_delete_act_on_real_containers_and_delete_leaves_
 
     let r = f
         .app
-        .get(&format!("/instances/delete/{}", f.name), Some(&f.user.token))
+        .get(
+            &format!("/instances/delete/{}", f.name),
+            Some(&f.user.token),
+        )
         .await;
     assert_eq!(r.status(), StatusCode::OK);
     assert!(f.app_containers().is_empty(), "no container left");
     assert_eq!(
-        docker(&["images", "-q", "--filter", &format!("label=scalefog.app={}", f.name)]),
+        docker(&[
+            "images",
+            "-q",
+            "--filter",
+            &format!("label=scalefog.app={}", f.name)
+        ]),
         "",
         "no image left"
     );
@@ -539,10 +584,16 @@ async fn memory_and_cpu_limits_and_hardening_flags_are_on_the_container() {
     assert_eq!(h["Privileged"], false);
     assert_eq!(h["CapDrop"], json!(["ALL"]));
     assert_eq!(h["CapAdd"], json!(["NET_BIND_SERVICE"]));
-    assert!(h["SecurityOpt"].to_string().contains("no-new-privileges"), "{h}");
+    assert!(
+        h["SecurityOpt"].to_string().contains("no-new-privileges"),
+        "{h}"
+    );
     assert!(h["PidsLimit"].as_i64().unwrap() > 0);
     assert_eq!(h["RestartPolicy"]["Name"], "unless-stopped");
-    assert!(h["Binds"].is_null() && c["Mounts"] == json!([]), "no host mounts");
+    assert!(
+        h["Binds"].is_null() && c["Mounts"] == json!([]),
+        "no host mounts"
+    );
     assert_eq!(h["PortBindings"]["5000/tcp"][0]["HostIp"], "127.0.0.1");
     let labels = &c["Config"]["Labels"];
     assert_eq!(labels["scalefog.app"], f.name.as_str());
@@ -560,7 +611,10 @@ async fn memory_and_cpu_limits_and_hardening_flags_are_on_the_container() {
         .await
         .unwrap();
     assert_eq!(r.status(), StatusCode::OK);
-    assert_eq!(inspect(&f.current_container())["HostConfig"]["Memory"], 96 * 1024 * 1024);
+    assert_eq!(
+        inspect(&f.current_container())["HostConfig"]["Memory"],
+        96 * 1024 * 1024
+    );
 }
 
 #[tokio::test]
@@ -597,8 +651,17 @@ async fn bad_deploy_requests_get_a_clear_4xx_naming_the_problem() {
         .unwrap();
     assert_eq!(r.status(), StatusCode::BAD_REQUEST);
     let r = f.app.post_json(&f.api("/start"), &json!({}), t).await;
-    assert_eq!(r.status(), StatusCode::CONFLICT, "nothing to start before a push");
-    assert!(error_body(r).await["message"].as_str().unwrap().contains("push"));
+    assert_eq!(
+        r.status(),
+        StatusCode::CONFLICT,
+        "nothing to start before a push"
+    );
+    assert!(
+        error_body(r).await["message"]
+            .as_str()
+            .unwrap()
+            .contains("push")
+    );
     let r = f
         .app
         .post_json(&f.api("/rollback"), &json!({"release": "zz"}), t)
@@ -615,7 +678,10 @@ async fn bad_deploy_requests_get_a_clear_4xx_naming_the_problem() {
     assert_eq!(r.status(), StatusCode::NOT_FOUND);
     // Someone else's app does not exist for them.
     let bob = f.app.user("bob").await;
-    let r = f.app.post_json(&f.api("/restart"), &json!({}), Some(&bob.token)).await;
+    let r = f
+        .app
+        .post_json(&f.api("/restart"), &json!({}), Some(&bob.token))
+        .await;
     assert_eq!(r.status(), StatusCode::NOT_FOUND);
     // Images are for admins (alice registered first, so bob is not one).
     let r = f.app.get("/v1/images", Some(&bob.token)).await;
@@ -628,13 +694,23 @@ async fn runtime_logs_tail_and_follow_streams_new_lines() {
     f.deploy("logged", &dockerfile("", SERVE)).await;
     f.body("/").await;
     let t = Some(f.user.token.as_str());
-    let tail: Value = f.app.get(&f.api("/logs?tail=10"), t).await.json().await.unwrap();
+    let tail: Value = f
+        .app
+        .get(&f.api("/logs?tail=10"), t)
+        .await
+        .json()
+        .await
+        .unwrap();
     assert!(tail["lines"].to_string().contains("url:/"), "{tail}");
 
     let mut r = f
         .app
         .client
-        .get(f.app.url(&f.api("/logs?follow=1&tail=0")))
+        .get(format!(
+            "http://127.0.0.1:{}{}",
+            f.app.http_port,
+            f.api("/logs?follow=1&tail=0")
+        ))
         .bearer_auth(&f.user.token)
         .send()
         .await
@@ -665,8 +741,11 @@ async fn runtime_logs_tail_and_follow_streams_new_lines() {
 #[tokio::test]
 async fn a_running_deploy_can_be_cancelled_and_a_second_push_waits_with_a_message() {
     let f = fixture("cancel").await;
-    let slow = dockerfile(r#"RUN ["/bin/busybox", "sleep", "60"]
-"#, SERVE);
+    let slow = dockerfile(
+        r#"RUN ["/bin/busybox", "sleep", "60"]
+"#,
+        SERVE,
+    );
     let sha = f.repo.commit("slow", Some(&slow));
     let f = Arc::new(f);
     let first = {
@@ -689,7 +768,11 @@ async fn a_running_deploy_can_be_cancelled_and_a_second_push_waits_with_a_messag
     tokio::time::sleep(Duration::from_millis(500)).await;
     let r = f
         .app
-        .post_json(&f.api("/deploys/current/cancel"), &json!({}), Some(&f.user.token))
+        .post_json(
+            &f.api("/deploys/current/cancel"),
+            &json!({}),
+            Some(&f.user.token),
+        )
         .await;
     assert_eq!(r.status(), StatusCode::ACCEPTED);
     let (r1, _) = first.await.unwrap();
@@ -698,7 +781,11 @@ async fn a_running_deploy_can_be_cancelled_and_a_second_push_waits_with_a_messag
     for _ in 0..100 {
         let r = f
             .app
-            .post_json(&f.api("/deploys/current/cancel"), &json!({}), Some(&f.user.token))
+            .post_json(
+                &f.api("/deploys/current/cancel"),
+                &json!({}),
+                Some(&f.user.token),
+            )
             .await;
         if r.status() == StatusCode::ACCEPTED {
             break;
@@ -708,7 +795,9 @@ async fn a_running_deploy_can_be_cancelled_and_a_second_push_waits_with_a_messag
     let (r2, lines2) = second.await.unwrap();
     assert!(r2.is_err());
     assert!(
-        lines2.iter().any(|l| l.contains("Another deploy") && l.contains("waiting")),
+        lines2
+            .iter()
+            .any(|l| l.contains("Another deploy") && l.contains("waiting")),
         "{lines2:?}"
     );
     let builds: Value = f
@@ -735,16 +824,34 @@ async fn restarting_scalefog_does_not_restart_apps_and_reconcile_removes_orphans
     let install = f._cleanup.0.clone();
     // An orphan of this app (a deploy interrupted by a crash) and one of a deleted app.
     let orphan = docker(&[
-        "create", "--label", "scalefog=1", "--label", &format!("scalefog.install={install}"),
-        "--label", &format!("scalefog.app={}", f.name), &image,
+        "create",
+        "--label",
+        "scalefog=1",
+        "--label",
+        &format!("scalefog.install={install}"),
+        "--label",
+        &format!("scalefog.app={}", f.name),
+        &image,
     ]);
     let ghost = docker(&[
-        "create", "--label", "scalefog=1", "--label", &format!("scalefog.install={install}"),
-        "--label", "scalefog.app=gone-app", &image,
+        "create",
+        "--label",
+        "scalefog=1",
+        "--label",
+        &format!("scalefog.install={install}"),
+        "--label",
+        "scalefog.app=gone-app",
+        &image,
     ]);
     assert!(!orphan.is_empty() && !ghost.is_empty());
 
-    let Fixture { app, user, name, repo: _repo, _cleanup } = f;
+    let Fixture {
+        app,
+        user,
+        name,
+        repo: _repo,
+        _cleanup,
+    } = f;
     drop(app);
     // The old server lets go of the store file.
     let store_path = data_dir.join("scalefog.redb");
@@ -758,7 +865,12 @@ async fn restarting_scalefog_does_not_restart_apps_and_reconcile_removes_orphans
     let app = spawn_app_with(move |c| c.data_dir = dd).await;
     let mut clean = false;
     for _ in 0..100 {
-        let left = docker(&["ps", "-aq", "--filter", &format!("label=scalefog.install={install}")]);
+        let left = docker(&[
+            "ps",
+            "-aq",
+            "--filter",
+            &format!("label=scalefog.install={install}"),
+        ]);
         if left.split_whitespace().count() == 1 {
             clean = true;
             break;
@@ -766,19 +878,168 @@ async fn restarting_scalefog_does_not_restart_apps_and_reconcile_removes_orphans
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     assert!(clean, "orphans are removed");
-    assert!(container.starts_with(&docker(&["ps", "-aq", "--filter", &format!("label=scalefog.install={install}")])));
-    assert_eq!(inspect(&container)["State"]["StartedAt"], started, "the app was not restarted");
+    assert!(container.starts_with(&docker(&[
+        "ps",
+        "-aq",
+        "--filter",
+        &format!("label=scalefog.install={install}")
+    ])));
+    assert_eq!(
+        inspect(&container)["State"]["StartedAt"],
+        started,
+        "the app was not restarted"
+    );
     let mut served = false;
     for _ in 0..50 {
         if let Some(Target::Serving(addr)) = app.services.routes.get(&name) {
-            let body = reqwest::get(format!("http://{addr}/")).await.unwrap().text().await.unwrap();
+            let body = reqwest::get(format!("http://{addr}/"))
+                .await
+                .unwrap()
+                .text()
+                .await
+                .unwrap();
             served = body.trim() == "persist";
             break;
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     assert!(served, "the route table is rebuilt from Docker");
-    let r = app.get(&format!("/v1/instances/{name}"), Some(&user.token)).await;
+    let r = app
+        .get(&format!("/v1/instances/{name}"), Some(&user.token))
+        .await;
     let inst: Value = r.json().await.unwrap();
     assert_eq!(inst["status"], "running");
+    assert_eq!(inst["owner"], user.username.as_str(), "no record was lost");
+}
+
+/// The deploy benchmark (run by `bench/deploy.sh`, ignored by `cargo test`): push→serving of the
+/// busybox app on a warm build cache against raw `docker build` + `docker run` + first 200 of
+/// the same context in the same run, then 20 concurrent deploys to 20 apps.
+#[tokio::test]
+#[ignore = "benchmark: run bench/deploy.sh"]
+async fn bench_deploy_push_to_serving_against_raw_docker() {
+    use std::time::Instant;
+    let rounds: usize = std::env::var("BENCH_ROUNDS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(5);
+    let f = fixture_with("bench", |c| c.max_concurrent_deploys = 20).await;
+    // Warm the build cache once.
+    f.deploy("warm", &dockerfile("", SERVE)).await;
+    let client = reqwest::Client::new();
+    async fn first_200(client: &reqwest::Client, url: &str) {
+        loop {
+            if let Ok(r) = client.get(url).send().await
+                && r.status() == 200
+            {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    }
+    let mut ours = vec![];
+    let mut raw = vec![];
+    let tag = format!("scalefog-bench-raw-{}", f._cleanup.0);
+    for i in 0..rounds {
+        // Scalefog: push handler called with the new commit → first 200 through the route.
+        let sha = f
+            .repo
+            .commit(&format!("round {i}"), Some(&dockerfile("", SERVE)));
+        let t = Instant::now();
+        let (r, _) = f.push(&sha).await;
+        r.expect("bench deploy");
+        let Some(Target::Serving(addr)) = f.target() else {
+            panic!("not serving")
+        };
+        first_200(&client, &format!("http://{addr}/")).await;
+        ours.push(t.elapsed().as_secs_f64());
+
+        // Raw Docker on the same context (the working tree at that commit).
+        let ctx = f.repo.work.to_string_lossy().to_string();
+        let t = Instant::now();
+        let ok = Command::new("docker")
+            .args([
+                "build",
+                "-q",
+                "--label",
+                &format!("scalefog.install={}", f._cleanup.0),
+                "-t",
+                &tag,
+                &ctx,
+            ])
+            .output()
+            .unwrap();
+        assert!(ok.status.success());
+        let id = docker(&[
+            "run",
+            "-d",
+            "--label",
+            &format!("scalefog.install={}", f._cleanup.0),
+            "-e",
+            "PORT=5000",
+            "-p",
+            "127.0.0.1::5000",
+            &tag,
+        ]);
+        let port = docker(&["port", &id, "5000/tcp"]);
+        let port = port
+            .lines()
+            .next()
+            .unwrap()
+            .rsplit(':')
+            .next()
+            .unwrap()
+            .to_string();
+        first_200(&client, &format!("http://127.0.0.1:{port}/")).await;
+        raw.push(t.elapsed().as_secs_f64());
+        docker(&["rm", "-f", &id]);
+    }
+    let median = |v: &mut Vec<f64>| {
+        v.sort_by(|a, b| a.partial_cmp(b).unwrap());
+        v[v.len() / 2]
+    };
+    let (o, r) = (median(&mut ours), median(&mut raw));
+    println!("BENCH push->serving median {o:.3}s over {rounds} rounds (all: {ours:.3?})");
+    println!("BENCH raw build+run+200 median {r:.3}s (all: {raw:.3?})");
+    println!("BENCH ratio {:.2}x", o / r);
+
+    // 20 concurrent deploys to 20 apps.
+    let mut apps = vec![];
+    for i in 0..20 {
+        let name = format!("{}-{i}", f.name);
+        f.app.create_app(&f.user.token, &name).await;
+        apps.push(name);
+    }
+    let sha = f.repo.commit("concurrent", Some(&dockerfile("", SERVE)));
+    let t = Instant::now();
+    let mut tasks = vec![];
+    for name in apps.clone() {
+        let s = f.app.services.clone();
+        let (bare, sha) = (f.repo.bare.clone(), sha.clone());
+        tasks.push(tokio::spawn(async move {
+            let env = vec![("GIT_DIR".to_string(), bare.to_string_lossy().to_string())];
+            s.deployer
+                .deploy_commit(&name, "alice", "main", &sha, &bare, &env, None)
+                .await
+                .map(|_| ())
+                .map_err(|e| format!("{name}: {e}"))
+        }));
+    }
+    let mut failures = vec![];
+    for t in tasks {
+        if let Err(e) = t.await.unwrap() {
+            failures.push(e);
+        }
+    }
+    for name in &apps {
+        if let Some(Target::Serving(addr)) = f.app.services.routes.get(name) {
+            first_200(&client, &format!("http://{addr}/")).await;
+        }
+    }
+    println!(
+        "BENCH 20 concurrent deploys: {:.3}s total, {} failed {failures:?}",
+        t.elapsed().as_secs_f64(),
+        failures.len()
+    );
+    assert!(failures.is_empty());
 }
