@@ -722,19 +722,34 @@ async fn runtime_logs_tail_and_follow_streams_new_lines() {
             .unwrap()
             .starts_with("text/event-stream")
     );
+    // Lines written after the stream attached arrive as events. Docker attaches once the body
+    // is first polled, so keep producing lines until one shows up.
     let marker = format!("/marker-{}", hex::encode(rand::random::<[u8; 4]>()));
-    let _ = f.get(&marker).await;
+    let Some(Target::Serving(addr)) = f.target() else {
+        panic!("not serving")
+    };
+    let url = format!("http://{addr}{marker}");
+    let producer = tokio::spawn(async move {
+        loop {
+            let _ = reqwest::get(&url).await;
+            tokio::time::sleep(Duration::from_millis(300)).await;
+        }
+    });
     let mut seen = String::new();
     let found = tokio::time::timeout(Duration::from_secs(20), async {
         while let Some(chunk) = r.chunk().await.unwrap() {
             seen.push_str(&String::from_utf8_lossy(&chunk));
-            if seen.contains(&format!("data: {}", "")) && seen.contains(&marker) {
+            if seen
+                .lines()
+                .any(|l| l.starts_with("data: ") && l.contains(&marker))
+            {
                 return true;
             }
         }
         false
     })
     .await;
+    producer.abort();
     assert_eq!(found, Ok(true), "the new line arrives as an event: {seen}");
 }
 
