@@ -56,6 +56,30 @@ pub struct SettingsArgs {
     /// Name of region 1, the local node's region [default: Europe]
     #[arg(long, env = "SCALEFOG_REGION_NAME", value_name = "NAME", global = true)]
     pub region_name: Option<String>,
+    /// How many deploys (of different apps) may build and start at once [default: 4]
+    #[arg(
+        long,
+        env = "SCALEFOG_MAX_CONCURRENT_DEPLOYS",
+        value_name = "N",
+        global = true
+    )]
+    pub max_concurrent_deploys: Option<String>,
+    /// Seconds after which a deploy is abandoned and rejected [default: 900]
+    #[arg(
+        long,
+        env = "SCALEFOG_DEPLOY_TIMEOUT",
+        value_name = "SECS",
+        global = true
+    )]
+    pub deploy_timeout: Option<String>,
+    /// Seconds a new container has to pass its health check [default: 30]
+    #[arg(
+        long,
+        env = "SCALEFOG_HEALTH_TIMEOUT",
+        value_name = "SECS",
+        global = true
+    )]
+    pub health_timeout: Option<String>,
 }
 
 /// The TOML file: the same keys, all optional; unknown keys are an error (a typo must not be
@@ -72,6 +96,9 @@ struct FileSettings {
     public_ssh_host: Option<String>,
     registration: Option<String>,
     region_name: Option<String>,
+    max_concurrent_deploys: Option<u64>,
+    deploy_timeout: Option<u64>,
+    health_timeout: Option<u64>,
 }
 
 /// Resolved settings: every value present and valid, every path absolute.
@@ -86,6 +113,11 @@ pub struct Config {
     pub public_ssh_host: String,
     pub registration: Registration,
     pub region_name: String,
+    pub max_concurrent_deploys: usize,
+    /// Seconds.
+    pub deploy_timeout: u64,
+    /// Seconds.
+    pub health_timeout: u64,
 }
 
 /// A setting that cannot be used; the message is one line naming it.
@@ -99,6 +131,28 @@ fn parse_addr(name: &str, v: &str) -> Result<SocketAddr, ConfigError> {
             "invalid {name} '{v}': expected IP:PORT, e.g. 127.0.0.1:8080"
         ))
     })
+}
+
+/// A whole number from `min`, from the flag/env text or the file; `default` when neither is set.
+fn parse_count(
+    name: &str,
+    flag: &Option<String>,
+    file: Option<u64>,
+    default: u64,
+    min: u64,
+) -> Result<u64, ConfigError> {
+    let v = match flag {
+        Some(text) => text.trim().parse::<u64>().map_err(|_| {
+            ConfigError(format!("invalid {name} '{text}': expected a whole number"))
+        })?,
+        None => file.unwrap_or(default),
+    };
+    if v < min {
+        return Err(ConfigError(format!(
+            "invalid {name} '{v}': must be at least {min}"
+        )));
+    }
+    Ok(v)
 }
 
 impl Config {
@@ -188,6 +242,27 @@ impl Config {
             }
         };
         let region_name = pick(&args.region_name, &file.region_name, "Europe");
+        let max_concurrent_deploys = parse_count(
+            "max_concurrent_deploys",
+            &args.max_concurrent_deploys,
+            file.max_concurrent_deploys,
+            4,
+            1,
+        )? as usize;
+        let deploy_timeout = parse_count(
+            "deploy_timeout",
+            &args.deploy_timeout,
+            file.deploy_timeout,
+            900,
+            1,
+        )?;
+        let health_timeout = parse_count(
+            "health_timeout",
+            &args.health_timeout,
+            file.health_timeout,
+            30,
+            1,
+        )?;
         Ok(Config {
             data_dir,
             http_listen,
@@ -198,6 +273,9 @@ impl Config {
             public_ssh_host,
             registration,
             region_name,
+            max_concurrent_deploys,
+            deploy_timeout,
+            health_timeout,
         })
     }
 
@@ -215,6 +293,9 @@ impl Config {
             public_ssh_host: "127.0.0.1".into(),
             registration: Registration::Open,
             region_name: "Europe".into(),
+            max_concurrent_deploys: 4,
+            deploy_timeout: 900,
+            health_timeout: 30,
         }
     }
 
@@ -286,6 +367,12 @@ mod tests {
         })
         .unwrap_err();
         assert!(e.0.contains("registration"), "{e}");
+        let e = Config::load(&SettingsArgs {
+            deploy_timeout: Some("soon".into()),
+            ..Default::default()
+        })
+        .unwrap_err();
+        assert!(e.0.contains("deploy_timeout"), "{e}");
         let dir = tempfile::tempdir().unwrap();
         let f = dir.path().join("s.toml");
         std::fs::write(&f, "htp_listen = \"x\"\n").unwrap();

@@ -9,6 +9,7 @@
 //! - `apps`     — apps ("instances"): create, list, access checks, delete.
 //! - `nodes`    — regions and nodes (Docker endpoints).
 //! - `push`     — a git push as the core sees it, and the handler that decides it.
+//! - `deploy`   — push → image → health-checked container → switch; releases, lifecycle, reconcile.
 //! - `routing`  — the host → upstream table the deploy engine writes and the router reads.
 //! - `services` — the bundle of the above handed to every transport.
 //! - `api`      — JSON over HTTP (actix-web); the one HTTP error mapping.
@@ -23,6 +24,7 @@ pub mod api;
 pub mod apps;
 pub mod config;
 pub mod control;
+pub mod deploy;
 pub mod docker;
 pub mod domain;
 pub mod fsutil;

@@ -3,6 +3,7 @@
 use crate::accounts::{Accounts, JwtKeys, Principal, require_admin};
 use crate::apps::{Apps, Links};
 use crate::config::Config;
+use crate::deploy::{DeploySettings, Deployer};
 use crate::docker::Engine;
 use crate::domain::{Error, Result};
 use crate::nodes::Nodes;
@@ -19,6 +20,8 @@ pub struct Services {
     pub engine: Engine,
     /// Host → upstream, written by the deploy engine, read by the router.
     pub routes: RouteTable,
+    /// Builds, runs and switches releases; also the push handler and an app resource.
+    pub deployer: Deployer,
 }
 
 impl Services {
@@ -31,6 +34,20 @@ impl Services {
         let accounts = Accounts::new(store.clone(), config.registration, jwt)?;
         let apps = Apps::new(store.clone(), links);
         let engine = Engine::new(&config.docker_host);
+        let routes = RouteTable::default();
+        let deployer = Deployer::new(
+            store.clone(),
+            std::sync::Arc::new(engine.clone()),
+            routes.clone(),
+            apps.links().clone(),
+            DeploySettings {
+                max_concurrent: config.max_concurrent_deploys,
+                timeout: std::time::Duration::from_secs(config.deploy_timeout),
+                health_timeout: std::time::Duration::from_secs(config.health_timeout),
+                install_id: crate::deploy::install_id(&config.data_dir)?,
+            },
+        );
+        apps.register_resources(std::sync::Arc::new(deployer.clone()));
         Ok(Services {
             config,
             store,
@@ -38,7 +55,8 @@ impl Services {
             apps,
             nodes,
             engine,
-            routes: RouteTable::default(),
+            routes,
+            deployer,
         })
     }
 

@@ -71,6 +71,8 @@ impl Application {
             self.control,
             self.services.store.clone(),
         ));
+        // Rebuilds the route table from Docker and follows container events.
+        let reconciler = tokio::spawn(self.services.deployer.clone().run_reconciler());
         tracing::info!(
             http = %self.services.config.http_listen.ip(),
             port = self.http_port,
@@ -83,6 +85,7 @@ impl Application {
         }
         handle.stop(true).await;
         control.abort();
+        reconciler.abort();
         let _ = std::fs::remove_file(crate::control::socket_path(&self.services.config.data_dir));
         Ok(())
     }

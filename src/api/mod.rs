@@ -1,6 +1,7 @@
 //! The JSON API over HTTP (actix-web): the Scalefog routes, the `/v1` REST routes, the admin
 //! panel routes (`/api`) and the health check. Handlers translate requests into calls on the core services and back.
 
+mod deploys;
 pub mod error;
 pub mod extract;
 pub mod list_cache;
@@ -19,6 +20,8 @@ use std::net::IpAddr;
 pub fn routes(cfg: &mut web::ServiceConfig) {
     cfg.route("/healthz", web::get().to(healthz));
     scalefog::routes(cfg);
+    // Before the `/v1` scope: a scope that matches a prefix answers 404 for the rest.
+    deploys::routes(cfg);
     v1::routes(cfg);
     panel::routes(cfg);
 }

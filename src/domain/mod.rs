@@ -1,11 +1,13 @@
 //! Domain values and records shared by every layer: parsed newtypes, the stored records, and the
 //! one error type. No I/O happens here.
 
+mod deploys;
 mod error;
 mod names;
 mod records;
 pub mod sshkey;
 
+pub use deploys::*;
 pub use error::{Error, Result};
 pub use names::{AppName, Email, Password, Username};
 pub use records::*;

@@ -4,6 +4,7 @@ mod helpers;
 
 mod accounts;
 mod cli;
+mod deploy;
 mod instances;
 mod panel;
 mod ssh_keys;

@@ -1,0 +1,79 @@
+//! Records of the deploy engine: releases, builds, and which container serves an app.
+
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum ReleaseStatus {
+    /// Serving now (or would be, if the app were started).
+    Current,
+    /// Served before; can be rolled back to while its image exists.
+    Superseded,
+}
+
+/// A numbered release: an image plus the config it runs with.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Release {
+    pub app: String,
+    pub version: u32,
+    /// `scalefog/<app>:v<N>` of the build that produced the image (rollbacks and config changes
+    /// reuse an earlier release's image).
+    pub image: String,
+    /// The git commit the image was built from.
+    pub commit: String,
+    /// Config vars this release runs with.
+    pub env: BTreeMap<String, String>,
+    /// Username of who made it.
+    pub created_by: String,
+    pub created_at: i64,
+    pub status: ReleaseStatus,
+    /// What made it: `deploy abc1234`, `rollback to v2`, `set FOO, BAR`.
+    pub description: String,
+    pub build_id: Option<u64>,
+}
+
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum BuildStatus {
+    Running,
+    Succeeded,
+    Failed,
+    Cancelled,
+}
+
+impl BuildStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            BuildStatus::Running => "running",
+            BuildStatus::Succeeded => "succeeded",
+            BuildStatus::Failed => "failed",
+            BuildStatus::Cancelled => "cancelled",
+        }
+    }
+}
+
+/// One attempt to build and release a pushed commit.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Build {
+    pub id: u64,
+    pub app: String,
+    pub commit: String,
+    pub branch: String,
+    pub status: BuildStatus,
+    /// The release it produced, when it succeeded.
+    pub release: Option<u32>,
+    pub created_by: String,
+    pub started_at: i64,
+    pub finished_at: Option<i64>,
+    /// Why it failed, in one line.
+    pub error: Option<String>,
+}
+
+/// The container an app's current release runs in: what the router points at.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct Deployment {
+    pub app: String,
+    pub release: u32,
+    pub container: String,
+}

@@ -1,0 +1,1060 @@
+//! The deploy engine against real git and real Docker: every test builds a `FROM scratch` image
+//! holding Debian's static busybox, whose `httpd` serves `/www` on `$PORT`.
+//!
+//! Until the SSH server lands, pushes are driven the way its pre-receive hook will drive them: a
+//! real commit pushed to a local bare repository, handed to the deployer as a [`Push`].
+
+use crate::helpers::*;
+use reqwest::StatusCode;
+use scalefog::push::{Progress, Push, PushHandler, RefUpdate};
+use scalefog::routing::Target;
+use serde_json::{Value, json};
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::time::Duration;
+
+/// Prints `$GREETING` into `/www/env.txt` (so tests can see config vars), then serves `/www`
+/// verbosely (request lines go to the container log).
+const SERVE: &str = r#"CMD ["/bin/busybox", "sh", "-c", "echo \"$GREETING\" > /www/env.txt; exec /bin/busybox httpd -f -vv -p $PORT -h /www"]"#;
+
+fn dockerfile(extra: &str, cmd: &str) -> String {
+    format!("FROM scratch\nCOPY busybox /bin/busybox\n{extra}COPY www /www\n{cmd}\n")
+}
+
+fn git(dir: &Path, args: &[&str]) -> String {
+    let out = Command::new("git")
+        .args(args)
+        .current_dir(dir)
+        .env("GIT_AUTHOR_NAME", "Test")
+        .env("GIT_AUTHOR_EMAIL", "test@example.com")
+        .env("GIT_COMMITTER_NAME", "Test")
+        .env("GIT_COMMITTER_EMAIL", "test@example.com")
+        .env("GIT_CONFIG_GLOBAL", "/dev/null")
+        .output()
+        .expect("git runs");
+    assert!(
+        out.status.success(),
+        "git {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).trim().to_string()
+}
+
+/// A working tree and the bare repository it pushes to (standing in for the app's repo).
+struct Repo {
+    _dir: tempfile::TempDir,
+    work: PathBuf,
+    bare: PathBuf,
+}
+
+impl Repo {
+    fn new() -> Repo {
+        let dir = tempfile::tempdir().unwrap();
+        let work = dir.path().join("work");
+        let bare = dir.path().join("app.git");
+        std::fs::create_dir_all(work.join("www")).unwrap();
+        git(dir.path(), &["init", "-q", "--bare", "app.git"]);
+        git(&work, &["init", "-q", "-b", "main"]);
+        std::fs::copy("/bin/busybox", work.join("busybox")).expect("/bin/busybox exists");
+        Repo {
+            _dir: dir,
+            work,
+            bare,
+        }
+    }
+
+    /// Commits the app with this page and Dockerfile, pushes it to the bare repo; returns the sha.
+    fn commit(&self, page: &str, dockerfile: Option<&str>) -> String {
+        std::fs::write(self.work.join("www/index.html"), page).unwrap();
+        match dockerfile {
+            Some(d) => std::fs::write(self.work.join("Dockerfile"), d).unwrap(),
+            None => {
+                let _ = std::fs::remove_file(self.work.join("Dockerfile"));
+            }
+        }
+        git(&self.work, &["add", "-A"]);
+        git(&self.work, &["commit", "-q", "-m", page]);
+        let sha = git(&self.work, &["rev-parse", "HEAD"]);
+        let bare = self.bare.to_string_lossy().to_string();
+        git(
+            &self.work,
+            &["push", "-q", "-f", &bare, "HEAD:refs/heads/main"],
+        );
+        sha
+    }
+}
+
+/// Removes whatever Docker objects a test server created, even when the test fails.
+struct DockerCleanup(String);
+
+impl DockerCleanup {
+    fn of(app: &TestApp) -> DockerCleanup {
+        let id = std::fs::read_to_string(app.data_dir.join("install.id")).unwrap();
+        DockerCleanup(id.trim().to_string())
+    }
+    fn filter(&self) -> String {
+        format!("label=scalefog.install={}", self.0)
+    }
+}
+
+impl Drop for DockerCleanup {
+    fn drop(&mut self) {
+        let ids = docker(&["ps", "-aq", "--filter", &self.filter()]);
+        for id in ids.split_whitespace() {
+            docker(&["rm", "-f", id]);
+        }
+        let ids = docker(&["images", "-q", "--filter", &self.filter()]);
+        for id in ids.split_whitespace() {
+            docker(&["rmi", "-f", id]);
+        }
+    }
+}
+
+fn docker(args: &[&str]) -> String {
+    let out = Command::new("docker")
+        .args(args)
+        .output()
+        .expect("docker cli");
+    String::from_utf8_lossy(&out.stdout).trim().to_string()
+}
+
+fn inspect(id: &str) -> Value {
+    let v: Value = serde_json::from_str(&docker(&["inspect", id])).unwrap_or(json!([]));
+    v[0].clone()
+}
+
+fn unique(prefix: &str) -> String {
+    format!("{prefix}-{}", hex::encode(rand::random::<[u8; 3]>()))
+}
+
+/// A server, a user, an app and a repo, ready to deploy.
+struct Fixture {
+    app: TestApp,
+    user: TestUser,
+    name: String,
+    repo: Repo,
+    _cleanup: DockerCleanup,
+}
+
+async fn fixture(prefix: &str) -> Fixture {
+    fixture_with(prefix, |_| {}).await
+}
+
+async fn fixture_with(prefix: &str, tweak: impl FnOnce(&mut scalefog::config::Config)) -> Fixture {
+    let app = spawn_app_with(|c| {
+        c.health_timeout = 10;
+        tweak(c)
+    })
+    .await;
+    let cleanup = DockerCleanup::of(&app);
+    let user = app.user("alice").await;
+    let name = unique(prefix);
+    app.create_app(&user.token, &name).await;
+    Fixture {
+        app,
+        user,
+        name,
+        repo: Repo::new(),
+        _cleanup: cleanup,
+    }
+}
+
+impl Fixture {
+    /// Pushes `sha` to main the way the pre-receive hook will: through the push handler.
+    async fn push(&self, sha: &str) -> (Result<(), String>, Vec<String>) {
+        let s = &self.app.services;
+        let inst = s.store.read(|r| r.instance(&self.name)).unwrap().unwrap();
+        let user = s.accounts.user(inst.owner_id).unwrap().unwrap();
+        let push = Push {
+            id: unique("push"),
+            app: inst,
+            user,
+            updates: vec![RefUpdate {
+                old: "0".repeat(40),
+                new: sha.to_string(),
+                name: "refs/heads/main".into(),
+            }],
+            repo_dir: self.repo.bare.clone(),
+            git_env: vec![(
+                "GIT_DIR".into(),
+                self.repo.bare.to_string_lossy().to_string(),
+            )],
+        };
+        let (progress, mut rx) = Progress::channel();
+        let r = s.deployer.handle(&push, &progress).await;
+        drop(progress);
+        let mut lines = vec![];
+        while let Some(l) = rx.recv().await {
+            lines.push(l);
+        }
+        (r.map_err(|e| e.to_string()), lines)
+    }
+
+    async fn deploy(&self, page: &str, dockerfile_text: &str) -> Vec<String> {
+        let sha = self.repo.commit(page, Some(dockerfile_text));
+        let (r, lines) = self.push(&sha).await;
+        assert!(r.is_ok(), "deploy failed: {r:?}\n{}", lines.join("\n"));
+        lines
+    }
+
+    fn target(&self) -> Option<Target> {
+        self.app.services.routes.get(&self.name)
+    }
+
+    /// GET through the address the router would use now.
+    async fn get(&self, path: &str) -> Result<(u16, String), String> {
+        let Some(Target::Serving(addr)) = self.target() else {
+            return Err(format!("not serving: {:?}", self.target()));
+        };
+        let r = reqwest::get(format!("http://{addr}{path}"))
+            .await
+            .map_err(|e| e.to_string())?;
+        let code = r.status().as_u16();
+        Ok((code, r.text().await.map_err(|e| e.to_string())?))
+    }
+
+    async fn body(&self, path: &str) -> String {
+        let (code, body) = self.get(path).await.expect("app answers");
+        assert_eq!(code, 200, "GET {path}: {body}");
+        body.trim().to_string()
+    }
+
+    fn api(&self, path: &str) -> String {
+        format!("/v1/instances/{}{path}", self.name)
+    }
+
+    async fn instance(&self) -> Value {
+        self.app
+            .get(&self.api(""), Some(&self.user.token))
+            .await
+            .json()
+            .await
+            .unwrap()
+    }
+
+    fn current_container(&self) -> String {
+        self.app
+            .services
+            .store
+            .read(|r| r.deployment(&self.name))
+            .unwrap()
+            .expect("a deployment")
+            .container
+    }
+
+    fn app_containers(&self) -> Vec<String> {
+        docker(&[
+            "ps",
+            "-aq",
+            "--no-trunc",
+            "--filter",
+            &format!("label=scalefog.app={}", self.name),
+        ])
+        .split_whitespace()
+        .map(String::from)
+        .collect()
+    }
+}
+
+#[tokio::test]
+async fn a_first_push_deploys_and_a_second_serves_new_content_with_no_failed_request_during_the_switch()
+ {
+    let f = fixture("switch").await;
+    let lines = f.deploy("first", &dockerfile("", SERVE)).await;
+    let text = lines.join("\n");
+    assert!(
+        text.contains(&format!("-----> Building {} (", f.name)),
+        "{text}"
+    );
+    assert!(text.contains("-----> Releasing v1"), "{text}");
+    assert!(text.contains("-----> Health check passed"), "{text}");
+    assert!(
+        text.contains(&format!("=====> Deployed: http://{}.localhost:", f.name)),
+        "{text}"
+    );
+    assert_eq!(f.body("/").await, "first");
+    let inst = f.instance().await;
+    assert_eq!(inst["status"], "running");
+    assert_eq!(inst["release"], 1);
+
+    // A client polls through the route table for the whole second deploy.
+    let stop = Arc::new(AtomicBool::new(false));
+    let (ok, failed) = (Arc::new(AtomicUsize::new(0)), Arc::new(AtomicUsize::new(0)));
+    let routes = f.app.services.routes.clone();
+    let name = f.name.clone();
+    let poller = {
+        let (stop, ok, failed) = (stop.clone(), ok.clone(), failed.clone());
+        tokio::spawn(async move {
+            let client = reqwest::Client::new();
+            let mut seen_second = false;
+            while !stop.load(Ordering::Relaxed) {
+                let Some(Target::Serving(addr)) = routes.get(&name) else {
+                    failed.fetch_add(1, Ordering::Relaxed);
+                    continue;
+                };
+                match client.get(format!("http://{addr}/")).send().await {
+                    Ok(r) if r.status() == 200 => {
+                        ok.fetch_add(1, Ordering::Relaxed);
+                        seen_second |= r.text().await.unwrap_or_default().trim() == "second";
+                    }
+                    _ => {
+                        failed.fetch_add(1, Ordering::Relaxed);
+                    }
+                }
+            }
+            seen_second
+        })
+    };
+    f.deploy("second", &dockerfile("", SERVE)).await;
+    // Keep polling past the old container's grace period and stop.
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    stop.store(true, Ordering::Relaxed);
+    let seen_second = poller.await.unwrap();
+    assert!(seen_second, "the poller saw the new release");
+    assert!(ok.load(Ordering::Relaxed) > 0);
+    assert_eq!(failed.load(Ordering::Relaxed), 0, "no failed request");
+    assert_eq!(f.body("/").await, "second");
+    // The old container is retired after its grace period: only the current one is left.
+    let mut left = vec![];
+    for _ in 0..100 {
+        left = f.app_containers();
+        if left.len() == 1 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    assert_eq!(left, vec![f.current_container()]);
+    let releases: Value = f
+        .app
+        .get(&f.api("/releases"), Some(&f.user.token))
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(releases[0]["id"], "v2");
+    assert_eq!(releases[0]["current"], true);
+    assert_eq!(releases[1]["status"], "superseded");
+}
+
+#[tokio::test]
+async fn a_failing_build_is_rejected_recorded_with_its_log_and_the_previous_release_keeps_serving()
+{
+    let f = fixture("badbuild").await;
+    f.deploy("good", &dockerfile("", SERVE)).await;
+    let sha = f.repo.commit(
+        "bad",
+        Some(&dockerfile(
+            r#"RUN ["/bin/busybox", "false"]
+"#,
+            SERVE,
+        )),
+    );
+    let (r, lines) = f.push(&sha).await;
+    let err = r.expect_err("the push is rejected");
+    assert!(err.contains("non-zero code"), "{err}");
+    assert!(
+        lines.iter().any(|l| l.contains("Push rejected")),
+        "{lines:?}"
+    );
+    assert_eq!(f.body("/").await, "good");
+    let inst = f.instance().await;
+    assert_eq!(
+        (inst["status"].as_str(), inst["release"].as_u64()),
+        (Some("running"), Some(1))
+    );
+    let builds: Value = f
+        .app
+        .get(&f.api("/builds"), Some(&f.user.token))
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(builds[0]["status"], "failed");
+    let id = builds[0]["id"].as_str().unwrap();
+    let log: Value = f
+        .app
+        .get(&f.api(&format!("/builds/{id}/log")), Some(&f.user.token))
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert!(log["log"].as_str().unwrap().contains("busybox"), "{log}");
+    // No image of the failed build is left behind.
+    assert_eq!(
+        docker(&["images", "-q", &format!("scalefog/{}:v2", f.name)]),
+        ""
+    );
+}
+
+#[tokio::test]
+async fn an_app_that_never_listens_fails_its_health_check_and_leaves_nothing_running() {
+    let f = fixture_with("deaf", |c| c.health_timeout = 3).await;
+    let sha = f.repo.commit(
+        "deaf",
+        Some(&dockerfile("", r#"CMD ["/bin/busybox", "sleep", "600"]"#)),
+    );
+    let (r, lines) = f.push(&sha).await;
+    let err = r.expect_err("rejected");
+    assert!(err.contains("health check failed"), "{err}");
+    assert!(
+        lines.iter().any(|l| l.contains("Health check attempt")),
+        "attempts are visible: {lines:?}"
+    );
+    assert!(
+        f.app_containers().is_empty(),
+        "the new container is removed"
+    );
+    assert_eq!(f.instance().await["status"], "failed");
+}
+
+#[tokio::test]
+async fn a_push_without_a_dockerfile_is_rejected_saying_what_is_expected() {
+    let f = fixture("nodockerfile").await;
+    let sha = f.repo.commit("plain", None);
+    let (r, _) = f.push(&sha).await;
+    let err = r.expect_err("rejected");
+    assert!(
+        err.contains("no Dockerfile") && err.contains("$PORT"),
+        "{err}"
+    );
+}
+
+#[tokio::test]
+async fn rollback_serves_the_old_content_as_a_new_release() {
+    let f = fixture("rollback").await;
+    f.deploy("one", &dockerfile("", SERVE)).await;
+    f.deploy("two", &dockerfile("", SERVE)).await;
+    assert_eq!(f.body("/").await, "two");
+    let r = f
+        .app
+        .post_json(&f.api("/rollback"), &json!({}), Some(&f.user.token))
+        .await;
+    assert_eq!(r.status(), StatusCode::CREATED);
+    let rel: Value = r.json().await.unwrap();
+    assert_eq!(rel["id"], "v3");
+    assert_eq!(rel["description"], "rollback to v1");
+    assert_eq!(f.body("/").await, "one");
+    // And forward again to a given release.
+    let r = f
+        .app
+        .post_json(
+            &f.api("/rollback"),
+            &json!({"release": "v2"}),
+            Some(&f.user.token),
+        )
+        .await;
+    assert_eq!(r.status(), StatusCode::CREATED);
+    assert_eq!(f.body("/").await, "two");
+}
+
+#[tokio::test]
+async fn a_config_var_change_reaches_the_container_as_a_new_release_and_its_value_is_not_listed() {
+    let f = fixture("config").await;
+    f.deploy("cfg", &dockerfile("", SERVE)).await;
+    let r = f
+        .app
+        .client
+        .patch(f.app.url(&f.api("/env")))
+        .bearer_auth(&f.user.token)
+        .json(&json!({"GREETING": "s3cret-hello"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    assert_eq!(f.body("/env.txt").await, "s3cret-hello");
+    let inst = f.instance().await;
+    assert_eq!(inst["release"], 2);
+    let env: Value = f
+        .app
+        .get(&f.api("/env"), Some(&f.user.token))
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(env, json!({"GREETING": "s3cret-hello"}));
+    let releases = f
+        .app
+        .get(&f.api("/releases"), Some(&f.user.token))
+        .await
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        releases.contains("GREETING") && !releases.contains("s3cret"),
+        "{releases}"
+    );
+    // Unsetting makes another release.
+    let r = f
+        .app
+        .delete(&f.api("/env/GREETING"), Some(&f.user.token))
+        .await;
+    assert_eq!(r.status(), StatusCode::NO_CONTENT);
+    assert_eq!(f.body("/env.txt").await, "");
+    assert_eq!(f.instance().await["release"], 3);
+}
+
+#[tokio::test]
+async fn stop_start_restart_and_delete_act_on_real_containers_and_delete_leaves_nothing() {
+    let f = fixture("lifecycle").await;
+    f.deploy("life", &dockerfile("", SERVE)).await;
+    let first = f.current_container();
+
+    let r = f
+        .app
+        .get(&format!("/instances/stop/{}", f.name), Some(&f.user.token))
+        .await;
+    assert_eq!(r.status(), StatusCode::OK);
+    let body: Value = r.json().await.unwrap();
+    assert_eq!(
+        (body["success"].as_str(), body["status"].as_str()),
+        (Some("true"), Some("stopped"))
+    );
+    assert_eq!(inspect(&first)["State"]["Running"], false);
+    assert_eq!(f.target(), Some(Target::Unavailable("stopped".into())));
+
+    let r = f
+        .app
+        .get(&format!("/instances/start/{}", f.name), Some(&f.user.token))
+        .await;
+    assert_eq!(r.status(), StatusCode::OK);
+    assert_eq!(inspect(&first)["State"]["Running"], true);
+    assert_eq!(f.body("/").await, "life");
+
+    let r = f
+        .app
+        .post_json(&f.api("/restart"), &json!({}), Some(&f.user.token))
+        .await;
+    assert_eq!(r.status(), StatusCode::OK);
+    let second = f.current_container();
+    assert_ne!(first, second, "restart runs a new container");
+    assert_eq!(f.body("/").await, "life");
+
+    let r = f
+        .app
+        .get(
+            &format!("/instances/delete/{}", f.name),
+            Some(&f.user.token),
+        )
+        .await;
+    assert_eq!(r.status(), StatusCode::OK);
+    assert!(f.app_containers().is_empty(), "no container left");
+    assert_eq!(
+        docker(&[
+            "images",
+            "-q",
+            "--filter",
+            &format!("label=scalefog.app={}", f.name)
+        ]),
+        "",
+        "no image left"
+    );
+    assert!(
+        f.app
+            .services
+            .store
+            .read(|r| r.releases_of(&f.name, scalefog::store::Slice::ALL))
+            .unwrap()
+            .items
+            .is_empty(),
+        "no release record left"
+    );
+    assert_eq!(f.target(), None);
+}
+
+#[tokio::test]
+async fn memory_and_cpu_limits_and_hardening_flags_are_on_the_container() {
+    let f = fixture("limits").await;
+    let r = f
+        .app
+        .client
+        .patch(f.app.url(&f.api("")))
+        .bearer_auth(&f.user.token)
+        .json(&json!({"memory": 128, "cpu": 0.5, "health_path": "/index.html"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    f.deploy("limited", &dockerfile("", SERVE)).await;
+    let c = inspect(&f.current_container());
+    let h = &c["HostConfig"];
+    assert_eq!(h["Memory"], 128 * 1024 * 1024);
+    assert_eq!(h["NanoCpus"], 500_000_000);
+    assert_eq!(h["Privileged"], false);
+    assert_eq!(h["CapDrop"], json!(["ALL"]));
+    assert_eq!(h["CapAdd"], json!(["NET_BIND_SERVICE"]));
+    assert!(
+        h["SecurityOpt"].to_string().contains("no-new-privileges"),
+        "{h}"
+    );
+    assert!(h["PidsLimit"].as_i64().unwrap() > 0);
+    assert_eq!(h["RestartPolicy"]["Name"], "unless-stopped");
+    assert!(
+        h["Binds"].is_null() && c["Mounts"] == json!([]),
+        "no host mounts"
+    );
+    assert_eq!(h["PortBindings"]["5000/tcp"][0]["HostIp"], "127.0.0.1");
+    let labels = &c["Config"]["Labels"];
+    assert_eq!(labels["scalefog.app"], f.name.as_str());
+    assert_eq!(labels["scalefog.release"], "1");
+    assert_eq!(labels["scalefog.node"], "1");
+    assert!(c["Config"]["Env"].to_string().contains("PORT=5000"));
+    // New limits apply to the running container.
+    let r = f
+        .app
+        .client
+        .patch(f.app.url(&f.api("")))
+        .bearer_auth(&f.user.token)
+        .json(&json!({"memory": 96}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    assert_eq!(
+        inspect(&f.current_container())["HostConfig"]["Memory"],
+        96 * 1024 * 1024
+    );
+}
+
+#[tokio::test]
+async fn bad_deploy_requests_get_a_clear_4xx_naming_the_problem() {
+    let f = fixture("badinput").await;
+    let t = Some(f.user.token.as_str());
+    let patch = |body: Value| {
+        f.app
+            .client
+            .patch(f.app.url(&f.api("")))
+            .bearer_auth(&f.user.token)
+            .json(&body)
+            .send()
+    };
+    for (body, field) in [
+        (json!({"memory": "lots"}), "memory"),
+        (json!({"memory": 4}), "memory"),
+        (json!({"cpu": -1}), "cpu"),
+        (json!({"health_path": "no-slash"}), "health_path"),
+        (json!({"deploy_branch": "../x"}), "deploy_branch"),
+    ] {
+        let r = patch(body.clone()).await.unwrap();
+        assert_eq!(r.status(), StatusCode::BAD_REQUEST, "{body}");
+        assert_eq!(error_body(r).await["field"], field, "{body}");
+    }
+    let r = f
+        .app
+        .client
+        .patch(f.app.url(&f.api("/env")))
+        .bearer_auth(&f.user.token)
+        .json(&json!({"1BAD": "x"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::BAD_REQUEST);
+    let r = f.app.post_json(&f.api("/start"), &json!({}), t).await;
+    assert_eq!(
+        r.status(),
+        StatusCode::CONFLICT,
+        "nothing to start before a push"
+    );
+    assert!(
+        error_body(r).await["message"]
+            .as_str()
+            .unwrap()
+            .contains("push")
+    );
+    let r = f
+        .app
+        .post_json(&f.api("/rollback"), &json!({"release": "zz"}), t)
+        .await;
+    assert_eq!(r.status(), StatusCode::BAD_REQUEST);
+    let r = f
+        .app
+        .post_json(&f.api("/deploys/current/cancel"), &json!({}), t)
+        .await;
+    assert_eq!(r.status(), StatusCode::NOT_FOUND);
+    let r = f.app.get(&f.api("/logs?tail=many"), t).await;
+    assert_eq!(r.status(), StatusCode::BAD_REQUEST);
+    let r = f.app.get(&f.api("/builds/nope/log"), t).await;
+    assert_eq!(r.status(), StatusCode::NOT_FOUND);
+    // Someone else's app does not exist for them.
+    let bob = f.app.user("bob").await;
+    let r = f
+        .app
+        .post_json(&f.api("/restart"), &json!({}), Some(&bob.token))
+        .await;
+    assert_eq!(r.status(), StatusCode::NOT_FOUND);
+    // Images are for admins (alice registered first, so bob is not one).
+    let r = f.app.get("/v1/images", Some(&bob.token)).await;
+    assert_eq!(r.status(), StatusCode::FORBIDDEN);
+}
+
+#[tokio::test]
+async fn runtime_logs_tail_and_follow_streams_new_lines() {
+    let f = fixture("logs").await;
+    f.deploy("logged", &dockerfile("", SERVE)).await;
+    f.body("/").await;
+    let t = Some(f.user.token.as_str());
+    let tail: Value = f
+        .app
+        .get(&f.api("/logs?tail=10"), t)
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert!(tail["lines"].to_string().contains("url:/"), "{tail}");
+
+    let mut r = f
+        .app
+        .client
+        .get(format!(
+            "http://127.0.0.1:{}{}",
+            f.app.http_port,
+            f.api("/logs?follow=1&tail=0")
+        ))
+        .bearer_auth(&f.user.token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    assert!(
+        r.headers()["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("text/event-stream")
+    );
+    // Lines written after the stream attached arrive as events. Docker attaches once the body
+    // is first polled, so keep producing lines until one shows up.
+    let marker = format!("/marker-{}", hex::encode(rand::random::<[u8; 4]>()));
+    let Some(Target::Serving(addr)) = f.target() else {
+        panic!("not serving")
+    };
+    let url = format!("http://{addr}{marker}");
+    let producer = tokio::spawn(async move {
+        loop {
+            let _ = reqwest::get(&url).await;
+            tokio::time::sleep(Duration::from_millis(300)).await;
+        }
+    });
+    let mut seen = String::new();
+    let found = tokio::time::timeout(Duration::from_secs(20), async {
+        while let Some(chunk) = r.chunk().await.unwrap() {
+            seen.push_str(&String::from_utf8_lossy(&chunk));
+            if seen
+                .lines()
+                .any(|l| l.starts_with("data: ") && l.contains(&marker))
+            {
+                return true;
+            }
+        }
+        false
+    })
+    .await;
+    producer.abort();
+    assert_eq!(found, Ok(true), "the new line arrives as an event: {seen}");
+}
+
+#[tokio::test]
+async fn a_running_deploy_can_be_cancelled_and_a_second_push_waits_with_a_message() {
+    let f = fixture("cancel").await;
+    let slow = dockerfile(
+        r#"RUN ["/bin/busybox", "sleep", "60"]
+"#,
+        SERVE,
+    );
+    let sha = f.repo.commit("slow", Some(&slow));
+    let f = Arc::new(f);
+    let first = {
+        let f = f.clone();
+        let sha = sha.clone();
+        tokio::spawn(async move { f.push(&sha).await })
+    };
+    // Wait until it is building, then push again: the second waits for the first.
+    for _ in 0..100 {
+        if f.instance().await["status"] == "building" {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let second = {
+        let f = f.clone();
+        let sha = sha.clone();
+        tokio::spawn(async move { f.push(&sha).await })
+    };
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let r = f
+        .app
+        .post_json(
+            &f.api("/deploys/current/cancel"),
+            &json!({}),
+            Some(&f.user.token),
+        )
+        .await;
+    assert_eq!(r.status(), StatusCode::ACCEPTED);
+    let (r1, _) = first.await.unwrap();
+    assert!(r1.unwrap_err().contains("cancelled"));
+    // The second now runs; cancel it too.
+    for _ in 0..100 {
+        let r = f
+            .app
+            .post_json(
+                &f.api("/deploys/current/cancel"),
+                &json!({}),
+                Some(&f.user.token),
+            )
+            .await;
+        if r.status() == StatusCode::ACCEPTED {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let (r2, lines2) = second.await.unwrap();
+    assert!(r2.is_err());
+    assert!(
+        lines2
+            .iter()
+            .any(|l| l.contains("Another deploy") && l.contains("waiting")),
+        "{lines2:?}"
+    );
+    let builds: Value = f
+        .app
+        .get(&f.api("/builds"), Some(&f.user.token))
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(builds[0]["status"], "cancelled");
+    assert!(f.app_containers().is_empty());
+}
+
+#[tokio::test]
+async fn restarting_scalefog_does_not_restart_apps_and_reconcile_removes_orphans() {
+    let data = tempfile::tempdir().unwrap();
+    let data_dir = data.path().join("data");
+    let dd = data_dir.clone();
+    let f = fixture_with("reconcile", move |c| c.data_dir = dd).await;
+    f.deploy("persist", &dockerfile("", SERVE)).await;
+    let container = f.current_container();
+    let started = inspect(&container)["State"]["StartedAt"].clone();
+    let image = format!("scalefog/{}:v1", f.name);
+    let install = f._cleanup.0.clone();
+    // An orphan of this app (a deploy interrupted by a crash) and one of a deleted app.
+    let orphan = docker(&[
+        "create",
+        "--label",
+        "scalefog=1",
+        "--label",
+        &format!("scalefog.install={install}"),
+        "--label",
+        &format!("scalefog.app={}", f.name),
+        &image,
+    ]);
+    let ghost = docker(&[
+        "create",
+        "--label",
+        "scalefog=1",
+        "--label",
+        &format!("scalefog.install={install}"),
+        "--label",
+        "scalefog.app=gone-app",
+        &image,
+    ]);
+    assert!(!orphan.is_empty() && !ghost.is_empty());
+
+    let Fixture {
+        app,
+        user,
+        name,
+        repo: _repo,
+        _cleanup,
+    } = f;
+    drop(app);
+    // The old server lets go of the store file.
+    let store_path = data_dir.join("scalefog.redb");
+    for _ in 0..100 {
+        if scalefog::store::Store::open(&store_path).is_ok() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let dd = data_dir.clone();
+    let app = spawn_app_with(move |c| c.data_dir = dd).await;
+    let mut clean = false;
+    for _ in 0..100 {
+        let left = docker(&[
+            "ps",
+            "-aq",
+            "--filter",
+            &format!("label=scalefog.install={install}"),
+        ]);
+        if left.split_whitespace().count() == 1 {
+            clean = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(clean, "orphans are removed");
+    assert!(container.starts_with(&docker(&[
+        "ps",
+        "-aq",
+        "--filter",
+        &format!("label=scalefog.install={install}")
+    ])));
+    assert_eq!(
+        inspect(&container)["State"]["StartedAt"],
+        started,
+        "the app was not restarted"
+    );
+    let mut served = false;
+    for _ in 0..50 {
+        if let Some(Target::Serving(addr)) = app.services.routes.get(&name) {
+            let body = reqwest::get(format!("http://{addr}/"))
+                .await
+                .unwrap()
+                .text()
+                .await
+                .unwrap();
+            served = body.trim() == "persist";
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(served, "the route table is rebuilt from Docker");
+    let r = app
+        .get(&format!("/v1/instances/{name}"), Some(&user.token))
+        .await;
+    let inst: Value = r.json().await.unwrap();
+    assert_eq!(inst["status"], "running");
+    assert_eq!(inst["owner"], user.username.as_str(), "no record was lost");
+}
+
+/// The deploy benchmark (run by `bench/deploy.sh`, ignored by `cargo test`): push→serving of the
+/// busybox app on a warm build cache against raw `docker build` + `docker run` + first 200 of
+/// the same context in the same run, then 20 concurrent deploys to 20 apps.
+#[tokio::test]
+#[ignore = "benchmark: run bench/deploy.sh"]
+async fn bench_deploy_push_to_serving_against_raw_docker() {
+    use std::time::Instant;
+    let rounds: usize = std::env::var("BENCH_ROUNDS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(5);
+    let f = fixture_with("bench", |c| c.max_concurrent_deploys = 20).await;
+    // Warm the build cache once.
+    f.deploy("warm", &dockerfile("", SERVE)).await;
+    let client = reqwest::Client::new();
+    async fn first_200(client: &reqwest::Client, url: &str) {
+        loop {
+            if let Ok(r) = client.get(url).send().await
+                && r.status() == 200
+            {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    }
+    let mut ours = vec![];
+    let mut raw = vec![];
+    let tag = format!("scalefog-bench-raw-{}", f._cleanup.0);
+    for i in 0..rounds {
+        // Scalefog: push handler called with the new commit → first 200 through the route.
+        let sha = f
+            .repo
+            .commit(&format!("round {i}"), Some(&dockerfile("", SERVE)));
+        let t = Instant::now();
+        let (r, _) = f.push(&sha).await;
+        r.expect("bench deploy");
+        let Some(Target::Serving(addr)) = f.target() else {
+            panic!("not serving")
+        };
+        first_200(&client, &format!("http://{addr}/")).await;
+        ours.push(t.elapsed().as_secs_f64());
+
+        // Raw Docker on the same context (the working tree at that commit).
+        let ctx = f.repo.work.to_string_lossy().to_string();
+        let t = Instant::now();
+        let ok = Command::new("docker")
+            .args([
+                "build",
+                "-q",
+                "--label",
+                &format!("scalefog.install={}", f._cleanup.0),
+                "-t",
+                &tag,
+                &ctx,
+            ])
+            .output()
+            .unwrap();
+        assert!(ok.status.success());
+        let id = docker(&[
+            "run",
+            "-d",
+            "--label",
+            &format!("scalefog.install={}", f._cleanup.0),
+            "-e",
+            "PORT=5000",
+            "-p",
+            "127.0.0.1::5000",
+            &tag,
+        ]);
+        let port = docker(&["port", &id, "5000/tcp"]);
+        let port = port
+            .lines()
+            .next()
+            .unwrap()
+            .rsplit(':')
+            .next()
+            .unwrap()
+            .to_string();
+        first_200(&client, &format!("http://127.0.0.1:{port}/")).await;
+        raw.push(t.elapsed().as_secs_f64());
+        docker(&["rm", "-f", &id]);
+    }
+    let median = |v: &mut Vec<f64>| {
+        v.sort_by(|a, b| a.partial_cmp(b).unwrap());
+        v[v.len() / 2]
+    };
+    let (o, r) = (median(&mut ours), median(&mut raw));
+    println!("BENCH push->serving median {o:.3}s over {rounds} rounds (all: {ours:.3?})");
+    println!("BENCH raw build+run+200 median {r:.3}s (all: {raw:.3?})");
+    println!("BENCH ratio {:.2}x", o / r);
+
+    // 20 concurrent deploys to 20 apps.
+    let mut apps = vec![];
+    for i in 0..20 {
+        let name = format!("{}-{i}", f.name);
+        f.app.create_app(&f.user.token, &name).await;
+        apps.push(name);
+    }
+    let sha = f.repo.commit("concurrent", Some(&dockerfile("", SERVE)));
+    let t = Instant::now();
+    let mut tasks = vec![];
+    for name in apps.clone() {
+        let s = f.app.services.clone();
+        let (bare, sha) = (f.repo.bare.clone(), sha.clone());
+        tasks.push(tokio::spawn(async move {
+            let env = vec![("GIT_DIR".to_string(), bare.to_string_lossy().to_string())];
+            s.deployer
+                .deploy_commit(&name, "alice", "main", &sha, &bare, &env, None)
+                .await
+                .map(|_| ())
+                .map_err(|e| format!("{name}: {e}"))
+        }));
+    }
+    let mut failures = vec![];
+    for t in tasks {
+        if let Err(e) = t.await.unwrap() {
+            failures.push(e);
+        }
+    }
+    for name in &apps {
+        if let Some(Target::Serving(addr)) = f.app.services.routes.get(name) {
+            first_200(&client, &format!("http://{addr}/")).await;
+        }
+    }
+    println!(
+        "BENCH 20 concurrent deploys: {:.3}s total, {} failed {failures:?}",
+        t.elapsed().as_secs_f64(),
+        failures.len()
+    );
+    assert!(failures.is_empty());
+}
