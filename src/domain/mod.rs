@@ -4,11 +4,13 @@
 mod error;
 mod names;
 mod records;
+mod session;
 pub mod sshkey;
 
 pub use error::{Error, Result};
 pub use names::{AppName, Email, Password, Username};
 pub use records::*;
+pub use session::{SESSION_TTL_SECS, Session};
 
 /// Seconds since the Unix epoch, the one clock every record uses.
 pub fn now() -> i64 {
