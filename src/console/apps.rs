@@ -24,8 +24,18 @@ pub async fn list(ctx: Ctx, q: web::Query<ListQuery>) -> PageResult {
         apps,
         all,
         show_owner: all,
+        has_ssh_key: has_ssh_key(&ctx)?,
     };
     render(&ctx.req, StatusCode::OK, &page)
+}
+
+fn has_ssh_key(ctx: &Ctx) -> Result<bool, crate::domain::Error> {
+    Ok(ctx
+        .services
+        .accounts
+        .ssh_keys(&ctx.who, Slice { offset: 0, limit: 1 })?
+        .total
+        > 0)
 }
 
 fn region_options(ctx: &Ctx, selected: &str) -> Vec<RegionOption> {

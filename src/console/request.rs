@@ -41,16 +41,21 @@ impl Flash {
             message: m.into(),
         }
     }
+    /// Percent-encodes the message for the cookie. actix-web writes cookie values as given and
+    /// percent-decodes them when reading, so decoding is already done in [`Flash::decode`].
     fn encode(&self) -> String {
         let text = format!("{}{}", if self.ok { "o" } else { "e" }, self.message);
-        serde_urlencoded::to_string([("f", text)])
-            .unwrap_or_default()
-            .trim_start_matches("f=")
-            .to_string()
+        let mut out = String::with_capacity(text.len() * 3);
+        for b in text.bytes() {
+            if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'~') {
+                out.push(b as char);
+            } else {
+                out.push_str(&format!("%{b:02X}"));
+            }
+        }
+        out
     }
-    fn decode(v: &str) -> Option<Flash> {
-        let pairs: Vec<(String, String)> = serde_urlencoded::from_str(&format!("f={v}")).ok()?;
-        let text = pairs.into_iter().next()?.1;
+    fn decode(text: &str) -> Option<Flash> {
         let (kind, message) = text.split_at_checked(1)?;
         let message: String = message.chars().take(300).collect();
         match kind {

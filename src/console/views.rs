@@ -318,6 +318,8 @@ pub struct AppsPage {
     pub apps: Vec<AppRow>,
     pub all: bool,
     pub show_owner: bool,
+    /// Whether the empty state can tick off "add an SSH key".
+    pub has_ssh_key: bool,
 }
 
 pub struct RegionOption {
