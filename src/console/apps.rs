@@ -140,7 +140,7 @@ pub async fn delete(form: SignedForm, name: web::Path<String>) -> PageResult {
     let app = ctx.services.apps.get(&ctx.who, &name)?;
     if f.get("confirm").trim() != app.name {
         return Ok(ctx.redirect(
-            &format!("/console/apps/{}#delete", app.name),
+            &format!("/console/apps/{}", app.name),
             Flash::err(format!(
                 "Nothing was deleted: type {} exactly to confirm.",
                 app.name

@@ -78,7 +78,11 @@ fn describe(e: &ConsoleError) -> (StatusCode, &'static str, String) {
                      Try again in a moment."
                         .to_string()
                 }
-                other => other.to_string(),
+                Error::NotFound(m) => format!(
+                    "{} It may have been deleted, or the link may be mistyped.",
+                    super::sentence(m)
+                ),
+                other => super::sentence(&other.to_string()),
             };
             (status, title, message)
         }
