@@ -33,7 +33,13 @@ fn has_ssh_key(ctx: &Ctx) -> Result<bool, crate::domain::Error> {
     Ok(ctx
         .services
         .accounts
-        .ssh_keys(&ctx.who, Slice { offset: 0, limit: 1 })?
+        .ssh_keys(
+            &ctx.who,
+            Slice {
+                offset: 0,
+                limit: 1,
+            },
+        )?
         .total
         > 0)
 }

@@ -49,9 +49,10 @@ pub async fn add_ssh_key(form: SignedForm) -> PageResult {
         Err(e) => {
             let (status, message, _) = inline(e)?;
             // The core names the API parameter; the page has a "Public key" box.
-            let message = message
-                .replace("Sshkey is not", "That is not")
-                .replace("Please fill in the sshkey field.", "Paste a public key first.");
+            let message = message.replace("Sshkey is not", "That is not").replace(
+                "Please fill in the sshkey field.",
+                "Paste a public key first.",
+            );
             let page = ssh_page(ctx, f.get("sshkey").to_string(), Some(message))?;
             render(&ctx.req, status, &page)
         }

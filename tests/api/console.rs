@@ -71,7 +71,10 @@ impl Browser {
             "--no-default-browser-check".into(),
             "--hide-scrollbars".into(),
             "--window-size=1280,900".into(),
-            format!("--user-data-dir={}", profile.path().join("profile").display()),
+            format!(
+                "--user-data-dir={}",
+                profile.path().join("profile").display()
+            ),
         ];
         let mut prefs = json!({});
         if !javascript {
@@ -86,12 +89,10 @@ impl Browser {
         let mut client = None;
         let mut last_err = String::new();
         for _ in 0..20 {
-            match ClientBuilder::new(
-                hyper_util::client::legacy::connect::HttpConnector::new(),
-            )
-            .capabilities(caps.clone())
-            .connect(&format!("http://{addr}"))
-            .await
+            match ClientBuilder::new(hyper_util::client::legacy::connect::HttpConnector::new())
+                .capabilities(caps.clone())
+                .connect(&format!("http://{addr}"))
+                .await
             {
                 Ok(c) => {
                     client = Some(c);
@@ -332,14 +333,23 @@ async fn a_person_registers_adds_a_key_creates_an_app_sees_its_remote_deletes_it
         )
         .await
         .unwrap();
-    b.click_then("form button[type=submit]", ".form-error").await;
-    assert!(b.text(".form-error").await.contains("at least 8 characters"));
+    b.click_then("form button[type=submit]", ".form-error")
+        .await;
+    assert!(
+        b.text(".form-error")
+            .await
+            .contains("at least 8 characters")
+    );
     b.shot("02b-register-error").await;
     b.fill("#password", "correct horse battery").await;
     b.click_then("form button[type=submit]", ".empty").await;
 
     // The empty state teaches the next step.
-    assert!(b.text(".flash").await.contains("Welcome to Scalefog, alice"));
+    assert!(
+        b.text(".flash")
+            .await
+            .contains("Welcome to Scalefog, alice")
+    );
     assert!(
         b.text(".empty h2")
             .await
@@ -348,13 +358,19 @@ async fn a_person_registers_adds_a_key_creates_an_app_sees_its_remote_deletes_it
     b.shot("03-apps-empty").await;
 
     // SSH keys: a bad paste explains itself and keeps the text; a good key shows its fingerprint.
-    b.click_then("nav a[href='/console/ssh-keys']", "#sshkey").await;
+    b.click_then("nav a[href='/console/ssh-keys']", "#sshkey")
+        .await;
     b.fill("#sshkey", "ssh-ed25519 not-a-key").await;
     b.click_then("form[action='/console/ssh-keys'] button", ".form-error")
         .await;
     assert!(b.text(".form-error").await.contains("OpenSSH public key"));
     assert_eq!(
-        b.find("#sshkey").await.prop("value").await.unwrap().unwrap(),
+        b.find("#sshkey")
+            .await
+            .prop("value")
+            .await
+            .unwrap()
+            .unwrap(),
         "ssh-ed25519 not-a-key"
     );
     b.shot("04-ssh-key-error").await;
@@ -368,7 +384,8 @@ async fn a_person_registers_adds_a_key_creates_an_app_sees_its_remote_deletes_it
 
     // Create an app and find the exact commands to deploy it.
     b.click_then("nav a[href='/console/apps']", ".empty").await;
-    b.click_then("a[href='/console/apps/new']", "#appname").await;
+    b.click_then("a[href='/console/apps/new']", "#appname")
+        .await;
     b.shot("06-new-app").await;
     b.fill("#appname", "Bad Name!").await;
     b.click_then("form[action='/console/apps'] button", ".form-error")
@@ -380,7 +397,12 @@ async fn a_person_registers_adds_a_key_creates_an_app_sees_its_remote_deletes_it
     assert_eq!(b.path().await, "/console/apps/shop-one");
     let remote = format!("ssh://git@127.0.0.1:{}/shop-one.git", ssh_port(&app));
     assert_eq!(
-        b.find("#git-remote").await.prop("value").await.unwrap().unwrap(),
+        b.find("#git-remote")
+            .await
+            .prop("value")
+            .await
+            .unwrap()
+            .unwrap(),
         remote
     );
     let commands = b.text("#deploy-commands").await;
@@ -410,7 +432,8 @@ async fn a_person_registers_adds_a_key_creates_an_app_sees_its_remote_deletes_it
     b.shot("10-apps").await;
 
     // API keys: shown once, then only a prefix.
-    b.click_then("nav a[href='/console/api-keys']", "#name").await;
+    b.click_then("nav a[href='/console/api-keys']", "#name")
+        .await;
     b.fill("#name", "GitHub Actions").await;
     b.click_then("form[action='/console/api-keys'] button", "#new-key-value")
         .await;
@@ -423,11 +446,18 @@ async fn a_person_registers_adds_a_key_creates_an_app_sees_its_remote_deletes_it
         .unwrap();
     assert_eq!(key.len(), 32);
     let api = app.get("/v1/account", Some(&key)).await;
-    assert_eq!(api.status(), StatusCode::OK, "the shown key works on the API");
+    assert_eq!(
+        api.status(),
+        StatusCode::OK,
+        "the shown key works on the API"
+    );
     b.shot("11-api-keys").await;
     b.goto(&app.url("/console/api-keys")).await;
     b.find(".item").await;
-    assert!(!b.source().await.contains(&key), "the key is shown only once");
+    assert!(
+        !b.source().await.contains(&key),
+        "the key is shown only once"
+    );
 
     // Account and the admin pages (the first account is an admin).
     b.click_then("a.whoami", "#current_password").await;
@@ -492,7 +522,11 @@ async fn every_form_works_with_javascript_disabled() {
     b.goto(&app.url("/console/apps/new")).await;
     b.click_then("form[action='/console/apps'] button", "#git-remote")
         .await;
-    let name = b.path().await.trim_start_matches("/console/apps/").to_string();
+    let name = b
+        .path()
+        .await
+        .trim_start_matches("/console/apps/")
+        .to_string();
     assert!(name.contains('-'), "generated name {name}");
     assert!(
         !b.find("button.copy").await.is_displayed().await.unwrap(),
@@ -534,14 +568,14 @@ async fn a_second_user_gets_a_404_page_for_the_first_users_app() {
     app.create_app(&alice.token, "alices-app").await;
     let bob = app.user("bob").await;
     let console = console_sign_in(&app, "bob", &bob.password).await;
-    for path in [
-        "/console/apps/alices-app",
-        "/console/apps/no-such-app",
-    ] {
+    for path in ["/console/apps/alices-app", "/console/apps/no-such-app"] {
         let r = console.get(&app, path).await;
         assert_eq!(r.status(), StatusCode::NOT_FOUND, "{path}");
         let html = r.text().await.unwrap();
-        assert!(html.contains("Not found") && html.contains("<html"), "{path}");
+        assert!(
+            html.contains("Not found") && html.contains("<html"),
+            "{path}"
+        );
     }
     let r = console
         .post(
@@ -551,7 +585,12 @@ async fn a_second_user_gets_a_404_page_for_the_first_users_app() {
         )
         .await;
     assert_eq!(r.status(), StatusCode::NOT_FOUND);
-    let list = console.get(&app, "/console/apps").await.text().await.unwrap();
+    let list = console
+        .get(&app, "/console/apps")
+        .await
+        .text()
+        .await
+        .unwrap();
     assert!(!list.contains("alices-app"));
     assert!(app.services.apps.regions().is_ok());
 }
@@ -563,7 +602,10 @@ async fn a_post_without_the_right_csrf_token_or_from_another_origin_is_refused()
     let console = console_sign_in(&app, "alice", &alice.password).await;
     for form in [
         vec![("appname", "forged")],
-        vec![("appname", "forged"), ("csrf", "0123456789abcdef0123456789abcdef")],
+        vec![
+            ("appname", "forged"),
+            ("csrf", "0123456789abcdef0123456789abcdef"),
+        ],
     ] {
         let r = console.post(&app, "/console/apps", &form).await;
         assert_eq!(r.status(), StatusCode::FORBIDDEN);
@@ -592,7 +634,11 @@ async fn a_post_without_the_right_csrf_token_or_from_another_origin_is_refused()
     assert_eq!(r.json::<serde_json::Value>().await.unwrap(), json!([]));
     // With the token, the same post works.
     let r = console
-        .post(&app, "/console/apps", &[("appname", "real-one"), ("csrf", &console.csrf)])
+        .post(
+            &app,
+            "/console/apps",
+            &[("appname", "real-one"), ("csrf", &console.csrf)],
+        )
         .await;
     assert_eq!(r.status(), StatusCode::SEE_OTHER);
     assert_eq!(r.headers()["location"], "/console/apps/real-one");
@@ -605,7 +651,10 @@ async fn console_pages_send_security_headers_and_a_locked_down_session_cookie() 
     let page = app.get("/console/sign-in", None).await;
     let h = page.headers();
     let csp = h["content-security-policy"].to_str().unwrap();
-    assert!(csp.contains("script-src 'self'") && !csp.contains("unsafe-inline"), "{csp}");
+    assert!(
+        csp.contains("script-src 'self'") && !csp.contains("unsafe-inline"),
+        "{csp}"
+    );
     assert!(csp.contains("frame-ancestors 'none'"));
     assert_eq!(h["x-frame-options"], "DENY");
     assert!(h.contains_key("referrer-policy"));
@@ -617,14 +666,21 @@ async fn console_pages_send_security_headers_and_a_locked_down_session_cookie() 
         .client
         .post(app.url("/console/sign-in"))
         .header("cookie", format!("scalefog_csrf={anon}"))
-        .form(&[("csrf", token.as_str()), ("username", "alice"), ("password", &alice.password)])
+        .form(&[
+            ("csrf", token.as_str()),
+            ("username", "alice"),
+            ("password", &alice.password),
+        ])
         .send()
         .await
         .unwrap();
     let set = cookie_from(&r, "scalefog_session").unwrap();
     assert!(set.contains("HttpOnly"), "{set}");
     assert!(set.contains("SameSite=Lax"), "{set}");
-    assert!(!set.contains("Secure"), "plain http cannot use Secure cookies: {set}");
+    assert!(
+        !set.contains("Secure"),
+        "plain http cannot use Secure cookies: {set}"
+    );
     // Behind a TLS-terminating proxy, the cookie is Secure.
     let page = app
         .client
@@ -633,7 +689,11 @@ async fn console_pages_send_security_headers_and_a_locked_down_session_cookie() 
         .send()
         .await
         .unwrap();
-    assert!(cookie_from(&page, "scalefog_csrf").unwrap().contains("Secure"));
+    assert!(
+        cookie_from(&page, "scalefog_csrf")
+            .unwrap()
+            .contains("Secure")
+    );
     // The JSON API is unchanged beside the console.
     let r = app.get("/instances", None).await;
     assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
@@ -672,7 +732,11 @@ async fn too_many_failed_sign_ins_get_a_friendly_429_page() {
             .client
             .post(app.url("/console/sign-in"))
             .header("cookie", format!("scalefog_csrf={anon}"))
-            .form(&[("csrf", anon.as_str()), ("username", "alice"), ("password", "wrong-password")])
+            .form(&[
+                ("csrf", anon.as_str()),
+                ("username", "alice"),
+                ("password", "wrong-password"),
+            ])
             .send()
             .await
             .unwrap();
@@ -687,7 +751,12 @@ async fn too_many_failed_sign_ins_get_a_friendly_429_page() {
 #[tokio::test]
 async fn closed_registration_hides_the_register_page() {
     let app = spawn_app_with(|c| c.registration = scalefog::accounts::Registration::Closed).await;
-    let html = app.get("/console/sign-in", None).await.text().await.unwrap();
+    let html = app
+        .get("/console/sign-in", None)
+        .await
+        .text()
+        .await
+        .unwrap();
     assert!(!html.contains("/console/register"));
     let r = app.get("/console/register", None).await;
     assert_eq!(r.status(), StatusCode::FORBIDDEN);

@@ -1,5 +1,7 @@
 //! One integration-test binary (faster to link than one per file); each module is a feature.
 
+// The harness offers helpers that only some features' tests use.
+#[allow(dead_code)]
 mod helpers;
 
 mod accounts;
