@@ -13,6 +13,7 @@
 //! - `routing`  — the host → upstream table the deploy engine writes and the router reads.
 //! - `services` — the bundle of the above handed to every transport.
 //! - `api`      — JSON over HTTP (actix-web); the one HTTP error mapping.
+//! - `console`  — the web console (actix-web + askama) under `/console`, on the same listener.
 //! - `control`  — the local control socket (backups while running).
 //! - `config`, `startup` — settings, and wiring everything to listeners.
 //!
@@ -23,6 +24,7 @@ pub mod accounts;
 pub mod api;
 pub mod apps;
 pub mod config;
+pub mod console;
 pub mod control;
 pub mod deploy;
 pub mod docker;

@@ -42,6 +42,7 @@ impl Application {
                 .app_data(web::PayloadConfig::new(crate::api::extract::BODY_LIMIT))
                 .wrap(actix_web::middleware::NormalizePath::trim())
                 .configure(crate::api::routes)
+                .configure(crate::console::routes)
                 .default_service(web::to(crate::api::not_found))
         })
         .disable_signals()

@@ -4,10 +4,13 @@
 //! hashes. Hashing and verifying passwords is deliberately slow, so it runs off the async workers.
 
 mod limiter;
+mod password;
 mod secrets;
+mod sessions;
 
 pub use limiter::LoginLimiter;
 pub use secrets::{JwtKeys, generate_token, hash_token};
+pub use sessions::NewSession;
 
 use crate::domain::{
     self, ApiKey, Email, Error, Password, Result, SshKey, TokenKind, TokenRecord, User, UserId,
@@ -151,6 +154,29 @@ impl Accounts {
         password: &str,
         client: IpAddr,
     ) -> Result<(String, User)> {
+        let user = self.check_credentials(username, password, client).await?;
+        let token = generate_token();
+        let rec = TokenRecord {
+            user_id: user.id,
+            kind: TokenKind::Login,
+            created_at: domain::now(),
+        };
+        let hash = hash_token(&token);
+        self.inner
+            .store
+            .write_async(move |w| w.put_token(&hash, &rec))
+            .await?;
+        Ok((token, user))
+    }
+
+    /// The user a username and password belong to, under the failed-login rate limits.
+    /// Shared by API login and console sign-in, so both are limited by the same counters.
+    async fn check_credentials(
+        &self,
+        username: &str,
+        password: &str,
+        client: IpAddr,
+    ) -> Result<User> {
         if username.is_empty() {
             return Err(Error::missing("username"));
         }
@@ -174,18 +200,7 @@ impl Accounts {
             }
         };
         self.inner.limiter.succeeded(username);
-        let token = generate_token();
-        let rec = TokenRecord {
-            user_id: user.id,
-            kind: TokenKind::Login,
-            created_at: domain::now(),
-        };
-        let hash = hash_token(&token);
-        self.inner
-            .store
-            .write_async(move |w| w.put_token(&hash, &rec))
-            .await?;
-        Ok((token, user))
+        Ok(user)
     }
 
     /// Resolves a bearer credential: a login token, an API key, or an access JWT.

@@ -5,12 +5,14 @@ mod deploys;
 mod error;
 mod names;
 mod records;
+mod session;
 pub mod sshkey;
 
 pub use deploys::*;
 pub use error::{Error, Result};
 pub use names::{AppName, Email, Password, Username};
 pub use records::*;
+pub use session::{SESSION_TTL_SECS, Session};
 
 /// Seconds since the Unix epoch, the one clock every record uses.
 pub fn now() -> i64 {

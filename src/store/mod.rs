@@ -41,6 +41,8 @@ const INSTANCES_BY_OWNER: TableDefinition<(u64, &str), ()> =
 const REGIONS: TableDefinition<u64, &[u8]> = TableDefinition::new("regions");
 const NODES: TableDefinition<u64, &[u8]> = TableDefinition::new("nodes");
 
+mod sessions;
+
 fn db_err(e: impl Into<redb::Error>) -> Error {
     Error::Internal(anyhow::Error::new(e.into()).context("store"))
 }
@@ -209,6 +211,8 @@ fn migrate(w: &mut Writer) -> Result<()> {
     tx.open_table(REGIONS).map_err(db_err)?;
     tx.open_table(NODES).map_err(db_err)?;
     releases::create_tables(tx)?;
+    tx.open_table(sessions::SESSIONS).map_err(db_err)?;
+    tx.open_table(sessions::SESSIONS_BY_USER).map_err(db_err)?;
     let mut meta = tx.open_table(META).map_err(db_err)?;
     let current = meta
         .get("schema_version")

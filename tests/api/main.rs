@@ -1,9 +1,12 @@
 //! One integration-test binary (faster to link than one per file); each module is a feature.
 
+// The harness offers helpers that only some features' tests use.
+#[allow(dead_code)]
 mod helpers;
 
 mod accounts;
 mod cli;
+mod console;
 mod deploy;
 mod instances;
 mod panel;

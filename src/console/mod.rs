@@ -1,0 +1,219 @@
+//! The web console: server-rendered pages (askama) beside the JSON API, on the same listener.
+//!
+//! A transport like `api`: handlers turn form posts into calls on the core services and render
+//! the result; every rule (who may see an app, what a valid key is) is decided by the core.
+//! Every action is a plain HTML form with POST-redirect-GET and a flash message, so nothing
+//! needs JavaScript; `static/console.js` only adds conveniences (copy buttons, enabling the
+//! delete button once the name is typed).
+//!
+//! Pages live under `/console/…` so that no console path can shadow an API path
+//! (`/account/*`, `/instances/*`, `/v1/*`, `/api/*`, `/healthz`); `/` redirects to the console.
+//!
+//! Security: a server-side session (revoked at sign out) in an `HttpOnly`, `SameSite=Lax`
+//! cookie, `Secure` over TLS; a CSRF token in every form plus an `Origin` check; askama escapes
+//! all output; every response carries a CSP without inline script, `X-Frame-Options: DENY` and
+//! a strict referrer policy.
+
+mod account;
+mod admin;
+mod apps;
+mod auth;
+mod error;
+mod keys;
+mod request;
+mod views;
+
+use actix_web::http::{StatusCode, header};
+use actix_web::middleware::DefaultHeaders;
+use actix_web::{HttpRequest, HttpResponse, web};
+use askama::Template;
+use error::{ConsoleError, PageResult, error_page};
+
+/// The console's Content-Security-Policy: only our own scripts and styles, no framing.
+const CSP: &str = "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; \
+                   connect-src 'self'; object-src 'none'; base-uri 'none'; form-action 'self'; \
+                   frame-ancestors 'none'";
+
+fn security_headers() -> DefaultHeaders {
+    // DefaultHeaders only adds a header the handler did not set, so static files keep their
+    // own Cache-Control while pages (which may show a new API key) are never cached.
+    DefaultHeaders::new()
+        .add((header::CONTENT_SECURITY_POLICY, CSP))
+        .add((header::X_FRAME_OPTIONS, "DENY"))
+        .add((header::REFERRER_POLICY, "same-origin"))
+        .add((header::X_CONTENT_TYPE_OPTIONS, "nosniff"))
+        .add((header::CACHE_CONTROL, "no-store"))
+}
+
+/// Registers the console's routes: `/` and everything under `/console`.
+pub fn routes(cfg: &mut web::ServiceConfig) {
+    cfg.service(
+        web::resource("/")
+            .wrap(security_headers())
+            .route(web::get().to(home)),
+    );
+    cfg.service(
+        web::scope("/console")
+            .wrap(security_headers())
+            .route("", web::get().to(home))
+            .route("/static/{file}", web::get().to(asset))
+            .route("/sign-in", web::get().to(auth::sign_in_page))
+            .route("/sign-in", web::post().to(auth::sign_in))
+            .route("/register", web::get().to(auth::register_page))
+            .route("/register", web::post().to(auth::register))
+            .route("/sign-out", web::post().to(auth::sign_out))
+            .route("/apps", web::get().to(apps::list))
+            .route("/apps", web::post().to(apps::create))
+            .route("/apps/new", web::get().to(apps::new))
+            .route("/apps/{name}", web::get().to(apps::show))
+            .route("/apps/{name}/delete", web::post().to(apps::delete))
+            .route("/ssh-keys", web::get().to(keys::ssh_keys))
+            .route("/ssh-keys", web::post().to(keys::add_ssh_key))
+            .route(
+                "/ssh-keys/{id}/delete",
+                web::post().to(keys::delete_ssh_key),
+            )
+            .route("/api-keys", web::get().to(keys::api_keys))
+            .route("/api-keys", web::post().to(keys::create_api_key))
+            .route(
+                "/api-keys/{id}/revoke",
+                web::post().to(keys::revoke_api_key),
+            )
+            .route("/account", web::get().to(account::show))
+            .route(
+                "/account/password",
+                web::post().to(account::change_password),
+            )
+            .route("/admin/users", web::get().to(admin::users))
+            .route("/admin/users", web::post().to(admin::create_user))
+            .route(
+                "/admin/users/{id}/delete",
+                web::post().to(admin::delete_user),
+            )
+            .route("/admin/nodes", web::get().to(admin::nodes))
+            .route("/admin/nodes", web::post().to(admin::create_node))
+            .route(
+                "/admin/nodes/{id}/delete",
+                web::post().to(admin::delete_node),
+            )
+            .route("/admin/regions", web::get().to(admin::regions))
+            .default_service(web::to(not_found)),
+    );
+}
+
+async fn home() -> HttpResponse {
+    HttpResponse::SeeOther()
+        .insert_header((header::LOCATION, "/console/apps"))
+        .finish()
+}
+
+async fn not_found(req: HttpRequest) -> HttpResponse {
+    if req.method() != actix_web::http::Method::GET {
+        return error_page(
+            StatusCode::METHOD_NOT_ALLOWED,
+            "Not here",
+            "This address does not accept that kind of request.",
+        );
+    }
+    error_page(
+        StatusCode::NOT_FOUND,
+        "Page not found",
+        "There is no console page at this address. It may have moved, or the link was mistyped.",
+    )
+}
+
+/// The stylesheet, the script and the icon, compiled into the binary (one file to install).
+async fn asset(file: web::Path<String>) -> HttpResponse {
+    let (body, ctype): (&'static [u8], &str) = match file.as_str() {
+        "console.css" => (
+            include_bytes!("static/console.css"),
+            "text/css; charset=utf-8",
+        ),
+        "console.js" => (
+            include_bytes!("static/console.js"),
+            "text/javascript; charset=utf-8",
+        ),
+        "favicon.svg" => (include_bytes!("static/favicon.svg"), "image/svg+xml"),
+        _ => {
+            return error_page(StatusCode::NOT_FOUND, "Not found", "No such file.");
+        }
+    };
+    HttpResponse::Ok()
+        .content_type(ctype)
+        // Links carry `?v=<version>`, so an upgrade is fetched fresh; within one version the
+        // files never change.
+        .insert_header((header::CACHE_CONTROL, "public, max-age=86400"))
+        .body(body)
+}
+
+/// Renders a page with `status`; the flash message it shows is cleared.
+fn render(req: &HttpRequest, status: StatusCode, page: &impl PageTemplate) -> PageResult {
+    let html = page.render().map_err(ConsoleError::internal)?;
+    Ok(request::page(req, status, html, page.shows_flash()))
+}
+
+/// A template with the common [`views::Layout`].
+trait PageTemplate: Template {
+    fn shows_flash(&self) -> bool;
+}
+
+macro_rules! page_templates {
+    ($($t:ty),*) => {$(
+        impl PageTemplate for $t {
+            fn shows_flash(&self) -> bool {
+                self.layout.flash.is_some()
+            }
+        }
+    )*};
+}
+
+page_templates!(
+    views::SignInPage,
+    views::RegisterPage,
+    views::AppsPage,
+    views::NewAppPage,
+    views::AppPage,
+    views::SshKeysPage,
+    views::ApiKeysPage,
+    views::AccountPage,
+    views::UsersPage,
+    views::NodesPage,
+    views::RegionsPage
+);
+
+/// How a domain error shows inside a form: a message (and the field it is about), with the
+/// page's status. Internal errors are not shown inline; they become the error page.
+fn inline(e: crate::domain::Error) -> Result<(StatusCode, String, String), ConsoleError> {
+    use crate::domain::Error;
+    let field = match &e {
+        Error::Invalid { field, .. } => field.clone(),
+        _ => String::new(),
+    };
+    match e {
+        Error::Internal(_) => Err(ConsoleError::Domain(e)),
+        other => {
+            let status = crate::api::error::status_of(&other);
+            // The core speaks of API parameters; a form speaks of fields.
+            let message = if other.to_string().starts_with("missing required parameter") {
+                format!("Please fill in the {} field.", field.replace('_', " "))
+            } else {
+                sentence(&other.to_string())
+            };
+            Ok((status, message, field))
+        }
+    }
+}
+
+/// Core messages are API-style fragments ("invalid username or password"); on a page they read
+/// as sentences.
+fn sentence(m: &str) -> String {
+    let mut c = m.trim().chars();
+    let mut s: String = match c.next() {
+        Some(f) => f.to_uppercase().chain(c).collect(),
+        None => return String::new(),
+    };
+    if !s.ends_with(['.', '!', '?']) {
+        s.push('.');
+    }
+    s
+}
