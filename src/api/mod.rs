@@ -3,6 +3,7 @@
 
 pub mod error;
 pub mod extract;
+mod hostkey;
 mod scalefog;
 mod v1;
 pub mod views;
@@ -17,6 +18,7 @@ use std::net::IpAddr;
 pub fn routes(cfg: &mut web::ServiceConfig) {
     cfg.route("/healthz", web::get().to(healthz));
     scalefog::routes(cfg);
+    hostkey::routes(cfg);
     v1::routes(cfg);
 }
 

@@ -3,11 +3,13 @@
 
 mod error;
 mod names;
+mod push_record;
 mod records;
 pub mod sshkey;
 
 pub use error::{Error, Result};
 pub use names::{AppName, Email, Password, Username};
+pub use push_record::*;
 pub use records::*;
 
 /// Seconds since the Unix epoch, the one clock every record uses.

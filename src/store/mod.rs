@@ -18,6 +18,8 @@ use serde::{Serialize, de::DeserializeOwned};
 use std::path::Path;
 use std::sync::Arc;
 
+mod pushes;
+
 /// Bump when the layout changes, and add a step to [`migrate`].
 pub const SCHEMA_VERSION: u64 = 1;
 
@@ -146,6 +148,7 @@ impl Store {
         copy_table(&rtx, &wtx, INSTANCES_BY_OWNER)?;
         copy_table(&rtx, &wtx, REGIONS)?;
         copy_table(&rtx, &wtx, NODES)?;
+        pushes::copy_tables(&rtx, &wtx)?;
         wtx.commit().map_err(db_err)?;
         Ok(())
     }
@@ -190,6 +193,7 @@ fn migrate(w: &mut Writer) -> Result<()> {
     tx.open_table(INSTANCES_BY_OWNER).map_err(db_err)?;
     tx.open_table(REGIONS).map_err(db_err)?;
     tx.open_table(NODES).map_err(db_err)?;
+    pushes::create_tables(tx)?;
     let mut meta = tx.open_table(META).map_err(db_err)?;
     let current = meta
         .get("schema_version")
