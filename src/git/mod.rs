@@ -65,8 +65,11 @@ struct Inner {
     push_timeout: RwLock<Duration>,
     // std Mutexes: held for a map operation only, never across an await.
     pending: Mutex<HashMap<String, Pending>>,
-    locks: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
+    locks: Arc<PushLocks>,
 }
+
+/// One lock per app, taken by each push for its whole duration.
+type PushLocks = Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>;
 
 /// A receive-pack that is running and whose hook has not called back yet.
 struct Pending {
@@ -113,7 +116,7 @@ impl Git {
                 hook_program: RwLock::new(hook_program),
                 push_timeout: RwLock::new(DEFAULT_PUSH_TIMEOUT),
                 pending: Mutex::default(),
-                locks: Mutex::default(),
+                locks: Arc::default(),
             }),
         }
     }
@@ -148,9 +151,14 @@ impl Git {
     }
 
     /// The lifecycle hooks that give each app its repository; register with
-    /// [`Apps::register_resources`].
+    /// [`Apps::register_resources`]. A separate value, not `Git` itself: `Git` holds `Apps`,
+    /// and `Apps` holding `Git` back would be a reference cycle that keeps the store open.
     pub fn resources(&self) -> Arc<dyn AppResources> {
-        Arc::new(self.clone())
+        Arc::new(RepoResources {
+            repos: self.inner.repos.clone(),
+            store: self.inner.store.clone(),
+            locks: self.inner.locks.clone(),
+        })
     }
 
     /// Starts `git <service>` on the app's repository for `who`, with stdio piped. Access is
@@ -187,11 +195,18 @@ impl Git {
                 let lock = self.lock_app(&inst.name, progress).await;
                 let id = crate::accounts::generate_token();
                 let secret = crate::accounts::generate_token();
-                cmd.env(hook::ENV_PROGRAM, &*self.inner.hook_program.read().unwrap_or_else(|p| p.into_inner()))
-                    .env(hook::ENV_SOCKET, &self.inner.socket)
-                    .env(hook::ENV_PUSH_ID, &id)
-                    .env(hook::ENV_SECRET, &secret)
-                    .env(hook::ENV_TIMEOUT, self.push_timeout().as_secs().to_string());
+                cmd.env(
+                    hook::ENV_PROGRAM,
+                    &*self
+                        .inner
+                        .hook_program
+                        .read()
+                        .unwrap_or_else(|p| p.into_inner()),
+                )
+                .env(hook::ENV_SOCKET, &self.inner.socket)
+                .env(hook::ENV_PUSH_ID, &id)
+                .env(hook::ENV_SECRET, &secret)
+                .env(hook::ENV_TIMEOUT, self.push_timeout().as_secs().to_string());
                 self.inner
                     .pending
                     .lock()
@@ -259,18 +274,23 @@ impl Git {
         Ok(l)
     }
 
-    /// Answers hook callbacks until the task is dropped.
+    /// Answers hook callbacks until the task is dropped; dropping it also ends the callbacks in
+    /// flight (their hooks then reject their pushes).
     pub async fn serve_hooks(self, listener: UnixListener) {
+        let mut calls = tokio::task::JoinSet::new();
         loop {
-            match listener.accept().await {
-                Ok((stream, _)) => {
-                    let git = self.clone();
-                    tokio::spawn(async move { git.answer_hook(stream).await });
-                }
-                Err(e) => {
-                    tracing::warn!(error = %e, "hook socket accept failed");
-                    tokio::time::sleep(Duration::from_millis(100)).await;
-                }
+            tokio::select! {
+                accepted = listener.accept() => match accepted {
+                    Ok((stream, _)) => {
+                        let git = self.clone();
+                        calls.spawn(async move { git.answer_hook(stream).await });
+                    }
+                    Err(e) => {
+                        tracing::warn!(error = %e, "hook socket accept failed");
+                        tokio::time::sleep(Duration::from_millis(100)).await;
+                    }
+                },
+                Some(_) = calls.join_next(), if !calls.is_empty() => {}
             }
         }
     }
@@ -300,11 +320,7 @@ impl Git {
     /// Checks the callback, records the push, runs the handler; returns the hook's exit code.
     async fn decide(&self, req: HookRequest, wr: &mut (impl AsyncWriteExt + Unpin)) -> i32 {
         let claimed = {
-            let mut pending = self
-                .inner
-                .pending
-                .lock()
-                .unwrap_or_else(|p| p.into_inner());
+            let mut pending = self.inner.pending.lock().unwrap_or_else(|p| p.into_inner());
             match pending.get_mut(&req.push_id) {
                 Some(p) if !p.called && secret_matches(&p.secret, &req.secret) => {
                     p.called = true;
@@ -315,7 +331,11 @@ impl Git {
         };
         let Some((app, user, repo_dir)) = claimed else {
             tracing::warn!(push = %req.push_id, "hook callback with an unknown push or a bad secret");
-            send(wr, "scalefog: this push is not known to the server; push rejected").await;
+            send(
+                wr,
+                "scalefog: this push is not known to the server; push rejected",
+            )
+            .await;
             return 1;
         };
         let push = match build_push(req, app, user, repo_dir) {
@@ -329,12 +349,20 @@ impl Git {
             Ok(r) => r,
             Err(e) => {
                 tracing::error!(error = %e, "recording a push");
-                send(wr, "scalefog: cannot record the push (server error); push rejected").await;
+                send(
+                    wr,
+                    "scalefog: cannot record the push (server error); push rejected",
+                )
+                .await;
                 return 1;
             }
         };
         let (outcome, message) = self.run_handler(push, wr).await;
-        let code = if outcome == PushOutcome::Accepted { 0 } else { 1 };
+        let code = if outcome == PushOutcome::Accepted {
+            0
+        } else {
+            1
+        };
         if let Some(m) = &message {
             send(wr, m).await;
         }
@@ -393,15 +421,18 @@ impl Git {
         let handler = self.inner.handlers.get();
         let (progress, mut lines) = Progress::channel();
         let app = push.app.name.clone();
-        // A task of its own, so that a panicking handler is caught and reported.
-        let mut task = tokio::spawn(async move { handler.handle(&push, &progress).await });
+        // A task of its own, so that a panicking handler is caught and reported; aborted if this
+        // callback is dropped (server shutdown).
+        let mut task = AbortOnDrop(tokio::spawn(async move {
+            handler.handle(&push, &progress).await
+        }));
         let deadline = tokio::time::sleep(self.push_timeout());
         tokio::pin!(deadline);
         let result = loop {
             tokio::select! {
                 Some(line) = lines.recv() => send(wr, &line).await,
-                r = &mut task => break Some(r),
-                _ = &mut deadline => { task.abort(); break None; }
+                r = &mut task.0 => break Some(r),
+                _ = &mut deadline => { task.0.abort(); break None; }
             }
         };
         // Lines sent just before the handler returned.
@@ -432,6 +463,14 @@ impl Git {
     }
 }
 
+struct AbortOnDrop<T>(tokio::task::JoinHandle<T>);
+
+impl<T> Drop for AbortOnDrop<T> {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
 /// What a pusher reads when the handler rejects the push. Internal causes stay in the log.
 pub fn push_error_message(e: &Error) -> String {
     match e {
@@ -452,8 +491,7 @@ fn secret_matches(expected: &str, given: &str) -> bool {
 fn valid_git_protocol(p: &str) -> bool {
     !p.is_empty()
         && p.len() <= 128
-        && p
-            .bytes()
+        && p.bytes()
             .all(|b| b.is_ascii_alphanumeric() || b"=:._-".contains(&b))
 }
 
@@ -477,7 +515,10 @@ fn build_push(req: HookRequest, app: Instance, user: User, repo_dir: PathBuf) ->
             .split(':')
             .all(|p| repo::normalize_absolute(Path::new(p)).is_some_and(|p| inside(&p)));
         if !ok {
-            return Err(Error::invalid("env", format!("{k} points outside the repository")));
+            return Err(Error::invalid(
+                "env",
+                format!("{k} points outside the repository"),
+            ));
         }
         git_env.push((k, v));
     }
@@ -499,7 +540,8 @@ fn parse_update(line: &str) -> Result<RefUpdate> {
     else {
         return Err(bad());
     };
-    let is_oid = |s: &str| (s.len() == 40 || s.len() == 64) && s.bytes().all(|b| b.is_ascii_hexdigit());
+    let is_oid =
+        |s: &str| (s.len() == 40 || s.len() == 64) && s.bytes().all(|b| b.is_ascii_hexdigit());
     if !is_oid(old) || !is_oid(new) || !name.starts_with("refs/") {
         return Err(bad());
     }
@@ -518,10 +560,17 @@ async fn send(wr: &mut (impl AsyncWriteExt + Unpin), text: &str) {
     }
 }
 
-impl AppResources for Git {
+/// An app's repository and push records follow the app: created with it, deleted with it.
+struct RepoResources {
+    repos: Repos,
+    store: Store,
+    locks: Arc<PushLocks>,
+}
+
+impl AppResources for RepoResources {
     fn create<'a>(&'a self, app: &'a Instance) -> BoxFuture<'a, Result<()>> {
         Box::pin(async move {
-            self.inner.repos.create(&AppName::parse(&app.name)?).await?;
+            self.repos.create(&AppName::parse(&app.name)?).await?;
             Ok(())
         })
     }
@@ -529,15 +578,13 @@ impl AppResources for Git {
     fn remove<'a>(&'a self, app: &'a Instance) -> BoxFuture<'a, Result<()>> {
         Box::pin(async move {
             let name = AppName::parse(&app.name)?;
-            self.inner.repos.remove(&name).await?;
-            self.inner
-                .locks
+            self.repos.remove(&name).await?;
+            self.locks
                 .lock()
                 .unwrap_or_else(|p| p.into_inner())
                 .remove(name.as_str());
             let app = name.into_string();
-            self.inner
-                .store
+            self.store
                 .write_async(move |w| w.delete_push_records_of(&app))
                 .await
         })

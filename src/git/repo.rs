@@ -107,7 +107,10 @@ fn io_err(what: &str, path: &Path, e: std::io::Error) -> Error {
 pub fn git_command() -> tokio::process::Command {
     let mut c = tokio::process::Command::new("git");
     c.env_clear()
-        .env("PATH", std::env::var_os("PATH").unwrap_or_else(|| "/usr/bin:/bin".into()))
+        .env(
+            "PATH",
+            std::env::var_os("PATH").unwrap_or_else(|| "/usr/bin:/bin".into()),
+        )
         .env("HOME", "/nonexistent")
         .env("GIT_CONFIG_NOSYSTEM", "1")
         .env("GIT_CONFIG_GLOBAL", "/dev/null")

@@ -67,7 +67,13 @@ pub fn error(e: &Error, app: &str) -> String {
 fn printable(s: &str) -> String {
     let clean: String = s
         .chars()
-        .map(|c| if c.is_ascii_graphic() || c == ' ' { c } else { '?' })
+        .map(|c| {
+            if c.is_ascii_graphic() || c == ' ' {
+                c
+            } else {
+                '?'
+            }
+        })
         .take(64)
         .collect();
     if s.chars().count() > 64 {

@@ -13,7 +13,10 @@ pub const FILE_NAME: &str = "ssh_host_ed25519_key";
 pub fn load_or_create(path: &Path) -> Result<PrivateKey> {
     if path.exists() {
         return PrivateKey::read_openssh_file(path).map_err(|e| {
-            Error::internal(format!("cannot read the SSH host key {}: {e}", path.display()))
+            Error::internal(format!(
+                "cannot read the SSH host key {}: {e}",
+                path.display()
+            ))
         });
     }
     let seed: [u8; 32] = rand::random();

@@ -36,9 +36,9 @@ impl AuthLimiter {
     /// False when the address has used up its failures in the current window.
     pub fn allowed(&self, addr: IpAddr) -> bool {
         let addrs = self.addrs.lock().unwrap_or_else(|p| p.into_inner());
-        !addrs.get(&addr).is_some_and(|(start, n)| {
-            start.elapsed() < self.window && *n >= self.max_failures
-        })
+        !addrs
+            .get(&addr)
+            .is_some_and(|(start, n)| start.elapsed() < self.window && *n >= self.max_failures)
     }
 
     pub fn failed(&self, addr: IpAddr) {

@@ -28,10 +28,7 @@ impl Reader {
     /// An app's pushes, newest first.
     pub fn pushes_of(&self, app: &str, slice: Slice) -> Result<Page<PushRecord>> {
         let idx = self.ro(PUSHES_BY_APP)?;
-        let rows = idx
-            .range((app, 0)..=(app, u64::MAX))
-            .map_err(db_err)?
-            .rev();
+        let rows = idx.range((app, 0)..=(app, u64::MAX)).map_err(db_err)?.rev();
         let (ids, total) = page_of(rows.map(|r| r.map(|(k, _)| k.value().1)), slice)?;
         let t = self.ro(PUSHES)?;
         let mut items = Vec::with_capacity(ids.len());
