@@ -1,6 +1,5 @@
 use crate::helpers::*;
-use reqwest::StatusCode;
-use serde_json::{Value, json};
+use serde_json::Value;
 
 #[tokio::test]
 async fn register_then_get_token_returns_32_lowercase_hex() {

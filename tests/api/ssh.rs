@@ -291,7 +291,22 @@ async fn a_push_with_another_users_key_is_refused_like_a_missing_app() {
     let remote = remote_of(&w.app.create_app(&w.user.token, "alices-app").await);
     let bob = w.app.user("bob").await;
     let bob_key = keygen(w.dir.path(), "bob").await;
-    add_key(&w.app, &bob.token, &bob_key).await;
+    let r = w
+        .app
+        .post_json(
+            "/v1/ssh-keys",
+            &serde_json::json!({ "public_key": bob_key.public }),
+            Some(&bob.token),
+        )
+        .await;
+    assert_eq!(r.status(), reqwest::StatusCode::CREATED);
+    // Over HTTP too, Alice's app does not exist for Bob.
+    let r = w
+        .app
+        .get("/v1/instances/alices-app", Some(&bob.token))
+        .await;
+    assert_eq!(r.status(), reqwest::StatusCode::NOT_FOUND);
+    assert_eq!(error_body(r).await["error"], "not_found");
     let wt = work_tree(&w, "src", &[("a.txt", "a\n")]).await;
 
     let out = git(&wt, &bob_key, port, &["push", &remote, "main"]).await;
@@ -659,11 +674,15 @@ async fn a_100_mb_push_of_random_data_succeeds() {
 // ---------------------------------------------------------------------------------------------
 // The pre-receive callback
 
+/// What the hook saw of one ref update: app, old, new, ref, and whether the new commit was
+/// readable with the quarantine environment.
+type Seen = (String, String, String, String, bool);
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_hook_sees_the_right_old_new_and_ref_and_the_pushed_objects() {
     let w = world().await;
     let port = w.app.ssh_port;
-    let seen: Arc<Mutex<Vec<(String, String, String, String, bool)>>> = Arc::default();
+    let seen: Arc<Mutex<Vec<Seen>>> = Arc::default();
     let s = seen.clone();
     set_handler(&w.app, move |push, progress| {
         let s = s.clone();
@@ -725,7 +744,7 @@ async fn the_hook_sees_the_right_old_new_and_ref_and_the_pushed_objects() {
         .unwrap();
     assert_eq!(records.total, 2);
     let newest = &records.items[0];
-    assert_eq!(newest.username, "alice");
+    assert_eq!(newest.username, w.user.username);
     assert_eq!(newest.outcome, PushOutcome::Accepted);
     assert_eq!(
         (newest.refs[0].old.as_str(), newest.refs[0].new.as_str()),
@@ -878,9 +897,9 @@ async fn an_app_gets_a_repository_on_create_and_loses_it_on_delete() {
     assert!(repo.join("hooks/pre-receive").exists());
     let r = w
         .app
-        .get("/instances/delete/short-lived", Some(&w.user.token))
+        .delete("/v1/instances/short-lived", Some(&w.user.token))
         .await;
-    assert!(r.status().is_success(), "{}", r.text().await.unwrap());
+    assert_eq!(r.status(), reqwest::StatusCode::NO_CONTENT);
     assert!(!repo.exists());
 }
 
