@@ -40,9 +40,10 @@ pub fn server_config(key: PrivateKey) -> russh::server::Config {
         auth_rejection_time: Duration::from_millis(500),
         auth_rejection_time_initial: Some(Duration::ZERO),
         keys: vec![key],
-        // Builds run inside the push and can be silent for minutes: keepalives, not an
-        // inactivity timeout, tell a dead client from a quiet one.
-        inactivity_timeout: None,
+        // Builds run inside the push and can be silent for minutes: keepalives tell a dead
+        // client from a quiet one (their replies count as activity); the inactivity timeout
+        // only ends connections that answer nothing at all.
+        inactivity_timeout: Some(Duration::from_secs(900)),
         keepalive_interval: Some(Duration::from_secs(30)),
         keepalive_max: 4,
         window_size: 8 * 1024 * 1024,
