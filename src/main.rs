@@ -41,6 +41,12 @@ enum Command {
         /// Where to write the copy; must not exist yet
         path: PathBuf,
     },
+    /// Run by git inside a push (the repositories' hooks call it); not for people
+    #[command(hide = true)]
+    Hook {
+        /// The hook git runs: pre-receive
+        name: String,
+    },
 }
 
 #[derive(Subcommand)]
@@ -63,6 +69,15 @@ enum AdminCommand {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    // The git hook needs neither settings nor a runtime: it talks to the running server.
+    if let Command::Hook { name } = &cli.command {
+        if name != "pre-receive" {
+            eprintln!("scalefog: unknown hook '{name}'");
+            return ExitCode::from(2);
+        }
+        let code = scalefog::git::hook::run_pre_receive();
+        return ExitCode::from(u8::try_from(code).unwrap_or(1));
+    }
     let config = match Config::load(&cli.settings) {
         Ok(c) => c,
         Err(e) => {
@@ -91,6 +106,7 @@ fn main() -> ExitCode {
                 password_stdin,
             }) => create_user(config, &name, &email, admin, password_stdin).await,
             Command::Backup { path } => backup(config, path).await,
+            Command::Hook { .. } => unreachable!("handled before the runtime starts"),
         }
     });
     match result {

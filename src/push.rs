@@ -64,3 +64,36 @@ impl Progress {
 pub trait PushHandler: Send + Sync + 'static {
     fn handle<'a>(&'a self, push: &'a Push, progress: &'a Progress) -> BoxFuture<'a, Result<()>>;
 }
+
+/// The handler every push goes to. Replaceable after start-up (the deploy engine registers itself,
+/// tests register their own), so whoever holds a clone always calls the current one.
+#[derive(Clone)]
+pub struct PushHandlers(std::sync::Arc<std::sync::RwLock<std::sync::Arc<dyn PushHandler>>>);
+
+impl PushHandlers {
+    pub fn new(handler: std::sync::Arc<dyn PushHandler>) -> Self {
+        PushHandlers(std::sync::Arc::new(std::sync::RwLock::new(handler)))
+    }
+    pub fn set(&self, handler: std::sync::Arc<dyn PushHandler>) {
+        *self.0.write().unwrap_or_else(|p| p.into_inner()) = handler;
+    }
+    pub fn get(&self) -> std::sync::Arc<dyn PushHandler> {
+        self.0.read().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+}
+
+impl Default for PushHandlers {
+    /// Until a deploy engine registers, every push is accepted (the repository just stores it).
+    fn default() -> Self {
+        PushHandlers::new(std::sync::Arc::new(AcceptPush))
+    }
+}
+
+/// Accepts every push without doing anything else.
+pub struct AcceptPush;
+
+impl PushHandler for AcceptPush {
+    fn handle<'a>(&'a self, _push: &'a Push, _progress: &'a Progress) -> BoxFuture<'a, Result<()>> {
+        Box::pin(async { Ok(()) })
+    }
+}

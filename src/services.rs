@@ -5,8 +5,11 @@ use crate::apps::{Apps, Links};
 use crate::config::Config;
 use crate::deploy::{DeploySettings, Deployer};
 use crate::docker::Engine;
+use crate::domain::sshkey::ParsedKey;
 use crate::domain::{Error, Result};
+use crate::git::Git;
 use crate::nodes::Nodes;
+use crate::push::PushHandlers;
 use crate::routing::RouteTable;
 use crate::store::{Slice, Store};
 
@@ -22,11 +25,17 @@ pub struct Services {
     pub routes: RouteTable,
     /// Builds, runs and switches releases; also the push handler and an app resource.
     pub deployer: Deployer,
+    /// Apps' git repositories and the pre-receive callback.
+    pub git: Git,
+    /// Decides every push (accepts by default; the deploy engine replaces it).
+    pub push_handler: PushHandlers,
+    /// The SSH server's host key (public half), for the API and console.
+    pub ssh_host_key: ParsedKey,
 }
 
 impl Services {
     /// Opens the store under the data dir and builds every service on it.
-    pub fn build(config: Config, links: Links) -> Result<Services> {
+    pub fn build(config: Config, links: Links, ssh_host_key: ParsedKey) -> Result<Services> {
         let store = Store::open(&config.store_path())?;
         let nodes = Nodes::new(store.clone());
         nodes.ensure_local(&config.region_name, &config.docker_host)?;
@@ -34,6 +43,14 @@ impl Services {
         let accounts = Accounts::new(store.clone(), config.registration, jwt)?;
         let apps = Apps::new(store.clone(), links);
         let engine = Engine::new(&config.docker_host);
+        let push_handler = PushHandlers::default();
+        let git = Git::new(
+            &config.data_dir,
+            apps.clone(),
+            store.clone(),
+            push_handler.clone(),
+        );
+        apps.register_resources(git.resources());
         let routes = RouteTable::default();
         let deployer = Deployer::new(
             store.clone(),
@@ -48,6 +65,7 @@ impl Services {
             },
         );
         apps.register_resources(std::sync::Arc::new(deployer.clone()));
+        push_handler.set(std::sync::Arc::new(deployer.clone()));
         Ok(Services {
             config,
             store,
@@ -57,6 +75,9 @@ impl Services {
             engine,
             routes,
             deployer,
+            git,
+            push_handler,
+            ssh_host_key,
         })
     }
 

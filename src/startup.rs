@@ -14,6 +14,10 @@ pub struct Application {
     http_port: u16,
     server: actix_web::dev::Server,
     control: tokio::net::UnixListener,
+    ssh: TcpListener,
+    ssh_port: u16,
+    host_key: russh::keys::PrivateKey,
+    hooks: tokio::net::UnixListener,
 }
 
 impl Application {
@@ -22,17 +26,29 @@ impl Application {
         let http = TcpListener::bind(config.http_listen)
             .with_context(|| format!("cannot listen on http_listen {}", config.http_listen))?;
         let http_port = http.local_addr()?.port();
+        let ssh = TcpListener::bind(config.ssh_listen)
+            .with_context(|| format!("cannot listen on ssh_listen {}", config.ssh_listen))?;
+        // The bound port, not the configured one: with port 0 the remote URLs must still work.
+        let ssh_port = ssh.local_addr()?.port();
         let links = Links {
             domain: config.domain.clone(),
             proxy_port: config.proxy_listen.port(),
             ssh_host: config.public_ssh_host.clone(),
-            ssh_port: config.ssh_listen.port(),
+            ssh_port,
         };
+        let host_key_path = config.data_dir.join(crate::ssh::hostkey::FILE_NAME);
+        let host_key = crate::ssh::hostkey::load_or_create(&host_key_path)?;
+        let host_key_info = crate::ssh::hostkey::describe(&host_key);
         let control =
             crate::control::bind(&config.data_dir).context("cannot create the control socket")?;
         let services = web::Data::new(
-            tokio::task::spawn_blocking(move || Services::build(config, links)).await??,
+            tokio::task::spawn_blocking(move || Services::build(config, links, host_key_info))
+                .await??,
         );
+        let hooks = services
+            .git
+            .bind_hook_socket()
+            .context("cannot create the git hook socket")?;
         let data = services.clone();
         let list_cache = web::Data::new(crate::api::list_cache::ListCache::default());
         let server = HttpServer::new(move || {
@@ -53,11 +69,20 @@ impl Application {
             http_port,
             server,
             control,
+            ssh,
+            ssh_port,
+            host_key,
+            hooks,
         })
     }
 
     pub fn http_port(&self) -> u16 {
         self.http_port
+    }
+
+    /// The SSH port actually bound (differs from the setting when it is 0).
+    pub fn ssh_port(&self) -> u16 {
+        self.ssh_port
     }
 
     pub fn services(&self) -> web::Data<Services> {
@@ -74,9 +99,18 @@ impl Application {
         ));
         // Rebuilds the route table from Docker and follows container events.
         let reconciler = tokio::spawn(self.services.deployer.clone().run_reconciler());
+        let hooks = tokio::spawn(self.services.git.clone().serve_hooks(self.hooks));
+        let ssh = crate::ssh::SshServer::start(
+            self.ssh,
+            self.host_key,
+            self.services.clone().into_inner(),
+        )
+        .context("cannot start the SSH server")?;
         tracing::info!(
             http = %self.services.config.http_listen.ip(),
             port = self.http_port,
+            ssh_port = self.ssh_port,
+            ssh_host_key = %self.services.ssh_host_key.fingerprint,
             data_dir = %self.services.config.data_dir.display(),
             "scalefog is serving"
         );
@@ -85,6 +119,9 @@ impl Application {
             r = server => { r??; return Ok(()); }
         }
         handle.stop(true).await;
+        ssh.shutdown().await;
+        hooks.abort();
+        let _ = std::fs::remove_file(self.services.git.socket_path());
         control.abort();
         reconciler.abort();
         let _ = std::fs::remove_file(crate::control::socket_path(&self.services.config.data_dir));

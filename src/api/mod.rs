@@ -4,6 +4,7 @@
 mod deploys;
 pub mod error;
 pub mod extract;
+mod hostkey;
 pub mod list_cache;
 mod panel;
 mod scalefog;
@@ -22,6 +23,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
     scalefog::routes(cfg);
     // Before the `/v1` scope: a scope that matches a prefix answers 404 for the rest.
     deploys::routes(cfg);
+    hostkey::routes(cfg);
     v1::routes(cfg);
     panel::routes(cfg);
 }

@@ -85,7 +85,8 @@ impl Apps {
         };
         let region = self.resolve_region(region)?;
         let owner_id = who.id();
-        self.store
+        let inst = self
+            .store
             .write_async(move |w| {
                 let name = match name {
                     Some(n) => {
@@ -133,7 +134,34 @@ impl Apps {
                 w.put_instance(&inst)?;
                 Ok(inst)
             })
-            .await
+            .await?;
+        self.create_resources(&inst).await?;
+        Ok(inst)
+    }
+
+    /// Runs every registered `create` hook; if one fails, undoes the others and the record, so
+    /// that a failed creation leaves nothing behind.
+    async fn create_resources(&self, inst: &Instance) -> Result<()> {
+        let resources: Vec<_> = self
+            .resources
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone();
+        for (i, r) in resources.iter().enumerate() {
+            if let Err(e) = r.create(inst).await {
+                for done in resources[..i].iter().rev() {
+                    if let Err(undo) = done.remove(inst).await {
+                        tracing::error!(app = %inst.name, error = %undo, "undoing an app's resources");
+                    }
+                }
+                let name = inst.name.clone();
+                self.store
+                    .write_async(move |w| w.delete_instance(&name))
+                    .await?;
+                return Err(e);
+            }
+        }
+        Ok(())
     }
 
     /// A region by id (`"1"`) or by name (case-insensitive); the first region when absent.

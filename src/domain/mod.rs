@@ -4,6 +4,7 @@
 mod deploys;
 mod error;
 mod names;
+mod push_record;
 mod records;
 mod session;
 pub mod sshkey;
@@ -11,6 +12,7 @@ pub mod sshkey;
 pub use deploys::*;
 pub use error::{Error, Result};
 pub use names::{AppName, Email, Password, Username};
+pub use push_record::*;
 pub use records::*;
 pub use session::{SESSION_TTL_SECS, Session};
 

@@ -21,6 +21,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 mod releases;
 
+mod pushes;
+
 /// Bump when the layout changes, and add a step to [`migrate`].
 pub const SCHEMA_VERSION: u64 = 1;
 
@@ -166,6 +168,7 @@ impl Store {
         copy_table(&rtx, &wtx, REGIONS)?;
         copy_table(&rtx, &wtx, NODES)?;
         releases::copy_tables(&rtx, &wtx)?;
+        pushes::copy_tables(&rtx, &wtx)?;
         wtx.commit().map_err(db_err)?;
         Ok(())
     }
@@ -213,6 +216,7 @@ fn migrate(w: &mut Writer) -> Result<()> {
     releases::create_tables(tx)?;
     tx.open_table(sessions::SESSIONS).map_err(db_err)?;
     tx.open_table(sessions::SESSIONS_BY_USER).map_err(db_err)?;
+    pushes::create_tables(tx)?;
     let mut meta = tx.open_table(META).map_err(db_err)?;
     let current = meta
         .get("schema_version")

@@ -1,8 +1,7 @@
 //! Accounts, tokens and authentication through the Scalefog and /v1 routes.
 
 use crate::helpers::*;
-use reqwest::StatusCode;
-use serde_json::{Value, json};
+use serde_json::Value;
 
 #[tokio::test]
 async fn register_then_get_token_returns_32_lowercase_hex() {

@@ -11,6 +11,7 @@ use std::path::PathBuf;
 pub struct TestApp {
     pub base: String,
     pub http_port: u16,
+    pub ssh_port: u16,
     pub data_dir: PathBuf,
     pub client: Client,
     pub services: actix_web::web::Data<scalefog::services::Services>,
@@ -26,7 +27,12 @@ pub async fn spawn_app_with(tweak: impl FnOnce(&mut Config)) -> TestApp {
     let data_dir = config.data_dir.clone();
     let app = Application::build(config).await.expect("server builds");
     let http_port = app.http_port();
+    let ssh_port = app.ssh_port();
     let services = app.services();
+    // Git hooks exec the hook program; in tests the running executable is the test harness.
+    services
+        .git
+        .set_hook_program(env!("CARGO_BIN_EXE_scalefog"));
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     tokio::spawn(app.run_until_stopped(async move {
         let _ = stopped.await;
@@ -34,6 +40,7 @@ pub async fn spawn_app_with(tweak: impl FnOnce(&mut Config)) -> TestApp {
     TestApp {
         base: format!("http://127.0.0.1:{http_port}"),
         http_port,
+        ssh_port,
         data_dir,
         client: Client::builder()
             .redirect(reqwest::redirect::Policy::none())

@@ -10,4 +10,5 @@ mod console;
 mod deploy;
 mod instances;
 mod panel;
+mod ssh;
 mod ssh_keys;

@@ -1,0 +1,550 @@
+//! The SSH transport (russh): authenticates users by their registered public keys, accepts only
+//! `git-receive-pack` / `git-upload-pack` on an app, and pipes the git process that the core
+//! ([`crate::git`]) starts. Everything else (shells, terminals, forwarding, subsystems, other
+//! commands) is refused with one line on stderr and exit status 1.
+//!
+//! Access decisions are the core's (`Apps::get` via `Git::start`); this module only maps their
+//! outcome to what an SSH client sees ([`errors`]).
+
+pub mod command;
+pub mod errors;
+pub mod hostkey;
+pub mod limit;
+
+use crate::accounts::Principal;
+use crate::domain::{Error, User};
+use crate::push::Progress;
+use crate::services::Services;
+use limit::AuthLimiter;
+use russh::keys::{HashAlg, PrivateKey};
+use russh::server::{Auth, ChannelOpenHandle, Msg, PublicKeyOffer, Session, VerifiedPublicKey};
+use russh::{Channel, ChannelId, ChannelOpenFailure, MethodKind, MethodSet};
+use std::collections::HashMap;
+use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::io::AsyncWriteExt;
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+
+/// The russh settings: our host key, public-key authentication only, and flow-control sizes
+/// that keep a large push streaming.
+pub fn server_config(key: PrivateKey) -> russh::server::Config {
+    russh::server::Config {
+        server_id: russh::SshId::Standard(
+            concat!("SSH-2.0-Scalefog_", env!("CARGO_PKG_VERSION")).into(),
+        ),
+        methods: MethodSet::from(&[MethodKind::PublicKey][..]),
+        // Rejections take a constant time so that timing does not tell which keys are
+        // registered; the first probe ("none", sent by every OpenSSH client) need not wait.
+        auth_rejection_time: Duration::from_millis(500),
+        auth_rejection_time_initial: Some(Duration::ZERO),
+        keys: vec![key],
+        // Builds run inside the push and can be silent for minutes: keepalives tell a dead
+        // client from a quiet one (their replies count as activity); the inactivity timeout
+        // only ends connections that answer nothing at all.
+        inactivity_timeout: Some(Duration::from_secs(900)),
+        keepalive_interval: Some(Duration::from_secs(30)),
+        keepalive_max: 4,
+        window_size: 8 * 1024 * 1024,
+        channel_buffer_size: 256,
+        nodelay: true,
+        ..Default::default()
+    }
+}
+
+/// A running SSH server; [`SshServer::shutdown`] disconnects every client.
+pub struct SshServer {
+    stop: Option<oneshot::Sender<()>>,
+    task: JoinHandle<std::io::Result<()>>,
+}
+
+impl SshServer {
+    /// Serves on `listener` (already bound, so port 0 works) until shut down.
+    pub fn start(
+        listener: std::net::TcpListener,
+        key: PrivateKey,
+        services: Arc<Services>,
+    ) -> std::io::Result<SshServer> {
+        use russh::server::Server as _;
+        listener.set_nonblocking(true)?;
+        let listener = tokio::net::TcpListener::from_std(listener)?;
+        let config = Arc::new(server_config(key));
+        let (stop, stopped) = oneshot::channel::<()>();
+        let task = tokio::spawn(async move {
+            let mut acceptor = Acceptor {
+                services,
+                limiter: Arc::new(AuthLimiter::default()),
+            };
+            let running = acceptor.run_on_socket(config, &listener);
+            let handle = running.handle();
+            tokio::pin!(running);
+            tokio::select! {
+                r = &mut running => r,
+                _ = stopped => {
+                    handle.shutdown("scalefog is shutting down".into());
+                    running.await
+                }
+            }
+        });
+        Ok(SshServer {
+            stop: Some(stop),
+            task,
+        })
+    }
+
+    /// Stops accepting and disconnects every session.
+    pub async fn shutdown(mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        match (&mut self.task).await {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => tracing::warn!(error = %e, "ssh server stopped with an error"),
+            Err(e) => tracing::warn!(error = %e, "ssh server task failed"),
+        }
+    }
+}
+
+struct Acceptor {
+    services: Arc<Services>,
+    limiter: Arc<AuthLimiter>,
+}
+
+impl russh::server::Server for Acceptor {
+    type Handler = Connection;
+
+    fn new_client(&mut self, peer: Option<SocketAddr>) -> Connection {
+        Connection {
+            services: self.services.clone(),
+            limiter: self.limiter.clone(),
+            peer: peer.map_or(IpAddr::from([0, 0, 0, 0]), |p| p.ip()),
+            user: None,
+            channels: HashMap::new(),
+        }
+    }
+
+    fn handle_session_error(&mut self, error: russh::Error) {
+        tracing::debug!(error = %error, "ssh session ended with an error");
+    }
+}
+
+/// One client connection.
+pub struct Connection {
+    services: Arc<Services>,
+    limiter: Arc<AuthLimiter>,
+    peer: IpAddr,
+    user: Option<User>,
+    /// Session channels opened and not yet running a command.
+    channels: HashMap<ChannelId, Opened>,
+}
+
+struct Opened {
+    channel: Channel<Msg>,
+    git_protocol: Option<String>,
+}
+
+impl Connection {
+    /// The account of a key, by its SHA-256 fingerprint; `None` for unknown keys.
+    fn user_of(&self, key: &russh::keys::PublicKey) -> Option<User> {
+        let fp = key.fingerprint(HashAlg::Sha256).to_string();
+        match self.services.accounts.user_for_ssh_key(&fp) {
+            Ok(user) => user,
+            Err(e) => {
+                tracing::error!(error = %e, "looking up an ssh key");
+                None
+            }
+        }
+    }
+
+    fn reject(&self) -> Auth {
+        self.limiter.failed(self.peer);
+        Auth::Reject {
+            proceed_with_methods: Some(MethodSet::from(&[MethodKind::PublicKey][..])),
+            partial_success: false,
+        }
+    }
+
+    /// Refuses a session channel: one line on stderr, exit status 1, end of channel.
+    fn refuse(
+        &mut self,
+        channel: ChannelId,
+        message: &str,
+        session: &mut Session,
+    ) -> Result<(), russh::Error> {
+        tracing::info!(
+            peer = %self.peer,
+            user = self.user.as_ref().map_or("", |u| u.username.as_str()),
+            refused = message,
+            "ssh request refused"
+        );
+        self.channels.remove(&channel);
+        session.extended_data(channel, 1, format!("{message}\n").into_bytes())?;
+        session.exit_status_request(channel, 1)?;
+        session.eof(channel)?;
+        session.close(channel)
+    }
+
+    /// Replies to a channel request and refuses the channel, unless it is already gone (a
+    /// request that follows a refusal).
+    fn refuse_request(
+        &mut self,
+        channel: ChannelId,
+        message: &str,
+        session: &mut Session,
+    ) -> Result<(), russh::Error> {
+        if !self.channels.contains_key(&channel) {
+            return Ok(());
+        }
+        // Success first: an OpenSSH client that sees a request fail may close the channel
+        // without showing our message.
+        session.channel_success(channel)?;
+        self.refuse(channel, message, session)
+    }
+}
+
+impl russh::server::Handler for Connection {
+    type Error = russh::Error;
+
+    async fn auth_none(&mut self, _user: &str) -> Result<Auth, Self::Error> {
+        Ok(Auth::Reject {
+            proceed_with_methods: Some(MethodSet::from(&[MethodKind::PublicKey][..])),
+            partial_success: false,
+        })
+    }
+
+    async fn auth_publickey_offered(
+        &mut self,
+        _user: &str,
+        offer: PublicKeyOffer<'_>,
+    ) -> Result<Auth, Self::Error> {
+        // Checked before the client signs, to spare both sides the work for unknown keys.
+        if !self.limiter.allowed(self.peer) {
+            tracing::warn!(peer = %self.peer, "ssh authentication rate limit reached");
+            return Ok(self.reject());
+        }
+        Ok(match self.user_of(offer.public_key) {
+            Some(_) => Auth::Accept,
+            None => self.reject(),
+        })
+    }
+
+    async fn auth_publickey(
+        &mut self,
+        _user: &str,
+        key: VerifiedPublicKey<'_>,
+    ) -> Result<Auth, Self::Error> {
+        if !self.limiter.allowed(self.peer) {
+            return Ok(self.reject());
+        }
+        match self.user_of(key.public_key) {
+            Some(user) => {
+                tracing::info!(peer = %self.peer, user = %user.username, "ssh login");
+                self.user = Some(user);
+                Ok(Auth::Accept)
+            }
+            None => Ok(self.reject()),
+        }
+    }
+
+    async fn channel_open_session(
+        &mut self,
+        channel: Channel<Msg>,
+        reply: ChannelOpenHandle,
+        _session: &mut Session,
+    ) -> Result<(), Self::Error> {
+        self.channels.insert(
+            channel.id(),
+            Opened {
+                channel,
+                git_protocol: None,
+            },
+        );
+        reply.accept().await;
+        Ok(())
+    }
+
+    async fn channel_close(
+        &mut self,
+        channel: ChannelId,
+        _session: &mut Session,
+    ) -> Result<(), Self::Error> {
+        self.channels.remove(&channel);
+        Ok(())
+    }
+
+    async fn channel_open_direct_tcpip(
+        &mut self,
+        _channel: Channel<Msg>,
+        host: &str,
+        port: u32,
+        _originator_address: &str,
+        _originator_port: u32,
+        reply: ChannelOpenHandle,
+        _session: &mut Session,
+    ) -> Result<(), Self::Error> {
+        tracing::info!(peer = %self.peer, host, port, "ssh port forwarding refused");
+        reply
+            .reject(ChannelOpenFailure::AdministrativelyProhibited)
+            .await;
+        Ok(())
+    }
+
+    async fn channel_open_direct_streamlocal(
+        &mut self,
+        _channel: Channel<Msg>,
+        _socket_path: &str,
+        reply: ChannelOpenHandle,
+        _session: &mut Session,
+    ) -> Result<(), Self::Error> {
+        reply
+            .reject(ChannelOpenFailure::AdministrativelyProhibited)
+            .await;
+        Ok(())
+    }
+
+    async fn channel_open_x11(
+        &mut self,
+        _channel: Channel<Msg>,
+        _originator_address: &str,
+        _originator_port: u32,
+        reply: ChannelOpenHandle,
+        _session: &mut Session,
+    ) -> Result<(), Self::Error> {
+        reply
+            .reject(ChannelOpenFailure::AdministrativelyProhibited)
+            .await;
+        Ok(())
+    }
+
+    async fn tcpip_forward(
+        &mut self,
+        _address: &str,
+        _port: &mut u32,
+        _session: &mut Session,
+    ) -> Result<bool, Self::Error> {
+        tracing::info!(peer = %self.peer, "ssh remote forwarding refused");
+        Ok(false)
+    }
+
+    async fn streamlocal_forward(
+        &mut self,
+        _socket_path: &str,
+        _session: &mut Session,
+    ) -> Result<bool, Self::Error> {
+        Ok(false)
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    async fn pty_request(
+        &mut self,
+        channel: ChannelId,
+        _term: &str,
+        _col_width: u32,
+        _row_height: u32,
+        _pix_width: u32,
+        _pix_height: u32,
+        _modes: &[(russh::Pty, u32)],
+        session: &mut Session,
+    ) -> Result<(), Self::Error> {
+        self.refuse_request(channel, &errors::no_pty(), session)
+    }
+
+    async fn x11_request(
+        &mut self,
+        channel: ChannelId,
+        _single_connection: bool,
+        _x11_auth_protocol: &str,
+        _x11_auth_cookie: &str,
+        _x11_screen_number: u32,
+        session: &mut Session,
+    ) -> Result<(), Self::Error> {
+        self.refuse_request(channel, &errors::no_forwarding("X11"), session)
+    }
+
+    async fn agent_request(
+        &mut self,
+        channel: ChannelId,
+        session: &mut Session,
+    ) -> Result<bool, Self::Error> {
+        if self.channels.contains_key(&channel) {
+            self.refuse(channel, &errors::no_forwarding("agent"), session)?;
+        }
+        Ok(false)
+    }
+
+    async fn env_request(
+        &mut self,
+        channel: ChannelId,
+        name: &str,
+        value: &str,
+        session: &mut Session,
+    ) -> Result<(), Self::Error> {
+        if name == "GIT_PROTOCOL" {
+            if let Some(opened) = self.channels.get_mut(&channel) {
+                opened.git_protocol = Some(value.to_string());
+                session.channel_success(channel)?;
+            }
+            Ok(())
+        } else if name == "LANG" || name.starts_with("LC_") {
+            // Sent by default by the OpenSSH client configuration of most distributions
+            // (`SendEnv LANG LC_*`); refusing the session over them would break every push
+            // from those machines. They are declined and never reach git.
+            session.channel_failure(channel)?;
+            Ok(())
+        } else {
+            self.refuse_request(channel, &errors::no_env(name), session)
+        }
+    }
+
+    async fn shell_request(
+        &mut self,
+        channel: ChannelId,
+        session: &mut Session,
+    ) -> Result<(), Self::Error> {
+        self.refuse_request(channel, &errors::no_shell(), session)
+    }
+
+    async fn subsystem_request(
+        &mut self,
+        channel: ChannelId,
+        name: &str,
+        session: &mut Session,
+    ) -> Result<(), Self::Error> {
+        self.refuse_request(channel, &errors::no_subsystem(name), session)
+    }
+
+    async fn exec_request(
+        &mut self,
+        channel: ChannelId,
+        data: &[u8],
+        session: &mut Session,
+    ) -> Result<(), Self::Error> {
+        if !self.channels.contains_key(&channel) {
+            return Ok(());
+        }
+        let Some(user) = self.user.clone() else {
+            let message = errors::error(&Error::Unauthorized("no user".into()), "");
+            return self.refuse_request(channel, &message, session);
+        };
+        let request = match command::parse(data) {
+            Ok(r) => r,
+            Err(r) => return self.refuse_request(channel, &errors::refusal(&r), session),
+        };
+        let Some(opened) = self.channels.remove(&channel) else {
+            return Ok(());
+        };
+        session.channel_success(channel)?;
+        tracing::info!(
+            peer = %self.peer,
+            user = %user.username,
+            app = %request.app,
+            service = ?request.service,
+            "ssh git request"
+        );
+        tokio::spawn(run_git(
+            self.services.clone(),
+            Principal {
+                user,
+                token_hash: None,
+            },
+            request,
+            opened,
+        ));
+        Ok(())
+    }
+}
+
+/// Starts git for the request and pipes it to the channel both ways until it exits; then
+/// exit status, EOF, close. The client's EOF is not waited for.
+async fn run_git(
+    services: Arc<Services>,
+    who: Principal,
+    request: command::GitRequest,
+    opened: Opened,
+) {
+    let (mut reader, writer) = opened.channel.split();
+    let mut stderr = writer.make_writer_ext(Some(1));
+    let app = request.app.as_str().to_string();
+
+    // Lines from the core (waiting for another push) reach the pusher while git starts.
+    let (progress, mut lines) = Progress::channel();
+    let started = {
+        let start = services.git.start(
+            &who,
+            request.service,
+            &app,
+            opened.git_protocol.as_deref(),
+            &progress,
+        );
+        tokio::pin!(start);
+        loop {
+            tokio::select! {
+                r = &mut start => break r,
+                Some(line) = lines.recv() => {
+                    let _ = stderr.write_all(format!("{line}\n").as_bytes()).await;
+                }
+            }
+        }
+    };
+    drop(progress);
+    while let Ok(line) = lines.try_recv() {
+        let _ = stderr.write_all(format!("{line}\n").as_bytes()).await;
+    }
+
+    let code = match started {
+        Err(e) => {
+            let _ = stderr
+                .write_all(format!("{}\n", errors::error(&e, &app)).as_bytes())
+                .await;
+            1
+        }
+        Ok(mut process) => {
+            let child = &mut process.child;
+            let (Some(mut stdin), Some(mut stdout), Some(mut child_err)) =
+                (child.stdin.take(), child.stdout.take(), child.stderr.take())
+            else {
+                tracing::error!("git started without piped stdio");
+                let _ = writer.exit_status(1).await;
+                let _ = writer.eof().await;
+                let _ = writer.close().await;
+                return;
+            };
+            // Client → git. Runs on its own: git may finish before the client sends EOF, and
+            // this copy must then simply stop. Dropping `stdin` at the client's EOF tells git.
+            let to_git = tokio::spawn(async move {
+                let _ = tokio::io::copy(&mut reader.make_reader(), &mut stdin).await;
+            });
+            let mut out = writer.make_writer();
+            let (a, b) = tokio::join!(
+                tokio::io::copy(&mut stdout, &mut out),
+                tokio::io::copy(&mut child_err, &mut stderr),
+            );
+            if let Err(e) = a.and(b) {
+                tracing::debug!(error = %e, "ssh client went away during git");
+            }
+            let status = child.wait().await;
+            to_git.abort();
+            match status {
+                Ok(s) => exit_code(s),
+                Err(e) => {
+                    tracing::error!(error = %e, "waiting for git");
+                    1
+                }
+            }
+        }
+    };
+    let _ = stderr.flush().await;
+    let _ = writer.exit_status(code).await;
+    let _ = writer.eof().await;
+    let _ = writer.close().await;
+}
+
+fn exit_code(status: std::process::ExitStatus) -> u32 {
+    use std::os::unix::process::ExitStatusExt;
+    match (status.code(), status.signal()) {
+        (Some(c), _) => c as u32,
+        (None, Some(sig)) => 128 + sig as u32,
+        _ => 1,
+    }
+}
