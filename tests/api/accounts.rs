@@ -1,7 +1,8 @@
 //! Accounts, tokens and authentication through the Scalefog and /v1 routes.
 
 use crate::helpers::*;
-use serde_json::Value;
+use reqwest::StatusCode;
+use serde_json::{Value, json};
 
 #[tokio::test]
 async fn register_then_get_token_returns_32_lowercase_hex() {

@@ -53,8 +53,13 @@ struct World {
     dir: tempfile::TempDir,
 }
 
+/// These tests are about the git transport, not deploys: pushes of repositories without a
+/// Dockerfile are accepted as they are (the deploy tests cover what the deploy engine decides).
 async fn world() -> World {
     let app = spawn_app().await;
+    app.services
+        .push_handler
+        .set(Arc::new(scalefog::push::AcceptPush));
     let user = app.user("alice").await;
     let dir = tempfile::tempdir().unwrap();
     let key = keygen(dir.path(), "alice").await;
