@@ -10,6 +10,7 @@
 //! - `nodes`    — regions and nodes (Docker endpoints).
 //! - `push`     — a git push as the core sees it, and the handler that decides it.
 //! - `routing`  — the host → upstream table the deploy engine writes and the router reads.
+//! - `router`   — the app router: the reverse proxy on `proxy_listen`/`https_listen` (hyper).
 //! - `services` — the bundle of the above handed to every transport.
 //! - `api`      — JSON over HTTP (actix-web); the one HTTP error mapping.
 //! - `control`  — the local control socket (backups while running).
@@ -28,6 +29,7 @@ pub mod domain;
 pub mod fsutil;
 pub mod nodes;
 pub mod push;
+pub mod router;
 pub mod routing;
 pub mod services;
 pub mod startup;

@@ -1,19 +1,28 @@
 //! Builds every service and binds every listener; runs them until shutdown.
 //! Binding to port 0 gives each test its own server.
 
-use crate::apps::Links;
+use crate::apps::{AppResources, Links};
 use crate::config::Config;
+use crate::domain::Instance;
+use crate::router::Router;
+use crate::routing::{RouteTable, Target};
 use crate::services::Services;
 use actix_web::{App, HttpServer, web};
 use anyhow::Context;
 use std::future::Future;
 use std::net::TcpListener;
+use std::sync::Arc;
 
 pub struct Application {
     services: web::Data<Services>,
     http_port: u16,
     server: actix_web::dev::Server,
     control: tokio::net::UnixListener,
+    router: Router,
+    proxy: tokio::net::TcpListener,
+    proxy_port: u16,
+    https: Option<(tokio::net::TcpListener, tokio_rustls::TlsAcceptor)>,
+    https_port: Option<u16>,
 }
 
 impl Application {
@@ -22,9 +31,15 @@ impl Application {
         let http = TcpListener::bind(config.http_listen)
             .with_context(|| format!("cannot listen on http_listen {}", config.http_listen))?;
         let http_port = http.local_addr()?.port();
+        let proxy = bind_async(config.proxy_listen, "proxy_listen")?;
+        let proxy_port = proxy.local_addr()?.port();
+        let https = match config.https_listen {
+            Some(addr) => Some(bind_async(addr, "https_listen")?),
+            None => None,
+        };
         let links = Links {
             domain: config.domain.clone(),
-            proxy_port: config.proxy_listen.port(),
+            proxy_port,
             ssh_host: config.public_ssh_host.clone(),
             ssh_port: config.ssh_listen.port(),
         };
@@ -33,6 +48,32 @@ impl Application {
         let services = web::Data::new(
             tokio::task::spawn_blocking(move || Services::build(config, links)).await??,
         );
+        let router = Router::new(
+            services.routes.clone(),
+            &services.config.domain,
+            Default::default(),
+        );
+        load_routes(&services)?;
+        services
+            .apps
+            .register_resources(Arc::new(RouteSync(services.routes.clone())));
+        let https = match https {
+            Some(listener) => {
+                let certs = Arc::new(crate::router::tls::CertStore::load_dir(
+                    &services.config.tls_dir,
+                )?);
+                if certs.is_empty() {
+                    tracing::warn!(tls_dir = %services.config.tls_dir.display(), "https_listen is set but tls_dir holds no certificate");
+                }
+                let acceptor = tokio_rustls::TlsAcceptor::from(certs.server_config()?);
+                Some((listener, acceptor))
+            }
+            None => None,
+        };
+        let https_port = match &https {
+            Some((l, _)) => Some(l.local_addr()?.port()),
+            None => None,
+        };
         let data = services.clone();
         let server = HttpServer::new(move || {
             App::new()
@@ -50,11 +91,31 @@ impl Application {
             http_port,
             server,
             control,
+            router,
+            proxy,
+            proxy_port,
+            https,
+            https_port,
         })
     }
 
     pub fn http_port(&self) -> u16 {
         self.http_port
+    }
+
+    /// The app router's bound port (`proxy_listen`).
+    pub fn proxy_port(&self) -> u16 {
+        self.proxy_port
+    }
+
+    /// The app router's bound HTTPS port, when `https_listen` is set.
+    pub fn https_port(&self) -> Option<u16> {
+        self.https_port
+    }
+
+    /// The app router (its ACME challenges, its route table).
+    pub fn router(&self) -> Router {
+        self.router.clone()
     }
 
     pub fn services(&self) -> web::Data<Services> {
@@ -69,9 +130,28 @@ impl Application {
             self.control,
             self.services.store.clone(),
         ));
+        // The router stops with everything else: one watch channel tells its listeners.
+        let (stop_router, router_stopped) = tokio::sync::watch::channel(false);
+        let until_stopped = |mut rx: tokio::sync::watch::Receiver<bool>| async move {
+            let _ = rx.wait_for(|s| *s).await;
+        };
+        let mut routers = vec![tokio::spawn(self.router.clone().serve(
+            self.proxy,
+            None,
+            until_stopped(router_stopped.clone()),
+        ))];
+        if let Some((listener, acceptor)) = self.https {
+            routers.push(tokio::spawn(self.router.clone().serve(
+                listener,
+                Some(acceptor),
+                until_stopped(router_stopped.clone()),
+            )));
+        }
         tracing::info!(
             http = %self.services.config.http_listen.ip(),
             port = self.http_port,
+            proxy_port = self.proxy_port,
+            https_port = self.https_port,
             data_dir = %self.services.config.data_dir.display(),
             "scalefog is serving"
         );
@@ -79,10 +159,57 @@ impl Application {
             _ = shutdown => tracing::info!("shutting down"),
             r = server => { r??; return Ok(()); }
         }
+        let _ = stop_router.send(true);
         handle.stop(true).await;
+        for r in routers {
+            let _ = r.await;
+        }
         control.abort();
         let _ = std::fs::remove_file(crate::control::socket_path(&self.services.config.data_dir));
         Ok(())
+    }
+}
+
+/// Binds a listener for the tokio runtime, naming the setting when the address is unusable.
+fn bind_async(
+    addr: std::net::SocketAddr,
+    setting: &str,
+) -> anyhow::Result<tokio::net::TcpListener> {
+    let l =
+        TcpListener::bind(addr).with_context(|| format!("cannot listen on {setting} {addr}"))?;
+    l.set_nonblocking(true)?;
+    Ok(tokio::net::TcpListener::from_std(l)?)
+}
+
+/// Fills the route table at start: every app's custom domains, and a "not serving" target for
+/// apps the deploy engine has not (yet) routed, so they answer 503 rather than 404.
+fn load_routes(services: &Services) -> anyhow::Result<()> {
+    for inst in services.apps.routing_records()? {
+        services.routes.set_domains(&inst.name, &inst.domains);
+        services
+            .routes
+            .set_app_if_absent(&inst.name, Target::unrouted(&inst));
+    }
+    Ok(())
+}
+
+/// Keeps the route table in step with app creation and deletion, whoever deploys them.
+struct RouteSync(RouteTable);
+
+impl AppResources for RouteSync {
+    fn create<'a>(
+        &'a self,
+        app: &'a Instance,
+    ) -> futures_util::future::BoxFuture<'a, crate::domain::Result<()>> {
+        self.0.set_app_if_absent(&app.name, Target::unrouted(app));
+        Box::pin(async { Ok(()) })
+    }
+    fn remove<'a>(
+        &'a self,
+        app: &'a Instance,
+    ) -> futures_util::future::BoxFuture<'a, crate::domain::Result<()>> {
+        self.0.remove_app(&app.name);
+        Box::pin(async { Ok(()) })
     }
 }
 

@@ -1,6 +1,7 @@
 //! The JSON API over HTTP (actix-web): the Scalefog routes, the `/v1` REST routes and the
 //! health check. Handlers translate requests into calls on the core services and back.
 
+mod domains;
 pub mod error;
 pub mod extract;
 mod scalefog;
@@ -17,6 +18,7 @@ use std::net::IpAddr;
 pub fn routes(cfg: &mut web::ServiceConfig) {
     cfg.route("/healthz", web::get().to(healthz));
     scalefog::routes(cfg);
+    domains::routes(cfg);
     v1::routes(cfg);
 }
 

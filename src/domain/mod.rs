@@ -2,11 +2,13 @@
 //! one error type. No I/O happens here.
 
 mod error;
+mod hostname;
 mod names;
 mod records;
 pub mod sshkey;
 
 pub use error::{Error, Result};
+pub use hostname::DomainName;
 pub use names::{AppName, Email, Password, Username};
 pub use records::*;
 

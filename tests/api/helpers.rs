@@ -9,6 +9,10 @@ use std::path::PathBuf;
 pub struct TestApp {
     pub base: String,
     pub http_port: u16,
+    /// The app router's port (`proxy_listen`), and its HTTPS port when `https_listen` is set.
+    pub proxy_port: u16,
+    pub https_port: Option<u16>,
+    pub router: scalefog::router::Router,
     pub data_dir: PathBuf,
     pub client: Client,
     pub services: actix_web::web::Data<scalefog::services::Services>,
@@ -24,6 +28,7 @@ pub async fn spawn_app_with(tweak: impl FnOnce(&mut Config)) -> TestApp {
     let data_dir = config.data_dir.clone();
     let app = Application::build(config).await.expect("server builds");
     let http_port = app.http_port();
+    let (proxy_port, https_port, router) = (app.proxy_port(), app.https_port(), app.router());
     let services = app.services();
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     tokio::spawn(app.run_until_stopped(async move {
@@ -32,6 +37,9 @@ pub async fn spawn_app_with(tweak: impl FnOnce(&mut Config)) -> TestApp {
     TestApp {
         base: format!("http://127.0.0.1:{http_port}"),
         http_port,
+        proxy_port,
+        https_port,
+        router,
         data_dir,
         client: Client::builder()
             .redirect(reqwest::redirect::Policy::none())
