@@ -16,7 +16,6 @@ mod proxy;
 pub mod tls;
 
 use crate::routing::RouteTable;
-use hyper::body::Incoming;
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
@@ -84,7 +83,7 @@ struct Shared {
     routes: RouteTable,
     /// The platform domain: apps are `<app>.<domain>`.
     domain: String,
-    client: Client<HttpConnector, Incoming>,
+    client: Client<HttpConnector, proxy::RequestBody>,
     challenges: acme::Challenges,
     timeouts: Timeouts,
 }

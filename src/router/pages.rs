@@ -16,7 +16,8 @@ pub struct Page<'a> {
     pub message: String,
 }
 
-fn wants_json(headers: &HeaderMap) -> bool {
+/// Whether the client prefers JSON (`Accept: application/json`).
+pub fn wants_json(headers: &HeaderMap) -> bool {
     headers
         .get_all(ACCEPT)
         .iter()
@@ -41,9 +42,9 @@ fn escape(s: &str) -> String {
 }
 
 impl Page<'_> {
-    /// The response for a request with these headers.
-    pub fn render(&self, request_headers: &HeaderMap) -> Response<Full<Bytes>> {
-        let (ctype, body) = if wants_json(request_headers) {
+    /// The response: JSON if `json`, else HTML.
+    pub fn render(&self, json: bool) -> Response<Full<Bytes>> {
+        let (ctype, body) = if json {
             let body = serde_json::json!({"error": self.code, "message": self.message});
             ("application/json", body.to_string())
         } else {
@@ -96,7 +97,7 @@ mod tests {
         assert!(html.contains("&lt;script&gt;") && !html.contains("<script>"));
         let mut h = HeaderMap::new();
         h.insert(ACCEPT, HeaderValue::from_static("application/json"));
-        let r = p.render(&h);
+        let r = p.render(wants_json(&h));
         assert_eq!(r.status(), StatusCode::NOT_FOUND);
         assert_eq!(r.headers()[CONTENT_TYPE], "application/json");
     }

@@ -1,12 +1,12 @@
 //! One proxied request: find the app by `Host`, rewrite the headers a proxy must rewrite
 //! (RFC 9110 §7.6), forward, and stream the answer back; or answer with a page.
 
-use super::pages::Page;
+use super::pages::{Page, wants_json};
 use super::{Scheme, Shared};
 use crate::routing::Target;
 use bytes::Bytes;
 use http_body_util::{Either, Full};
-use hyper::body::Incoming;
+use hyper::body::{Body as _, Incoming};
 use hyper::header::{self, HeaderMap, HeaderName, HeaderValue};
 use hyper::upgrade::OnUpgrade;
 use hyper::{Request, Response, StatusCode, Uri, Version};
@@ -36,8 +36,8 @@ const X_FORWARDED_HOST: HeaderName = HeaderName::from_static("x-forwarded-host")
 const FORWARDED: HeaderName = HeaderName::from_static("forwarded");
 const VIA_VALUE: HeaderValue = HeaderValue::from_static("1.1 scalefog");
 
-fn page(req_headers: &HeaderMap, p: Page<'_>) -> Response<Body> {
-    p.render(req_headers).map(Either::Right)
+fn page(json: bool, p: Page<'_>) -> Response<Body> {
+    p.render(json).map(Either::Right)
 }
 
 /// The request's host without port, from `Host` or an absolute-form target.
@@ -132,14 +132,13 @@ pub(super) async fn handle(
     scheme: Scheme,
 ) -> Response<Body> {
     let started = Instant::now();
+    // Cheap clones (shared bytes) kept for the access log; formatted only if it is enabled.
     let method = req.method().clone();
-    let path = req
-        .uri()
-        .path_and_query()
-        .map_or_else(|| "/".to_string(), |p| p.as_str().to_string());
+    let uri = req.uri().clone();
+    let json = wants_json(req.headers());
     let Some(host) = host_of(&req).map(str::to_ascii_lowercase) else {
         return page(
-            req.headers(),
+            json,
             Page {
                 status: StatusCode::BAD_REQUEST,
                 code: "bad_request",
@@ -163,7 +162,7 @@ pub(super) async fn handle(
 
     let Some((app, target)) = shared.routes.lookup(&host, &shared.domain) else {
         let r = page(
-            req.headers(),
+            json,
             Page {
                 status: StatusCode::NOT_FOUND,
                 code: "not_found",
@@ -173,13 +172,13 @@ pub(super) async fn handle(
                 ),
             },
         );
-        tracing::info!(target: "scalefog::access", %host, %method, %path, status = 404, ms = started.elapsed().as_millis() as u64, "no app for host");
+        tracing::info!(target: "scalefog::access", %host, %method, path = %uri, status = 404, ms = started.elapsed().as_millis() as u64, "no app for host");
         return r;
     };
     shared.routes.counts().record(&app);
     let response = match target {
         Target::Unavailable(state) => page(
-            req.headers(),
+            json,
             Page {
                 status: StatusCode::SERVICE_UNAVAILABLE,
                 code: "unavailable",
@@ -191,7 +190,7 @@ pub(super) async fn handle(
             },
         ),
         Target::Serving(upstream) => {
-            forward(shared, req, peer, scheme, &host, &app, upstream).await
+            forward(shared, req, peer, scheme, &host, &app, upstream, json).await
         }
     };
     tracing::info!(
@@ -199,7 +198,7 @@ pub(super) async fn handle(
         %app,
         %host,
         %method,
-        %path,
+        path = %uri,
         status = response.status().as_u16(),
         ms = started.elapsed().as_millis() as u64,
         %peer,
@@ -207,6 +206,7 @@ pub(super) async fn handle(
     response
 }
 
+#[allow(clippy::too_many_arguments)]
 async fn forward(
     shared: &Shared,
     req: Request<Incoming>,
@@ -215,9 +215,9 @@ async fn forward(
     host: &str,
     app: &str,
     upstream: SocketAddr,
+    json: bool,
 ) -> Response<Body> {
     let (mut parts, body) = req.into_parts();
-    let error_headers = parts.headers.clone();
     let upgrade = wants_upgrade(&parts.headers);
     let upgrade_proto = parts.headers.get(header::UPGRADE).cloned();
     let client_upgrade = parts.extensions.remove::<OnUpgrade>();
@@ -241,7 +241,7 @@ async fn forward(
         Ok(u) => u,
         Err(_) => {
             return page(
-                &error_headers,
+                json,
                 Page {
                     status: StatusCode::BAD_REQUEST,
                     code: "bad_request",
@@ -252,19 +252,27 @@ async fn forward(
         }
     };
     parts.version = Version::HTTP_11;
+    let (body, body_sent) = RequestBody::new(body);
     let upstream_req = Request::from_parts(parts, body);
 
-    let sent = tokio::time::timeout(
-        shared.timeouts.upstream_headers,
-        shared.client.request(upstream_req),
-    )
-    .await;
+    // The response-header timeout counts from the end of the request body, so a slow upload
+    // is not cut off; only an app that has everything and still does not answer is.
+    let response = shared.client.request(upstream_req);
+    tokio::pin!(response);
+    let timeout = shared.timeouts.upstream_headers;
+    let sent = tokio::select! {
+        r = &mut response => Ok(r),
+        _ = async {
+            let _ = body_sent.await;
+            tokio::time::sleep(timeout).await;
+        } => Err(()),
+    };
     let mut resp = match sent {
         Ok(Ok(r)) => r,
         Ok(Err(e)) => {
             tracing::warn!(%app, %upstream, error = %error_chain(&e), "upstream failed");
             return page(
-                &error_headers,
+                json,
                 Page {
                     status: StatusCode::BAD_GATEWAY,
                     code: "bad_gateway",
@@ -278,7 +286,7 @@ async fn forward(
         Err(_) => {
             tracing::warn!(%app, %upstream, "upstream timed out");
             return page(
-                &error_headers,
+                json,
                 Page {
                     status: StatusCode::GATEWAY_TIMEOUT,
                     code: "gateway_timeout",
@@ -316,6 +324,63 @@ async fn forward(
     strip_hop_by_hop(resp.headers_mut());
     resp.headers_mut().append(header::VIA, VIA_VALUE);
     resp.map(Either::Left)
+}
+
+/// The request body on its way upstream, telling when it has been sent completely.
+pub(super) struct RequestBody {
+    inner: Incoming,
+    sent: Option<tokio::sync::oneshot::Sender<()>>,
+}
+
+impl RequestBody {
+    fn new(inner: Incoming) -> (RequestBody, tokio::sync::oneshot::Receiver<()>) {
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        let mut body = RequestBody {
+            inner,
+            sent: Some(tx),
+        };
+        // An empty body is never polled: it is "sent" at once.
+        body.check_end();
+        (body, rx)
+    }
+
+    fn check_end(&mut self) {
+        if self.inner.is_end_stream()
+            && let Some(tx) = self.sent.take()
+        {
+            let _ = tx.send(());
+        }
+    }
+}
+
+impl hyper::body::Body for RequestBody {
+    type Data = Bytes;
+    type Error = hyper::Error;
+
+    fn poll_frame(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Result<hyper::body::Frame<Bytes>, hyper::Error>>> {
+        let polled = std::pin::Pin::new(&mut self.inner).poll_frame(cx);
+        match &polled {
+            std::task::Poll::Ready(None) => {
+                if let Some(tx) = self.sent.take() {
+                    let _ = tx.send(());
+                }
+            }
+            std::task::Poll::Ready(Some(_)) => self.check_end(),
+            std::task::Poll::Pending => {}
+        }
+        polled
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> hyper::body::SizeHint {
+        self.inner.size_hint()
+    }
 }
 
 /// An error with its causes, for the log (hyper's top-level messages are terse).
