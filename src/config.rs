@@ -31,6 +31,18 @@ pub struct SettingsArgs {
         global = true
     )]
     pub proxy_listen: Option<String>,
+    /// Address of the app router's HTTPS listener; off unless set [e.g. 0.0.0.0:443]
+    #[arg(
+        long,
+        env = "SCALEFOG_HTTPS_LISTEN",
+        value_name = "ADDR",
+        global = true
+    )]
+    pub https_listen: Option<String>,
+    /// Certificates for https_listen: <name>/fullchain.pem + <name>/privkey.pem per domain,
+    /// `_.<domain>` for a wildcard [default: <data_dir>/certs]
+    #[arg(long, env = "SCALEFOG_TLS_DIR", value_name = "DIR", global = true)]
+    pub tls_dir: Option<PathBuf>,
     /// Apps are served at http://<app>.<domain> [default: localhost]
     #[arg(long, env = "SCALEFOG_DOMAIN", value_name = "DOMAIN", global = true)]
     pub domain: Option<String>,
@@ -91,6 +103,8 @@ struct FileSettings {
     http_listen: Option<String>,
     ssh_listen: Option<String>,
     proxy_listen: Option<String>,
+    https_listen: Option<String>,
+    tls_dir: Option<PathBuf>,
     domain: Option<String>,
     docker_host: Option<String>,
     public_ssh_host: Option<String>,
@@ -108,6 +122,10 @@ pub struct Config {
     pub http_listen: SocketAddr,
     pub ssh_listen: SocketAddr,
     pub proxy_listen: SocketAddr,
+    /// The router's HTTPS listener, if any.
+    pub https_listen: Option<SocketAddr>,
+    /// Where the router's certificates are (absolute).
+    pub tls_dir: PathBuf,
     pub domain: String,
     pub docker_host: String,
     pub public_ssh_host: String,
@@ -197,6 +215,15 @@ impl Config {
             "proxy_listen",
             &pick(&args.proxy_listen, &file.proxy_listen, "127.0.0.1:8000"),
         )?;
+        let https_listen = match args.https_listen.clone().or(file.https_listen.clone()) {
+            Some(v) if !v.trim().is_empty() => Some(parse_addr("https_listen", &v)?),
+            _ => None,
+        };
+        let tls_dir = args
+            .tls_dir
+            .clone()
+            .or(file.tls_dir.clone())
+            .map_or_else(|| data_dir.join("certs"), |p| absolute(&cwd, &p));
         let domain = pick(&args.domain, &file.domain, "localhost")
             .trim()
             .trim_end_matches('.')
@@ -268,6 +295,8 @@ impl Config {
             http_listen,
             ssh_listen,
             proxy_listen,
+            https_listen,
+            tls_dir,
             domain,
             docker_host,
             public_ssh_host,
@@ -287,6 +316,8 @@ impl Config {
             http_listen: any,
             ssh_listen: any,
             proxy_listen: any,
+            https_listen: None,
+            tls_dir: data_dir.join("certs"),
             domain: "localhost".into(),
             docker_host: std::env::var("DOCKER_HOST")
                 .unwrap_or_else(|_| "unix:///var/run/docker.sock".into()),
@@ -335,6 +366,32 @@ mod tests {
         assert_eq!(c.public_ssh_host, "127.0.0.1");
         assert_eq!(c.registration, Registration::Open);
         assert!(c.data_dir.is_absolute() && c.data_dir.ends_with("scalefog-data"));
+        assert_eq!(c.https_listen, None);
+        assert_eq!(c.tls_dir, c.data_dir.join("certs"));
+    }
+
+    #[test]
+    fn https_settings_come_from_the_file_and_flags() {
+        let dir = tempfile::tempdir().unwrap();
+        let f = dir.path().join("s.toml");
+        std::fs::write(
+            &f,
+            "https_listen = \"127.0.0.1:8443\"\ntls_dir = \"/etc/scalefog/certs\"\n",
+        )
+        .unwrap();
+        let c = Config::load(&SettingsArgs {
+            config: Some(f),
+            ..Default::default()
+        })
+        .unwrap();
+        assert_eq!(c.https_listen.unwrap().port(), 8443);
+        assert_eq!(c.tls_dir, PathBuf::from("/etc/scalefog/certs"));
+        let e = Config::load(&SettingsArgs {
+            https_listen: Some("443".into()),
+            ..Default::default()
+        })
+        .unwrap_err();
+        assert!(e.0.contains("https_listen"), "{e}");
     }
 
     #[test]

@@ -13,6 +13,7 @@
 //!   user, the per-app push lock, the pre-receive callback (unix socket) that records pushes.
 //! - `deploy`   — push → image → health-checked container → switch; releases, lifecycle, reconcile.
 //! - `routing`  — the host → upstream table the deploy engine writes and the router reads.
+//! - `router`   — the app router: the reverse proxy on `proxy_listen`/`https_listen` (hyper).
 //! - `services` — the bundle of the above handed to every transport.
 //! - `api`      — JSON over HTTP (actix-web); the one HTTP error mapping.
 //! - `console`  — the web console (actix-web + askama) under `/console`, on the same listener.
@@ -37,6 +38,7 @@ pub mod fsutil;
 pub mod git;
 pub mod nodes;
 pub mod push;
+pub mod router;
 pub mod routing;
 pub mod services;
 pub mod ssh;

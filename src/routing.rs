@@ -3,9 +3,12 @@
 //! every request). Lookups are lock-free reads of an immutable snapshot; an update replaces the
 //! snapshot at once, so a request sees either the old or the new route, never a mix.
 
-use std::collections::HashMap;
+use crate::domain::{Instance, InstanceStatus};
+use arc_swap::ArcSwap;
+use std::collections::{BTreeMap, HashMap};
 use std::net::SocketAddr;
-use std::sync::{Arc, RwLock};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, RwLock};
 
 /// Where requests for an app go right now.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -14,6 +17,21 @@ pub enum Target {
     Serving(SocketAddr),
     /// The app exists but nothing serves it; the text is its state (`stopped`, `created`, ...).
     Unavailable(String),
+}
+
+impl Target {
+    /// The target of an app the deploy engine has not routed (yet): unavailable, naming its
+    /// state, so its hosts answer 503 rather than 404.
+    pub fn unrouted(inst: &Instance) -> Target {
+        Target::Unavailable(
+            match inst.status {
+                // Running but not routed: the deploy engine routes it once it has reconciled.
+                InstanceStatus::Running => "starting",
+                other => other.as_str(),
+            }
+            .to_string(),
+        )
+    }
 }
 
 #[derive(Debug, Clone, Default)]
@@ -26,24 +44,50 @@ struct Table {
 
 #[derive(Clone, Default)]
 pub struct RouteTable {
-    // Readers clone the Arc under a short read lock and then work on the snapshot; writers build a
-    // new table and swap it in.
-    current: Arc<RwLock<Arc<Table>>>,
+    // Readers load the current snapshot without taking a lock (arc-swap), so the router's hot
+    // path never waits on a writer; writers build a new table and swap it in. Writers are
+    // serialised by `write_lock` so two concurrent updates cannot lose each other's change.
+    current: Arc<ArcSwap<Table>>,
+    write_lock: Arc<Mutex<()>>,
+    counts: RequestCounts,
 }
 
 impl RouteTable {
     fn snapshot(&self) -> Arc<Table> {
-        self.current
-            .read()
-            .unwrap_or_else(|p| p.into_inner())
-            .clone()
+        self.current.load_full()
     }
 
     fn update(&self, f: impl FnOnce(&mut Table)) {
-        let mut guard = self.current.write().unwrap_or_else(|p| p.into_inner());
-        let mut next = (**guard).clone();
+        let _serial = self.write_lock.lock().unwrap_or_else(|p| p.into_inner());
+        let mut next = (**self.current.load()).clone();
         f(&mut next);
-        *guard = Arc::new(next);
+        self.current.store(Arc::new(next));
+    }
+
+    /// Sets an app's target only if the table has none for it yet: used to mark a new or
+    /// never-deployed app as unavailable without overwriting what the deploy engine set.
+    pub fn set_app_if_absent(&self, app: &str, target: Target) {
+        self.update(|t| {
+            t.apps.entry(app.to_string()).or_insert(target);
+        });
+    }
+
+    /// The custom domains currently routed to an app, sorted.
+    pub fn domains_of(&self, app: &str) -> Vec<String> {
+        let mut out: Vec<String> = self
+            .snapshot()
+            .domains
+            .iter()
+            .filter(|(_, a)| a.as_str() == app)
+            .map(|(d, _)| d.clone())
+            .collect();
+        out.sort();
+        out
+    }
+
+    /// Per-app request counters, kept by the router for metrics.
+    pub fn counts(&self) -> &RequestCounts {
+        &self.counts
     }
 
     /// Sets where an app's requests go.
@@ -93,6 +137,53 @@ impl RouteTable {
     }
 }
 
+/// How many requests the router has forwarded (or answered) per app since start. Incrementing
+/// takes a read lock and an atomic add; only the first request of an app takes the write lock.
+#[derive(Clone, Default)]
+pub struct RequestCounts {
+    per_app: Arc<RwLock<HashMap<String, Arc<AtomicU64>>>>,
+}
+
+impl RequestCounts {
+    /// Counts one request for `app`.
+    pub fn record(&self, app: &str) {
+        if let Some(c) = self
+            .per_app
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(app)
+        {
+            c.fetch_add(1, Ordering::Relaxed);
+            return;
+        }
+        self.per_app
+            .write()
+            .unwrap_or_else(|p| p.into_inner())
+            .entry(app.to_string())
+            .or_default()
+            .fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Requests counted for one app.
+    pub fn get(&self, app: &str) -> u64 {
+        self.per_app
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(app)
+            .map_or(0, |c| c.load(Ordering::Relaxed))
+    }
+
+    /// Every app's count, by name.
+    pub fn snapshot(&self) -> BTreeMap<String, u64> {
+        self.per_app
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .iter()
+            .map(|(k, v)| (k.clone(), v.load(Ordering::Relaxed)))
+            .collect()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -112,5 +203,27 @@ mod tests {
         assert_eq!(t.lookup("x.blog.localhost", "localhost"), None);
         t.remove_app("blog");
         assert_eq!(t.lookup("www.example.org", "localhost"), None);
+    }
+
+    #[test]
+    fn set_if_absent_never_overwrites_a_deployed_target() {
+        let t = RouteTable::default();
+        let a: SocketAddr = "127.0.0.1:1234".parse().unwrap();
+        t.set_app("blog", Target::Serving(a));
+        t.set_app_if_absent("blog", Target::Unavailable("created".into()));
+        assert_eq!(t.get("blog"), Some(Target::Serving(a)));
+        t.set_app_if_absent("shop", Target::Unavailable("created".into()));
+        assert_eq!(t.get("shop"), Some(Target::Unavailable("created".into())));
+    }
+
+    #[test]
+    fn request_counts_add_up_per_app() {
+        let t = RouteTable::default();
+        t.counts().record("blog");
+        t.counts().record("blog");
+        t.counts().record("shop");
+        assert_eq!(t.counts().get("blog"), 2);
+        assert_eq!(t.counts().snapshot().get("shop"), Some(&1));
+        assert_eq!(t.counts().get("none"), 0);
     }
 }

@@ -1,13 +1,17 @@
 //! Builds every service and binds every listener; runs them until shutdown.
 //! Binding to port 0 gives each test its own server.
 
-use crate::apps::Links;
+use crate::apps::{AppResources, Links};
 use crate::config::Config;
+use crate::domain::Instance;
+use crate::router::Router;
+use crate::routing::{RouteTable, Target};
 use crate::services::Services;
 use actix_web::{App, HttpServer, web};
 use anyhow::Context;
 use std::future::Future;
 use std::net::TcpListener;
+use std::sync::Arc;
 
 pub struct Application {
     services: web::Data<Services>,
@@ -18,6 +22,11 @@ pub struct Application {
     ssh_port: u16,
     host_key: russh::keys::PrivateKey,
     hooks: tokio::net::UnixListener,
+    router: Router,
+    proxy: tokio::net::TcpListener,
+    proxy_port: u16,
+    https: Option<(tokio::net::TcpListener, tokio_rustls::TlsAcceptor)>,
+    https_port: Option<u16>,
 }
 
 impl Application {
@@ -30,9 +39,15 @@ impl Application {
             .with_context(|| format!("cannot listen on ssh_listen {}", config.ssh_listen))?;
         // The bound port, not the configured one: with port 0 the remote URLs must still work.
         let ssh_port = ssh.local_addr()?.port();
+        let proxy = bind_async(config.proxy_listen, "proxy_listen")?;
+        let proxy_port = proxy.local_addr()?.port();
+        let https = match config.https_listen {
+            Some(addr) => Some(bind_async(addr, "https_listen")?),
+            None => None,
+        };
         let links = Links {
             domain: config.domain.clone(),
-            proxy_port: config.proxy_listen.port(),
+            proxy_port,
             ssh_host: config.public_ssh_host.clone(),
             ssh_port,
         };
@@ -49,6 +64,32 @@ impl Application {
             .git
             .bind_hook_socket()
             .context("cannot create the git hook socket")?;
+        let router = Router::new(
+            services.routes.clone(),
+            &services.config.domain,
+            Default::default(),
+        );
+        load_routes(&services)?;
+        services
+            .apps
+            .register_resources(Arc::new(RouteSync(services.routes.clone())));
+        let https = match https {
+            Some(listener) => {
+                let certs = Arc::new(crate::router::tls::CertStore::load_dir(
+                    &services.config.tls_dir,
+                )?);
+                if certs.is_empty() {
+                    tracing::warn!(tls_dir = %services.config.tls_dir.display(), "https_listen is set but tls_dir holds no certificate");
+                }
+                let acceptor = tokio_rustls::TlsAcceptor::from(certs.server_config()?);
+                Some((listener, acceptor))
+            }
+            None => None,
+        };
+        let https_port = match &https {
+            Some((l, _)) => Some(l.local_addr()?.port()),
+            None => None,
+        };
         let data = services.clone();
         let list_cache = web::Data::new(crate::api::list_cache::ListCache::default());
         let server = HttpServer::new(move || {
@@ -73,6 +114,11 @@ impl Application {
             ssh_port,
             host_key,
             hooks,
+            router,
+            proxy,
+            proxy_port,
+            https,
+            https_port,
         })
     }
 
@@ -83,6 +129,21 @@ impl Application {
     /// The SSH port actually bound (differs from the setting when it is 0).
     pub fn ssh_port(&self) -> u16 {
         self.ssh_port
+    }
+
+    /// The app router's bound port (`proxy_listen`).
+    pub fn proxy_port(&self) -> u16 {
+        self.proxy_port
+    }
+
+    /// The app router's bound HTTPS port, when `https_listen` is set.
+    pub fn https_port(&self) -> Option<u16> {
+        self.https_port
+    }
+
+    /// The app router (its ACME challenges, its route table).
+    pub fn router(&self) -> Router {
+        self.router.clone()
     }
 
     pub fn services(&self) -> web::Data<Services> {
@@ -106,11 +167,30 @@ impl Application {
             self.services.clone().into_inner(),
         )
         .context("cannot start the SSH server")?;
+        // The router stops with everything else: one watch channel tells its listeners.
+        let (stop_router, router_stopped) = tokio::sync::watch::channel(false);
+        let until_stopped = |mut rx: tokio::sync::watch::Receiver<bool>| async move {
+            let _ = rx.wait_for(|s| *s).await;
+        };
+        let mut routers = vec![tokio::spawn(self.router.clone().serve(
+            self.proxy,
+            None,
+            until_stopped(router_stopped.clone()),
+        ))];
+        if let Some((listener, acceptor)) = self.https {
+            routers.push(tokio::spawn(self.router.clone().serve(
+                listener,
+                Some(acceptor),
+                until_stopped(router_stopped.clone()),
+            )));
+        }
         tracing::info!(
             http = %self.services.config.http_listen.ip(),
             port = self.http_port,
             ssh_port = self.ssh_port,
             ssh_host_key = %self.services.ssh_host_key.fingerprint,
+            proxy_port = self.proxy_port,
+            https_port = self.https_port,
             data_dir = %self.services.config.data_dir.display(),
             "scalefog is serving"
         );
@@ -118,14 +198,61 @@ impl Application {
             _ = shutdown => tracing::info!("shutting down"),
             r = server => { r??; return Ok(()); }
         }
+        let _ = stop_router.send(true);
         handle.stop(true).await;
         ssh.shutdown().await;
         hooks.abort();
         let _ = std::fs::remove_file(self.services.git.socket_path());
+        for r in routers {
+            let _ = r.await;
+        }
         control.abort();
         reconciler.abort();
         let _ = std::fs::remove_file(crate::control::socket_path(&self.services.config.data_dir));
         Ok(())
+    }
+}
+
+/// Binds a listener for the tokio runtime, naming the setting when the address is unusable.
+fn bind_async(
+    addr: std::net::SocketAddr,
+    setting: &str,
+) -> anyhow::Result<tokio::net::TcpListener> {
+    let l =
+        TcpListener::bind(addr).with_context(|| format!("cannot listen on {setting} {addr}"))?;
+    l.set_nonblocking(true)?;
+    Ok(tokio::net::TcpListener::from_std(l)?)
+}
+
+/// Fills the route table at start: every app's custom domains, and a "not serving" target for
+/// apps the deploy engine has not (yet) routed, so they answer 503 rather than 404.
+fn load_routes(services: &Services) -> anyhow::Result<()> {
+    for inst in services.apps.routing_records()? {
+        services.routes.set_domains(&inst.name, &inst.domains);
+        services
+            .routes
+            .set_app_if_absent(&inst.name, Target::unrouted(&inst));
+    }
+    Ok(())
+}
+
+/// Keeps the route table in step with app creation and deletion, whoever deploys them.
+struct RouteSync(RouteTable);
+
+impl AppResources for RouteSync {
+    fn create<'a>(
+        &'a self,
+        app: &'a Instance,
+    ) -> futures_util::future::BoxFuture<'a, crate::domain::Result<()>> {
+        self.0.set_app_if_absent(&app.name, Target::unrouted(app));
+        Box::pin(async { Ok(()) })
+    }
+    fn remove<'a>(
+        &'a self,
+        app: &'a Instance,
+    ) -> futures_util::future::BoxFuture<'a, crate::domain::Result<()>> {
+        self.0.remove_app(&app.name);
+        Box::pin(async { Ok(()) })
     }
 }
 

@@ -2,6 +2,7 @@
 //! panel routes (`/api`) and the health check. Handlers translate requests into calls on the core services and back.
 
 mod deploys;
+mod domains;
 pub mod error;
 pub mod extract;
 mod hostkey;
@@ -24,6 +25,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
     // Before the `/v1` scope: a scope that matches a prefix answers 404 for the rest.
     deploys::routes(cfg);
     hostkey::routes(cfg);
+    domains::routes(cfg);
     v1::routes(cfg);
     panel::routes(cfg);
 }

@@ -3,6 +3,7 @@
 //! Every access check for an app lives here ([`Apps::get`]): owners see their apps, admins see
 //! every app, anyone else gets `NotFound`, so the existence of other users' apps never leaks.
 
+mod domains;
 mod names;
 
 use crate::accounts::Principal;

@@ -3,6 +3,7 @@
 
 mod deploys;
 mod error;
+mod hostname;
 mod names;
 mod push_record;
 mod records;
@@ -11,6 +12,7 @@ pub mod sshkey;
 
 pub use deploys::*;
 pub use error::{Error, Result};
+pub use hostname::DomainName;
 pub use names::{AppName, Email, Password, Username};
 pub use push_record::*;
 pub use records::*;

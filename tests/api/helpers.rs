@@ -12,6 +12,10 @@ pub struct TestApp {
     pub base: String,
     pub http_port: u16,
     pub ssh_port: u16,
+    /// The app router's port (`proxy_listen`), and its HTTPS port when `https_listen` is set.
+    pub proxy_port: u16,
+    pub https_port: Option<u16>,
+    pub router: scalefog::router::Router,
     pub data_dir: PathBuf,
     pub client: Client,
     pub services: actix_web::web::Data<scalefog::services::Services>,
@@ -28,6 +32,7 @@ pub async fn spawn_app_with(tweak: impl FnOnce(&mut Config)) -> TestApp {
     let app = Application::build(config).await.expect("server builds");
     let http_port = app.http_port();
     let ssh_port = app.ssh_port();
+    let (proxy_port, https_port, router) = (app.proxy_port(), app.https_port(), app.router());
     let services = app.services();
     // Git hooks exec the hook program; in tests the running executable is the test harness.
     services
@@ -41,6 +46,9 @@ pub async fn spawn_app_with(tweak: impl FnOnce(&mut Config)) -> TestApp {
         base: format!("http://127.0.0.1:{http_port}"),
         http_port,
         ssh_port,
+        proxy_port,
+        https_port,
+        router,
         data_dir,
         client: Client::builder()
             .redirect(reqwest::redirect::Policy::none())

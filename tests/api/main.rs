@@ -10,5 +10,6 @@ mod console;
 mod deploy;
 mod instances;
 mod panel;
+mod router;
 mod ssh;
 mod ssh_keys;

@@ -1,0 +1,730 @@
+//! The app router: routing by Host, its own error pages, streaming, websockets, switching
+//! releases under load, custom domains through the API, TLS by SNI and the ACME responder.
+//! Upstreams are small hyper servers started by the tests; routes are set on the table the
+//! deploy engine writes in production.
+
+use crate::helpers::*;
+use bytes::Bytes;
+use futures_util::{SinkExt, StreamExt};
+use http_body_util::{BodyExt, Full, StreamBody};
+use hyper::body::{Frame, Incoming};
+use hyper::service::service_fn;
+use hyper::{Request, Response};
+use hyper_util::rt::TokioIo;
+use hyper_util::server::graceful::GracefulShutdown;
+use reqwest::StatusCode;
+use scalefog::routing::Target;
+use serde_json::{Value, json};
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use tokio::net::{TcpListener, TcpStream};
+
+/// The memory test measures this process's RSS; the other router tests hold this shared while
+/// it holds it alone, so their allocations do not blur its measurement.
+static MEMORY_GATE: tokio::sync::RwLock<()> = tokio::sync::RwLock::const_new(());
+
+/// A small upstream app: answers with its name and the forwarding fields it received, and
+/// `POST /discard` by counting (and dropping) the body.
+struct Upstream {
+    addr: SocketAddr,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Upstream {
+    async fn start(name: &'static str) -> Upstream {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let (stop, mut stopped) = tokio::sync::oneshot::channel::<()>();
+        let task = tokio::spawn(async move {
+            let graceful = GracefulShutdown::new();
+            loop {
+                tokio::select! {
+                    r = listener.accept() => {
+                        let Ok((stream, _)) = r else { continue };
+                        let conn = hyper::server::conn::http1::Builder::new().serve_connection(
+                            TokioIo::new(stream),
+                            service_fn(move |req| answer(name, req)),
+                        );
+                        let conn = graceful.watch(conn);
+                        tokio::spawn(async move {
+                            let _ = conn.await;
+                        });
+                    }
+                    _ = &mut stopped => break,
+                }
+            }
+            drop(listener);
+            graceful.shutdown().await;
+        });
+        Upstream {
+            addr,
+            stop: Some(stop),
+            task,
+        }
+    }
+
+    /// Stops accepting and waits for the requests it is serving to finish.
+    async fn stop_gracefully(mut self) {
+        if let Some(s) = self.stop.take() {
+            let _ = s.send(());
+        }
+        let _ = (&mut self.task).await;
+    }
+}
+
+async fn answer(
+    name: &'static str,
+    req: Request<Incoming>,
+) -> Result<Response<Full<Bytes>>, hyper::Error> {
+    if req.uri().path() == "/discard" {
+        let mut body = req.into_body();
+        let mut n = 0u64;
+        while let Some(frame) = body.frame().await {
+            if let Ok(data) = frame?.into_data() {
+                n += data.len() as u64;
+            }
+        }
+        return Ok(Response::new(Full::new(Bytes::from(n.to_string()))));
+    }
+    let h = |k: &str| {
+        req.headers()
+            .get(k)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("")
+            .to_string()
+    };
+    let body = json!({
+        "app": name,
+        "path": req.uri().to_string(),
+        "host": h("host"),
+        "xff": h("x-forwarded-for"),
+        "proto": h("x-forwarded-proto"),
+        "xhost": h("x-forwarded-host"),
+        "forwarded": h("forwarded"),
+        "via": h("via"),
+        "keep_alive": h("keep-alive"),
+    });
+    Ok(Response::new(Full::new(Bytes::from(body.to_string()))))
+}
+
+impl TestApp {
+    /// A GET through the app router with the given Host.
+    async fn via_router(&self, host: &str, path: &str) -> reqwest::Response {
+        self.client
+            .get(format!("http://127.0.0.1:{}{path}", self.proxy_port))
+            .header("Host", host)
+            .send()
+            .await
+            .expect("router answers")
+    }
+
+    fn route(&self, app: &str, upstream: SocketAddr) {
+        self.services.routes.set_app(app, Target::Serving(upstream));
+    }
+}
+
+#[tokio::test]
+async fn requests_reach_the_app_named_by_the_host_with_forwarding_fields() {
+    let _gate = MEMORY_GATE.read().await;
+    let app = spawn_app().await;
+    let (blog, shop) = (Upstream::start("blog").await, Upstream::start("shop").await);
+    app.route("blog", blog.addr);
+    app.route("shop", shop.addr);
+
+    let r = app.via_router("blog.localhost", "/posts?page=2").await;
+    assert_eq!(r.status(), StatusCode::OK);
+    assert_eq!(r.headers()["via"], "1.1 scalefog");
+    let body: Value = r.json().await.unwrap();
+    assert_eq!(body["app"], "blog");
+    assert_eq!(body["path"], "/posts?page=2");
+    assert_eq!(body["host"], "blog.localhost");
+    assert_eq!(body["xff"], "127.0.0.1");
+    assert_eq!(body["proto"], "http");
+    assert_eq!(body["xhost"], "blog.localhost");
+    assert_eq!(
+        body["forwarded"],
+        "for=127.0.0.1;host=\"blog.localhost\";proto=http"
+    );
+    assert_eq!(body["keep_alive"], "");
+
+    // Case and port of the Host do not matter.
+    let body: Value = app
+        .via_router("SHOP.LocalHost:8000", "/")
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(body["app"], "shop");
+    assert_eq!(app.services.routes.counts().get("blog"), 1);
+    assert_eq!(app.services.routes.counts().get("shop"), 1);
+}
+
+#[tokio::test]
+async fn an_unknown_host_gets_a_404_page_or_json_when_asked() {
+    let _gate = MEMORY_GATE.read().await;
+    let app = spawn_app().await;
+    let r = app.via_router("nothing.localhost", "/").await;
+    assert_eq!(r.status(), StatusCode::NOT_FOUND);
+    assert!(
+        r.headers()["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("text/html")
+    );
+    let html = r.text().await.unwrap();
+    assert!(
+        html.contains("Scalefog") && html.contains("nothing.localhost"),
+        "{html}"
+    );
+
+    let r = app
+        .client
+        .get(format!("http://127.0.0.1:{}/", app.proxy_port))
+        .header("Host", "nothing.localhost")
+        .header("Accept", "application/json")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::NOT_FOUND);
+    assert_eq!(error_body(r).await["error"], "not_found");
+}
+
+#[tokio::test]
+async fn a_stopped_app_gets_a_503_page_naming_its_state() {
+    let _gate = MEMORY_GATE.read().await;
+    let app = spawn_app().await;
+    app.services
+        .routes
+        .set_app("sleepy", Target::Unavailable("stopped".into()));
+    let r = app.via_router("sleepy.localhost", "/").await;
+    assert_eq!(r.status(), StatusCode::SERVICE_UNAVAILABLE);
+    let html = r.text().await.unwrap();
+    assert!(
+        html.contains("sleepy") && html.contains("stopped"),
+        "{html}"
+    );
+}
+
+#[tokio::test]
+async fn an_upstream_that_refuses_connections_gets_a_502_page() {
+    let _gate = MEMORY_GATE.read().await;
+    let app = spawn_app().await;
+    let dead = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        l.local_addr().unwrap()
+    };
+    app.route("broken", dead);
+    let r = app.via_router("broken.localhost", "/").await;
+    assert_eq!(r.status(), StatusCode::BAD_GATEWAY);
+    assert!(r.text().await.unwrap().contains("broken"));
+}
+
+#[tokio::test]
+async fn a_websocket_echoes_through_the_router() {
+    let _gate = MEMORY_GATE.read().await;
+    let app = spawn_app().await;
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let upstream = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        while let Ok((stream, _)) = listener.accept().await {
+            tokio::spawn(async move {
+                let mut ws = tokio_tungstenite::accept_async(stream).await.unwrap();
+                while let Some(Ok(msg)) = ws.next().await {
+                    if msg.is_text() || msg.is_binary() {
+                        ws.send(msg).await.unwrap();
+                    }
+                }
+            });
+        }
+    });
+    app.route("chat", upstream);
+
+    let tcp = TcpStream::connect(("127.0.0.1", app.proxy_port))
+        .await
+        .unwrap();
+    let (mut ws, resp) = tokio_tungstenite::client_async("ws://chat.localhost/socket", tcp)
+        .await
+        .expect("the upgrade passes through");
+    assert_eq!(resp.status(), 101);
+    for text in ["hello", "through the router"] {
+        ws.send(tokio_tungstenite::tungstenite::Message::text(text))
+            .await
+            .unwrap();
+        let echo = ws.next().await.unwrap().unwrap();
+        assert_eq!(echo.into_text().unwrap().as_str(), text);
+    }
+    ws.close(None).await.unwrap();
+}
+
+/// Resident memory of this process, in KiB.
+fn rss_kib() -> u64 {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .expect("VmRSS in /proc/self/status")
+}
+
+#[tokio::test]
+async fn a_100_mb_body_streams_through_without_the_router_holding_it() {
+    let _gate = MEMORY_GATE.write().await;
+    let app = spawn_app().await;
+    let sink = Upstream::start("sink").await;
+    app.route("big", sink.addr);
+
+    const CHUNK: usize = 64 * 1024;
+    const TOTAL: usize = 100 * 1024 * 1024;
+    let send = |total: usize| {
+        let port = app.proxy_port;
+        async move {
+            let stream = TcpStream::connect(("127.0.0.1", port)).await.unwrap();
+            let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
+                .await
+                .unwrap();
+            tokio::spawn(conn);
+            // One chunk, sent again and again: the client itself allocates nothing per chunk.
+            let chunk = Bytes::from(vec![7u8; CHUNK]);
+            let frames = futures_util::stream::iter(
+                (0..total / CHUNK).map(move |_| Ok::<_, Infallible>(Frame::data(chunk.clone()))),
+            );
+            let req = Request::post("/discard")
+                .header("host", "big.localhost")
+                .header("content-length", total)
+                .body(StreamBody::new(frames))
+                .unwrap();
+            let resp = sender.send_request(req).await.unwrap();
+            assert_eq!(resp.status(), 200);
+            let body = resp.into_body().collect().await.unwrap().to_bytes();
+            String::from_utf8(body.to_vec()).unwrap()
+        }
+    };
+    // Warm up the connection pool and buffers, then measure.
+    assert_eq!(send(4 * CHUNK).await, (4 * CHUNK).to_string());
+    let before = rss_kib();
+    let peak = Arc::new(AtomicU64::new(before));
+    let done = Arc::new(AtomicBool::new(false));
+    let sampler = {
+        let (peak, done) = (peak.clone(), done.clone());
+        tokio::spawn(async move {
+            while !done.load(Ordering::Relaxed) {
+                peak.fetch_max(rss_kib(), Ordering::Relaxed);
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+        })
+    };
+    let received = send(TOTAL).await;
+    done.store(true, Ordering::Relaxed);
+    sampler.await.unwrap();
+    peak.fetch_max(rss_kib(), Ordering::Relaxed);
+    assert_eq!(received, TOTAL.to_string());
+    let growth_mib = peak.load(Ordering::Relaxed).saturating_sub(before) / 1024;
+    assert!(
+        growth_mib < 16,
+        "memory grew by {growth_mib} MiB while 100 MiB streamed through"
+    );
+}
+
+#[tokio::test]
+async fn a_release_switch_under_continuous_load_loses_no_request() {
+    let _gate = MEMORY_GATE.read().await;
+    let app = Arc::new(spawn_app().await);
+    let v1 = Upstream::start("v1").await;
+    app.route("live", v1.addr);
+
+    let results: Arc<Mutex<Vec<Result<String, String>>>> = Arc::default();
+    let stop = Arc::new(AtomicBool::new(false));
+    let mut workers = vec![];
+    for _ in 0..4 {
+        let (app, results, stop) = (app.clone(), results.clone(), stop.clone());
+        workers.push(tokio::spawn(async move {
+            while !stop.load(Ordering::Relaxed) {
+                let r = app
+                    .client
+                    .get(format!("http://127.0.0.1:{}/", app.proxy_port))
+                    .header("Host", "live.localhost")
+                    .send()
+                    .await;
+                let outcome = match r {
+                    Ok(r) if r.status() == StatusCode::OK => {
+                        let body: Value = r.json().await.map_err(|e| e.to_string()).unwrap();
+                        Ok(body["app"].as_str().unwrap_or("").to_string())
+                    }
+                    Ok(r) => Err(format!("status {}", r.status())),
+                    Err(e) => Err(e.to_string()),
+                };
+                results.lock().unwrap().push(outcome);
+            }
+        }));
+    }
+    let count = || results.lock().unwrap().len();
+    let wait_for = |n: usize| async move {
+        while count() < n {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    };
+    wait_for(50).await;
+    // The deploy engine's order: start the new release, switch the route, then retire the old
+    // one once the requests it was given have been answered.
+    let v2 = Upstream::start("v2").await;
+    app.route("live", v2.addr);
+    let switched_at = count();
+    wait_for(switched_at + 50).await;
+    v1.stop_gracefully().await;
+    let retired_at = count();
+    wait_for(retired_at + 50).await;
+    stop.store(true, Ordering::Relaxed);
+    for w in workers {
+        w.await.unwrap();
+    }
+
+    let results = results.lock().unwrap();
+    let failures: Vec<_> = results.iter().filter(|r| r.is_err()).collect();
+    assert!(failures.is_empty(), "failed requests: {failures:?}");
+    assert!(results.iter().any(|r| r.as_deref() == Ok("v1")));
+    assert!(
+        results[retired_at..]
+            .iter()
+            .all(|r| r.as_deref() == Ok("v2")),
+        "after v1 retired, only v2 answers"
+    );
+}
+
+#[tokio::test]
+async fn custom_domains_are_added_routed_listed_and_removed_through_the_api() {
+    let _gate = MEMORY_GATE.read().await;
+    let app = spawn_app().await;
+    let alice = app.user("alice").await;
+    app.create_app(&alice.token, "blog").await;
+    let up = Upstream::start("blog").await;
+    app.route("blog", up.addr);
+
+    let r = app
+        .post_json(
+            "/v1/instances/blog/domains",
+            &json!({"domain": "WWW.Example.org."}),
+            Some(&alice.token),
+        )
+        .await;
+    assert_eq!(r.status(), StatusCode::CREATED);
+    let body: Value = r.json().await.unwrap();
+    assert_eq!(body["domain"], "www.example.org");
+    assert_eq!(body["cname"], "blog.localhost");
+
+    // Adding it again changes nothing.
+    let r = app
+        .post_form(
+            "/v1/instances/blog/domains",
+            &[("domain", "www.example.org")],
+            Some(&alice.token),
+        )
+        .await;
+    assert_eq!(r.status(), StatusCode::OK);
+
+    let r = app
+        .get("/v1/instances/blog/domains", Some(&alice.token))
+        .await;
+    assert_eq!(r.status(), StatusCode::OK);
+    let list: Value = r.json().await.unwrap();
+    assert_eq!(list.as_array().unwrap().len(), 1);
+    assert_eq!(list[0]["domain"], "www.example.org");
+
+    let body: Value = app
+        .via_router("www.example.org", "/")
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(body["app"], "blog");
+
+    let r = app
+        .delete(
+            "/v1/instances/blog/domains/www.example.org",
+            Some(&alice.token),
+        )
+        .await;
+    assert_eq!(r.status(), StatusCode::NO_CONTENT);
+    assert_eq!(
+        app.via_router("www.example.org", "/").await.status(),
+        StatusCode::NOT_FOUND
+    );
+    let r = app
+        .delete(
+            "/v1/instances/blog/domains/www.example.org",
+            Some(&alice.token),
+        )
+        .await;
+    assert_eq!(r.status(), StatusCode::NOT_FOUND);
+    let r = app
+        .get("/v1/instances/blog/domains", Some(&alice.token))
+        .await;
+    assert_eq!(r.json::<Value>().await.unwrap(), json!([]));
+}
+
+#[tokio::test]
+async fn a_domain_belongs_to_one_app_and_invalid_or_platform_names_are_refused() {
+    let _gate = MEMORY_GATE.read().await;
+    let app = spawn_app().await;
+    let alice = app.user("alice").await;
+    let bob = app.user("bob").await;
+    app.create_app(&alice.token, "blog").await;
+    app.create_app(&bob.token, "shop").await;
+    let add = |token: &str, inst: &str, domain: &str| {
+        let (token, path, domain) = (
+            token.to_string(),
+            format!("/v1/instances/{inst}/domains"),
+            domain.to_string(),
+        );
+        let app = &app;
+        async move {
+            app.post_form(&path, &[("domain", domain.as_str())], Some(&token))
+                .await
+        }
+    };
+
+    assert_eq!(
+        add(&alice.token, "blog", "example.org").await.status(),
+        StatusCode::CREATED
+    );
+    let r = add(&bob.token, "shop", "EXAMPLE.org").await;
+    assert_eq!(r.status(), StatusCode::CONFLICT);
+    let body = error_body(r).await;
+    assert!(
+        !body["message"].as_str().unwrap().contains("blog"),
+        "{body}"
+    );
+
+    for bad in [
+        "not a domain",
+        "localhost",
+        "-x.org",
+        "1.2.3.4",
+        "*.example.org",
+    ] {
+        let r = add(&bob.token, "shop", bad).await;
+        assert_eq!(r.status(), StatusCode::BAD_REQUEST, "{bad}");
+        assert_eq!(error_body(r).await["field"], "domain", "{bad}");
+    }
+    for platform in [
+        "shop.localhost",
+        "blog.localhost",
+        "localhost.",
+        "a.b.localhost",
+    ] {
+        let r = add(&bob.token, "shop", platform).await;
+        assert_eq!(r.status(), StatusCode::BAD_REQUEST, "{platform}");
+    }
+    let r = app
+        .post_form("/v1/instances/shop/domains", &[], Some(&bob.token))
+        .await;
+    assert_eq!(r.status(), StatusCode::BAD_REQUEST);
+
+    // Other users' apps are invisible, as everywhere in the API.
+    assert_eq!(
+        app.get("/v1/instances/blog/domains", Some(&bob.token))
+            .await
+            .status(),
+        StatusCode::NOT_FOUND
+    );
+    assert_eq!(
+        add(&bob.token, "blog", "bob.example.net").await.status(),
+        StatusCode::NOT_FOUND
+    );
+    assert_eq!(
+        app.get("/v1/instances/blog/domains", None).await.status(),
+        StatusCode::UNAUTHORIZED
+    );
+
+    // Once alice lets it go, bob may have it.
+    let r = app
+        .delete("/v1/instances/blog/domains/example.org", Some(&alice.token))
+        .await;
+    assert_eq!(r.status(), StatusCode::NO_CONTENT);
+    assert_eq!(
+        add(&bob.token, "shop", "example.org").await.status(),
+        StatusCode::CREATED
+    );
+    assert_eq!(
+        app.services
+            .routes
+            .lookup("example.org", "localhost")
+            .map(|r| r.0),
+        Some("shop".to_string())
+    );
+    // shop was never deployed: its domain says so rather than "no app here".
+    let r = app.via_router("example.org", "/").await;
+    assert_eq!(r.status(), StatusCode::SERVICE_UNAVAILABLE);
+    assert!(r.text().await.unwrap().contains("not been deployed"));
+}
+
+#[tokio::test]
+async fn stored_custom_domains_are_routed_from_the_start_and_answer_503_before_a_deploy() {
+    let _gate = MEMORY_GATE.read().await;
+    let app = spawn_app_with(|config| {
+        std::fs::create_dir_all(&config.data_dir).unwrap();
+        let store = scalefog::store::Store::open(&config.store_path()).unwrap();
+        store
+            .write(|w| {
+                w.put_instance(&scalefog::domain::Instance {
+                    name: "legacy".into(),
+                    owner_id: 1,
+                    region_id: 1,
+                    node_id: 1,
+                    status: scalefog::domain::InstanceStatus::Created,
+                    release: None,
+                    memory_mb: 256,
+                    cpu: 1.0,
+                    health_path: "/".into(),
+                    deploy_branch: "main".into(),
+                    port: 5000,
+                    env: Default::default(),
+                    domains: vec!["legacy.example.com".into()],
+                    created_at: 0,
+                })
+            })
+            .unwrap();
+    })
+    .await;
+    let r = app.via_router("legacy.example.com", "/").await;
+    assert_eq!(r.status(), StatusCode::SERVICE_UNAVAILABLE);
+    assert!(r.text().await.unwrap().contains("legacy"));
+    assert_eq!(
+        app.via_router("legacy.localhost", "/").await.status(),
+        StatusCode::SERVICE_UNAVAILABLE
+    );
+}
+
+#[tokio::test]
+async fn the_router_answers_pending_acme_http_01_challenges_for_any_host() {
+    let _gate = MEMORY_GATE.read().await;
+    let app = spawn_app().await;
+    app.router
+        .challenges()
+        .insert("tok3n-_A", "tok3n-_A.thumbprint");
+    let r = app
+        .via_router("new.example.org", "/.well-known/acme-challenge/tok3n-_A")
+        .await;
+    assert_eq!(r.status(), StatusCode::OK);
+    assert_eq!(r.text().await.unwrap(), "tok3n-_A.thumbprint");
+    // Unknown tokens are not the router's: they are routed like any request.
+    let r = app
+        .via_router("new.example.org", "/.well-known/acme-challenge/other")
+        .await;
+    assert_eq!(r.status(), StatusCode::NOT_FOUND);
+    app.router.challenges().remove("tok3n-_A");
+    let r = app
+        .via_router("new.example.org", "/.well-known/acme-challenge/tok3n-_A")
+        .await;
+    assert_eq!(r.status(), StatusCode::NOT_FOUND);
+}
+
+/// A test CA and the PEM of a certificate it signs for `names`.
+struct TestCa {
+    issuer: rcgen::CertifiedIssuer<'static, rcgen::KeyPair>,
+}
+
+impl TestCa {
+    fn new() -> TestCa {
+        let mut params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
+        params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+        params
+            .distinguished_name
+            .push(rcgen::DnType::CommonName, "Scalefog test CA");
+        let key = rcgen::KeyPair::generate().unwrap();
+        TestCa {
+            issuer: rcgen::CertifiedIssuer::self_signed(params, key).unwrap(),
+        }
+    }
+
+    /// Writes `<dir>/<dirname>/fullchain.pem` and `privkey.pem` for `name`; returns the DER.
+    fn issue(&self, dir: &std::path::Path, dirname: &str, name: &str) -> Vec<u8> {
+        let key = rcgen::KeyPair::generate().unwrap();
+        let cert = rcgen::CertificateParams::new(vec![name.to_string()])
+            .unwrap()
+            .signed_by(&key, &self.issuer)
+            .unwrap();
+        let d = dir.join(dirname);
+        std::fs::create_dir_all(&d).unwrap();
+        std::fs::write(d.join("fullchain.pem"), cert.pem()).unwrap();
+        std::fs::write(d.join("privkey.pem"), key.serialize_pem()).unwrap();
+        cert.der().to_vec()
+    }
+
+    fn client(&self) -> tokio_rustls::TlsConnector {
+        let mut roots = rustls::RootCertStore::empty();
+        roots.add(self.issuer.der().clone()).unwrap();
+        let config = rustls::ClientConfig::builder_with_provider(Arc::new(
+            rustls::crypto::aws_lc_rs::default_provider(),
+        ))
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+        tokio_rustls::TlsConnector::from(Arc::new(config))
+    }
+}
+
+#[tokio::test]
+async fn https_serves_each_domain_with_its_own_certificate_chosen_by_sni() {
+    let _gate = MEMORY_GATE.read().await;
+    let ca = TestCa::new();
+    let issued: Arc<Mutex<Vec<Vec<u8>>>> = Arc::default();
+    let app = {
+        let (ca, issued) = (&ca, issued.clone());
+        spawn_app_with(move |config| {
+            // webpki refuses wildcards directly under a single label (`*.localhost`).
+            config.domain = "apps.test".into();
+            config.https_listen = Some("127.0.0.1:0".parse().unwrap());
+            let dir = config.data_dir.join("certs");
+            let mut issued = issued.lock().unwrap();
+            issued.push(ca.issue(&dir, "secure.example.org", "secure.example.org"));
+            issued.push(ca.issue(&dir, "_.apps.test", "*.apps.test"));
+        })
+        .await
+    };
+    let port = app.https_port.expect("https is listening");
+    let up = Upstream::start("secure").await;
+    app.route("secure", up.addr);
+    app.services
+        .routes
+        .set_domains("secure", &["secure.example.org".into()]);
+    let issued = issued.lock().unwrap().clone();
+
+    let connector = ca.client();
+    for (sni, expected_cert) in [
+        ("secure.example.org", &issued[0]),
+        ("secure.apps.test", &issued[1]),
+    ] {
+        let tcp = TcpStream::connect(("127.0.0.1", port)).await.unwrap();
+        let name = rustls::pki_types::ServerName::try_from(sni.to_string()).unwrap();
+        let tls = connector
+            .connect(name, tcp)
+            .await
+            .unwrap_or_else(|e| panic!("TLS handshake for {sni}: {e}"));
+        let presented = tls.get_ref().1.peer_certificates().unwrap()[0].to_vec();
+        assert_eq!(&presented, expected_cert, "certificate chosen for {sni}");
+        let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(tls))
+            .await
+            .unwrap();
+        tokio::spawn(conn);
+        let req = Request::get("/")
+            .header("host", sni)
+            .body(Full::new(Bytes::new()))
+            .unwrap();
+        let resp = sender.send_request(req).await.unwrap();
+        assert_eq!(resp.status(), 200);
+        let body: Value =
+            serde_json::from_slice(&resp.into_body().collect().await.unwrap().to_bytes()).unwrap();
+        assert_eq!(body["app"], "secure");
+        assert_eq!(body["proto"], "https");
+    }
+
+    // A name without a certificate gets no handshake.
+    let tcp = TcpStream::connect(("127.0.0.1", port)).await.unwrap();
+    let name = rustls::pki_types::ServerName::try_from("other.example.net").unwrap();
+    assert!(connector.connect(name, tcp).await.is_err());
+}
