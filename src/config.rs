@@ -223,7 +223,8 @@ impl Config {
             .tls_dir
             .clone()
             .or(file.tls_dir.clone())
-            .map_or_else(|| data_dir.join("certs"), |p| absolute(&cwd, &p));
+            // Paths other than the data dir itself live under it unless given absolute.
+            .map_or_else(|| data_dir.join("certs"), |p| absolute(&data_dir, &p));
         let domain = pick(&args.domain, &file.domain, "localhost")
             .trim()
             .trim_end_matches('.')
@@ -451,5 +452,15 @@ mod tests {
         .unwrap();
         assert_eq!(c.domain, "apps.example.com");
         assert_eq!(c.data_dir, Path::new("/var/lib/scalefog"));
+    }
+
+    #[test]
+    fn a_relative_tls_dir_is_resolved_against_the_data_dir() {
+        let args = SettingsArgs {
+            data_dir: Some("/srv/scalefog".into()),
+            tls_dir: Some("my-certs".into()),
+            ..Default::default()
+        };
+        assert_eq!(Config::load(&args).unwrap().tls_dir, Path::new("/srv/scalefog/my-certs"));
     }
 }
