@@ -3,6 +3,10 @@
 // The harness offers helpers that only some features' tests use.
 #[allow(dead_code)]
 mod helpers;
+#[allow(dead_code)]
+mod dockerapp;
+#[allow(dead_code)]
+mod gitssh;
 
 mod accounts;
 mod cli;
