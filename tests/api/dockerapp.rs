@@ -61,4 +61,3 @@ pub fn inspect(id: &str) -> Value {
 pub fn unique(prefix: &str) -> String {
     format!("{prefix}-{}", hex::encode(rand::random::<[u8; 3]>()))
 }
-
