@@ -507,16 +507,24 @@ impl Deployer {
         let app = self.instance(&build.app)?;
         let sha = build.commit.as_str();
         rep.line(format!("-----> Building {} ({})", app.name, short(sha)));
-        source::check_dockerfile(repo_dir, git_env, sha).await?;
+        let dockerfile = source::read_dockerfile(repo_dir, git_env, sha).await?;
         let version = self.0.store.read(|r| r.last_release_number(&app.name))? + 1;
         let tag = format!("scalefog/{}:v{version}", app.name);
         lock(&attempt).image = Some(tag.clone());
-        let (child, context) = source::archive(repo_dir, git_env, sha)?;
+        let labels = self.labels(&app, Some(version));
+        // The labels go into the image through the build's own Dockerfile when they can (one
+        // step), else as build options (one step each).
+        let (labelled, build_file, build_labels) =
+            match source::labelled_dockerfile(&dockerfile, &labels) {
+                Some(d) => (Some(d), source::BUILD_DOCKERFILE, HashMap::new()),
+                None => (None, "Dockerfile", labels),
+            };
+        let (child, context) = source::archive(repo_dir, git_env, sha, labelled.as_deref())?;
         let out = |line: &str| rep.line(format!("       {line}"));
         let built = self
             .0
             .docker
-            .build(&tag, self.labels(&app, Some(version)), context, &out)
+            .build(&tag, build_file, build_labels, context, &out)
             .await;
         let archived = child.wait_with_output().await;
         built?;

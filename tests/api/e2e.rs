@@ -197,6 +197,15 @@ async fn a_git_push_over_ssh_deploys_showing_each_step_and_a_second_push_serves_
     );
     assert_eq!(w.page().await, "first");
     assert_eq!(w.p.remote_branch("main").await.as_deref(), Some(&*sha));
+    // The image carries the labels that find it again (they travel in the build's Dockerfile).
+    let labels = inspect(&format!("scalefog/{}:v1", w.p.name))["Config"]["Labels"].clone();
+    assert_eq!(labels["scalefog.app"], w.p.name.as_str(), "{labels}");
+    assert_eq!(labels["scalefog.release"], "1", "{labels}");
+    assert_eq!(
+        labels["scalefog.install"],
+        w._cleanup.0.as_str(),
+        "{labels}"
+    );
 
     let sha = w.p.commit("second", Some(&dockerfile("", SERVE))).await;
     let out = ok(w.p.push(&["main"]).await);
