@@ -151,6 +151,18 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|p| p.into_inner())
 }
 
+/// An error as the pusher and the build log may see it: an internal cause goes to the server log
+/// only.
+fn shown(e: &Error) -> String {
+    match e {
+        Error::Internal(cause) => {
+            tracing::error!(error = format!("{cause:#}"), "deploy failed");
+            "internal error (the server log has the details)".into()
+        }
+        other => other.to_string(),
+    }
+}
+
 fn short(sha: &str) -> &str {
     &sha[..7.min(sha.len())]
 }
@@ -449,17 +461,22 @@ impl Deployer {
                 Ok(release)
             }
             Err(e) => {
-                rep.line(format!(" !     {e}"));
-                rep.line(format!(
-                    " !     Push rejected: {} keeps serving what it served before",
-                    app.name
-                ));
+                let message = shown(&e);
+                rep.line(format!(" !     {message}"));
+                rep.line(if app.release.is_some() {
+                    format!(
+                        " !     Push rejected: {} keeps serving what it served before",
+                        app.name
+                    )
+                } else {
+                    format!(" !     Push rejected: {} has no release yet", app.name)
+                });
                 let status = if matches!(&e, Error::DeployFailed(m) if m.contains("cancelled")) {
                     BuildStatus::Cancelled
                 } else {
                     BuildStatus::Failed
                 };
-                let (id, log, msg, name) = (build.id, rep.text(), e.to_string(), app.name.clone());
+                let (id, log, msg, name) = (build.id, rep.text(), message, app.name.clone());
                 let recorded = self
                     .0
                     .store
@@ -615,7 +632,7 @@ impl Deployer {
                 Ok((id, addr))
             }
             Err(e) => {
-                rep.line(format!(" !     {e}"));
+                rep.line(format!(" !     {}", shown(&e)));
                 rep.line(" !     Last output of the new container:");
                 let mut tail = self.0.docker.logs(&id, Some(30), false);
                 let mut any = false;

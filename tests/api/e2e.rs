@@ -263,6 +263,7 @@ async fn a_push_without_a_dockerfile_is_rejected_saying_what_is_expected() {
         "remote:  !     no Dockerfile at the root of commit",
         "remote:   - a file named 'Dockerfile' at the top of the repository",
         "listens on $PORT",
+        "has no release yet",
         "! [remote rejected] main -> main",
     ] {
         assert!(err.contains(want), "{want:?} in:\n{err}");
