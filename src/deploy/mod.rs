@@ -1157,6 +1157,9 @@ impl Deployer {
     }
 
     /// The current container's output: the last `tail` lines, then new ones when `follow`.
+    /// A followed stream outlives the container: when a deploy, rollback or restart replaces it,
+    /// the stream carries on with the new container's output from its first line; it ends when
+    /// the app's container stops without a successor.
     pub async fn logs(
         &self,
         app: &Instance,
@@ -1180,7 +1183,38 @@ impl Deployer {
                 app.name
             )));
         }
-        Ok(self.0.docker.logs(&d.container, tail, follow))
+        let stream = self.0.docker.logs(&d.container, tail, follow);
+        if !follow {
+            return Ok(stream);
+        }
+        struct Follow {
+            this: Deployer,
+            app: String,
+            container: String,
+            stream: BoxStream<'static, Result<String>>,
+        }
+        let state = Follow {
+            this: self.clone(),
+            app: app.name.clone(),
+            container: d.container,
+            stream,
+        };
+        Ok(futures_util::stream::unfold(state, |mut f| async move {
+            loop {
+                if let Some(item) = f.stream.next().await {
+                    return Some((item, f));
+                }
+                // This container's output ended: it stopped, or was retired after a switch (the
+                // store names its successor before the old one is stopped).
+                let next = match f.this.0.store.read(|r| r.deployment(&f.app)) {
+                    Ok(Some(d)) if d.container != f.container => d.container,
+                    _ => return None,
+                };
+                f.stream = f.this.0.docker.logs(&next, None, true);
+                f.container = next;
+            }
+        })
+        .boxed())
     }
 
     /// Every image of this installation.

@@ -355,6 +355,66 @@ async fn master_deploys_when_it_is_the_only_branch_pushed_and_not_alongside_anot
     assert_eq!(w.api("").await["release"], 1);
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_followed_log_stream_carries_on_with_the_new_container_after_a_push() {
+    let w = world("e2e-follow").await;
+    w.p.commit("one", Some(&dockerfile("", SERVE))).await;
+    ok(w.p.push(&["main"]).await);
+    let mut r = w
+        .app
+        .client
+        .get(
+            w.app
+                .url(&format!("/v1/instances/{}/logs?follow=1&tail=0", w.p.name)),
+        )
+        .bearer_auth(&w.user.token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    // The stream attaches once its body is first polled: read it from now on.
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<String>();
+    let reader = tokio::spawn(async move {
+        while let Ok(Some(chunk)) = r.chunk().await {
+            let _ = tx.send(String::from_utf8_lossy(&chunk).into_owned());
+        }
+    });
+    w.p.commit("two", Some(&dockerfile("", SERVE))).await;
+    ok(w.p.push(&["main"]).await);
+    assert_eq!(w.page().await, "two");
+    // Requests to the new container, until one shows up in the stream opened before the push.
+    let marker = format!("/after-push-{}", hex::encode(rand::random::<[u8; 4]>()));
+    let Some(Target::Serving(addr)) = w.app.services.routes.get(&w.p.name) else {
+        panic!("not serving")
+    };
+    let url = format!("http://{addr}{marker}");
+    let producer = tokio::spawn(async move {
+        loop {
+            let _ = reqwest::get(&url).await;
+            tokio::time::sleep(Duration::from_millis(300)).await;
+        }
+    });
+    let mut seen = String::new();
+    // A backstop against a hang, not a timing assertion: the old container retires seconds
+    // after the switch.
+    let found = tokio::time::timeout(Duration::from_secs(90), async {
+        while let Some(chunk) = rx.recv().await {
+            seen.push_str(&chunk);
+            if seen
+                .lines()
+                .any(|l| l.starts_with("data: ") && l.contains(&marker))
+            {
+                return true;
+            }
+        }
+        false
+    })
+    .await;
+    producer.abort();
+    reader.abort();
+    assert_eq!(found, Ok(true), "the new container's line arrives: {seen}");
+}
+
 // ---------------------------------------------------------------------------------------------
 // SIGKILL of the real binary in the middle of a deploy
 
