@@ -111,6 +111,10 @@ fn assert_in_order(output: &str, lines: &[String]) {
 }
 
 /// An in-process server, a user, and a pusher with an app.
+///
+/// Tests using it run on tokio's single-threaded runtime, like the deploy tests: the Docker
+/// cleanup then runs while the server's tasks are frozen, so its reconciler cannot see the app's
+/// container go and start a new one behind the cleanup's back.
 struct World {
     app: TestApp,
     user: TestUser,
@@ -181,7 +185,7 @@ fn stderr(out: &Output) -> String {
 // ---------------------------------------------------------------------------------------------
 // Pushes through the in-process server
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[tokio::test]
 async fn a_git_push_over_ssh_deploys_showing_each_step_and_a_second_push_serves_new_content() {
     let w = world("e2e-first").await;
     let sha = w.p.commit("first", Some(&dockerfile("", SERVE))).await;
@@ -224,7 +228,7 @@ async fn a_git_push_over_ssh_deploys_showing_each_step_and_a_second_push_serves_
     assert_eq!(inst["release"], 2);
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[tokio::test]
 async fn a_broken_build_pushed_over_ssh_is_rejected_the_branch_stays_and_the_old_release_serves() {
     let w = world("e2e-broken").await;
     let good = w.p.commit("good", Some(&dockerfile("", SERVE))).await;
@@ -252,7 +256,7 @@ async fn a_broken_build_pushed_over_ssh_is_rejected_the_branch_stays_and_the_old
     assert_eq!(w.api("").await["release"], 1);
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[tokio::test]
 async fn a_push_without_a_dockerfile_is_rejected_saying_what_is_expected() {
     let w = world("e2e-nodockerfile").await;
     w.p.commit("no dockerfile here", None).await;
@@ -277,7 +281,7 @@ async fn a_push_without_a_dockerfile_is_rejected_saying_what_is_expected() {
     assert!(w.containers().is_empty());
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[tokio::test]
 async fn a_push_to_another_branch_is_kept_without_deploying_and_the_deploy_branch_cannot_be_deleted()
  {
     let w = world("e2e-branches").await;
@@ -316,7 +320,7 @@ async fn a_push_to_another_branch_is_kept_without_deploying_and_the_deploy_branc
     assert_eq!(w.page().await, "feature work");
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[tokio::test]
 async fn master_deploys_when_it_is_the_only_branch_pushed_and_not_alongside_another_branch() {
     let w = world("e2e-master").await;
     ok(git(
@@ -355,7 +359,7 @@ async fn master_deploys_when_it_is_the_only_branch_pushed_and_not_alongside_anot
     assert_eq!(w.api("").await["release"], 1);
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[tokio::test]
 async fn a_followed_log_stream_carries_on_with_the_new_container_after_a_push() {
     let w = world("e2e-follow").await;
     w.p.commit("one", Some(&dockerfile("", SERVE))).await;
@@ -639,7 +643,7 @@ async fn kill_during_a_deploy_then_restart(prefix: &str, slow: &str, marker: &st
     drop(cleanup);
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[tokio::test]
 async fn killing_scalefog_during_a_build_leaves_the_previous_release_serving_and_nothing_behind() {
     // The build step announces itself, then outlasts the test.
     let slow = dockerfile(
@@ -649,7 +653,7 @@ async fn killing_scalefog_during_a_build_leaves_the_previous_release_serving_and
     kill_during_a_deploy_then_restart("e2e-kill-build", &slow, "slow-step-started").await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[tokio::test]
 async fn killing_scalefog_during_a_health_check_leaves_the_previous_release_serving_and_nothing_behind()
  {
     // The new release listens only after ten minutes: its health check is still running.
