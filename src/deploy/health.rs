@@ -13,6 +13,9 @@ use std::time::{Duration, Instant};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
+/// How long the health check polls at short intervals before backing off.
+const BRISK: Duration = Duration::from_secs(5);
+
 /// Polls until the container answers, exits, or `budget` runs out. Attempts are shown to the
 /// pusher (at most about one line a second).
 pub async fn wait_healthy(
@@ -26,7 +29,7 @@ pub async fn wait_healthy(
     let started = Instant::now();
     let mut attempt = 0u32;
     let mut last_shown: Option<Instant> = None;
-    let mut pause = Duration::from_millis(20);
+    let mut pause = Duration::from_millis(10);
     loop {
         attempt += 1;
         let info = docker.inspect(container).await?.ok_or_else(|| {
@@ -62,7 +65,14 @@ pub async fn wait_healthy(
             last_shown = Some(Instant::now());
         }
         tokio::time::sleep(pause).await;
-        pause = (pause * 2).min(Duration::from_millis(250));
+        // Most apps listen within a second of starting, and every pause then is added to the
+        // push: poll briskly at first, gently for slow starters.
+        let cap = if started.elapsed() < BRISK {
+            Duration::from_millis(50)
+        } else {
+            Duration::from_millis(250)
+        };
+        pause = (pause * 2).min(cap);
     }
 }
 

@@ -151,6 +151,18 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|p| p.into_inner())
 }
 
+/// An error as the pusher and the build log may see it: an internal cause goes to the server log
+/// only.
+fn shown(e: &Error) -> String {
+    match e {
+        Error::Internal(cause) => {
+            tracing::error!(error = format!("{cause:#}"), "deploy failed");
+            "internal error (the server log has the details)".into()
+        }
+        other => other.to_string(),
+    }
+}
+
 fn short(sha: &str) -> &str {
     &sha[..7.min(sha.len())]
 }
@@ -449,17 +461,22 @@ impl Deployer {
                 Ok(release)
             }
             Err(e) => {
-                rep.line(format!(" !     {e}"));
-                rep.line(format!(
-                    " !     Push rejected: {} keeps serving what it served before",
-                    app.name
-                ));
+                let message = shown(&e);
+                rep.line(format!(" !     {message}"));
+                rep.line(if app.release.is_some() {
+                    format!(
+                        " !     Push rejected: {} keeps serving what it served before",
+                        app.name
+                    )
+                } else {
+                    format!(" !     Push rejected: {} has no release yet", app.name)
+                });
                 let status = if matches!(&e, Error::DeployFailed(m) if m.contains("cancelled")) {
                     BuildStatus::Cancelled
                 } else {
                     BuildStatus::Failed
                 };
-                let (id, log, msg, name) = (build.id, rep.text(), e.to_string(), app.name.clone());
+                let (id, log, msg, name) = (build.id, rep.text(), message, app.name.clone());
                 let recorded = self
                     .0
                     .store
@@ -507,16 +524,24 @@ impl Deployer {
         let app = self.instance(&build.app)?;
         let sha = build.commit.as_str();
         rep.line(format!("-----> Building {} ({})", app.name, short(sha)));
-        source::check_dockerfile(repo_dir, git_env, sha).await?;
+        let dockerfile = source::read_dockerfile(repo_dir, git_env, sha).await?;
         let version = self.0.store.read(|r| r.last_release_number(&app.name))? + 1;
         let tag = format!("scalefog/{}:v{version}", app.name);
         lock(&attempt).image = Some(tag.clone());
-        let (child, context) = source::archive(repo_dir, git_env, sha)?;
+        let labels = self.labels(&app, Some(version));
+        // The labels go into the image through the build's own Dockerfile when they can (one
+        // step), else as build options (one step each).
+        let (labelled, build_file, build_labels) =
+            match source::labelled_dockerfile(&dockerfile, &labels) {
+                Some(d) => (Some(d), source::BUILD_DOCKERFILE, HashMap::new()),
+                None => (None, "Dockerfile", labels),
+            };
+        let (child, context) = source::archive(repo_dir, git_env, sha, labelled.as_deref())?;
         let out = |line: &str| rep.line(format!("       {line}"));
         let built = self
             .0
             .docker
-            .build(&tag, self.labels(&app, Some(version)), context, &out)
+            .build(&tag, build_file, build_labels, context, &out)
             .await;
         let archived = child.wait_with_output().await;
         built?;
@@ -607,7 +632,7 @@ impl Deployer {
                 Ok((id, addr))
             }
             Err(e) => {
-                rep.line(format!(" !     {e}"));
+                rep.line(format!(" !     {}", shown(&e)));
                 rep.line(" !     Last output of the new container:");
                 let mut tail = self.0.docker.logs(&id, Some(30), false);
                 let mut any = false;
@@ -1132,6 +1157,9 @@ impl Deployer {
     }
 
     /// The current container's output: the last `tail` lines, then new ones when `follow`.
+    /// A followed stream outlives the container: when a deploy, rollback or restart replaces it,
+    /// the stream carries on with the new container's output from its first line; it ends when
+    /// the app's container stops without a successor.
     pub async fn logs(
         &self,
         app: &Instance,
@@ -1155,7 +1183,38 @@ impl Deployer {
                 app.name
             )));
         }
-        Ok(self.0.docker.logs(&d.container, tail, follow))
+        let stream = self.0.docker.logs(&d.container, tail, follow);
+        if !follow {
+            return Ok(stream);
+        }
+        struct Follow {
+            this: Deployer,
+            app: String,
+            container: String,
+            stream: BoxStream<'static, Result<String>>,
+        }
+        let state = Follow {
+            this: self.clone(),
+            app: app.name.clone(),
+            container: d.container,
+            stream,
+        };
+        Ok(futures_util::stream::unfold(state, |mut f| async move {
+            loop {
+                if let Some(item) = f.stream.next().await {
+                    return Some((item, f));
+                }
+                // This container's output ended: it stopped, or was retired after a switch (the
+                // store names its successor before the old one is stopped).
+                let next = match f.this.0.store.read(|r| r.deployment(&f.app)) {
+                    Ok(Some(d)) if d.container != f.container => d.container,
+                    _ => return None,
+                };
+                f.stream = f.this.0.docker.logs(&next, None, true);
+                f.container = next;
+            }
+        })
+        .boxed())
     }
 
     /// Every image of this installation.

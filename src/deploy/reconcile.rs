@@ -3,7 +3,8 @@
 //! At start, and after every container event of this installation, compare what the store says
 //! should run with the containers labelled `scalefog`: remove orphans (containers of deleted apps,
 //! leftovers of a deploy interrupted by a crash), mark crashed apps, start what should run, and
-//! never restart what already runs. Builds left `running` by a crash are marked failed.
+//! never restart what already runs. Builds left `running` by a crash are marked failed, and at
+//! start the images of releases that were never recorded are removed.
 
 use super::{Deployer, STOP_TIMEOUT_S, lock};
 use crate::docker::ContainerInfo;
@@ -135,6 +136,38 @@ impl Deployer {
             .await
     }
 
+    /// Removes the app's images that no release record names: the image of a deploy
+    /// interrupted by a crash after its build (tagged with a release number that was never
+    /// recorded, and that the next deploy will reuse), and untagged leftovers. Called under the
+    /// app's lock, so no build of the app is running. Best effort: a failure leaves the image for
+    /// the next start.
+    async fn remove_unreleased_images(&self, app: &str) {
+        let Ok(images) = self.docker().images(&self.filters(Some(app))).await else {
+            return;
+        };
+        for img in images {
+            let release: Option<u32> = img
+                .labels
+                .get(crate::docker::LABEL_RELEASE)
+                .and_then(|r| r.parse().ok());
+            let recorded = match release {
+                Some(v) => matches!(self.0.store.read(|r| r.release(app, v)), Ok(Some(_))),
+                None => false,
+            };
+            let tagged = img.tags.iter().any(|t| t != "<none>:<none>");
+            if recorded && tagged {
+                continue;
+            }
+            tracing::info!(%app, image = %img.id, ?release, "removing an image of no release");
+            for tag in img.tags.iter().filter(|t| *t != "<none>:<none>") {
+                let _ = self.docker().remove_image(tag).await;
+            }
+            if let Err(e) = self.docker().remove_image(&img.id).await {
+                tracing::warn!(%app, image = %img.id, error = %e, "cannot remove an image of no release");
+            }
+        }
+    }
+
     /// Reconciles one app. Skipped while an operation holds the app's lock: that operation owns
     /// the app's containers until it ends.
     pub async fn reconcile_app(&self, name: &str, occasion: Occasion) -> Result<()> {
@@ -156,6 +189,9 @@ impl Deployer {
                 tracing::info!(app = %name, container = %c.name, "removing a container that is not current");
                 self.docker().remove_container(&c.id).await?;
             }
+        }
+        if occasion == Occasion::Start {
+            self.remove_unreleased_images(&app.name).await;
         }
         let info: Option<ContainerInfo> = match &dep {
             Some(d) => self.docker().inspect(&d.container).await?,

@@ -1,10 +1,17 @@
 //! The build context: exactly the pushed commit's tree, as `git archive` writes it, read from the
 //! push's quarantine environment (pushed objects are invisible to git without it).
+//!
+//! Image labels ride in the context too: `git archive` adds [`BUILD_DOCKERFILE`], the app's
+//! Dockerfile with one `LABEL` line appended. Docker's classic builder turns each build-time label
+//! option into a step of its own (a container created and committed, about 0.2 s each), so five
+//! labels given as options cost about a second per deploy; one `LABEL` line is one step.
 
 use crate::domain::{Error, Result};
 use bytes::Bytes;
 use futures_util::StreamExt;
 use futures_util::stream::BoxStream;
+use std::collections::HashMap;
+use std::ffi::OsString;
 use std::path::Path;
 use std::process::Stdio;
 use tokio::process::{Child, Command};
@@ -27,19 +34,26 @@ fn git(repo_dir: &Path, git_env: &[(String, String)]) -> Command {
     cmd
 }
 
-/// A clear error when the commit has no `Dockerfile` at its root.
-pub async fn check_dockerfile(
+/// The Dockerfile Scalefog builds, added to the context next to the app's own.
+pub const BUILD_DOCKERFILE: &str = ".scalefog.Dockerfile";
+
+/// Dockerfiles larger than this are not copied into `git archive`'s command line (Linux limits one
+/// argument to 128 KiB); their labels are given to Docker as build options instead.
+const MAX_INLINE_DOCKERFILE: usize = 64 * 1024;
+
+/// The commit's root `Dockerfile`, or a clear error saying what is expected.
+pub async fn read_dockerfile(
     repo_dir: &Path,
     git_env: &[(String, String)],
     sha: &str,
-) -> Result<()> {
+) -> Result<Vec<u8>> {
     let out = git(repo_dir, git_env)
-        .args(["cat-file", "-t", &format!("{sha}:Dockerfile")])
+        .args(["cat-file", "blob", &format!("{sha}:Dockerfile")])
         .output()
         .await
         .map_err(|e| Error::internal(format!("cannot run git: {e}")))?;
-    if out.status.success() && String::from_utf8_lossy(&out.stdout).trim() == "blob" {
-        return Ok(());
+    if out.status.success() {
+        return Ok(out.stdout);
     }
     Err(Error::DeployFailed(format!(
         "no Dockerfile at the root of commit {}.\n\
@@ -51,15 +65,44 @@ pub async fn check_dockerfile(
     )))
 }
 
-/// Starts `git archive --format=tar <sha>`; returns the child (wait on it to learn whether the
-/// archive was complete) and its output as a byte stream.
+/// The app's Dockerfile with `labels` appended as one `LABEL` line (sorted, so the text is stable),
+/// or `None` when it cannot travel on a command line (too large, or holding a NUL byte).
+pub fn labelled_dockerfile(dockerfile: &[u8], labels: &HashMap<String, String>) -> Option<Vec<u8>> {
+    if dockerfile.len() > MAX_INLINE_DOCKERFILE || dockerfile.contains(&0) {
+        return None;
+    }
+    let mut pairs: Vec<_> = labels.iter().collect();
+    pairs.sort();
+    // Keys and values are Scalefog's own (app names, numbers, hex ids): no quotes, no `$`.
+    let line: Vec<String> = pairs
+        .iter()
+        .map(|(k, v)| format!("\"{k}\"=\"{v}\""))
+        .collect();
+    let mut out = dockerfile.to_vec();
+    // A blank line first ends whatever the last line was, even without a newline.
+    out.extend_from_slice(format!("\n\nLABEL {}\n", line.join(" ")).as_bytes());
+    Some(out)
+}
+
+/// Starts `git archive --format=tar <sha>`, with `dockerfile` added as [`BUILD_DOCKERFILE`] when
+/// given; returns the child (wait on it to learn whether the archive was complete) and its output
+/// as a byte stream.
 pub fn archive(
     repo_dir: &Path,
     git_env: &[(String, String)],
     sha: &str,
+    dockerfile: Option<&[u8]>,
 ) -> Result<(Child, BoxStream<'static, std::io::Result<Bytes>>)> {
-    let mut child = git(repo_dir, git_env)
-        .args(["archive", "--format=tar", sha])
+    let mut cmd = git(repo_dir, git_env);
+    cmd.args(["archive", "--format=tar"]);
+    if let Some(content) = dockerfile {
+        use std::os::unix::ffi::OsStringExt;
+        let mut arg = format!("--add-virtual-file={BUILD_DOCKERFILE}:").into_bytes();
+        arg.extend_from_slice(content);
+        cmd.arg(OsString::from_vec(arg));
+    }
+    let mut child = cmd
+        .arg(sha)
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
@@ -72,4 +115,29 @@ pub fn archive(
         child,
         tokio_util::io::ReaderStream::with_capacity(stdout, 64 * 1024).boxed(),
     ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn labels_become_one_sorted_label_line_after_the_apps_own_dockerfile() {
+        let labels = HashMap::from([
+            ("scalefog.app".to_string(), "blog".to_string()),
+            ("scalefog".to_string(), "1".to_string()),
+        ]);
+        let out = labelled_dockerfile(b"FROM scratch\nCMD [\"x\"]", &labels).unwrap();
+        assert_eq!(
+            String::from_utf8(out).unwrap(),
+            "FROM scratch\nCMD [\"x\"]\n\nLABEL \"scalefog\"=\"1\" \"scalefog.app\"=\"blog\"\n"
+        );
+    }
+
+    #[test]
+    fn a_dockerfile_that_cannot_go_on_a_command_line_is_left_alone() {
+        let labels = HashMap::new();
+        assert!(labelled_dockerfile(&vec![b'#'; MAX_INLINE_DOCKERFILE + 1], &labels).is_none());
+        assert!(labelled_dockerfile(b"FROM scratch\0", &labels).is_none());
+    }
 }

@@ -109,11 +109,13 @@ pub type BuildOutput<'a> = &'a (dyn Fn(&str) + Send + Sync);
 /// One node's Docker engine, as the deploy engine uses it.
 pub trait DockerNode: Send + Sync + 'static {
     fn endpoint(&self) -> &str;
-    /// Builds `context` (a tar stream) into an image tagged `tag` carrying `labels`; output lines
-    /// go to `out`. A failing build is `DeployFailed` with Docker's message.
+    /// Builds `context` (a tar stream) with the Dockerfile at `dockerfile` (a path inside it) into
+    /// an image tagged `tag`, adding `labels`; output lines go to `out`. A failing build is
+    /// `DeployFailed` with Docker's message.
     fn build<'a>(
         &'a self,
         tag: &'a str,
+        dockerfile: &'a str,
         labels: HashMap<String, String>,
         context: BoxStream<'static, std::io::Result<Bytes>>,
         out: BuildOutput<'a>,
@@ -281,6 +283,7 @@ impl DockerNode for Engine {
     fn build<'a>(
         &'a self,
         tag: &'a str,
+        dockerfile: &'a str,
         labels: HashMap<String, String>,
         context: BoxStream<'static, std::io::Result<Bytes>>,
         out: BuildOutput<'a>,
@@ -288,7 +291,7 @@ impl DockerNode for Engine {
         Box::pin(async move {
             let docker = self.api().await?;
             let opts = BuildImageOptionsBuilder::default()
-                .dockerfile("Dockerfile")
+                .dockerfile(dockerfile)
                 .t(tag)
                 .rm(true)
                 .forcerm(true)

@@ -2,12 +2,17 @@
 
 // The harness offers helpers that only some features' tests use.
 #[allow(dead_code)]
+mod dockerapp;
+#[allow(dead_code)]
+mod gitssh;
+#[allow(dead_code)]
 mod helpers;
 
 mod accounts;
 mod cli;
 mod console;
 mod deploy;
+mod e2e;
 mod instances;
 mod panel;
 mod router;

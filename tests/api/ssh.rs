@@ -1,6 +1,7 @@
 //! The SSH git server, end to end with the real `git` and OpenSSH `ssh` binaries and keys made by
 //! `ssh-keygen`.
 
+use crate::gitssh::*;
 use crate::helpers::*;
 use futures_util::future::BoxFuture;
 use scalefog::domain::{Error, PushOutcome, Result};
@@ -14,36 +15,6 @@ use tokio::process::Command;
 
 // ---------------------------------------------------------------------------------------------
 // Fixtures
-
-/// A user's SSH key pair in a temp dir, and the `ssh` command line that uses only it.
-struct Key {
-    private: PathBuf,
-    public: String,
-}
-
-async fn keygen(dir: &Path, name: &str) -> Key {
-    let private = dir.join(name);
-    let out = Command::new("ssh-keygen")
-        .args(["-q", "-t", "ed25519", "-N", "", "-C", name, "-f"])
-        .arg(&private)
-        .output()
-        .await
-        .expect("ssh-keygen runs");
-    assert!(out.status.success(), "ssh-keygen: {out:?}");
-    let public = std::fs::read_to_string(private.with_extension("pub")).unwrap();
-    Key { private, public }
-}
-
-impl Key {
-    /// `ssh` with this key only, no host key checks, quiet.
-    fn ssh_command(&self, port: u16) -> String {
-        format!(
-            "ssh -i {} -p {port} -o IdentitiesOnly=yes -o BatchMode=yes \
-             -o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null -o LogLevel=ERROR",
-            self.private.display()
-        )
-    }
-}
 
 /// A test server, a user with a registered key, and a scratch dir.
 struct World {
@@ -72,60 +43,6 @@ async fn world() -> World {
     }
 }
 
-async fn add_key(app: &TestApp, token: &str, key: &Key) {
-    let r = app
-        .post_form("/account/addkey", &[("sshkey", &key.public)], Some(token))
-        .await;
-    assert!(
-        r.status().is_success(),
-        "addkey: {}",
-        r.text().await.unwrap()
-    );
-}
-
-/// Runs git in `cwd` with a clean config and `key` for SSH.
-async fn git(cwd: &Path, key: &Key, port: u16, args: &[&str]) -> Output {
-    git_command(cwd, key, port, args)
-        .output()
-        .await
-        .expect("git runs")
-}
-
-fn git_command(cwd: &Path, key: &Key, port: u16, args: &[&str]) -> Command {
-    let mut c = Command::new("git");
-    c.current_dir(cwd)
-        .args(args)
-        .env("GIT_SSH_COMMAND", key.ssh_command(port))
-        .env("GIT_CONFIG_NOSYSTEM", "1")
-        .env("GIT_CONFIG_GLOBAL", "/dev/null")
-        .env("GIT_AUTHOR_NAME", "Test")
-        .env("GIT_AUTHOR_EMAIL", "test@example.com")
-        .env("GIT_COMMITTER_NAME", "Test")
-        .env("GIT_COMMITTER_EMAIL", "test@example.com")
-        .stdin(Stdio::null());
-    c
-}
-
-/// Runs `ssh` with `key` and extra arguments.
-async fn ssh(key: &Key, port: u16, args: &[&str]) -> Output {
-    let mut words: Vec<String> = key
-        .ssh_command(port)
-        .split_whitespace()
-        .map(String::from)
-        .collect();
-    words.extend(args.iter().map(|s| s.to_string()));
-    Command::new(&words[0])
-        .args(&words[1..])
-        .stdin(Stdio::null())
-        .output()
-        .await
-        .expect("ssh runs")
-}
-
-fn text(b: &[u8]) -> String {
-    String::from_utf8_lossy(b).into_owned()
-}
-
 /// A work tree with one commit holding `files`; returns its path.
 async fn work_tree(w: &World, name: &str, files: &[(&str, &str)]) -> PathBuf {
     let wt = w.dir.path().join(name);
@@ -137,40 +54,6 @@ async fn work_tree(w: &World, name: &str, files: &[(&str, &str)]) -> PathBuf {
     }
     commit(&wt, &w.key, port, "first").await;
     wt
-}
-
-async fn commit(wt: &Path, key: &Key, port: u16, message: &str) {
-    ok(git(wt, key, port, &["add", "-A"]).await);
-    ok(git(wt, key, port, &["commit", "-q", "-m", message]).await);
-}
-
-fn ok(out: Output) -> Output {
-    assert!(
-        out.status.success(),
-        "command failed ({}):\nstdout: {}\nstderr: {}",
-        out.status,
-        text(&out.stdout),
-        text(&out.stderr)
-    );
-    out
-}
-
-fn remote_of(app_json: &Value) -> String {
-    app_json["git_remote"]
-        .as_str()
-        .expect("git_remote")
-        .to_string()
-}
-
-async fn rev_parse(wt: &Path, key: &Key, port: u16, rev: &str) -> String {
-    text(&ok(git(wt, key, port, &["rev-parse", rev]).await).stdout)
-        .trim()
-        .to_string()
-}
-
-/// The refs the server has for `remote`.
-async fn ls_remote(wt: &Path, key: &Key, port: u16, remote: &str) -> String {
-    text(&ok(git(wt, key, port, &["ls-remote", remote]).await).stdout)
 }
 
 /// A push handler built from a closure, for tests that need to watch or steer pushes.
