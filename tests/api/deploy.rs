@@ -15,14 +15,6 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::Duration;
 
-/// Prints `$GREETING` into `/www/env.txt` (so tests can see config vars), then serves `/www`
-/// verbosely (request lines go to the container log).
-const SERVE: &str = r#"CMD ["/bin/busybox", "sh", "-c", "echo \"$GREETING\" > /www/env.txt; exec /bin/busybox httpd -f -vv -p $PORT -h /www"]"#;
-
-fn dockerfile(extra: &str, cmd: &str) -> String {
-    format!("FROM scratch\nCOPY busybox /bin/busybox\n{extra}COPY www /www\n{cmd}\n")
-}
-
 fn git(dir: &Path, args: &[&str]) -> String {
     let out = Command::new("git")
         .args(args)
@@ -84,40 +76,6 @@ impl Repo {
         );
         sha
     }
-}
-
-/// Removes whatever Docker objects a test server created, even when the test fails.
-struct DockerCleanup(String);
-
-impl DockerCleanup {
-    fn of(app: &TestApp) -> DockerCleanup {
-        let id = std::fs::read_to_string(app.data_dir.join("install.id")).unwrap();
-        DockerCleanup(id.trim().to_string())
-    }
-    fn filter(&self) -> String {
-        format!("label=scalefog.install={}", self.0)
-    }
-}
-
-impl Drop for DockerCleanup {
-    fn drop(&mut self) {
-        let ids = docker(&["ps", "-aq", "--filter", &self.filter()]);
-        for id in ids.split_whitespace() {
-            docker(&["rm", "-f", id]);
-        }
-        let ids = docker(&["images", "-q", "--filter", &self.filter()]);
-        for id in ids.split_whitespace() {
-            docker(&["rmi", "-f", id]);
-        }
-    }
-}
-
-fn docker(args: &[&str]) -> String {
-    let out = Command::new("docker")
-        .args(args)
-        .output()
-        .expect("docker cli");
-    String::from_utf8_lossy(&out.stdout).trim().to_string()
 }
 
 fn inspect(id: &str) -> Value {

@@ -173,3 +173,49 @@ pub async fn error_body(r: Response) -> Value {
     assert!(body["message"].is_string(), "message in {body}");
     body
 }
+
+// ----- apps for real deploys (deploy and console tests) -----
+// A `FROM scratch` image holding Debian's static busybox, whose `httpd` serves `/www` on `$PORT`.
+
+/// Prints `$GREETING` into `/www/env.txt` (so tests can see config vars), then serves `/www`
+/// verbosely (request lines go to the container log).
+pub const SERVE: &str = r#"CMD ["/bin/busybox", "sh", "-c", "echo \"$GREETING\" > /www/env.txt; exec /bin/busybox httpd -f -vv -p $PORT -h /www"]"#;
+
+pub fn dockerfile(extra: &str, cmd: &str) -> String {
+    format!("FROM scratch\nCOPY busybox /bin/busybox\n{extra}COPY www /www\n{cmd}\n")
+}
+
+/// Removes whatever Docker objects a test server created, even when the test fails.
+/// Holds the install id (the `scalefog.install` label of everything the server made).
+pub struct DockerCleanup(pub String);
+
+impl DockerCleanup {
+    pub fn of(app: &TestApp) -> DockerCleanup {
+        let id = std::fs::read_to_string(app.data_dir.join("install.id")).unwrap();
+        DockerCleanup(id.trim().to_string())
+    }
+    fn filter(&self) -> String {
+        format!("label=scalefog.install={}", self.0)
+    }
+}
+
+impl Drop for DockerCleanup {
+    fn drop(&mut self) {
+        let ids = docker(&["ps", "-aq", "--filter", &self.filter()]);
+        for id in ids.split_whitespace() {
+            docker(&["rm", "-f", id]);
+        }
+        let ids = docker(&["images", "-q", "--filter", &self.filter()]);
+        for id in ids.split_whitespace() {
+            docker(&["rmi", "-f", id]);
+        }
+    }
+}
+
+pub fn docker(args: &[&str]) -> String {
+    let out = std::process::Command::new("docker")
+        .args(args)
+        .output()
+        .expect("docker cli");
+    String::from_utf8_lossy(&out.stdout).trim().to_string()
+}
