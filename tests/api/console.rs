@@ -194,6 +194,13 @@ impl Browser {
         std::fs::write(format!("/tmp/console-shots/{name}.png"), &png).unwrap();
     }
 
+    /// Just one element (a section of a page).
+    async fn shot_of(&self, css: &str, name: &str) {
+        let png = self.find(css).await.screenshot().await.expect("screenshot");
+        std::fs::write(self.shots.join(format!("{name}.png")), &png).unwrap();
+        std::fs::write(format!("/tmp/console-shots/{name}.png"), &png).unwrap();
+    }
+
     /// The whole page, however long: the window grows to fit it for the shot.
     async fn shot_full(&self, name: &str) {
         let (w, h) = self.client.get_window_size().await.unwrap();
@@ -742,6 +749,7 @@ async fn a_git_push_shows_live_then_config_stop_start_rollback_and_delete_work_w
     assert_eq!(value.text().await.unwrap(), "hello console");
     assert_eq!(served(&app, &name, "/env.txt").await, "hello console");
     b.shot_full("34-config").await;
+    b.shot_of("#config", "34b-config-revealed").await;
 
     // Stop (after a confirmation), then start.
     b.find("#stop-app").await.click().await.unwrap();
@@ -770,10 +778,17 @@ async fn a_git_push_shows_live_then_config_stop_start_rollback_and_delete_work_w
     assert_eq!(served(&app, &name, "/env.txt").await, "");
     assert!(b.text("#config").await.contains("No config vars yet"));
     b.shot_full("38-rolled-back").await;
+    b.shot_of("#releases", "38b-releases").await;
+    b.shot_of("#builds", "38c-builds").await;
+    b.shot_of("#logs", "38d-logs").await;
+    b.shot_of("#settings", "38e-settings").await;
     b.client.set_window_size(390, 844).await.unwrap();
     b.goto(&app.url(&page)).await;
     b.find("#releases").await;
     b.shot_full("39-app-phone").await;
+    b.shot_of("#releases", "39b-releases-phone").await;
+    b.shot_of("#config", "39c-config-phone").await;
+    b.client.set_window_size(1280, 900).await.unwrap();
     b.close().await;
 
     // The same app without JavaScript: everything is on the page, and every action is a form.
