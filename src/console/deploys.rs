@@ -9,7 +9,7 @@
 
 use super::error::PageResult;
 use super::ops::Operations;
-use super::request::{Ctx, Flash, SignedForm};
+use super::request::{Ctx, Flash, SignedForm, redirect_with};
 use super::views::{AppRows, BuildPage, BuildRow, Layout, status_view};
 use super::{render, sentence};
 use crate::deploy::Settings;
@@ -42,8 +42,8 @@ fn failed(what: &str, e: Error) -> Flash {
     }
 }
 
-/// Runs `work` as this visitor's operation on `app` and answers with its outcome, or with
-/// "still working" when it takes longer than the console waits.
+/// Runs `work` as this visitor's operation on `app` and answers with its outcome; when it takes
+/// longer than the console waits, the app page's progress banner says so instead.
 async fn act(
     ctx: &Ctx,
     ops: &web::Data<Operations>,
@@ -51,17 +51,8 @@ async fn act(
     label: String,
     work: impl Future<Output = Flash> + Send + 'static,
 ) -> HttpResponse {
-    let flash = match ops
-        .run(&ctx.session_id, &app.name, label.clone(), work)
-        .await
-    {
-        Some(f) => f,
-        None => Flash::ok(format!(
-            "{label} {}… This is taking a while; the page shows the outcome when it is done.",
-            app.name
-        )),
-    };
-    ctx.redirect(&app_path(app), flash)
+    let outcome = ops.run(&ctx.session_id, &app.name, label, work).await;
+    redirect_with(&ctx.req, &app_path(app), outcome)
 }
 
 fn release_name(i: &Instance) -> String {

@@ -18,7 +18,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 /// How long a form post waits for its operation before answering "still working".
-pub const WAIT: Duration = Duration::from_secs(20);
+pub const WAIT: Duration = Duration::from_secs(10);
 /// Outcomes nobody came back for are dropped after this long.
 const KEEP: Duration = Duration::from_secs(3600);
 

@@ -336,7 +336,8 @@ pub struct Actions {
 
 pub fn actions(i: &Instance) -> Actions {
     let released = i.release.is_some();
-    let serving = matches!(i.status, InstanceStatus::Running);
+    // While a new release builds, the current one keeps serving; an action waits its turn.
+    let serving = matches!(i.status, InstanceStatus::Running | InstanceStatus::Building);
     let down = matches!(
         i.status,
         InstanceStatus::Stopped | InstanceStatus::Crashed | InstanceStatus::Failed

@@ -329,6 +329,17 @@ async fn busybox_app(dir: &Path, page: &str, extra: &str) -> PathBuf {
     work
 }
 
+/// Takes the app out of the store when a test ends, before [`DockerCleanup`] removes its
+/// containers: the server's reconciler runs until the test's runtime ends, and would start a
+/// missing container of an app that should run (when a test fails before deleting its app).
+struct ForgetApp(actix_web::web::Data<scalefog::services::Services>, String);
+
+impl Drop for ForgetApp {
+    fn drop(&mut self) {
+        let _ = self.0.store.write(|w| w.delete_instance(&self.1));
+    }
+}
+
 /// What the app answers at `path`, asked where the router would send the request.
 async fn served(app: &TestApp, name: &str, path: &str) -> String {
     let Some(scalefog::routing::Target::Serving(addr)) = app.services.routes.get(name) else {
@@ -633,6 +644,7 @@ async fn a_git_push_shows_live_then_config_stop_start_rollback_and_delete_work_w
     let private_key = tmp.path().join("id_ed25519");
     let name = format!("web-{}", hex::encode(rand::random::<[u8; 3]>()));
     let page = format!("/console/apps/{name}");
+    let _forget = ForgetApp(app.services.clone(), name.clone());
     let b = Browser::start(true, &tmp.path().join("shots")).await;
 
     b.sign_in(&app, "dave", &dave.password).await;
@@ -857,6 +869,79 @@ async fn a_git_push_shows_live_then_config_stop_start_rollback_and_delete_work_w
         &format!("label=scalefog.app={name}"),
     ]);
     assert_eq!(left, "", "no container of {name} is left");
+    b.close().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_action_queued_behind_a_running_build_answers_at_once_shows_progress_then_its_outcome() {
+    let _turn = BROWSER_TURN.lock().await;
+    let app = spawn_app_with(|c| c.health_timeout = 10).await;
+    let _cleanup = DockerCleanup::of(&app);
+    let erin = app.user("erin").await;
+    let tmp = tempfile::tempdir().unwrap();
+    let (public_key, _) = ssh_keygen(tmp.path(), "erin@laptop");
+    let r = app
+        .post_form(
+            "/account/addkey",
+            &[("sshkey", &public_key)],
+            Some(&erin.token),
+        )
+        .await;
+    assert!(r.status().is_success());
+    let name = format!("slow-{}", hex::encode(rand::random::<[u8; 3]>()));
+    let _forget = ForgetApp(app.services.clone(), name.clone());
+    let remote = app.create_app(&erin.token, &name).await["git_remote"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let b = Browser::start(true, &tmp.path().join("shots")).await;
+    b.sign_in(&app, "erin", &erin.password).await;
+    // v1 deploys; then v2's build takes longer than the console waits for an action.
+    let work = busybox_app(tmp.path(), "first", "").await;
+    let (port, key) = (app.ssh_port, tmp.path().join("id_ed25519"));
+    git_ssh(&work, &key, port, &["push", &remote, "main"]).await;
+    let token = hex::encode(rand::random::<[u8; 4]>());
+    let run =
+        format!("RUN [\"/bin/busybox\", \"sh\", \"-c\", \"T={token}; echo slow-$T; sleep 20\"]\n");
+    std::fs::write(work.join("Dockerfile"), dockerfile(&run, SERVE)).unwrap();
+    git_ssh(
+        &work,
+        Path::new("/dev/null"),
+        0,
+        &["commit", "-qam", "slow"],
+    )
+    .await;
+    let push = tokio::spawn(async move {
+        git_ssh(&work, &key, port, &["push", &remote, "main"]).await;
+    });
+    let building = || {
+        app.services
+            .store
+            .read(|r| r.instance(&name))
+            .unwrap()
+            .is_some_and(|i| i.status == scalefog::domain::InstanceStatus::Building)
+    };
+    while !building() {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+
+    b.goto(&app.url(&format!("/console/apps/{name}"))).await;
+    b.find("#live-build").await;
+    // The restart waits for the build; the browser gets its answer without waiting that long.
+    b.find("#restart-app").await.click().await.unwrap();
+    let progress = b.wait_text("#progress", "Restarting", 30).await;
+    assert!(
+        progress.contains(&format!("Restarting {name}…")),
+        "{progress}"
+    );
+    b.shot("42-action-in-progress").await;
+    // When it is done, the page reloads by itself and says how it went.
+    let flash = b.wait_text(".flash", "Restarted", 120).await;
+    assert!(flash.contains("v2"), "restarted after the build: {flash}");
+    assert!(b.client.find(Locator::Css("#progress")).await.is_err());
+    assert!(b.text("#app-status").await.contains("Running"));
+    b.shot("43-action-done").await;
+    push.await.unwrap();
     b.close().await;
 }
 
