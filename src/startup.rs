@@ -92,10 +92,12 @@ impl Application {
         };
         let data = services.clone();
         let list_cache = web::Data::new(crate::api::list_cache::ListCache::default());
+        let console_ops = web::Data::new(crate::console::ops::Operations::default());
         let server = HttpServer::new(move || {
             App::new()
                 .app_data(data.clone())
                 .app_data(list_cache.clone())
+                .app_data(console_ops.clone())
                 .app_data(web::PayloadConfig::new(crate::api::extract::BODY_LIMIT))
                 .wrap(actix_web::middleware::NormalizePath::trim())
                 .configure(crate::api::routes)

@@ -1,12 +1,20 @@
-//! The instances list, creating an instance, its detail page, and deleting it.
+//! The instances list, creating an instance, its detail page (with its releases, builds,
+//! output and config vars), and deleting it. The deploy actions are in `deploys`.
 
 use super::error::PageResult;
+use super::ops::Operations;
 use super::request::{Ctx, Flash, SignedForm};
-use super::views::{AppPage, AppRows, AppsPage, Layout, NewAppPage, RegionOption, trim_float};
-use super::{inline, render};
+use super::views::{
+    AppPage, AppRows, AppsPage, BuildRow, ConfigVar, Layout, LiveBuild, LogView, NewAppPage,
+    RegionOption, ReleaseRow, actions, trim_float,
+};
+use super::{inline, render, sentence};
+use crate::domain::{BuildStatus, Error, Instance, InstanceStatus};
+use crate::services::Services;
 use crate::store::Slice;
 use actix_web::http::StatusCode;
 use actix_web::web;
+use futures_util::StreamExt;
 use serde::Deserialize;
 
 #[derive(Deserialize)]
@@ -98,45 +106,116 @@ pub async fn create(form: SignedForm) -> PageResult {
     }
 }
 
-pub async fn show(ctx: Ctx, name: web::Path<String>) -> PageResult {
+pub async fn show(ctx: Ctx, ops: web::Data<Operations>, name: web::Path<String>) -> PageResult {
     // The core decides access: someone else's app is NotFound, exactly like a missing one.
     let app = ctx.services.apps.get(&ctx.who, &name)?;
-    let mut rows = AppRows::new(&ctx.services);
-    let node = ctx
-        .services
+    let s = &ctx.services;
+    let mut rows = AppRows::new(s);
+    let node = s
         .nodes
         .get(app.node_id)?
         .map_or_else(|| format!("node {}", app.node_id), |n| n.name);
-    let has_ssh_key = ctx
-        .services
-        .accounts
-        .ssh_keys(
-            &ctx.who,
-            Slice {
-                offset: 0,
-                limit: 1,
-            },
-        )?
-        .total
-        > 0;
+    let (pending, outcome) = ops.page(&ctx.session_id, &app.name);
+    let mut layout = Layout::signed_in(&ctx, app.name.clone(), "apps");
+    // The outcome of an operation that outlasted its request is newer than any cookie flash.
+    if outcome.is_some() {
+        layout.flash = outcome;
+    }
+    let recent = |limit| Slice { offset: 0, limit };
+    let releases = s.deployer.releases(&app, recent(RELEASES_SHOWN))?;
+    let builds = s.deployer.builds(&app, recent(BUILDS_SHOWN))?;
+    let live_build = match builds.items.first() {
+        Some(b) if b.status == BuildStatus::Running => {
+            let (b, log) = s.deployer.build_log(&app, &b.id.to_string())?;
+            Some(LiveBuild {
+                build: BuildRow::from(&b),
+                log,
+            })
+        }
+        _ => None,
+    };
+    let config_effect = match (app.release, app.status) {
+        (None, _) => "waits",
+        (Some(_), InstanceStatus::Running) => "deploys",
+        _ => "recorded",
+    };
+    let logs = recent_output(s, &app).await;
     let page = AppPage {
-        layout: Layout::signed_in(&ctx, app.name.clone(), "apps"),
-        git_remote: ctx.services.apps.links().git_remote(&app.name),
-        memory: format!("{} MiB", app.memory_mb),
-        cpu: format!(
-            "{} {}",
-            trim_float(app.cpu),
-            if app.cpu == 1.0 { "core" } else { "cores" }
-        ),
+        layout,
+        actions: actions(&app),
+        busy: app.status == InstanceStatus::Building || pending.is_some(),
+        pending,
+        git_remote: s.apps.links().git_remote(&app.name),
+        host_key_fingerprint: s.ssh_host_key.fingerprint.clone(),
+        host_key_algorithm: s.ssh_host_key.algorithm.clone(),
+        memory_mb: app.memory_mb,
+        cpu: trim_float(app.cpu),
         port: app.port,
         node,
         deploy_branch: app.deploy_branch.clone(),
         health_path: app.health_path.clone(),
         created: super::views::date(app.created_at),
-        has_ssh_key,
+        has_ssh_key: has_ssh_key(&ctx)?,
+        releases: releases
+            .items
+            .iter()
+            .map(|r| ReleaseRow::new(r, app.release))
+            .collect(),
+        releases_total: releases.total,
+        builds: builds.items.iter().map(BuildRow::from).collect(),
+        builds_total: builds.total,
+        live_build,
+        config: app
+            .env
+            .iter()
+            .map(|(k, v)| ConfigVar {
+                key: k.clone(),
+                value: v.clone(),
+            })
+            .collect(),
+        config_effect,
+        logs_live: app.status == InstanceStatus::Running && logs.unavailable.is_none(),
+        logs,
         app: rows.row(&app),
     };
     render(&ctx.req, StatusCode::OK, &page)
+}
+
+const RELEASES_SHOWN: u64 = 10;
+const BUILDS_SHOWN: u64 = 5;
+/// The app's recent output is read while the page renders; a slow Docker must not hold it up.
+const OUTPUT_WAIT: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// The last lines the app printed, or a sentence saying why there are none.
+async fn recent_output(s: &Services, app: &Instance) -> LogView {
+    let unavailable = |why: String| LogView {
+        lines: String::new(),
+        unavailable: Some(why),
+    };
+    if app.release.is_none() {
+        return unavailable("No output yet: the app runs once its first push is deployed.".into());
+    }
+    let read = async {
+        let lines: Vec<_> = s
+            .deployer
+            .logs(app, Some(100), false)
+            .await?
+            .collect()
+            .await;
+        lines.into_iter().collect::<Result<Vec<String>, Error>>()
+    };
+    match tokio::time::timeout(OUTPUT_WAIT, read).await {
+        Ok(Ok(lines)) => LogView {
+            lines: lines.join("\n"),
+            unavailable: None,
+        },
+        Ok(Err(Error::Internal(cause))) => {
+            tracing::error!(error = format!("{cause:#}"), app = %app.name, "cannot read output");
+            unavailable("The output cannot be read right now; the server log says why.".into())
+        }
+        Ok(Err(e)) => unavailable(sentence(&e.to_string())),
+        Err(_) => unavailable("The output took too long to read; refresh to try again.".into()),
+    }
 }
 
 /// Deleting asks for the app's name to be typed: a guard against the wrong tab, checked here

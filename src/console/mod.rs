@@ -4,7 +4,9 @@
 //! the result; every rule (who may see an app, what a valid key is) is decided by the core.
 //! Every action is a plain HTML form with POST-redirect-GET and a flash message, so nothing
 //! needs JavaScript; `static/console.js` only adds conveniences (copy buttons, enabling the
-//! delete button once the name is typed).
+//! delete button once the name is typed, following build logs and the app's output live, and
+//! reloading the page when a deploy or an action finishes). Actions that take seconds run in
+//! the background ([`ops`]) so no request waits longer than a few seconds.
 //!
 //! Pages live under `/console/…` so that no console path can shadow an API path
 //! (`/account/*`, `/instances/*`, `/v1/*`, `/api/*`, `/healthz`); `/` redirects to the console.
@@ -18,8 +20,10 @@ mod account;
 mod admin;
 mod apps;
 mod auth;
+mod deploys;
 mod error;
 mod keys;
+pub mod ops;
 mod request;
 mod views;
 
@@ -67,6 +71,30 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
             .route("/apps/new", web::get().to(apps::new))
             .route("/apps/{name}", web::get().to(apps::show))
             .route("/apps/{name}/delete", web::post().to(apps::delete))
+            .route("/apps/{name}/start", web::post().to(deploys::start))
+            .route("/apps/{name}/stop", web::post().to(deploys::stop))
+            .route("/apps/{name}/restart", web::post().to(deploys::restart))
+            .route("/apps/{name}/rollback", web::post().to(deploys::rollback))
+            .route("/apps/{name}/config", web::post().to(deploys::set_config))
+            .route(
+                "/apps/{name}/config/unset",
+                web::post().to(deploys::unset_config),
+            )
+            .route("/apps/{name}/settings", web::post().to(deploys::settings))
+            .route("/apps/{name}/status", web::get().to(deploys::status))
+            .route(
+                "/apps/{name}/logs/stream",
+                web::get().to(deploys::logs_stream),
+            )
+            .route(
+                "/apps/{name}/builds/current/cancel",
+                web::post().to(deploys::cancel_build),
+            )
+            .route("/apps/{name}/builds/{id}", web::get().to(deploys::build))
+            .route(
+                "/apps/{name}/builds/{id}/stream",
+                web::get().to(deploys::build_stream),
+            )
             .route("/ssh-keys", web::get().to(keys::ssh_keys))
             .route("/ssh-keys", web::post().to(keys::add_ssh_key))
             .route(
@@ -173,6 +201,7 @@ page_templates!(
     views::AppsPage,
     views::NewAppPage,
     views::AppPage,
+    views::BuildPage,
     views::SshKeysPage,
     views::ApiKeysPage,
     views::AccountPage,

@@ -2,7 +2,9 @@
 //! built from core records here so templates only format; no rule is decided in a template.
 
 use super::request::{Ctx, Flash, Visitor};
-use crate::domain::{ApiKey, Instance, InstanceStatus, Node, SshKey, User, rfc3339};
+use crate::domain::{
+    ApiKey, Build, BuildStatus, Instance, InstanceStatus, Node, Release, SshKey, User, rfc3339,
+};
 use crate::services::Services;
 use askama::Template;
 use std::collections::HashMap;
@@ -288,6 +290,161 @@ pub fn trim_float(f: f64) -> String {
     s.trim_end_matches('0').trim_end_matches('.').to_string()
 }
 
+/// `2026-03-01 14:02 UTC`, for a `title` beside a relative time.
+pub fn datetime(ts: i64) -> String {
+    let s = rfc3339(ts);
+    match (s.get(..10), s.get(11..16)) {
+        (Some(d), Some(t)) => format!("{d} {t} UTC"),
+        _ => s,
+    }
+}
+
+/// `just now`, `5 min ago`, `3 h ago`, `2 days ago`, then the date.
+pub fn ago(ts: i64) -> String {
+    let secs = (crate::domain::now() - ts).max(0);
+    match secs {
+        0..60 => "just now".into(),
+        60..3600 => format!("{} min ago", secs / 60),
+        3600..86_400 => format!("{} h ago", secs / 3600),
+        86_400..172_800 => "yesterday".into(),
+        172_800..1_209_600 => format!("{} days ago", secs / 86_400),
+        _ => date(ts),
+    }
+}
+
+/// `42 s`, `3 min 5 s`.
+pub fn duration(secs: i64) -> String {
+    let secs = secs.max(0);
+    if secs < 60 {
+        format!("{secs} s")
+    } else {
+        format!("{} min {} s", secs / 60, secs % 60)
+    }
+}
+
+fn short_commit(sha: &str) -> String {
+    sha.chars().take(7).collect()
+}
+
+/// Which lifecycle buttons the header offers for a status. The core still decides: a button
+/// shown at the wrong moment gets the core's refusal as a flash.
+pub struct Actions {
+    pub start: bool,
+    pub stop: bool,
+    pub restart: bool,
+}
+
+pub fn actions(i: &Instance) -> Actions {
+    let released = i.release.is_some();
+    // While a new release builds, the current one keeps serving; an action waits its turn.
+    let serving = matches!(i.status, InstanceStatus::Running | InstanceStatus::Building);
+    let down = matches!(
+        i.status,
+        InstanceStatus::Stopped | InstanceStatus::Crashed | InstanceStatus::Failed
+    );
+    Actions {
+        start: released && down,
+        stop: released && serving,
+        restart: released && serving,
+    }
+}
+
+pub struct ReleaseRow {
+    pub version: u32,
+    pub current: bool,
+    pub description: String,
+    pub commit: String,
+    pub created_by: String,
+    pub when: String,
+    pub when_full: String,
+    pub when_iso: String,
+    pub build_id: Option<u64>,
+    /// Config var names (never values) this release runs with.
+    pub config_keys: String,
+}
+
+impl ReleaseRow {
+    pub fn new(r: &Release, current: Option<u32>) -> ReleaseRow {
+        ReleaseRow {
+            version: r.version,
+            current: current == Some(r.version),
+            description: r.description.clone(),
+            commit: short_commit(&r.commit),
+            created_by: r.created_by.clone(),
+            when: ago(r.created_at),
+            when_full: datetime(r.created_at),
+            when_iso: rfc3339(r.created_at),
+            build_id: r.build_id,
+            config_keys: r.env.keys().cloned().collect::<Vec<_>>().join(", "),
+        }
+    }
+}
+
+pub struct BuildRow {
+    pub id: u64,
+    pub commit: String,
+    pub branch: String,
+    pub status: StatusView,
+    pub running: bool,
+    pub created_by: String,
+    pub when: String,
+    pub when_full: String,
+    pub when_iso: String,
+    /// How long it took, or has taken so far.
+    pub took: String,
+    pub release: Option<u32>,
+    pub error: Option<String>,
+}
+
+pub fn build_status(s: BuildStatus) -> StatusView {
+    let (class, label, hint) = match s {
+        BuildStatus::Running => ("building", "Building", "The build is running."),
+        BuildStatus::Succeeded => ("running", "Succeeded", "Built and released."),
+        BuildStatus::Failed => (
+            "failed",
+            "Failed",
+            "Nothing changed: the previous release kept serving.",
+        ),
+        BuildStatus::Cancelled => ("stopped", "Cancelled", "Cancelled before it was released."),
+    };
+    StatusView { class, label, hint }
+}
+
+impl From<&Build> for BuildRow {
+    fn from(b: &Build) -> Self {
+        BuildRow {
+            id: b.id,
+            commit: short_commit(&b.commit),
+            branch: b.branch.clone(),
+            status: build_status(b.status),
+            running: b.status == BuildStatus::Running,
+            created_by: b.created_by.clone(),
+            when: ago(b.started_at),
+            when_full: datetime(b.started_at),
+            when_iso: rfc3339(b.started_at),
+            took: duration(b.finished_at.unwrap_or_else(crate::domain::now) - b.started_at),
+            release: b.release,
+            error: b.error.clone(),
+        }
+    }
+}
+
+pub struct ConfigVar {
+    pub key: String,
+    pub value: String,
+}
+
+pub struct LiveBuild {
+    pub build: BuildRow,
+    pub log: String,
+}
+
+/// The last lines of an app's output, or why there are none.
+pub struct LogView {
+    pub lines: String,
+    pub unavailable: Option<String>,
+}
+
 // ----- pages -----
 
 #[derive(Template)]
@@ -338,15 +495,22 @@ pub struct NewAppPage {
 }
 
 /// The instance detail page. Its template is a stack of section includes under
-/// `templates/app/`; a new feature (releases, logs, config vars, domains) adds a field here and
-/// an include there.
+/// `templates/app/`; a new feature (domains) adds a field here and an include there.
 #[derive(Template)]
 #[template(path = "app.html")]
 pub struct AppPage {
     pub layout: Layout,
     pub app: AppRow,
+    pub actions: Actions,
+    /// This visitor's operation on the app still running ("Restarting", 12 s).
+    pub pending: Option<super::ops::Pending>,
+    /// Whether the page should watch the app (a build or an operation is running): with
+    /// JavaScript it follows and reloads when done; without, it offers a refresh link.
+    pub busy: bool,
     pub git_remote: String,
-    pub memory: String,
+    pub host_key_fingerprint: String,
+    pub host_key_algorithm: String,
+    pub memory_mb: u32,
     pub cpu: String,
     pub port: u16,
     pub node: String,
@@ -354,6 +518,41 @@ pub struct AppPage {
     pub health_path: String,
     pub created: String,
     pub has_ssh_key: bool,
+    pub releases: Vec<ReleaseRow>,
+    pub releases_total: u64,
+    pub builds: Vec<BuildRow>,
+    pub builds_total: u64,
+    /// The running build and its log so far, streamed on by the script.
+    pub live_build: Option<LiveBuild>,
+    pub config: Vec<ConfigVar>,
+    /// Whether a config change deploys now (a running release), is recorded for the next start
+    /// (a stopped one) or waits for the first deploy.
+    pub config_effect: &'static str,
+    pub logs: LogView,
+    /// Whether the app's output can be followed live (it has a running container).
+    pub logs_live: bool,
+}
+
+impl AppPage {
+    /// Releases not listed (only the latest are shown).
+    pub fn older_releases(&self) -> u64 {
+        self.releases_total
+            .saturating_sub(self.releases.len() as u64)
+    }
+    pub fn older_builds(&self) -> u64 {
+        self.builds_total.saturating_sub(self.builds.len() as u64)
+    }
+}
+
+/// One build and its whole log.
+#[derive(Template)]
+#[template(path = "build.html")]
+pub struct BuildPage {
+    pub layout: Layout,
+    pub app: AppRow,
+    pub build: BuildRow,
+    pub commit_full: String,
+    pub log: String,
 }
 
 #[derive(Template)]

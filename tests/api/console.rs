@@ -2,6 +2,7 @@
 //! (fantoccini) against the real server, with and without JavaScript; plus plain HTTP checks of
 //! the security properties (CSRF, headers, cookies, access) that a browser would hide.
 
+use crate::dockerapp::{DockerCleanup, SERVE, docker, dockerfile};
 use crate::helpers::*;
 use fantoccini::{Client, ClientBuilder, Locator};
 use reqwest::StatusCode;
@@ -144,6 +145,42 @@ impl Browser {
         self.find(css).await.text().await.unwrap()
     }
 
+    /// Waits (up to `secs`) until the element's text contains `needle`; returns the text.
+    async fn wait_text(&self, css: &str, needle: &str, secs: u64) -> String {
+        let deadline = std::time::Instant::now() + Duration::from_secs(secs);
+        let mut last = String::new();
+        while std::time::Instant::now() < deadline {
+            if let Ok(e) = self.client.find(Locator::Css(css)).await
+                && let Ok(t) = e.text().await
+            {
+                if t.contains(needle) {
+                    return t;
+                }
+                last = t;
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+        panic!("{css} never contained {needle:?}; last text: {last:?}");
+    }
+
+    /// Waits (up to `secs`) for an element that may take a deploy to appear.
+    async fn wait_for(&self, css: &str, secs: u64) -> fantoccini::elements::Element {
+        self.client
+            .wait()
+            .at_most(Duration::from_secs(secs))
+            .for_element(Locator::Css(css))
+            .await
+            .unwrap_or_else(|e| panic!("no element {css} within {secs} s: {e}"))
+    }
+
+    async fn sign_in(&self, app: &TestApp, username: &str, password: &str) {
+        self.goto(&app.url("/console/sign-in")).await;
+        self.fill("#username", username).await;
+        self.fill("#password", password).await;
+        self.click_then("form button[type=submit]", ".app-shell")
+            .await;
+    }
+
     async fn source(&self) -> String {
         self.client.source().await.unwrap()
     }
@@ -156,6 +193,35 @@ impl Browser {
         let png = self.client.screenshot().await.expect("screenshot");
         std::fs::write(self.shots.join(format!("{name}.png")), &png).unwrap();
         std::fs::write(format!("/tmp/console-shots/{name}.png"), &png).unwrap();
+    }
+
+    /// Just one element (a section of a page).
+    async fn shot_of(&self, css: &str, name: &str) {
+        let png = self.find(css).await.screenshot().await.expect("screenshot");
+        std::fs::write(self.shots.join(format!("{name}.png")), &png).unwrap();
+        std::fs::write(format!("/tmp/console-shots/{name}.png"), &png).unwrap();
+    }
+
+    /// The whole page, however long: the window grows to fit it for the shot.
+    async fn shot_full(&self, name: &str) {
+        let (w, h) = self.client.get_window_size().await.unwrap();
+        let height = self
+            .client
+            .execute("return document.documentElement.scrollHeight", vec![])
+            .await
+            .unwrap()
+            .as_u64()
+            .unwrap_or(h);
+        let grown = (height + 160).clamp(h, 9000);
+        self.client
+            .set_window_size(w as u32, grown as u32)
+            .await
+            .unwrap();
+        self.shot(name).await;
+        self.client
+            .set_window_size(w as u32, h as u32)
+            .await
+            .unwrap();
     }
 
     async fn close(mut self) {
@@ -214,6 +280,74 @@ fn ssh_keygen(dir: &Path, comment: &str) -> (String, String) {
 
 fn ssh_port(app: &TestApp) -> u16 {
     app.services.apps.links().ssh_port
+}
+
+// ----- deploying with real git over SSH -----
+
+/// Runs git in `dir` with a clean config, pushing over OpenSSH with `key` only.
+async fn git_ssh(dir: &Path, key: &Path, port: u16, args: &[&str]) -> std::process::Output {
+    let out = tokio::process::Command::new("git")
+        .current_dir(dir)
+        .args(args)
+        .env(
+            "GIT_SSH_COMMAND",
+            format!(
+                "ssh -i {} -p {port} -o IdentitiesOnly=yes -o BatchMode=yes \
+                 -o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null -o LogLevel=ERROR",
+                key.display()
+            ),
+        )
+        .env("GIT_CONFIG_NOSYSTEM", "1")
+        .env("GIT_CONFIG_GLOBAL", "/dev/null")
+        .env("GIT_AUTHOR_NAME", "Test")
+        .env("GIT_AUTHOR_EMAIL", "test@example.com")
+        .env("GIT_COMMITTER_NAME", "Test")
+        .env("GIT_COMMITTER_EMAIL", "test@example.com")
+        .stdin(Stdio::null())
+        .output()
+        .await
+        .expect("git runs");
+    assert!(
+        out.status.success(),
+        "git {args:?} failed:\n{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out
+}
+
+/// A work tree with one commit: the busybox app serving `page`, with `extra` Dockerfile lines.
+async fn busybox_app(dir: &Path, page: &str, extra: &str) -> PathBuf {
+    let work = dir.join("work");
+    std::fs::create_dir_all(work.join("www")).unwrap();
+    std::fs::copy("/bin/busybox", work.join("busybox")).expect("/bin/busybox exists");
+    std::fs::write(work.join("www/index.html"), page).unwrap();
+    std::fs::write(work.join("Dockerfile"), dockerfile(extra, SERVE)).unwrap();
+    let no_key = Path::new("/dev/null");
+    git_ssh(&work, no_key, 0, &["init", "-q", "-b", "main"]).await;
+    git_ssh(&work, no_key, 0, &["add", "-A"]).await;
+    git_ssh(&work, no_key, 0, &["commit", "-q", "-m", page]).await;
+    work
+}
+
+/// Takes the app out of the store when a test ends, before [`DockerCleanup`] removes its
+/// containers: the server's reconciler runs until the test's runtime ends, and would start a
+/// missing container of an app that should run (when a test fails before deleting its app).
+struct ForgetApp(actix_web::web::Data<scalefog::services::Services>, String);
+
+impl Drop for ForgetApp {
+    fn drop(&mut self) {
+        let _ = self.0.store.write(|w| w.delete_instance(&self.1));
+    }
+}
+
+/// What the app answers at `path`, asked where the router would send the request.
+async fn served(app: &TestApp, name: &str, path: &str) -> String {
+    let Some(scalefog::routing::Target::Serving(addr)) = app.services.routes.get(name) else {
+        panic!("{name} is not serving: {:?}", app.services.routes.get(name));
+    };
+    let r = reqwest::get(format!("http://{addr}{path}")).await.unwrap();
+    r.text().await.unwrap().trim().to_string()
 }
 
 // ----- plain HTTP helpers -----
@@ -499,6 +633,319 @@ async fn a_person_registers_adds_a_key_creates_an_app_sees_its_remote_deletes_it
     b.close().await;
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_git_push_shows_live_then_config_stop_start_rollback_and_delete_work_with_and_without_javascript()
+ {
+    let _turn = BROWSER_TURN.lock().await;
+    let app = spawn_app_with(|c| c.health_timeout = 10).await;
+    let _cleanup = DockerCleanup::of(&app);
+    let dave = app.user("dave").await;
+    let tmp = tempfile::tempdir().unwrap();
+    let (public_key, _) = ssh_keygen(tmp.path(), "dave@laptop");
+    let private_key = tmp.path().join("id_ed25519");
+    let name = format!("web-{}", hex::encode(rand::random::<[u8; 3]>()));
+    let page = format!("/console/apps/{name}");
+    let _forget = ForgetApp(app.services.clone(), name.clone());
+    let b = Browser::start(true, &tmp.path().join("shots")).await;
+
+    b.sign_in(&app, "dave", &dave.password).await;
+    b.goto(&app.url("/console/ssh-keys")).await;
+    b.fill("#sshkey", &public_key).await;
+    b.click_then("form[action='/console/ssh-keys'] button", ".fingerprint")
+        .await;
+    b.goto(&app.url("/console/apps/new")).await;
+    b.fill("#appname", &name).await;
+    b.click_then("form[action='/console/apps'] button", "#git-remote")
+        .await;
+    // The host key fingerprint sits by the remote, so the first push can be checked.
+    assert_eq!(
+        b.text("#host-key-fingerprint").await,
+        app.services.ssh_host_key.fingerprint
+    );
+    assert!(b.text("#releases").await.contains("No releases yet"));
+    assert!(b.text("#builds").await.contains("No builds yet"));
+    b.shot("30-app-before-push").await;
+
+    // A real git push over SSH. The build sleeps a little (its RUN line is unique, so never
+    // cached), so the page can be seen following it.
+    let token = hex::encode(rand::random::<[u8; 4]>());
+    // The output line is only in the build's output, not in the Dockerfile it echoes.
+    let run =
+        format!("RUN [\"/bin/busybox\", \"sh\", \"-c\", \"T={token}; echo built-$T; sleep 4\"]\n");
+    let work = busybox_app(tmp.path(), "hello from v1", &run).await;
+    let remote = b
+        .find("#git-remote")
+        .await
+        .prop("value")
+        .await
+        .unwrap()
+        .unwrap();
+    let (port, key, wt) = (app.ssh_port, private_key.clone(), work.clone());
+    let push = tokio::spawn(async move {
+        let out = git_ssh(&wt, &key, port, &["push", &remote, "main"]).await;
+        String::from_utf8_lossy(&out.stderr).into_owned()
+    });
+    // The page shows the running build with its log, which follows the build live; when the
+    // build is done, the page reloads itself and shows the new release.
+    let mut live = false;
+    for _ in 0..300 {
+        b.goto(&app.url(&page)).await;
+        if b.client.find(Locator::Css("#live-build")).await.is_ok() {
+            live = true;
+            break;
+        }
+        if b.client.find(Locator::Css("#release-v1")).await.is_ok() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(live, "the running build was shown");
+    assert!(b.text("#app-status").await.contains("Building"));
+    b.wait_text("#build-log", &format!("built-{token}"), 60)
+        .await;
+    b.shot("31-live-build").await;
+    b.wait_for("#release-v1", 120).await;
+    let pushed = push.await.unwrap();
+    assert!(pushed.contains("=====> Deployed"), "{pushed}");
+    b.wait_text("#app-status", "Running", 20).await;
+    let release = b.text("#release-v1").await;
+    assert!(
+        release.contains("current") && release.contains("deploy "),
+        "{release}"
+    );
+    assert_eq!(served(&app, &name, "/").await, "hello from v1");
+    assert!(b.text("#builds").await.contains("Succeeded"));
+
+    // The app's output follows live: a request made now shows up without a reload.
+    let marker = format!("/marker-{}", hex::encode(rand::random::<[u8; 4]>()));
+    let addr = match app.services.routes.get(&name) {
+        Some(scalefog::routing::Target::Serving(a)) => a,
+        other => panic!("not serving: {other:?}"),
+    };
+    let url = format!("http://{addr}{marker}");
+    let producer = tokio::spawn(async move {
+        loop {
+            let _ = reqwest::get(&url).await;
+            tokio::time::sleep(Duration::from_millis(300)).await;
+        }
+    });
+    b.wait_text("#runtime-log", &marker, 30).await;
+    producer.abort();
+    b.shot_full("32-app-running").await;
+
+    // The build's own page has its whole log.
+    b.click_then(".build-list .item-title a", "#build-log")
+        .await;
+    let log = b.text("#build-log").await;
+    assert!(log.contains(&format!("-----> Building {name} (")), "{log}");
+    assert!(log.contains(&format!("built-{token}")), "{log}");
+    assert!(log.contains("-----> Health check passed"), "{log}");
+    assert!(b.text("#build-status").await.contains("Succeeded"));
+    b.shot("33-build-log").await;
+
+    // A config var: a new release, the value masked until revealed.
+    b.goto(&app.url(&page)).await;
+    b.fill("#config-key", "GREETING").await;
+    b.fill("#config-value", "hello console").await;
+    b.find("#config-set").await.click().await.unwrap();
+    let flash = b.wait_text(".flash", "Set GREETING", 30).await;
+    assert!(flash.contains("release v2 is serving with it"), "{flash}");
+    assert!(b.text("#release-v2").await.contains("config: GREETING"));
+    let value = b.find("#config-GREETING .config-value").await;
+    assert!(!value.is_displayed().await.unwrap(), "masked at first");
+    b.find("#config-GREETING summary")
+        .await
+        .click()
+        .await
+        .unwrap();
+    assert!(value.is_displayed().await.unwrap(), "shown once revealed");
+    assert_eq!(value.text().await.unwrap(), "hello console");
+    assert_eq!(served(&app, &name, "/env.txt").await, "hello console");
+    b.shot_full("34-config").await;
+    b.shot_of("#config", "34b-config-revealed").await;
+
+    // Stop (after a confirmation), then start.
+    b.find("#stop-app").await.click().await.unwrap();
+    b.shot("35-stop-confirm").await;
+    b.find("#stop-confirm").await.click().await.unwrap();
+    b.wait_text(".flash", &format!("Stopped {name}"), 30).await;
+    assert!(b.text("#app-status").await.contains("Stopped"));
+    assert!(b.client.find(Locator::Css("#start-app")).await.is_ok());
+    b.shot("36-stopped").await;
+    b.find("#start-app").await.click().await.unwrap();
+    b.wait_text(".flash", &format!("Started {name}"), 30).await;
+    assert!(b.text("#app-status").await.contains("Running"));
+    assert_eq!(served(&app, &name, "/env.txt").await, "hello console");
+
+    // Roll back to v1 (after a confirmation): v1's code and config vars, as release v3.
+    b.find("#rollback-v1").await.click().await.unwrap();
+    b.shot("37-rollback-confirm").await;
+    b.find("#rollback-confirm-v1").await.click().await.unwrap();
+    let flash = b.wait_text(".flash", "Rolled back to v1", 30).await;
+    assert!(flash.contains("release v3"), "{flash}");
+    let v3 = b.text("#release-v3").await;
+    assert!(
+        v3.contains("rollback to v1") && v3.contains("current"),
+        "{v3}"
+    );
+    assert_eq!(served(&app, &name, "/env.txt").await, "");
+    assert!(b.text("#config").await.contains("No config vars yet"));
+    b.shot_full("38-rolled-back").await;
+    b.shot_of("#releases", "38b-releases").await;
+    b.shot_of("#builds", "38c-builds").await;
+    b.shot_of("#logs", "38d-logs").await;
+    b.shot_of("#settings", "38e-settings").await;
+    b.client.set_window_size(390, 844).await.unwrap();
+    b.goto(&app.url(&page)).await;
+    b.find("#releases").await;
+    b.shot_full("39-app-phone").await;
+    b.shot_of("#releases", "39b-releases-phone").await;
+    b.shot_of("#config", "39c-config-phone").await;
+    b.client.set_window_size(1280, 900).await.unwrap();
+    b.close().await;
+
+    // The same app without JavaScript: everything is on the page, and every action is a form.
+    let b = Browser::start(false, &tmp.path().join("shots")).await;
+    b.sign_in(&app, "dave", &dave.password).await;
+    served(&app, &name, "/from-a-browser-without-js").await;
+    b.goto(&app.url(&page)).await;
+    assert!(
+        b.text("#runtime-log")
+            .await
+            .contains("url:/from-a-browser-without-js"),
+        "the page carries the recent output"
+    );
+    assert!(b.text("#release-v3").await.contains("current"));
+    b.shot_full("40-nojs-app").await;
+    b.click_then("#restart-app", ".flash").await;
+    let flash = b.text(".flash").await;
+    assert!(
+        flash.contains(&format!("Restarted {name}")) && flash.contains("v3"),
+        "{flash}"
+    );
+    b.fill("#config-key", "MODE=quiet").await;
+    b.click_then("#config-set", ".flash").await;
+    assert!(b.text(".flash").await.contains("Set MODE: release v4"));
+    b.find("#config-MODE summary").await.click().await.unwrap();
+    assert_eq!(b.text("#config-MODE .config-value").await, "quiet");
+    b.click_then("#config-MODE button[type=submit]", ".flash")
+        .await;
+    assert!(b.text(".flash").await.contains("Unset MODE: release v5"));
+    b.fill("#memory", "128").await;
+    b.click_then("#save-settings", ".flash").await;
+    assert!(b.text(".flash").await.contains("Saved the settings"));
+    assert_eq!(
+        b.find("#memory")
+            .await
+            .prop("value")
+            .await
+            .unwrap()
+            .unwrap(),
+        "128"
+    );
+    b.find("#rollback-v2").await.click().await.unwrap();
+    b.click_then("#rollback-confirm-v2", ".flash").await;
+    assert!(
+        b.text(".flash")
+            .await
+            .contains("Rolled back to v2: release v6")
+    );
+    assert_eq!(served(&app, &name, "/env.txt").await, "hello console");
+    b.click_then(".build-list .item-title a", "#build-log")
+        .await;
+    assert!(b.text("#build-log").await.contains("Health check passed"));
+    b.goto(&app.url(&page)).await;
+    b.find("#stop-app").await.click().await.unwrap();
+    b.click_then("#stop-confirm", ".flash").await;
+    assert!(b.text("#app-status").await.contains("Stopped"));
+    b.shot("41-nojs-stopped").await;
+
+    // Deleting the app through the console removes its containers.
+    b.fill("#confirm", &name).await;
+    b.click_then("#delete-app", ".empty").await;
+    let left = docker(&[
+        "ps",
+        "-aq",
+        "--filter",
+        &format!("label=scalefog.app={name}"),
+    ]);
+    assert_eq!(left, "", "no container of {name} is left");
+    b.close().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_action_queued_behind_a_running_build_answers_at_once_shows_progress_then_its_outcome() {
+    let _turn = BROWSER_TURN.lock().await;
+    let app = spawn_app_with(|c| c.health_timeout = 10).await;
+    let _cleanup = DockerCleanup::of(&app);
+    let erin = app.user("erin").await;
+    let tmp = tempfile::tempdir().unwrap();
+    let (public_key, _) = ssh_keygen(tmp.path(), "erin@laptop");
+    let r = app
+        .post_form(
+            "/account/addkey",
+            &[("sshkey", &public_key)],
+            Some(&erin.token),
+        )
+        .await;
+    assert!(r.status().is_success());
+    let name = format!("slow-{}", hex::encode(rand::random::<[u8; 3]>()));
+    let _forget = ForgetApp(app.services.clone(), name.clone());
+    let remote = app.create_app(&erin.token, &name).await["git_remote"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let b = Browser::start(true, &tmp.path().join("shots")).await;
+    b.sign_in(&app, "erin", &erin.password).await;
+    // v1 deploys; then v2's build takes longer than the console waits for an action.
+    let work = busybox_app(tmp.path(), "first", "").await;
+    let (port, key) = (app.ssh_port, tmp.path().join("id_ed25519"));
+    git_ssh(&work, &key, port, &["push", &remote, "main"]).await;
+    let token = hex::encode(rand::random::<[u8; 4]>());
+    let run =
+        format!("RUN [\"/bin/busybox\", \"sh\", \"-c\", \"T={token}; echo slow-$T; sleep 20\"]\n");
+    std::fs::write(work.join("Dockerfile"), dockerfile(&run, SERVE)).unwrap();
+    git_ssh(
+        &work,
+        Path::new("/dev/null"),
+        0,
+        &["commit", "-qam", "slow"],
+    )
+    .await;
+    let push = tokio::spawn(async move {
+        git_ssh(&work, &key, port, &["push", &remote, "main"]).await;
+    });
+    let building = || {
+        app.services
+            .store
+            .read(|r| r.instance(&name))
+            .unwrap()
+            .is_some_and(|i| i.status == scalefog::domain::InstanceStatus::Building)
+    };
+    while !building() {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+
+    b.goto(&app.url(&format!("/console/apps/{name}"))).await;
+    b.find("#live-build").await;
+    // The restart waits for the build; the browser gets its answer without waiting that long.
+    b.find("#restart-app").await.click().await.unwrap();
+    let progress = b.wait_text("#progress", "Restarting", 30).await;
+    assert!(
+        progress.contains(&format!("Restarting {name}…")),
+        "{progress}"
+    );
+    b.shot("42-action-in-progress").await;
+    // When it is done, the page reloads by itself and says how it went.
+    let flash = b.wait_text(".flash", "Restarted", 120).await;
+    assert!(flash.contains("v2"), "restarted after the build: {flash}");
+    assert!(b.client.find(Locator::Css("#progress")).await.is_err());
+    assert!(b.text("#app-status").await.contains("Running"));
+    b.shot("43-action-done").await;
+    push.await.unwrap();
+    b.close().await;
+}
+
 #[tokio::test]
 async fn every_form_works_with_javascript_disabled() {
     let _turn = BROWSER_TURN.lock().await;
@@ -568,7 +1015,14 @@ async fn a_second_user_gets_a_404_page_for_the_first_users_app() {
     app.create_app(&alice.token, "alices-app").await;
     let bob = app.user("bob").await;
     let console = console_sign_in(&app, "bob", &bob.password).await;
-    for path in ["/console/apps/alices-app", "/console/apps/no-such-app"] {
+    for path in [
+        "/console/apps/alices-app",
+        "/console/apps/no-such-app",
+        "/console/apps/alices-app/status",
+        "/console/apps/alices-app/builds/1",
+        "/console/apps/alices-app/builds/1/stream",
+        "/console/apps/alices-app/logs/stream",
+    ] {
         let r = console.get(&app, path).await;
         assert_eq!(r.status(), StatusCode::NOT_FOUND, "{path}");
         let html = r.text().await.unwrap();
@@ -577,14 +1031,39 @@ async fn a_second_user_gets_a_404_page_for_the_first_users_app() {
             "{path}"
         );
     }
-    let r = console
-        .post(
-            &app,
-            "/console/apps/alices-app/delete",
-            &[("csrf", &console.csrf), ("confirm", "alices-app")],
-        )
-        .await;
-    assert_eq!(r.status(), StatusCode::NOT_FOUND);
+    for action in [
+        "delete",
+        "start",
+        "stop",
+        "restart",
+        "rollback",
+        "config",
+        "config/unset",
+        "settings",
+        "builds/current/cancel",
+    ] {
+        let r = console
+            .post(
+                &app,
+                &format!("/console/apps/alices-app/{action}"),
+                &[
+                    ("csrf", console.csrf.as_str()),
+                    ("confirm", "alices-app"),
+                    ("release", "v1"),
+                    ("key", "SECRET"),
+                    ("value", "stolen"),
+                    ("memory", "64"),
+                ],
+            )
+            .await;
+        assert_eq!(r.status(), StatusCode::NOT_FOUND, "{action}");
+    }
+    let alices = app
+        .services
+        .store
+        .read(|r| r.instance("alices-app"))
+        .unwrap();
+    assert!(alices.unwrap().env.is_empty(), "nothing was changed");
     let list = console
         .get(&app, "/console/apps")
         .await
