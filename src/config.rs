@@ -461,6 +461,9 @@ mod tests {
             tls_dir: Some("my-certs".into()),
             ..Default::default()
         };
-        assert_eq!(Config::load(&args).unwrap().tls_dir, Path::new("/srv/scalefog/my-certs"));
+        assert_eq!(
+            Config::load(&args).unwrap().tls_dir,
+            Path::new("/srv/scalefog/my-certs")
+        );
     }
 }

@@ -6,11 +6,12 @@ use crate::config::Config;
 use crate::deploy::{DeploySettings, Deployer};
 use crate::docker::Engine;
 use crate::domain::sshkey::ParsedKey;
+use crate::domain::{DomainName, Instance};
 use crate::domain::{Error, Result};
 use crate::git::Git;
 use crate::nodes::Nodes;
 use crate::push::PushHandlers;
-use crate::routing::RouteTable;
+use crate::routing::{RouteTable, Target};
 use crate::store::{Slice, Store};
 
 pub struct Services {
@@ -79,6 +80,36 @@ impl Services {
             push_handler,
             ssh_host_key,
         })
+    }
+
+    /// Attaches a custom domain to an app (the rules are in `apps::domains`) and routes it at
+    /// once. Returns the app, the domain as stored (lower case, no trailing dot) and whether it
+    /// is new.
+    pub async fn add_domain(
+        &self,
+        who: &Principal,
+        app: &str,
+        domain: &str,
+    ) -> Result<(Instance, String, bool)> {
+        let (inst, added) = self.apps.add_domain(who, app, domain).await?;
+        self.routes.set_domains(&inst.name, &inst.domains);
+        // An app that was never deployed must still answer on its new domain (503, not 404).
+        self.routes
+            .set_app_if_absent(&inst.name, Target::unrouted(&inst));
+        let stored = DomainName::parse(domain)?.into_string();
+        Ok((inst, stored, added))
+    }
+
+    /// Detaches a custom domain from an app and stops routing it.
+    pub async fn remove_domain(
+        &self,
+        who: &Principal,
+        app: &str,
+        domain: &str,
+    ) -> Result<Instance> {
+        let inst = self.apps.remove_domain(who, app, domain).await?;
+        self.routes.set_domains(&inst.name, &inst.domains);
+        Ok(inst)
     }
 
     /// Deletes a user and everything they own (admins only; not oneself).

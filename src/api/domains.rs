@@ -1,11 +1,10 @@
 //! Custom domains of an app: `GET|POST /v1/instances/{name}/domains`,
-//! `DELETE /v1/instances/{name}/domains/{domain}`. The rules are in `apps::domains`; this file
-//! translates, and keeps the route table in step with what was stored.
+//! `DELETE /v1/instances/{name}/domains/{domain}`. The rules are in `apps::domains` and
+//! `Services::add_domain` keeps the route table in step; this file translates.
 
 use super::error::ApiResult;
 use super::extract::{Auth, Params};
 use crate::domain::Error;
-use crate::routing::Target;
 use crate::services::Services;
 use actix_web::{HttpResponse, web};
 use serde::Serialize;
@@ -32,7 +31,7 @@ fn view(s: &Services, app: &str, domain: &str) -> DomainView {
     DomainView {
         domain: domain.to_string(),
         app: app.to_string(),
-        cname: format!("{app}.{}", s.config.domain),
+        cname: s.apps.links().cname(app),
     }
 }
 
@@ -61,13 +60,8 @@ async fn add(
     let domain = p
         .first(&["domain", "hostname", "name"])
         .ok_or_else(|| Error::missing("domain"))?;
-    let (inst, added) = s.apps.add_domain(&who, &name, domain).await?;
-    s.routes.set_domains(&inst.name, &inst.domains);
-    // An app that was never deployed must still answer on its new domain (503, not 404).
-    s.routes
-        .set_app_if_absent(&inst.name, Target::unrouted(&inst));
-    let d = crate::domain::DomainName::parse(domain)?;
-    let body = view(&s, &inst.name, d.as_str());
+    let (inst, domain, added) = s.add_domain(&who, &name, domain).await?;
+    let body = view(&s, &inst.name, &domain);
     Ok(if added {
         HttpResponse::Created().json(body)
     } else {
@@ -81,7 +75,6 @@ async fn remove(
     path: web::Path<(String, String)>,
 ) -> ApiResult<HttpResponse> {
     let (name, domain) = path.into_inner();
-    let inst = s.apps.remove_domain(&who, &name, &domain).await?;
-    s.routes.set_domains(&inst.name, &inst.domains);
+    s.remove_domain(&who, &name, &domain).await?;
     Ok(HttpResponse::NoContent().finish())
 }

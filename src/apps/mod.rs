@@ -43,6 +43,10 @@ impl Links {
     pub fn git_remote(&self, app: &str) -> String {
         format!("ssh://git@{}:{}/{app}.git", self.ssh_host, self.ssh_port)
     }
+    /// The name a custom domain's CNAME record points to: the app's platform subdomain.
+    pub fn cname(&self, app: &str) -> String {
+        format!("{app}.{}", self.domain)
+    }
 }
 
 #[derive(Clone)]
