@@ -1,12 +1,12 @@
 //! The instances list, creating an instance, its detail page (with its releases, builds,
-//! output and config vars), and deleting it. The deploy actions are in `deploys`.
+//! output, config vars and custom domains), and deleting it. The deploy actions are in `deploys`.
 
 use super::error::PageResult;
 use super::ops::Operations;
 use super::request::{Ctx, Flash, SignedForm};
 use super::views::{
-    AppPage, AppRows, AppsPage, BuildRow, ConfigVar, Layout, LiveBuild, LogView, NewAppPage,
-    RegionOption, ReleaseRow, actions, trim_float,
+    AppPage, AppRows, AppsPage, BuildRow, ConfigVar, DomainForm, Layout, LiveBuild, LogView,
+    NewAppPage, RegionOption, ReleaseRow, actions, trim_float,
 };
 use super::{inline, render, sentence};
 use crate::domain::{BuildStatus, Error, Instance, InstanceStatus};
@@ -107,8 +107,14 @@ pub async fn create(form: SignedForm) -> PageResult {
 }
 
 pub async fn show(ctx: Ctx, ops: web::Data<Operations>, name: web::Path<String>) -> PageResult {
+    let page = app_page(&ctx, &ops, &name).await?;
+    render(&ctx.req, StatusCode::OK, &page)
+}
+
+/// The instance detail page as it stands; a form that fails shows it again with its error.
+pub(super) async fn app_page(ctx: &Ctx, ops: &Operations, name: &str) -> Result<AppPage, Error> {
     // The core decides access: someone else's app is NotFound, exactly like a missing one.
-    let app = ctx.services.apps.get(&ctx.who, &name)?;
+    let app = ctx.services.apps.get(&ctx.who, name)?;
     let s = &ctx.services;
     let mut rows = AppRows::new(s);
     let node = s
@@ -116,7 +122,7 @@ pub async fn show(ctx: Ctx, ops: web::Data<Operations>, name: web::Path<String>)
         .get(app.node_id)?
         .map_or_else(|| format!("node {}", app.node_id), |n| n.name);
     let (pending, outcome) = ops.page(&ctx.session_id, &app.name);
-    let mut layout = Layout::signed_in(&ctx, app.name.clone(), "apps");
+    let mut layout = Layout::signed_in(ctx, app.name.clone(), "apps");
     // The outcome of an operation that outlasted its request is newer than any cookie flash.
     if outcome.is_some() {
         layout.flash = outcome;
@@ -155,7 +161,7 @@ pub async fn show(ctx: Ctx, ops: web::Data<Operations>, name: web::Path<String>)
         deploy_branch: app.deploy_branch.clone(),
         health_path: app.health_path.clone(),
         created: super::views::date(app.created_at),
-        has_ssh_key: has_ssh_key(&ctx)?,
+        has_ssh_key: has_ssh_key(ctx)?,
         releases: releases
             .items
             .iter()
@@ -174,11 +180,14 @@ pub async fn show(ctx: Ctx, ops: web::Data<Operations>, name: web::Path<String>)
             })
             .collect(),
         config_effect,
+        domains: app.domains.clone(),
+        cname: s.apps.links().cname(&app.name),
+        domain_form: DomainForm::default(),
         logs_live: app.status == InstanceStatus::Running && logs.unavailable.is_none(),
         logs,
         app: rows.row(&app),
     };
-    render(&ctx.req, StatusCode::OK, &page)
+    Ok(page)
 }
 
 const RELEASES_SHOWN: u64 = 10;

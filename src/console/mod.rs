@@ -21,6 +21,7 @@ mod admin;
 mod apps;
 mod auth;
 mod deploys;
+mod domains;
 mod error;
 mod keys;
 pub mod ops;
@@ -79,6 +80,12 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
             .route(
                 "/apps/{name}/config/unset",
                 web::post().to(deploys::unset_config),
+            )
+            .route("/apps/{name}/domains", web::get().to(domains::show))
+            .route("/apps/{name}/domains", web::post().to(domains::add))
+            .route(
+                "/apps/{name}/domains/remove",
+                web::post().to(domains::remove),
             )
             .route("/apps/{name}/settings", web::post().to(deploys::settings))
             .route("/apps/{name}/status", web::get().to(deploys::status))

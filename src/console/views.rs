@@ -439,6 +439,13 @@ pub struct LiveBuild {
     pub log: String,
 }
 
+/// The add-a-domain form as it was sent, with the core's refusal.
+#[derive(Default)]
+pub struct DomainForm {
+    pub value: String,
+    pub error: Option<String>,
+}
+
 /// The last lines of an app's output, or why there are none.
 pub struct LogView {
     pub lines: String,
@@ -528,6 +535,12 @@ pub struct AppPage {
     /// Whether a config change deploys now (a running release), is recorded for the next start
     /// (a stopped one) or waits for the first deploy.
     pub config_effect: &'static str,
+    /// The app's custom domains, as stored.
+    pub domains: Vec<String>,
+    /// What each custom domain's CNAME record points to (`<app>.<platform domain>`).
+    pub cname: String,
+    /// The add-a-domain form: what was typed and why it was refused, after a failed add.
+    pub domain_form: DomainForm,
     pub logs: LogView,
     /// Whether the app's output can be followed live (it has a running container).
     pub logs_live: bool,

@@ -435,6 +435,25 @@ impl Console {
             .await
             .unwrap()
     }
+    /// Follows a form's 303 as a browser does (with the flash cookie it set); the page's HTML.
+    async fn follow(&self, app: &TestApp, r: reqwest::Response) -> String {
+        assert_eq!(r.status(), StatusCode::SEE_OTHER, "a redirect");
+        let to = r.headers()["location"].to_str().unwrap();
+        let path = to.split('#').next().unwrap();
+        let mut cookie = self.cookie.clone();
+        if let Some(flash) = cookie_from(&r, "scalefog_flash") {
+            cookie = format!("{cookie}; scalefog_flash={}", cookie_value(&flash));
+        }
+        let page = app
+            .client
+            .get(app.url(path))
+            .header("cookie", cookie)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(page.status(), StatusCode::OK, "{path}");
+        page.text().await.unwrap()
+    }
 }
 
 // ----- in a real browser -----
@@ -981,6 +1000,39 @@ async fn every_form_works_with_javascript_disabled() {
     );
     b.shot("20-nojs-app").await;
 
+    // A custom domain: a refused name is explained at the field; an added one is listed with
+    // where its DNS should point, and the browser is back at the domains section.
+    b.fill("#domain", "not a domain!").await;
+    b.click_then("#domain-add", "#domain-error").await;
+    assert!(
+        b.text("#domain-error")
+            .await
+            .contains("is not a valid domain name")
+    );
+    b.shot_of("#domains", "22-nojs-domain-error").await;
+    b.fill("#domain", "www.Example.org").await;
+    b.click_then("#domain-add", ".domain-name").await;
+    assert_eq!(b.text(".domain-name").await, "www.example.org");
+    assert!(
+        b.text(".domain-dns")
+            .await
+            .contains(&format!("{name}.localhost"))
+    );
+    assert_eq!(
+        app.services
+            .routes
+            .lookup("www.example.org", "localhost")
+            .map(|(n, _)| n),
+        Some(name.clone())
+    );
+    b.shot("23-nojs-domain-added").await;
+    // Removing asks first (a <details>, so no script is needed).
+    b.find("#domains summary").await.click().await.unwrap();
+    b.shot_of("#domains", "24-nojs-domain-remove").await;
+    b.click_then("#domains .popover-panel button", "#domains .empty-inline")
+        .await;
+    assert!(b.text(".flash").await.contains("Removed www.example.org"));
+
     // The delete button is enabled without JS; the server checks the typed name.
     b.fill("#confirm", "wrong-name").await;
     b.click_then("#delete-app", ".flash").await;
@@ -1041,6 +1093,8 @@ async fn a_second_user_gets_a_404_page_for_the_first_users_app() {
         "config/unset",
         "settings",
         "builds/current/cancel",
+        "domains",
+        "domains/remove",
     ] {
         let r = console
             .post(
@@ -1053,6 +1107,7 @@ async fn a_second_user_gets_a_404_page_for_the_first_users_app() {
                     ("key", "SECRET"),
                     ("value", "stolen"),
                     ("memory", "64"),
+                    ("domain", "stolen.example.org"),
                 ],
             )
             .await;
@@ -1063,7 +1118,9 @@ async fn a_second_user_gets_a_404_page_for_the_first_users_app() {
         .store
         .read(|r| r.instance("alices-app"))
         .unwrap();
-    assert!(alices.unwrap().env.is_empty(), "nothing was changed");
+    let alices = alices.unwrap();
+    assert!(alices.env.is_empty(), "nothing was changed");
+    assert!(alices.domains.is_empty(), "nothing was changed");
     let list = console
         .get(&app, "/console/apps")
         .await
@@ -1072,6 +1129,236 @@ async fn a_second_user_gets_a_404_page_for_the_first_users_app() {
         .unwrap();
     assert!(!list.contains("alices-app"));
     assert!(app.services.apps.regions().is_ok());
+}
+
+/// The custom domains of an app, as the store has them.
+fn stored_domains(app: &TestApp, name: &str) -> Vec<String> {
+    app.services
+        .store
+        .read(|r| r.instance(name))
+        .unwrap()
+        .expect("the app exists")
+        .domains
+}
+
+/// Which app the router sends a host to.
+fn routed_to(app: &TestApp, host: &str) -> Option<String> {
+    app.services
+        .routes
+        .lookup(host, "localhost")
+        .map(|(name, _)| name)
+}
+
+#[tokio::test]
+async fn custom_domains_are_added_listed_routed_and_removed_on_the_app_page() {
+    let app = spawn_app().await;
+    let alice = app.user("alice").await;
+    app.create_app(&alice.token, "blog").await;
+    let console = console_sign_in(&app, "alice", &alice.password).await;
+
+    let page = console
+        .get(&app, "/console/apps/blog")
+        .await
+        .text()
+        .await
+        .unwrap();
+    assert!(page.contains("href=\"#domains\""), "in the section nav");
+    assert!(page.contains("No custom domains yet"));
+    let (config, domains, settings) = (
+        page.find("id=\"config\"").unwrap(),
+        page.find("id=\"domains\"").unwrap(),
+        page.find("id=\"settings\"").unwrap(),
+    );
+    assert!(
+        config < domains && domains < settings,
+        "between config vars and settings"
+    );
+
+    // Added as typed, stored and shown in its canonical form, routed at once.
+    let r = console
+        .post(
+            &app,
+            "/console/apps/blog/domains",
+            &[("csrf", &console.csrf), ("domain", " WWW.Example.org. ")],
+        )
+        .await;
+    assert_eq!(r.headers()["location"], "/console/apps/blog#domains");
+    let page = console.follow(&app, r).await;
+    assert!(
+        page.contains(
+            "Added www.example.org to blog. Point a CNAME record for it at blog.localhost."
+        ),
+        "the flash says what to do next"
+    );
+    assert!(page.contains("<span class=\"mono domain-name\">www.example.org</span>"));
+    assert!(
+        page.contains("<code>blog.localhost</code>"),
+        "what DNS points at"
+    );
+    assert!(
+        page.contains("name=\"domain\" value=\"www.example.org\""),
+        "a remove form"
+    );
+    assert!(!page.contains("No custom domains yet"));
+    assert_eq!(stored_domains(&app, "blog"), ["www.example.org"]);
+    assert_eq!(routed_to(&app, "www.example.org").as_deref(), Some("blog"));
+
+    // Adding it again changes nothing, and says so.
+    let r = console
+        .post(
+            &app,
+            "/console/apps/blog/domains",
+            &[("csrf", &console.csrf), ("domain", "www.example.org")],
+        )
+        .await;
+    let page = console.follow(&app, r).await;
+    assert!(page.contains("www.example.org is already a domain of blog."));
+    assert_eq!(stored_domains(&app, "blog"), ["www.example.org"]);
+
+    // An invalid name and a platform subdomain: the page again, the error at the field, the
+    // typed text kept, nothing stored.
+    for (typed, says) in [
+        ("not a domain!", "is not a valid domain name"),
+        ("shop.localhost", "under the platform domain"),
+    ] {
+        let r = console
+            .post(
+                &app,
+                "/console/apps/blog/domains",
+                &[("csrf", &console.csrf), ("domain", typed)],
+            )
+            .await;
+        assert_eq!(r.status(), StatusCode::BAD_REQUEST, "{typed}");
+        let page = r.text().await.unwrap();
+        let at = page
+            .find("id=\"domain-error\"")
+            .expect("an error at the form");
+        let error = &page[at..at + page[at..].find("</div>").unwrap()];
+        assert!(error.contains(says), "{typed}: {error}");
+        assert!(
+            page.contains(&format!("value=\"{typed}\"")),
+            "{typed} is kept"
+        );
+        assert!(page.contains("aria-invalid=\"true\""));
+        assert!(page.contains("<span class=\"mono domain-name\">www.example.org</span>"));
+        assert_eq!(stored_domains(&app, "blog"), ["www.example.org"], "{typed}");
+    }
+    assert_eq!(routed_to(&app, "shop.localhost"), None);
+    // Reloading the address the refused form was sent to goes back to the app page.
+    let r = console.get(&app, "/console/apps/blog/domains").await;
+    assert_eq!(r.status(), StatusCode::SEE_OTHER);
+    assert_eq!(r.headers()["location"], "/console/apps/blog#domains");
+
+    // A domain another user's app has is refused with the core's 409 message.
+    let bob = app.user("bob").await;
+    app.create_app(&bob.token, "shop").await;
+    let r = app
+        .post_json(
+            "/v1/instances/shop/domains",
+            &json!({"domain": "shop.example.org"}),
+            Some(&bob.token),
+        )
+        .await;
+    assert_eq!(r.status(), StatusCode::CREATED);
+    let r = console
+        .post(
+            &app,
+            "/console/apps/blog/domains",
+            &[("csrf", &console.csrf), ("domain", "Shop.Example.org")],
+        )
+        .await;
+    assert_eq!(r.status(), StatusCode::CONFLICT);
+    let page = r.text().await.unwrap();
+    assert!(
+        page.contains("is already attached to another app."),
+        "the 409 message"
+    );
+    assert!(!page.contains("shop</"), "which app has it is not said");
+    assert_eq!(stored_domains(&app, "blog"), ["www.example.org"]);
+    assert_eq!(stored_domains(&app, "shop"), ["shop.example.org"]);
+    assert_eq!(routed_to(&app, "shop.example.org").as_deref(), Some("shop"));
+
+    // Removing: routed no more, and the empty state is back.
+    let r = console
+        .post(
+            &app,
+            "/console/apps/blog/domains/remove",
+            &[("csrf", &console.csrf), ("domain", "www.example.org")],
+        )
+        .await;
+    assert_eq!(r.headers()["location"], "/console/apps/blog#domains");
+    let page = console.follow(&app, r).await;
+    assert!(page.contains("Removed www.example.org from blog"));
+    assert!(page.contains("No custom domains yet"));
+    assert!(stored_domains(&app, "blog").is_empty());
+    assert_eq!(routed_to(&app, "www.example.org"), None);
+    // A domain the app does not have: a flash, nothing else removed.
+    let r = console
+        .post(
+            &app,
+            "/console/apps/blog/domains/remove",
+            &[("csrf", &console.csrf), ("domain", "shop.example.org")],
+        )
+        .await;
+    let page = console.follow(&app, r).await;
+    assert!(page.contains("Nothing was removed"), "a flash");
+    assert_eq!(stored_domains(&app, "shop"), ["shop.example.org"]);
+}
+
+#[tokio::test]
+async fn another_user_cannot_touch_an_apps_domains_and_a_forged_domain_form_is_refused() {
+    let app = spawn_app().await;
+    let alice = app.user("alice").await;
+    app.create_app(&alice.token, "blog").await;
+    let alice_console = console_sign_in(&app, "alice", &alice.password).await;
+    let r = alice_console
+        .post(
+            &app,
+            "/console/apps/blog/domains",
+            &[("csrf", &alice_console.csrf), ("domain", "www.example.org")],
+        )
+        .await;
+    assert_eq!(r.status(), StatusCode::SEE_OTHER);
+
+    // Bob gets the 404 page, for adding, removing and the form's address alike.
+    let bob = app.user("bob").await;
+    let bob_console = console_sign_in(&app, "bob", &bob.password).await;
+    for (path, domain) in [
+        ("/console/apps/blog/domains", "bob.example.org"),
+        ("/console/apps/blog/domains/remove", "www.example.org"),
+    ] {
+        let r = bob_console
+            .post(
+                &app,
+                path,
+                &[("csrf", &bob_console.csrf), ("domain", domain)],
+            )
+            .await;
+        assert_eq!(r.status(), StatusCode::NOT_FOUND, "{path}");
+        assert!(r.text().await.unwrap().contains("Not found"), "{path}");
+    }
+    let r = bob_console.get(&app, "/console/apps/blog/domains").await;
+    assert_eq!(r.status(), StatusCode::NOT_FOUND);
+    assert_eq!(stored_domains(&app, "blog"), ["www.example.org"]);
+    assert_eq!(routed_to(&app, "www.example.org").as_deref(), Some("blog"));
+    assert_eq!(routed_to(&app, "bob.example.org"), None);
+
+    // Alice's own session, without the token or with a wrong one: 403, nothing changes.
+    for (path, domain) in [
+        ("/console/apps/blog/domains", "forged.example.org"),
+        ("/console/apps/blog/domains/remove", "www.example.org"),
+    ] {
+        for csrf in [None, Some("0123456789abcdef0123456789abcdef")] {
+            let mut form = vec![("domain", domain)];
+            form.extend(csrf.map(|c| ("csrf", c)));
+            let r = alice_console.post(&app, path, &form).await;
+            assert_eq!(r.status(), StatusCode::FORBIDDEN, "{path}");
+            assert!(r.text().await.unwrap().contains("This form has expired"));
+        }
+    }
+    assert_eq!(stored_domains(&app, "blog"), ["www.example.org"]);
+    assert_eq!(routed_to(&app, "www.example.org").as_deref(), Some("blog"));
+    assert_eq!(routed_to(&app, "forged.example.org"), None);
 }
 
 #[tokio::test]
