@@ -136,6 +136,9 @@ pub struct Config {
     pub deploy_timeout: u64,
     /// Seconds.
     pub health_timeout: u64,
+    /// The router's time limits. Not a setting (the defaults suit every deployment we know
+    /// of); tests shorten them to see them act.
+    pub router_timeouts: crate::router::Timeouts,
 }
 
 /// A setting that cannot be used; the message is one line naming it.
@@ -306,6 +309,7 @@ impl Config {
             max_concurrent_deploys,
             deploy_timeout,
             health_timeout,
+            router_timeouts: Default::default(),
         })
     }
 
@@ -328,6 +332,7 @@ impl Config {
             max_concurrent_deploys: 4,
             deploy_timeout: 900,
             health_timeout: 30,
+            router_timeouts: Default::default(),
         }
     }
 

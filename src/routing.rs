@@ -5,6 +5,7 @@
 
 use crate::domain::{Instance, InstanceStatus};
 use arc_swap::ArcSwap;
+use std::borrow::Cow;
 use std::collections::{BTreeMap, HashMap};
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -34,10 +35,26 @@ impl Target {
     }
 }
 
+/// An app as the router finds it for a request: its name, where to send the request, and its
+/// request counter (held here so that counting is one atomic add, no map lookup).
+#[derive(Debug, Clone)]
+pub struct Route {
+    pub app: Arc<str>,
+    pub target: Target,
+    requests: Arc<AtomicU64>,
+}
+
+impl Route {
+    /// Counts one request for this app (see [`RouteTable::counts`]).
+    pub fn count_request(&self) {
+        self.requests.fetch_add(1, Ordering::Relaxed);
+    }
+}
+
 #[derive(Debug, Clone, Default)]
 struct Table {
-    /// app name → target
-    apps: HashMap<String, Target>,
+    /// app name → its route
+    apps: HashMap<String, Route>,
     /// custom domain (lowercase) → app name
     domains: HashMap<String, String>,
 }
@@ -68,8 +85,18 @@ impl RouteTable {
     /// never-deployed app as unavailable without overwriting what the deploy engine set.
     pub fn set_app_if_absent(&self, app: &str, target: Target) {
         self.update(|t| {
-            t.apps.entry(app.to_string()).or_insert(target);
+            t.apps
+                .entry(app.to_string())
+                .or_insert_with(|| self.route(app, target));
         });
+    }
+
+    fn route(&self, app: &str, target: Target) -> Route {
+        Route {
+            app: app.into(),
+            target,
+            requests: self.counts.counter(app),
+        }
     }
 
     /// The custom domains currently routed to an app, sorted.
@@ -93,7 +120,7 @@ impl RouteTable {
     /// Sets where an app's requests go.
     pub fn set_app(&self, app: &str, target: Target) {
         self.update(|t| {
-            t.apps.insert(app.to_string(), target);
+            t.apps.insert(app.to_string(), self.route(app, target));
         });
     }
 
@@ -118,33 +145,65 @@ impl RouteTable {
     /// The app and target for a request's host (port already stripped, any case), given the
     /// platform domain: `<app>.<domain>` or a custom domain.
     pub fn lookup(&self, host: &str, platform_domain: &str) -> Option<(String, Target)> {
-        let host = host.trim_end_matches('.').to_ascii_lowercase();
-        let t = self.snapshot();
-        let app = match host
+        self.route_for(host, platform_domain)
+            .map(|r| (r.app.to_string(), r.target))
+    }
+
+    /// The route for a request's host (port already stripped, any case), given the platform
+    /// domain (lowercase): `<app>.<domain>` or a custom domain. The router's per-request
+    /// lookup: no lock, no allocation for a lowercase host.
+    pub fn route_for(&self, host: &str, platform_domain: &str) -> Option<Route> {
+        let host = host.trim_end_matches('.');
+        let host: Cow<'_, str> = if host.bytes().any(|b| b.is_ascii_uppercase()) {
+            Cow::Owned(host.to_ascii_lowercase())
+        } else {
+            Cow::Borrowed(host)
+        };
+        let t = self.current.load();
+        let by_label = host
             .strip_suffix(platform_domain)
             .and_then(|h| h.strip_suffix('.'))
-        {
-            Some(label) if !label.contains('.') && t.apps.contains_key(label) => label.to_string(),
-            _ => t.domains.get(&host)?.clone(),
-        };
-        let target = t.apps.get(&app)?.clone();
-        Some((app, target))
+            .filter(|label| !label.contains('.'))
+            .and_then(|label| t.apps.get(label));
+        match by_label {
+            Some(route) => Some(route.clone()),
+            None => t.apps.get(t.domains.get(host.as_ref())?).cloned(),
+        }
     }
 
     /// The target of an app by name.
     pub fn get(&self, app: &str) -> Option<Target> {
-        self.snapshot().apps.get(app).cloned()
+        self.snapshot().apps.get(app).map(|r| r.target.clone())
     }
 }
 
-/// How many requests the router has forwarded (or answered) per app since start. Incrementing
-/// takes a read lock and an atomic add; only the first request of an app takes the write lock.
+/// How many requests the router has forwarded (or answered) per app since start. The router
+/// counts through the counter its [`Route`] holds (one atomic add); [`RequestCounts::record`]
+/// takes a read lock first.
 #[derive(Clone, Default)]
 pub struct RequestCounts {
     per_app: Arc<RwLock<HashMap<String, Arc<AtomicU64>>>>,
 }
 
 impl RequestCounts {
+    /// The counter of `app`, created at zero if it has none yet.
+    fn counter(&self, app: &str) -> Arc<AtomicU64> {
+        if let Some(c) = self
+            .per_app
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(app)
+        {
+            return c.clone();
+        }
+        self.per_app
+            .write()
+            .unwrap_or_else(|p| p.into_inner())
+            .entry(app.to_string())
+            .or_default()
+            .clone()
+    }
+
     /// Counts one request for `app`.
     pub fn record(&self, app: &str) {
         if let Some(c) = self

@@ -67,7 +67,7 @@ impl Application {
         let router = Router::new(
             services.routes.clone(),
             &services.config.domain,
-            Default::default(),
+            services.config.router_timeouts,
         );
         load_routes(&services)?;
         services

@@ -3,7 +3,8 @@
 //!
 //! - It reads only the [`RouteTable`] (written by the deploy engine and the domains API), never
 //!   the store or Docker: one lock-free snapshot load per request.
-//! - Bodies stream both ways; upstream connections are pooled and kept alive.
+//! - Bodies stream both ways; each client connection keeps its own upstream connection alive
+//!   and drives it from its own task (see [`upstream`]).
 //! - `Upgrade` (websockets) is passed through: after both sides switch protocols the two
 //!   connections are spliced.
 //! - Shutdown: stop accepting, let every connection finish its current request (bounded by a
@@ -14,14 +15,17 @@ pub mod acme;
 pub mod pages;
 mod proxy;
 pub mod tls;
+mod upstream;
 
 use crate::routing::RouteTable;
-use hyper_util::client::legacy::Client;
-use hyper_util::client::legacy::connect::HttpConnector;
-use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use futures_util::task::AtomicWaker;
+use hyper_util::rt::{TokioIo, TokioTimer};
 use std::future::Future;
 use std::net::SocketAddr;
+use std::pin::Pin;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::task::{Context, Poll, Wake, Waker};
 use std::time::Duration;
 use tokio::net::TcpListener;
 use tokio::sync::{mpsc, watch};
@@ -36,8 +40,6 @@ pub struct Timeouts {
     /// A client sending its request headers; also how long an idle keep-alive connection is
     /// kept (hyper starts this timer when it waits for the next request).
     pub client_headers: Duration,
-    /// Idle pooled upstream connections are closed after this.
-    pub upstream_idle: Duration,
     /// A TLS handshake.
     pub tls_handshake: Duration,
     /// How long shutdown waits for in-flight requests.
@@ -50,7 +52,6 @@ impl Default for Timeouts {
             connect: Duration::from_secs(5),
             upstream_headers: Duration::from_secs(60),
             client_headers: Duration::from_secs(30),
-            upstream_idle: Duration::from_secs(60),
             tls_handshake: Duration::from_secs(10),
             shutdown_grace: Duration::from_secs(10),
         }
@@ -83,29 +84,16 @@ struct Shared {
     routes: RouteTable,
     /// The platform domain: apps are `<app>.<domain>`.
     domain: String,
-    client: Client<HttpConnector, proxy::RequestBody>,
     challenges: acme::Challenges,
     timeouts: Timeouts,
 }
 
 impl Router {
     pub fn new(routes: RouteTable, domain: &str, timeouts: Timeouts) -> Router {
-        let mut connector = HttpConnector::new();
-        connector.set_connect_timeout(Some(timeouts.connect));
-        connector.set_nodelay(true);
-        // Upstreams are addresses from the route table, never names: no DNS on the hot path.
-        connector.enforce_http(true);
-        let client = Client::builder(TokioExecutor::new())
-            .pool_idle_timeout(timeouts.upstream_idle)
-            .pool_max_idle_per_host(256)
-            .pool_timer(TokioTimer::new())
-            .timer(TokioTimer::new())
-            .build(connector);
         Router {
             shared: Arc::new(Shared {
                 routes,
                 domain: domain.trim_end_matches('.').to_ascii_lowercase(),
-                client,
                 challenges: acme::Challenges::default(),
                 timeouts,
             }),
@@ -198,14 +186,13 @@ impl Router {
     ) where
         I: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
     {
-        let router = self.clone();
+        let client = Arc::new(proxy::Client::new(peer, scheme));
+        let shared = self.shared.clone();
+        let service_client = client.clone();
         let service = hyper::service::service_fn(move |req| {
-            let router = router.clone();
-            async move {
-                Ok::<_, std::convert::Infallible>(
-                    proxy::handle(&router.shared, req, peer, scheme).await,
-                )
-            }
+            let shared = shared.clone();
+            let client = service_client.clone();
+            async move { Ok::<_, std::convert::Infallible>(proxy::handle(&shared, &client, req).await) }
         });
         let conn = hyper::server::conn::http1::Builder::new()
             .timer(TokioTimer::new())
@@ -214,16 +201,74 @@ impl Router {
             .serve_connection(TokioIo::new(io), service)
             .with_upgrades();
         tokio::pin!(conn);
-        let result = tokio::select! {
-            r = conn.as_mut() => r,
-            _ = async { let _ = stop.wait_for(|s| *s).await; } => {
+        let mut stopping = OnWake::new(async move {
+            let _ = stop.wait_for(|s| *s).await;
+        });
+        let mut stopped = false;
+        // The client side first, then the upstream connection it may just have created or
+        // sent a request on: both are driven by this one task (see `upstream`).
+        let result = std::future::poll_fn(|cx| {
+            if !stopped && stopping.poll(cx).is_ready() {
+                stopped = true;
                 conn.as_mut().graceful_shutdown();
-                conn.await
             }
-        };
+            let r = conn.as_mut().poll(cx);
+            if r.is_pending() {
+                client.upstream.poll_driver(cx);
+            }
+            r
+        })
+        .await;
         if let Err(e) = result {
             // Clients that vanish or time out are routine for a proxy: not worth a warning.
             tracing::debug!(%peer, error = %e, "router connection ended with an error");
         }
+    }
+}
+
+/// A future polled only when it has woken itself, though it lives in a task that wakes for
+/// other reasons: the shutdown signal of a connection. Polling a `watch` wait takes the
+/// channel's waiter lock, which every connection shares; on each request of every connection
+/// that would be a lock all cores fight over, for a signal that comes once.
+struct OnWake<F> {
+    future: Pin<Box<F>>,
+    wake: Arc<WakeFlag>,
+}
+
+#[derive(Default)]
+struct WakeFlag {
+    woken: AtomicBool,
+    task: AtomicWaker,
+}
+
+impl Wake for WakeFlag {
+    fn wake(self: Arc<Self>) {
+        self.wake_by_ref();
+    }
+
+    fn wake_by_ref(self: &Arc<Self>) {
+        self.woken.store(true, Ordering::Release);
+        self.task.wake();
+    }
+}
+
+impl<F: Future> OnWake<F> {
+    fn new(future: F) -> Self {
+        let wake = Arc::new(WakeFlag::default());
+        // Polled the first time, to register.
+        wake.woken.store(true, Ordering::Relaxed);
+        OnWake {
+            future: Box::pin(future),
+            wake,
+        }
+    }
+
+    fn poll(&mut self, cx: &mut Context<'_>) -> Poll<F::Output> {
+        self.wake.task.register(cx.waker());
+        if !self.wake.woken.swap(false, Ordering::AcqRel) {
+            return Poll::Pending;
+        }
+        let waker = Waker::from(self.wake.clone());
+        self.future.as_mut().poll(&mut Context::from_waker(&waker))
     }
 }

@@ -2,12 +2,14 @@
 //! (RFC 9110 §7.6), forward, and stream the answer back; or answer with a page.
 
 use super::pages::{Page, wants_json};
+use super::upstream::{self, Slot};
 use super::{Scheme, Shared};
 use crate::routing::Target;
 use bytes::Bytes;
 use http_body_util::{Either, Full};
 use hyper::body::{Body as _, Incoming};
 use hyper::header::{self, HeaderMap, HeaderName, HeaderValue};
+use hyper::http::uri::PathAndQuery;
 use hyper::upgrade::OnUpgrade;
 use hyper::{Request, Response, StatusCode, Uri, Version};
 use hyper_util::rt::TokioIo;
@@ -40,7 +42,8 @@ fn page(json: bool, p: Page<'_>) -> Response<Body> {
     p.render(json).map(Either::Right)
 }
 
-/// The request's host without port, from `Host` or an absolute-form target.
+/// The request's host without port (as sent: any case), from `Host` or an absolute-form
+/// target.
 fn host_of(req: &Request<Incoming>) -> Option<&str> {
     let raw = req
         .headers()
@@ -69,74 +72,117 @@ fn wants_upgrade(headers: &HeaderMap) -> bool {
 
 /// Removes hop-by-hop fields: the fixed set and every field the `Connection` field names.
 fn strip_hop_by_hop(headers: &mut HeaderMap) {
-    let named: Vec<HeaderName> = headers
-        .get_all(header::CONNECTION)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(','))
-        .filter_map(|t| HeaderName::from_bytes(t.trim().as_bytes()).ok())
-        .collect();
-    for name in named {
-        headers.remove(name);
+    // Most messages have no `Connection` field at all (keep-alive is HTTP/1.1's default).
+    if headers.contains_key(header::CONNECTION) {
+        let named: Vec<HeaderName> = headers
+            .get_all(header::CONNECTION)
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .flat_map(|v| v.split(','))
+            .filter_map(|t| HeaderName::from_bytes(t.trim().as_bytes()).ok())
+            .collect();
+        for name in named {
+            headers.remove(name);
+        }
     }
     for name in HOP_BY_HOP {
         headers.remove(name);
     }
 }
 
-/// `for=` of RFC 7239: IPv6 addresses are quoted and bracketed.
-fn forwarded_node(ip: IpAddr) -> String {
-    match ip {
-        IpAddr::V4(v4) => v4.to_string(),
-        IpAddr::V6(v6) => format!("\"[{v6}]\""),
+/// One client connection as its requests see it: who is at the other end, computed once per
+/// connection rather than formatted on every request, and its upstream connection.
+pub(super) struct Client {
+    pub peer: SocketAddr,
+    pub scheme: Scheme,
+    /// The peer address as `X-Forwarded-For` names it.
+    xff: HeaderValue,
+    /// The peer address as `Forwarded: for=` names it (RFC 7239: IPv6 quoted, bracketed).
+    forwarded_for: String,
+    pub upstream: Slot,
+}
+
+impl Client {
+    pub fn new(peer: SocketAddr, scheme: Scheme) -> Client {
+        let ip = peer.ip().to_canonical();
+        Client {
+            peer,
+            scheme,
+            xff: HeaderValue::try_from(ip.to_string()).expect("an IP address is a header value"),
+            forwarded_for: match ip {
+                IpAddr::V4(v4) => v4.to_string(),
+                IpAddr::V6(v6) => format!("\"[{v6}]\""),
+            },
+            upstream: Slot::default(),
+        }
     }
 }
 
 /// Adds the forwarding fields. `X-Forwarded-For` and `Forwarded` are appended to (the client's
 /// own values come first; apps should trust the last entry, which is ours); `-Proto` and
 /// `-Host` are set, since only the router knows them.
-fn add_forwarding(headers: &mut HeaderMap, peer: SocketAddr, scheme: Scheme, host: &str) {
-    let ip = peer.ip().to_canonical();
+fn add_forwarding(headers: &mut HeaderMap, client: &Client, host: &str) {
     let xff = match headers.get(&X_FORWARDED_FOR).and_then(|v| v.to_str().ok()) {
-        Some(prev) if !prev.trim().is_empty() => format!("{prev}, {ip}"),
-        _ => ip.to_string(),
+        Some(prev) if !prev.trim().is_empty() => {
+            HeaderValue::try_from(format!("{prev}, {}", client.xff.to_str().unwrap_or("")))
+                .unwrap_or_else(|_| client.xff.clone())
+        }
+        _ => client.xff.clone(),
     };
-    let host_value = headers.get(header::HOST).cloned();
-    let quoted_host = host.replace(['"', '\\'], "");
-    let fwd = format!(
-        "for={};host=\"{quoted_host}\";proto={}",
-        forwarded_node(ip),
-        scheme.as_str()
+    let proto = client.scheme.as_str();
+    let prev = headers
+        .get(&FORWARDED)
+        .and_then(|v| v.to_str().ok())
+        .filter(|p| !p.trim().is_empty());
+    let mut fwd = String::with_capacity(
+        prev.map_or(0, |p| p.len() + 2) + client.forwarded_for.len() + host.len() + 24,
     );
-    let fwd = match headers.get(&FORWARDED).and_then(|v| v.to_str().ok()) {
-        Some(prev) if !prev.trim().is_empty() => format!("{prev}, {fwd}"),
-        _ => fwd,
-    };
-    if let Ok(v) = HeaderValue::from_str(&xff) {
-        headers.insert(X_FORWARDED_FOR, v);
+    if let Some(p) = prev {
+        fwd.push_str(p);
+        fwd.push_str(", ");
     }
-    if let Ok(v) = HeaderValue::from_str(&fwd) {
+    fwd.push_str("for=");
+    fwd.push_str(&client.forwarded_for);
+    fwd.push_str(";host=\"");
+    // The host is a quoted-string here; a name never holds these, so drop rather than escape.
+    fwd.extend(host.chars().filter(|c| !matches!(c, '"' | '\\')));
+    fwd.push_str("\";proto=");
+    fwd.push_str(proto);
+    headers.insert(X_FORWARDED_FOR, xff);
+    if let Ok(v) = HeaderValue::try_from(fwd) {
         headers.insert(FORWARDED, v);
     }
-    headers.insert(X_FORWARDED_PROTO, HeaderValue::from_static(scheme.as_str()));
-    if let Some(h) = host_value {
+    headers.insert(X_FORWARDED_PROTO, HeaderValue::from_static(proto));
+    if let Some(h) = headers.get(header::HOST).cloned() {
         headers.insert(X_FORWARDED_HOST, h);
     }
     headers.append(header::VIA, VIA_VALUE);
 }
 
+/// The access log line's fields that exist before the answer; taken only when the access log
+/// is enabled, so a router without it pays nothing for them.
+struct Access {
+    started: Instant,
+    method: hyper::Method,
+    uri: Uri,
+}
+
+fn access_log_on() -> bool {
+    tracing::enabled!(target: "scalefog::access", tracing::Level::INFO)
+}
+
 pub(super) async fn handle(
     shared: &Shared,
+    client: &Client,
     req: Request<Incoming>,
-    peer: SocketAddr,
-    scheme: Scheme,
 ) -> Response<Body> {
-    let started = Instant::now();
-    // Cheap clones (shared bytes) kept for the access log; formatted only if it is enabled.
-    let method = req.method().clone();
-    let uri = req.uri().clone();
+    let access = access_log_on().then(|| Access {
+        started: Instant::now(),
+        method: req.method().clone(),
+        uri: req.uri().clone(),
+    });
     let json = wants_json(req.headers());
-    let Some(host) = host_of(&req).map(str::to_ascii_lowercase) else {
+    let Some(host) = host_of(&req) else {
         return page(
             json,
             Page {
@@ -149,7 +195,7 @@ pub(super) async fn handle(
     };
 
     // ACME http-01 answers come first: the name being validated may not be routed yet.
-    if scheme == Scheme::Http
+    if client.scheme == Scheme::Http
         && req.uri().path().starts_with(super::acme::CHALLENGE_PREFIX)
         && let Some(answer) = shared.challenges.answer(req.uri().path())
     {
@@ -160,7 +206,8 @@ pub(super) async fn handle(
         return r;
     }
 
-    let Some((app, target)) = shared.routes.lookup(&host, &shared.domain) else {
+    let Some(route) = shared.routes.route_for(host, &shared.domain) else {
+        let host = host.to_ascii_lowercase();
         let r = page(
             json,
             Page {
@@ -172,11 +219,16 @@ pub(super) async fn handle(
                 ),
             },
         );
-        tracing::info!(target: "scalefog::access", %host, %method, path = %uri, status = 404, ms = started.elapsed().as_millis() as u64, "no app for host");
+        if let Some(a) = access {
+            tracing::info!(target: "scalefog::access", %host, method = %a.method, path = %a.uri, status = 404, ms = a.started.elapsed().as_millis() as u64, "no app for host");
+        }
         return r;
     };
-    shared.routes.counts().record(&app);
-    let response = match target {
+    route.count_request();
+    let app = &*route.app;
+    // Owned: the request (which the host borrows) goes upstream.
+    let host = host.to_ascii_lowercase();
+    let response = match route.target {
         Target::Unavailable(state) => page(
             json,
             Page {
@@ -189,29 +241,27 @@ pub(super) async fn handle(
                 },
             },
         ),
-        Target::Serving(upstream) => {
-            forward(shared, req, peer, scheme, &host, &app, upstream, json).await
-        }
+        Target::Serving(upstream) => forward(shared, client, req, &host, app, upstream, json).await,
     };
-    tracing::info!(
-        target: "scalefog::access",
-        %app,
-        %host,
-        %method,
-        path = %uri,
-        status = response.status().as_u16(),
-        ms = started.elapsed().as_millis() as u64,
-        %peer,
-    );
+    if let Some(a) = access {
+        tracing::info!(
+            target: "scalefog::access",
+            %app,
+            %host,
+            method = %a.method,
+            path = %a.uri,
+            status = response.status().as_u16(),
+            ms = a.started.elapsed().as_millis() as u64,
+            peer = %client.peer,
+        );
+    }
     response
 }
 
-#[allow(clippy::too_many_arguments)]
 async fn forward(
     shared: &Shared,
+    client: &Client,
     req: Request<Incoming>,
-    peer: SocketAddr,
-    scheme: Scheme,
     host: &str,
     app: &str,
     upstream: SocketAddr,
@@ -230,47 +280,53 @@ async fn forward(
             .headers
             .insert(header::CONNECTION, HeaderValue::from_static("upgrade"));
     }
-    add_forwarding(&mut parts.headers, peer, scheme, host);
-    let pq = parts.uri.path_and_query().map_or("/", |p| p.as_str());
-    parts.uri = match Uri::builder()
-        .scheme("http")
-        .authority(upstream.to_string())
-        .path_and_query(pq)
-        .build()
-    {
-        Ok(u) => u,
-        Err(_) => {
-            return page(
-                json,
-                Page {
-                    status: StatusCode::BAD_REQUEST,
-                    code: "bad_request",
-                    title: "Bad request",
-                    message: "the request target cannot be forwarded".into(),
-                },
-            );
+    add_forwarding(&mut parts.headers, client, host);
+    // The upstream gets origin-form (`/path?query`) and the original Host; a client's
+    // absolute-form target (`GET http://host/path`) becomes origin-form, and its authority
+    // the Host if the request had none.
+    if parts.uri.authority().is_some() {
+        if !parts.headers.contains_key(header::HOST)
+            && let Some(a) = parts.uri.authority()
+            && let Ok(v) = HeaderValue::from_str(a.as_str())
+        {
+            parts.headers.insert(header::HOST, v);
         }
-    };
+        let pq = parts
+            .uri
+            .path_and_query()
+            .cloned()
+            .unwrap_or_else(|| PathAndQuery::from_static("/"));
+        parts.uri = Uri::from(pq);
+    }
     parts.version = Version::HTTP_11;
     let (body, body_sent) = RequestBody::new(body);
     let upstream_req = Request::from_parts(parts, body);
 
     // The response-header timeout counts from the end of the request body, so a slow upload
     // is not cut off; only an app that has everything and still does not answer is.
-    let response = shared.client.request(upstream_req);
+    let connect = shared.timeouts.connect;
+    let response = async {
+        if upgrade {
+            upstream::send_upgrade(upstream, upstream_req, connect).await
+        } else {
+            client.upstream.send(upstream, upstream_req, connect).await
+        }
+    };
     tokio::pin!(response);
     let timeout = shared.timeouts.upstream_headers;
     let sent = tokio::select! {
         r = &mut response => Ok(r),
         _ = async {
-            let _ = body_sent.await;
+            if let Some(sent) = body_sent {
+                let _ = sent.await;
+            }
             tokio::time::sleep(timeout).await;
         } => Err(()),
     };
     let mut resp = match sent {
         Ok(Ok(r)) => r,
         Ok(Err(e)) => {
-            tracing::warn!(%app, %upstream, error = %error_chain(&e), "upstream failed");
+            tracing::warn!(%app, %upstream, error = %e, "upstream failed");
             return page(
                 json,
                 Page {
@@ -333,15 +389,20 @@ pub(super) struct RequestBody {
 }
 
 impl RequestBody {
-    fn new(inner: Incoming) -> (RequestBody, tokio::sync::oneshot::Receiver<()>) {
+    /// The body, and what tells when it has been sent; `None` for an empty body (most
+    /// requests), which is "sent" at once and needs no channel.
+    fn new(inner: Incoming) -> (RequestBody, Option<tokio::sync::oneshot::Receiver<()>>) {
+        if inner.is_end_stream() {
+            return (RequestBody { inner, sent: None }, None);
+        }
         let (tx, rx) = tokio::sync::oneshot::channel();
-        let mut body = RequestBody {
-            inner,
-            sent: Some(tx),
-        };
-        // An empty body is never polled: it is "sent" at once.
-        body.check_end();
-        (body, rx)
+        (
+            RequestBody {
+                inner,
+                sent: Some(tx),
+            },
+            Some(rx),
+        )
     }
 
     fn check_end(&mut self) {
@@ -383,18 +444,6 @@ impl hyper::body::Body for RequestBody {
     }
 }
 
-/// An error with its causes, for the log (hyper's top-level messages are terse).
-fn error_chain(e: &dyn std::error::Error) -> String {
-    let mut s = e.to_string();
-    let mut cur = e.source();
-    while let Some(c) = cur {
-        s.push_str(": ");
-        s.push_str(&c.to_string());
-        cur = c.source();
-    }
-    s
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -429,7 +478,7 @@ mod tests {
         h.insert(X_FORWARDED_FOR, HeaderValue::from_static("10.0.0.1"));
         h.insert(X_FORWARDED_PROTO, HeaderValue::from_static("https"));
         let peer: SocketAddr = "[2001:db8::1]:5555".parse().unwrap();
-        add_forwarding(&mut h, peer, Scheme::Http, "blog.localhost");
+        add_forwarding(&mut h, &Client::new(peer, Scheme::Http), "blog.localhost");
         assert_eq!(h[&X_FORWARDED_FOR], "10.0.0.1, 2001:db8::1");
         assert_eq!(h[&X_FORWARDED_PROTO], "http");
         assert_eq!(h[&X_FORWARDED_HOST], "blog.localhost:8000");

@@ -224,6 +224,148 @@ async fn an_upstream_that_refuses_connections_gets_a_502_page() {
 }
 
 #[tokio::test]
+async fn an_app_that_never_answers_gets_a_504_page_after_the_response_header_timeout() {
+    let _gate = MEMORY_GATE.read().await;
+    let app = spawn_app_with(|c| {
+        c.router_timeouts.upstream_headers = Duration::from_millis(200);
+    })
+    .await;
+    // Accepts, reads the request, and says nothing.
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let mute = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        let mut held = Vec::new();
+        while let Ok((s, _)) = listener.accept().await {
+            held.push(s);
+        }
+    });
+    app.route("mute", mute);
+    let r = app
+        .client
+        .get(format!("http://127.0.0.1:{}/", app.proxy_port))
+        .header("Host", "mute.localhost")
+        .header("Accept", "application/json")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::GATEWAY_TIMEOUT);
+    assert_eq!(error_body(r).await["error"], "gateway_timeout");
+}
+
+/// An upstream app that counts the connections it accepts and, when `close` is set, ends each
+/// one after its first answer (`Connection: close`), as apps with keep-alive off do.
+async fn counting_upstream(close: bool) -> (SocketAddr, Arc<AtomicU64>) {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let accepted = Arc::new(AtomicU64::new(0));
+    let count = accepted.clone();
+    tokio::spawn(async move {
+        while let Ok((stream, _)) = listener.accept().await {
+            count.fetch_add(1, Ordering::SeqCst);
+            tokio::spawn(async move {
+                let service = service_fn(move |_req: Request<Incoming>| async move {
+                    let mut r = Response::new(Full::new(Bytes::from_static(b"hello")));
+                    if close {
+                        r.headers_mut()
+                            .insert("connection", "close".parse().unwrap());
+                    }
+                    Ok::<_, Infallible>(r)
+                });
+                let _ = hyper::server::conn::http1::Builder::new()
+                    .serve_connection(TokioIo::new(stream), service)
+                    .await;
+            });
+        }
+    });
+    (addr, accepted)
+}
+
+#[tokio::test]
+async fn a_client_connection_keeps_one_upstream_connection_and_replaces_it_when_the_app_closes_it()
+{
+    let _gate = MEMORY_GATE.read().await;
+    let app = spawn_app().await;
+    let (keeps, kept_count) = counting_upstream(false).await;
+    let (closes, closed_count) = counting_upstream(true).await;
+    app.route("keeps", keeps);
+    app.route("closes", closes);
+    // One client connection, reused for every request.
+    let client = reqwest::Client::builder()
+        .pool_max_idle_per_host(1)
+        .build()
+        .unwrap();
+    let get = |host: &'static str| {
+        client
+            .get(format!("http://127.0.0.1:{}/", app.proxy_port))
+            .header("Host", host)
+            .send()
+    };
+    for _ in 0..5 {
+        let r = get("keeps.localhost").await.unwrap();
+        assert_eq!(r.status(), StatusCode::OK);
+        assert_eq!(r.text().await.unwrap(), "hello");
+    }
+    assert_eq!(kept_count.load(Ordering::SeqCst), 1);
+    for _ in 0..5 {
+        let r = get("closes.localhost").await.unwrap();
+        assert_eq!(r.status(), StatusCode::OK);
+        // The app's Connection: close is about its own connection, not the client's.
+        assert!(r.headers().get("connection").is_none());
+        assert_eq!(r.text().await.unwrap(), "hello");
+    }
+    assert_eq!(closed_count.load(Ordering::SeqCst), 5);
+    // Back to the first app: a new upstream connection, since the last one went elsewhere.
+    assert_eq!(
+        get("keeps.localhost").await.unwrap().status(),
+        StatusCode::OK
+    );
+    assert_eq!(kept_count.load(Ordering::SeqCst), 2);
+}
+
+#[tokio::test]
+async fn an_app_closing_idle_connections_without_notice_fails_no_request() {
+    let _gate = MEMORY_GATE.read().await;
+    let app = spawn_app().await;
+    // Answers one request per connection, then closes it without `Connection: close`, as an
+    // app whose keep-alive timeout has passed does.
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        while let Ok((mut stream, _)) = listener.accept().await {
+            tokio::spawn(async move {
+                use tokio::io::{AsyncReadExt, AsyncWriteExt};
+                let mut buf = vec![0u8; 4096];
+                let mut got = Vec::new();
+                while !got.windows(4).any(|w| w == b"\r\n\r\n") {
+                    match stream.read(&mut buf).await {
+                        Ok(0) | Err(_) => return,
+                        Ok(n) => got.extend_from_slice(&buf[..n]),
+                    }
+                }
+                let _ = stream
+                    .write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 5\r\n\r\nhello")
+                    .await;
+            });
+        }
+    });
+    app.route("curt", addr);
+    let client = reqwest::Client::builder()
+        .pool_max_idle_per_host(1)
+        .build()
+        .unwrap();
+    for _ in 0..20 {
+        let r = client
+            .get(format!("http://127.0.0.1:{}/", app.proxy_port))
+            .header("Host", "curt.localhost")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), StatusCode::OK);
+        assert_eq!(r.text().await.unwrap(), "hello");
+    }
+}
+
+#[tokio::test]
 async fn a_websocket_echoes_through_the_router() {
     let _gate = MEMORY_GATE.read().await;
     let app = spawn_app().await;

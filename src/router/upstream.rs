@@ -1,0 +1,177 @@
+//! Upstream connections, one per client connection.
+//!
+//! An HTTP/1.1 client connection carries one request at a time, so one upstream connection per
+//! client connection is all it can use. Each client connection therefore owns its upstream
+//! connection (a plain `hyper::client::conn::http1` handshake), keeps it while both stay
+//! alive and the app's address does not change, and opens a new one otherwise.
+//!
+//! The upstream connection is driven by the client connection's own task ([`Slot::poll_driver`],
+//! called right after the server side is polled), not by a task of its own: a request and its
+//! response then never hop between tasks or threads, which is what a shared pool (its own
+//! connection tasks, a checkout, a channel per request) costs on every request. The lifetime of
+//! an idle upstream connection is that of its idle client connection (`client_headers`).
+//!
+//! Upgrades (websockets) are the exception: their upstream connection must outlive the client
+//! connection's HTTP task (the two sockets are spliced after it ends), so it gets a task.
+
+use super::proxy::RequestBody;
+use hyper::body::Incoming;
+use hyper::client::conn::http1::{Connection, SendRequest};
+use hyper::{Request, Response};
+use hyper_util::rt::TokioIo;
+use std::future::Future;
+use std::net::SocketAddr;
+use std::pin::Pin;
+use std::sync::Mutex;
+use std::task::{Context, Poll};
+use std::time::Duration;
+use tokio::net::TcpStream;
+
+type Driver = Pin<Box<Connection<TokioIo<TcpStream>, RequestBody>>>;
+
+/// Why a request could not be sent upstream (all answered with a 502).
+#[derive(Debug, thiserror::Error)]
+pub enum UpstreamError {
+    #[error("cannot connect: {0}")]
+    Connect(std::io::Error),
+    #[error("connecting timed out")]
+    ConnectTimeout,
+    #[error("{}", chain(.0))]
+    Http(#[from] hyper::Error),
+}
+
+/// An error with its causes (hyper's top-level messages are terse).
+fn chain(e: &dyn std::error::Error) -> String {
+    let mut s = e.to_string();
+    let mut cur = e.source();
+    while let Some(c) = cur {
+        s.push_str(": ");
+        s.push_str(&c.to_string());
+        cur = c.source();
+    }
+    s
+}
+
+/// The upstream connection of one client connection. The mutex is never contended: only the
+/// client connection's task touches it, and never across an `await`.
+#[derive(Default)]
+pub(super) struct Slot {
+    inner: Mutex<Inner>,
+}
+
+#[derive(Default)]
+struct Inner {
+    /// Where the current connection goes and its sender; `None` while a request is being
+    /// handed to it, or when there is no connection.
+    sender: Option<(SocketAddr, SendRequest<RequestBody>)>,
+    driver: Option<Driver>,
+}
+
+impl Slot {
+    fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {
+        self.inner.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Drives the current upstream connection; called by the client connection's task each
+    /// time it is polled, so the connection progresses whenever either socket does.
+    pub(super) fn poll_driver(&self, cx: &mut Context<'_>) {
+        let mut inner = self.lock();
+        if let Some(driver) = inner.driver.as_mut()
+            && let Poll::Ready(r) = driver.as_mut().poll(cx)
+        {
+            if let Err(e) = r {
+                tracing::debug!(error = %chain(&e), "upstream connection ended");
+            }
+            inner.driver = None;
+            inner.sender = None;
+        }
+    }
+
+    /// Sends `req` to `addr`: over the kept connection when it goes there and is still open,
+    /// else over a new one. A request the kept connection turned down unsent (the app closed it
+    /// meanwhile) goes once more over a new connection; a request already sent is never
+    /// repeated.
+    pub(super) async fn send(
+        &self,
+        addr: SocketAddr,
+        mut req: Request<RequestBody>,
+        connect_timeout: Duration,
+    ) -> Result<Response<Incoming>, UpstreamError> {
+        let kept = {
+            let mut inner = self.lock();
+            match inner.sender.take() {
+                Some((a, s)) if a == addr => Some(s),
+                // Another address (a new release): the old connection is done with, since
+                // its client connection sends one request at a time.
+                _ => {
+                    inner.driver = None;
+                    None
+                }
+            }
+        };
+        if let Some(mut sender) = kept {
+            // Ready at once in the common case; else the driver (polled by this same task)
+            // is finishing the previous response, or the connection has closed.
+            let ready = sender.is_ready()
+                || matches!(
+                    tokio::time::timeout(connect_timeout, sender.ready()).await,
+                    Ok(Ok(()))
+                );
+            if ready {
+                let response = sender.try_send_request(req);
+                self.lock().sender = Some((addr, sender));
+                match response.await {
+                    Ok(r) => return Ok(r),
+                    Err(mut e) => match e.take_message() {
+                        Some(unsent) => req = unsent,
+                        None => return Err(e.into_error().into()),
+                    },
+                }
+            }
+        }
+        let (mut sender, driver) = connect(addr, connect_timeout).await?;
+        let response = sender.send_request(req);
+        {
+            let mut inner = self.lock();
+            inner.sender = Some((addr, sender));
+            inner.driver = Some(Box::pin(driver));
+        }
+        Ok(response.await?)
+    }
+}
+
+/// A new upstream connection. `TCP_NODELAY`: a proxy writes whole messages, and waiting to
+/// coalesce them only adds latency.
+async fn connect(
+    addr: SocketAddr,
+    timeout: Duration,
+) -> Result<
+    (
+        SendRequest<RequestBody>,
+        Connection<TokioIo<TcpStream>, RequestBody>,
+    ),
+    UpstreamError,
+> {
+    let stream = tokio::time::timeout(timeout, TcpStream::connect(addr))
+        .await
+        .map_err(|_| UpstreamError::ConnectTimeout)?
+        .map_err(UpstreamError::Connect)?;
+    let _ = stream.set_nodelay(true);
+    Ok(hyper::client::conn::http1::handshake(TokioIo::new(stream)).await?)
+}
+
+/// Sends an `Upgrade` request over a connection of its own, driven by its own task so that it
+/// can hand its socket over after `101 Switching Protocols`.
+pub(super) async fn send_upgrade(
+    addr: SocketAddr,
+    req: Request<RequestBody>,
+    connect_timeout: Duration,
+) -> Result<Response<Incoming>, UpstreamError> {
+    let (mut sender, driver) = connect(addr, connect_timeout).await?;
+    tokio::spawn(async move {
+        if let Err(e) = driver.with_upgrades().await {
+            tracing::debug!(error = %chain(&e), "upgraded upstream connection ended");
+        }
+    });
+    Ok(sender.send_request(req).await?)
+}
