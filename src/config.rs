@@ -43,6 +43,28 @@ pub struct SettingsArgs {
     /// `_.<domain>` for a wildcard [default: <data_dir>/certs]
     #[arg(long, env = "SCALEFOG_TLS_DIR", value_name = "DIR", global = true)]
     pub tls_dir: Option<PathBuf>,
+    /// Turns on automatic certificates (ACME http-01) for every app host and custom domain,
+    /// with this contact address. Needs https_listen, public DNS names and port 80 reaching
+    /// proxy_listen [default: off]
+    #[arg(long, env = "SCALEFOG_ACME_EMAIL", value_name = "EMAIL", global = true)]
+    pub acme_email: Option<String>,
+    /// ACME directory URL [default: Let's Encrypt, https://acme-v02.api.letsencrypt.org/directory]
+    #[arg(
+        long,
+        env = "SCALEFOG_ACME_DIRECTORY",
+        value_name = "URL",
+        global = true
+    )]
+    pub acme_directory: Option<String>,
+    /// PEM root certificate to trust for the ACME directory, for a private or test CA
+    /// [default: the public web roots]
+    #[arg(
+        long,
+        env = "SCALEFOG_ACME_CA_FILE",
+        value_name = "FILE",
+        global = true
+    )]
+    pub acme_ca_file: Option<PathBuf>,
     /// Apps are served at http://<app>.<domain> [default: localhost]
     #[arg(long, env = "SCALEFOG_DOMAIN", value_name = "DOMAIN", global = true)]
     pub domain: Option<String>,
@@ -105,6 +127,9 @@ struct FileSettings {
     proxy_listen: Option<String>,
     https_listen: Option<String>,
     tls_dir: Option<PathBuf>,
+    acme_email: Option<String>,
+    acme_directory: Option<String>,
+    acme_ca_file: Option<PathBuf>,
     domain: Option<String>,
     docker_host: Option<String>,
     public_ssh_host: Option<String>,
@@ -126,6 +151,8 @@ pub struct Config {
     pub https_listen: Option<SocketAddr>,
     /// Where the router's certificates are (absolute).
     pub tls_dir: PathBuf,
+    /// Automatic certificates, when `acme_email` is set.
+    pub acme: Option<Acme>,
     pub domain: String,
     pub docker_host: String,
     pub public_ssh_host: String,
@@ -139,6 +166,18 @@ pub struct Config {
     /// The router's time limits. Not a setting (the defaults suit every deployment we know
     /// of); tests shorten them to see them act.
     pub router_timeouts: crate::router::Timeouts,
+}
+
+/// Let's Encrypt's production directory.
+pub const LETS_ENCRYPT: &str = "https://acme-v02.api.letsencrypt.org/directory";
+
+/// The ACME settings.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Acme {
+    pub email: String,
+    pub directory: String,
+    /// The only root trusted for the directory's HTTPS, if set (absolute).
+    pub ca_file: Option<PathBuf>,
 }
 
 /// A setting that cannot be used; the message is one line naming it.
@@ -228,6 +267,41 @@ impl Config {
             .or(file.tls_dir.clone())
             // Paths other than the data dir itself live under it unless given absolute.
             .map_or_else(|| data_dir.join("certs"), |p| absolute(&data_dir, &p));
+        let acme = match args.acme_email.clone().or(file.acme_email.clone()) {
+            Some(email) if !email.trim().is_empty() => {
+                let email = email.trim().to_string();
+                let valid = email.split_once('@').is_some_and(|(local, host)| {
+                    !local.is_empty() && host.contains('.') && !host.ends_with('.')
+                }) && !email.chars().any(|c| c.is_whitespace() || c == ',');
+                if !valid {
+                    return Err(ConfigError(format!(
+                        "invalid acme_email '{email}': expected an address like you@example.com"
+                    )));
+                }
+                if https_listen.is_none() {
+                    return Err(ConfigError(
+                        "acme_email needs https_listen: ACME certificates are served there".into(),
+                    ));
+                }
+                let directory = pick(&args.acme_directory, &file.acme_directory, LETS_ENCRYPT);
+                if !directory.starts_with("https://") {
+                    return Err(ConfigError(format!(
+                        "invalid acme_directory '{directory}': expected an https:// URL"
+                    )));
+                }
+                let ca_file = args
+                    .acme_ca_file
+                    .clone()
+                    .or(file.acme_ca_file.clone())
+                    .map(|p| absolute(&data_dir, &p));
+                Some(Acme {
+                    email,
+                    directory,
+                    ca_file,
+                })
+            }
+            _ => None,
+        };
         let domain = pick(&args.domain, &file.domain, "localhost")
             .trim()
             .trim_end_matches('.')
@@ -301,6 +375,7 @@ impl Config {
             proxy_listen,
             https_listen,
             tls_dir,
+            acme,
             domain,
             docker_host,
             public_ssh_host,
@@ -323,6 +398,7 @@ impl Config {
             proxy_listen: any,
             https_listen: None,
             tls_dir: data_dir.join("certs"),
+            acme: None,
             domain: "localhost".into(),
             docker_host: std::env::var("DOCKER_HOST")
                 .unwrap_or_else(|_| "unix:///var/run/docker.sock".into()),
@@ -469,6 +545,65 @@ mod tests {
         assert_eq!(
             Config::load(&args).unwrap().tls_dir,
             Path::new("/srv/scalefog/my-certs")
+        );
+    }
+
+    #[test]
+    fn acme_is_off_by_default_and_on_with_an_email_defaulting_to_lets_encrypt() {
+        assert_eq!(Config::load(&SettingsArgs::default()).unwrap().acme, None);
+        let args = SettingsArgs {
+            data_dir: Some("/srv/scalefog".into()),
+            https_listen: Some("0.0.0.0:443".into()),
+            acme_email: Some("ops@example.com".into()),
+            acme_ca_file: Some("private-ca.pem".into()),
+            ..Default::default()
+        };
+        assert_eq!(
+            Config::load(&args).unwrap().acme,
+            Some(Acme {
+                email: "ops@example.com".into(),
+                directory: LETS_ENCRYPT.into(),
+                ca_file: Some("/srv/scalefog/private-ca.pem".into()),
+            })
+        );
+    }
+
+    #[test]
+    fn acme_without_https_or_with_a_bad_email_or_directory_is_refused_naming_the_setting() {
+        let base = SettingsArgs {
+            https_listen: Some("0.0.0.0:443".into()),
+            acme_email: Some("ops@example.com".into()),
+            ..Default::default()
+        };
+        let no_https = SettingsArgs {
+            https_listen: None,
+            ..base.clone()
+        };
+        assert!(
+            Config::load(&no_https)
+                .unwrap_err()
+                .0
+                .contains("https_listen")
+        );
+        let bad_email = SettingsArgs {
+            acme_email: Some("not an email".into()),
+            ..base.clone()
+        };
+        assert!(
+            Config::load(&bad_email)
+                .unwrap_err()
+                .0
+                .contains("acme_email")
+        );
+        let plain_http = SettingsArgs {
+            acme_directory: Some("http://ca.example/dir".into()),
+            ..base
+        };
+        assert!(
+            Config::load(&plain_http)
+                .unwrap_err()
+                .0
+                .contains("acme_directory")
         );
     }
 }

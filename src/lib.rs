@@ -26,6 +26,7 @@
 #![forbid(unsafe_code)]
 
 pub mod accounts;
+pub mod acme;
 pub mod api;
 pub mod apps;
 pub mod config;

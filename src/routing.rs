@@ -59,7 +59,7 @@ struct Table {
     domains: HashMap<String, String>,
 }
 
-#[derive(Clone, Default)]
+#[derive(Clone)]
 pub struct RouteTable {
     // Readers load the current snapshot without taking a lock (arc-swap), so the router's hot
     // path never waits on a writer; writers build a new table and swap it in. Writers are
@@ -67,6 +67,19 @@ pub struct RouteTable {
     current: Arc<ArcSwap<Table>>,
     write_lock: Arc<Mutex<()>>,
     counts: RequestCounts,
+    // Bumped on every update, for whoever follows the set of hosts (the ACME client).
+    changes: Arc<tokio::sync::watch::Sender<u64>>,
+}
+
+impl Default for RouteTable {
+    fn default() -> Self {
+        RouteTable {
+            current: Arc::default(),
+            write_lock: Arc::default(),
+            counts: RequestCounts::default(),
+            changes: Arc::new(tokio::sync::watch::Sender::new(0)),
+        }
+    }
 }
 
 impl RouteTable {
@@ -79,6 +92,26 @@ impl RouteTable {
         let mut next = (**self.current.load()).clone();
         f(&mut next);
         self.current.store(Arc::new(next));
+        self.changes.send_modify(|v| *v = v.wrapping_add(1));
+    }
+
+    /// A receiver that sees a change after every update of the table.
+    pub fn subscribe(&self) -> tokio::sync::watch::Receiver<u64> {
+        self.changes.subscribe()
+    }
+
+    /// Every host name the table routes: `<app>.<platform_domain>` for each app, and each
+    /// custom domain; sorted.
+    pub fn hosts(&self, platform_domain: &str) -> Vec<String> {
+        let t = self.snapshot();
+        let mut out: Vec<String> = t
+            .apps
+            .keys()
+            .map(|app| format!("{app}.{platform_domain}"))
+            .chain(t.domains.keys().cloned())
+            .collect();
+        out.sort();
+        out
     }
 
     /// Sets an app's target only if the table has none for it yet: used to mark a new or

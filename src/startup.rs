@@ -26,6 +26,8 @@ pub struct Application {
     proxy: tokio::net::TcpListener,
     proxy_port: u16,
     https: Option<(tokio::net::TcpListener, tokio_rustls::TlsAcceptor)>,
+    /// Obtains certificates for the HTTPS listener, when `acme_email` is set.
+    acme: Option<crate::acme::CertManager>,
     https_port: Option<u16>,
 }
 
@@ -73,12 +75,23 @@ impl Application {
         services
             .apps
             .register_resources(Arc::new(RouteSync(services.routes.clone())));
+        let mut acme = None;
         let https = match https {
             Some(listener) => {
                 let certs = Arc::new(crate::router::tls::CertStore::load_dir(
                     &services.config.tls_dir,
                 )?);
-                if certs.is_empty() {
+                if let Some(settings) = &services.config.acme {
+                    acme = Some(crate::acme::CertManager::new(
+                        settings.clone(),
+                        certs.clone(),
+                        router.challenges().clone(),
+                        services.routes.clone(),
+                        &services.config.domain,
+                        &services.config.tls_dir,
+                        &services.config.data_dir,
+                    ));
+                } else if certs.is_empty() {
                     tracing::warn!(tls_dir = %services.config.tls_dir.display(), "https_listen is set but tls_dir holds no certificate");
                 }
                 let acceptor = tokio_rustls::TlsAcceptor::from(certs.server_config()?);
@@ -120,6 +133,7 @@ impl Application {
             proxy,
             proxy_port,
             https,
+            acme,
             https_port,
         })
     }
@@ -186,6 +200,7 @@ impl Application {
                 until_stopped(router_stopped.clone()),
             )));
         }
+        let acme = self.acme.map(|m| tokio::spawn(m.run()));
         tracing::info!(
             http = %self.services.config.http_listen.ip(),
             port = self.http_port,
@@ -210,6 +225,9 @@ impl Application {
         }
         control.abort();
         reconciler.abort();
+        if let Some(acme) = acme {
+            acme.abort();
+        }
         let _ = std::fs::remove_file(crate::control::socket_path(&self.services.config.data_dir));
         Ok(())
     }

@@ -14,6 +14,7 @@ use rustls::sign::CertifiedKey;
 use std::collections::HashMap;
 use std::path::Path;
 use std::sync::{Arc, RwLock};
+use std::time::{Duration, SystemTime};
 
 /// The certificate file in a domain's directory.
 pub const CERT_FILE: &str = "fullchain.pem";
@@ -24,7 +25,14 @@ pub const KEY_FILE: &str = "privkey.pem";
 #[derive(Debug)]
 pub struct CertStore {
     provider: Arc<CryptoProvider>,
-    by_name: RwLock<HashMap<String, Arc<CertifiedKey>>>,
+    by_name: RwLock<HashMap<String, Entry>>,
+}
+
+#[derive(Debug, Clone)]
+struct Entry {
+    key: Arc<CertifiedKey>,
+    /// The end of the leaf certificate's validity.
+    not_after: SystemTime,
 }
 
 impl Default for CertStore {
@@ -38,7 +46,9 @@ impl Default for CertStore {
 
 impl CertStore {
     /// Loads every `<name>/fullchain.pem` + `<name>/privkey.pem` under `dir`. A missing
-    /// directory is an empty store; an unreadable or mismatched pair is an error naming it.
+    /// directory is an empty store, an unreadable directory an error. A pair that cannot be
+    /// used (unreadable, or the key not the certificate's) is logged and skipped: one broken
+    /// domain must not keep every other app off HTTPS.
     pub fn load_dir(dir: &Path) -> anyhow::Result<CertStore> {
         let store = CertStore::default();
         let entries = match std::fs::read_dir(dir) {
@@ -58,11 +68,13 @@ impl CertStore {
                 tracing::warn!(dir = %path.display(), "skipping a tls_dir entry without {CERT_FILE} and {KEY_FILE}");
                 continue;
             }
-            let cert = std::fs::read(&cert)?;
-            let key = std::fs::read(&key)?;
-            store
-                .insert_pem(&name, &cert, &key)
-                .map_err(|e| anyhow::anyhow!("certificate in {}: {e}", path.display()))?;
+            let loaded = std::fs::read(&cert)
+                .and_then(|c| Ok((c, std::fs::read(&key)?)))
+                .map_err(anyhow::Error::from)
+                .and_then(|(cert, key)| store.insert_pem(&name, &cert, &key));
+            if let Err(e) = loaded {
+                tracing::error!(dir = %path.display(), error = %e, "skipping an unusable certificate");
+            }
         }
         Ok(store)
     }
@@ -76,6 +88,7 @@ impl CertStore {
         anyhow::ensure!(!chain.is_empty(), "no certificate in the PEM");
         let key = PrivateKeyDer::from_pem_slice(key_pem)
             .map_err(|e| anyhow::anyhow!("bad private key PEM: {e:?}"))?;
+        let not_after = not_after(&chain[0])?;
         let certified = CertifiedKey::from_der(chain, key, &self.provider)
             .map_err(|e| anyhow::anyhow!("certificate and key do not go together: {e}"))?;
         let mut name = name.trim().trim_end_matches('.').to_ascii_lowercase();
@@ -85,12 +98,27 @@ impl CertStore {
         self.by_name
             .write()
             .unwrap_or_else(|p| p.into_inner())
-            .insert(name, Arc::new(certified));
+            .insert(
+                name,
+                Entry {
+                    key: Arc::new(certified),
+                    not_after,
+                },
+            );
         Ok(())
     }
 
     /// The certificate for a server name: exact match first, then a wildcard of its parent.
     pub fn find(&self, server_name: &str) -> Option<Arc<CertifiedKey>> {
+        self.entry(server_name).map(|e| e.key)
+    }
+
+    /// When the certificate that would serve `server_name` stops being valid, if there is one.
+    pub fn expires(&self, server_name: &str) -> Option<SystemTime> {
+        self.entry(server_name).map(|e| e.not_after)
+    }
+
+    fn entry(&self, server_name: &str) -> Option<Entry> {
         let name = server_name.trim_end_matches('.').to_ascii_lowercase();
         let map = self.by_name.read().unwrap_or_else(|p| p.into_inner());
         map.get(&name).cloned().or_else(|| {
@@ -118,9 +146,64 @@ impl CertStore {
     }
 }
 
+/// The end of a certificate's validity period.
+fn not_after(cert: &CertificateDer<'_>) -> anyhow::Result<SystemTime> {
+    let (_, parsed) = x509_parser::parse_x509_certificate(cert)
+        .map_err(|e| anyhow::anyhow!("unreadable certificate: {e}"))?;
+    let secs = parsed.validity().not_after.timestamp();
+    Ok(SystemTime::UNIX_EPOCH + Duration::from_secs(u64::try_from(secs).unwrap_or(0)))
+}
+
 impl ResolvesServerCert for CertStore {
     fn resolve(&self, hello: ClientHello<'_>) -> Option<Arc<CertifiedKey>> {
         // Without SNI (an IP literal) there is no name to choose by: the handshake fails.
         self.find(hello.server_name()?)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn write_pair(dir: &Path, name: &str, days: i64) -> rcgen::KeyPair {
+        let key = rcgen::KeyPair::generate().unwrap();
+        let mut params = rcgen::CertificateParams::new(vec![name.to_string()]).unwrap();
+        params.not_after = time::OffsetDateTime::now_utc() + time::Duration::days(days);
+        let cert = params.self_signed(&key).unwrap();
+        let d = dir.join(name);
+        std::fs::create_dir_all(&d).unwrap();
+        std::fs::write(d.join(CERT_FILE), cert.pem()).unwrap();
+        std::fs::write(d.join(KEY_FILE), key.serialize_pem()).unwrap();
+        key
+    }
+
+    #[test]
+    fn loaded_certificates_report_when_they_expire() {
+        let dir = tempfile::tempdir().unwrap();
+        write_pair(dir.path(), "a.example.org", 10);
+        let store = CertStore::load_dir(dir.path()).unwrap();
+        let left = store
+            .expires("A.example.org")
+            .unwrap()
+            .duration_since(SystemTime::now())
+            .unwrap();
+        assert!(left > Duration::from_secs(9 * 86400) && left <= Duration::from_secs(10 * 86400));
+        assert_eq!(store.expires("b.example.org"), None);
+    }
+
+    #[test]
+    fn a_pair_whose_key_is_not_the_certificates_is_skipped_and_the_others_load() {
+        let dir = tempfile::tempdir().unwrap();
+        write_pair(dir.path(), "good.example.org", 90);
+        write_pair(dir.path(), "bad.example.org", 90);
+        let other = rcgen::KeyPair::generate().unwrap();
+        std::fs::write(
+            dir.path().join("bad.example.org").join(KEY_FILE),
+            other.serialize_pem(),
+        )
+        .unwrap();
+        let store = CertStore::load_dir(dir.path()).unwrap();
+        assert!(store.find("good.example.org").is_some());
+        assert!(store.find("bad.example.org").is_none());
     }
 }

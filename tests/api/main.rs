@@ -9,6 +9,7 @@ mod gitssh;
 mod helpers;
 
 mod accounts;
+mod acme;
 mod cli;
 mod console;
 mod deploy;
