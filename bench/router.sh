@@ -6,10 +6,18 @@
 #   router  : Scalefog's router (examples/router_bench: the real Application with one route
 #             set on its route table, as the deploy engine sets it) on $ROUTER_PORT
 #
-# Both proxies run without access logs. wrk uses keep-alive connections.
+# Both proxies run without access logs. wrk uses keep-alive connections. Both get the same
+# CPUs: nginx runs `worker_processes auto` (one worker per core), the router one tokio worker
+# thread per core (tokio's default).
+#
+# Besides requests/s and p99, each line gives the proxy's CPU time per request (user + system
+# time of its processes during the run, from /proc): on a machine shared with other work,
+# throughput and latency move with the load, CPU per request much less.
 #
 # Usage: bench/router.sh            (builds the example in release mode if it is missing)
 # Env:   ROUTER_BENCH_BIN  the router binary [target/release/examples/router_bench]
+#        COMPARE_BIN       a second router binary (e.g. an older build), measured in the same
+#                          rounds as `router-b` on $COMPARE_PORT
 #        DURATION (10s) CONNECTIONS (64) THREADS (2) ROUNDS (2)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -22,6 +30,8 @@ ROUNDS=${ROUNDS:-2}
 BACKEND_PORT=${BACKEND_PORT:-18081}
 NGINX_PORT=${NGINX_PORT:-18082}
 ROUTER_PORT=${ROUTER_PORT:-18083}
+COMPARE_BIN=${COMPARE_BIN:-}
+COMPARE_PORT=${COMPARE_PORT:-18084}
 
 command -v wrk >/dev/null || { echo "wrk is required (apt-get install wrk)" >&2; exit 1; }
 command -v nginx >/dev/null || { echo "nginx is required (apt-get install nginx-light)" >&2; exit 1; }
@@ -99,7 +109,13 @@ CONF
 
 nginx -p "$WORK/backend" -c "$WORK/backend/nginx.conf" & PIDS+=($!)
 nginx -p "$WORK/proxy" -c "$WORK/proxy/nginx.conf" & PIDS+=($!)
+NGINX_PID=$!
 "$BIN" "127.0.0.1:$ROUTER_PORT" bench "127.0.0.1:$BACKEND_PORT" & PIDS+=($!)
+ROUTER_PID=$!
+if [ -n "$COMPARE_BIN" ]; then
+  "$COMPARE_BIN" "127.0.0.1:$COMPARE_PORT" bench "127.0.0.1:$BACKEND_PORT" & PIDS+=($!)
+  COMPARE_PID=$!
+fi
 
 wait_for() {  # $1 = port
   for _ in $(seq 100); do
@@ -109,24 +125,43 @@ wait_for() {  # $1 = port
   echo "nothing answers on port $1" >&2; exit 1
 }
 wait_for "$BACKEND_PORT"; wait_for "$NGINX_PORT"; wait_for "$ROUTER_PORT"
+[ -z "$COMPARE_BIN" ] || wait_for "$COMPARE_PORT"
 
-run() {  # $1 = name, $2 = port
-  local out
+# Clock ticks of user + system time of a process and its children's threads (nginx: the
+# master and its workers).
+cpu_ticks() {  # $1 = pid
+  local total=0 p
+  for p in $1 $(pgrep -P "$1" || true); do
+    total=$((total + $(awk '{print $14 + $15}' "/proc/$p/stat")))
+  done
+  echo "$total"
+}
+
+run() {  # $1 = name, $2 = port, $3 = pid
+  local out before after
+  before=$(cpu_ticks "$3")
   out=$(wrk -t"$THREADS" -c"$CONNECTIONS" -d"$DURATION" --latency \
     -H "Host: bench.localhost" "http://127.0.0.1:$2/index.html")
-  local rps p99 errors
+  after=$(cpu_ticks "$3")
+  local rps p99 errors reqs cpu
   rps=$(awk '/^Requests\/sec/ {print $2}' <<<"$out")
   p99=$(awk '$1 == "99%" {print $2}' <<<"$out")
+  reqs=$(awk '/requests in/ {print $1}' <<<"$out")
+  cpu=$(( (after - before) * 1000000 / $(getconf CLK_TCK) / (reqs > 0 ? reqs : 1) ))
   errors=$(grep -E "Non-2xx|Socket errors" <<<"$out" | tr '\n' ' ' || true)
-  printf '%-8s %12s req/s   p99 %8s   %s\n' "$1" "$rps" "$p99" "$errors"
+  printf '%-8s %12s req/s   p99 %8s   cpu %4s us/req   load %s   %s\n' \
+    "$1" "$rps" "$p99" "$cpu" "$(cut -d' ' -f1 /proc/loadavg)" "$errors"
 }
 
 echo "wrk -t$THREADS -c$CONNECTIONS -d$DURATION, keep-alive, 600-byte static file"
 # Warm both proxies (connection pools, caches) before measuring.
 wrk -t1 -c8 -d2s -H "Host: bench.localhost" "http://127.0.0.1:$NGINX_PORT/index.html" >/dev/null
 wrk -t1 -c8 -d2s -H "Host: bench.localhost" "http://127.0.0.1:$ROUTER_PORT/index.html" >/dev/null
+[ -z "$COMPARE_BIN" ] ||
+  wrk -t1 -c8 -d2s -H "Host: bench.localhost" "http://127.0.0.1:$COMPARE_PORT/index.html" >/dev/null
 for round in $(seq "$ROUNDS"); do
   echo "round $round"
-  run nginx "$NGINX_PORT"
-  run router "$ROUTER_PORT"
+  run nginx "$NGINX_PORT" "$NGINX_PID"
+  run router "$ROUTER_PORT" "$ROUTER_PID"
+  [ -z "$COMPARE_BIN" ] || run router-b "$COMPARE_PORT" "$COMPARE_PID"
 done

@@ -72,6 +72,11 @@ fn wants_upgrade(headers: &HeaderMap) -> bool {
 
 /// Removes hop-by-hop fields: the fixed set and every field the `Connection` field names.
 fn strip_hop_by_hop(headers: &mut HeaderMap) {
+    // Most messages carry none or one of them: one pass comparing names (standard names
+    // compare as small integers) is cheaper than hashing all eight names for removal.
+    if !headers.keys().any(|k| HOP_BY_HOP.contains(k)) {
+        return;
+    }
     // Most messages have no `Connection` field at all (keep-alive is HTTP/1.1's default).
     if headers.contains_key(header::CONNECTION) {
         let named: Vec<HeaderName> = headers
