@@ -163,6 +163,12 @@ fn shown(e: &Error) -> String {
     }
 }
 
+/// Whether a build failed because an image layer it used as cache was deleted meanwhile
+/// (Docker: "failed to set parent sha256:…: unknown parent image ID …").
+fn lost_cached_layer(message: &str) -> bool {
+    message.contains("unknown parent image ID")
+}
+
 fn short(sha: &str) -> &str {
     &sha[..7.min(sha.len())]
 }
@@ -536,15 +542,30 @@ impl Deployer {
                 Some(d) => (Some(d), source::BUILD_DOCKERFILE, HashMap::new()),
                 None => (None, "Dockerfile", labels),
             };
-        let (child, context) = source::archive(repo_dir, git_env, sha, labelled.as_deref())?;
         let out = |line: &str| rep.line(format!("       {line}"));
-        let built = self
-            .0
-            .docker
-            .build(&tag, build_file, build_labels, context, &out)
-            .await;
-        let archived = child.wait_with_output().await;
-        built?;
+        let mut first_try = true;
+        let archived = loop {
+            let (child, context) = source::archive(repo_dir, git_env, sha, labelled.as_deref())?;
+            let built = self
+                .0
+                .docker
+                .build(&tag, build_file, build_labels.clone(), context, &out)
+                .await;
+            let archived = child.wait_with_output().await;
+            match built {
+                // Builds of different apps share cached layers; deleting an image (another
+                // app's, or `docker image prune`) can remove a layer this build was about to
+                // build on. Building again rebuilds that layer.
+                Err(Error::DeployFailed(msg)) if first_try && lost_cached_layer(&msg) => {
+                    first_try = false;
+                    rep.line("-----> A cached layer was deleted during the build; building again");
+                }
+                built => {
+                    built?;
+                    break archived;
+                }
+            }
+        };
         match archived {
             Ok(o) if o.status.success() => {}
             Ok(o) => {
@@ -1371,6 +1392,16 @@ mod tests {
             pick(&app("prod"), &push(&["prod"])).as_deref(),
             Some("prod")
         );
+    }
+
+    #[test]
+    fn a_build_that_lost_its_cached_parent_layer_is_recognised_for_a_second_try() {
+        assert!(lost_cached_layer(
+            "failed to export image: failed to set parent sha256:fe04: unknown parent image ID sha256:fe04"
+        ));
+        assert!(!lost_cached_layer(
+            "The command '/bin/sh -c make' returned a non-zero code: 2"
+        ));
     }
 
     #[test]
