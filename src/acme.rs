@@ -18,13 +18,16 @@ use crate::router::acme::Challenges;
 use crate::router::tls::{CERT_FILE, CertStore, KEY_FILE};
 use crate::routing::RouteTable;
 use anyhow::{Context, anyhow, bail};
+use hyper::http;
 use instant_acme::{
-    Account, AccountCredentials, AuthorizationStatus, ChallengeType, Identifier, NewAccount,
-    NewOrder, OrderStatus, RetryPolicy,
+    Account, AccountCredentials, AuthorizationStatus, BodyWrapper, BytesResponse, ChallengeType,
+    HttpClient, Identifier, NewAccount, NewOrder, OrderStatus, RetryPolicy,
 };
 use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
+use std::future::Future;
 use std::path::{Path, PathBuf};
+use std::pin::Pin;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 use tokio::time::Instant;
@@ -134,11 +137,8 @@ impl CertManager {
         if let Some(a) = cached {
             return Ok(a.clone());
         }
-        let builder = || match &self.settings.ca_file {
-            Some(path) => Account::builder_with_root(path)
-                .with_context(|| format!("acme_ca_file {}", path.display())),
-            None => Account::builder().context("ACME HTTP client"),
-        };
+        let http = AcmeHttp::new(self.settings.ca_file.as_deref())?;
+        let builder = || Ok::<_, anyhow::Error>(Account::builder_with_http(Box::new(http.clone())));
         let stored = std::fs::read(&self.account_path)
             .ok()
             .and_then(|b| serde_json::from_slice::<StoredAccount>(&b).ok())
@@ -224,6 +224,111 @@ impl CertManager {
         let dir = self.tls_dir.join(name);
         tokio::task::spawn_blocking(move || save(&dir, &chain_pem, &key_pem)).await??;
         Ok(())
+    }
+}
+
+/// The ACME client's HTTPS: a new connection per request (a certificate takes a handful),
+/// with the rustls and hyper the router already has, rather than a second HTTP stack.
+#[derive(Clone)]
+struct AcmeHttp {
+    tls: tokio_rustls::TlsConnector,
+}
+
+/// Time limits of one request to the CA: connecting (with TLS), and the answer.
+const CA_CONNECT_TIMEOUT: Duration = Duration::from_secs(30);
+const CA_ANSWER_TIMEOUT: Duration = Duration::from_secs(60);
+
+impl AcmeHttp {
+    /// Trusts only `ca_file` when given (a private CA), else the public web roots.
+    fn new(ca_file: Option<&Path>) -> anyhow::Result<AcmeHttp> {
+        use rustls::pki_types::CertificateDer;
+        use rustls::pki_types::pem::PemObject;
+        let mut roots = rustls::RootCertStore::empty();
+        match ca_file {
+            Some(path) => {
+                for cert in CertificateDer::pem_file_iter(path)
+                    .with_context(|| format!("acme_ca_file {}", path.display()))?
+                {
+                    let cert = cert.with_context(|| format!("acme_ca_file {}", path.display()))?;
+                    roots.add(cert).context("acme_ca_file")?;
+                }
+            }
+            None => roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned()),
+        }
+        let config = rustls::ClientConfig::builder_with_provider(Arc::new(
+            rustls::crypto::aws_lc_rs::default_provider(),
+        ))
+        .with_safe_default_protocol_versions()?
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+        Ok(AcmeHttp {
+            tls: tokio_rustls::TlsConnector::from(Arc::new(config)),
+        })
+    }
+
+    async fn send(
+        tls: tokio_rustls::TlsConnector,
+        req: http::Request<BodyWrapper<bytes::Bytes>>,
+    ) -> anyhow::Result<BytesResponse> {
+        let (mut parts, body) = req.into_parts();
+        anyhow::ensure!(
+            parts.uri.scheme_str() == Some("https"),
+            "the CA's URL {} is not https",
+            parts.uri
+        );
+        let authority = parts
+            .uri
+            .authority()
+            .ok_or_else(|| anyhow!("no host in {}", parts.uri))?
+            .clone();
+        let host = authority.host().trim_matches(['[', ']']).to_string();
+        let port = authority.port_u16().unwrap_or(443);
+        let name = rustls::pki_types::ServerName::try_from(host.clone())?;
+        let connect = async {
+            let tcp = tokio::net::TcpStream::connect((host.as_str(), port)).await?;
+            anyhow::Ok(tls.connect(name, tcp).await?)
+        };
+        let stream = tokio::time::timeout(CA_CONNECT_TIMEOUT, connect)
+            .await
+            .map_err(|_| anyhow!("connecting to {authority} timed out"))?
+            .with_context(|| format!("connecting to {authority}"))?;
+        let (mut sender, conn) =
+            hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(stream)).await?;
+        tokio::spawn(async move {
+            if let Err(e) = conn.await {
+                tracing::debug!(error = %e, "ACME connection ended");
+            }
+        });
+        // HTTP/1.1 on a connection of its own: origin-form target, authority in Host.
+        parts.uri = parts
+            .uri
+            .path_and_query()
+            .map_or("/", |p| p.as_str())
+            .parse()?;
+        parts
+            .headers
+            .insert(http::header::HOST, authority.as_str().parse()?);
+        let response = tokio::time::timeout(
+            CA_ANSWER_TIMEOUT,
+            sender.send_request(http::Request::from_parts(parts, body)),
+        )
+        .await
+        .map_err(|_| anyhow!("{authority} did not answer in time"))??;
+        Ok(BytesResponse::from(response))
+    }
+}
+
+impl HttpClient for AcmeHttp {
+    fn request(
+        &self,
+        req: http::Request<BodyWrapper<bytes::Bytes>>,
+    ) -> Pin<Box<dyn Future<Output = Result<BytesResponse, instant_acme::Error>> + Send>> {
+        let tls = self.tls.clone();
+        Box::pin(async move {
+            AcmeHttp::send(tls, req)
+                .await
+                .map_err(|e| instant_acme::Error::Other(e.into()))
+        })
     }
 }
 
