@@ -62,6 +62,19 @@ impl Application {
             tokio::task::spawn_blocking(move || Services::build(config, links, host_key_info))
                 .await??,
         );
+        // Nothing can be pushing yet: a push still marked running was cut by the last stop.
+        let interrupted = services.store.write(|w| {
+            w.fail_running_pushes(
+                "interrupted: scalefog stopped during the push",
+                crate::domain::now(),
+            )
+        })?;
+        if interrupted > 0 {
+            tracing::warn!(
+                count = interrupted,
+                "pushes cut by the last stop are recorded as rejected"
+            );
+        }
         let hooks = services
             .git
             .bind_hook_socket()

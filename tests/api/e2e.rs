@@ -639,7 +639,27 @@ async fn kill_during_a_deploy_then_restart(prefix: &str, slow: &str, marker: &st
         log["log"].as_str().unwrap_or("").contains("Interrupted"),
         "{log}"
     );
-    drop(server);
+    // The push cut by the crash is on record as rejected, not left running forever.
+    server.kill9().await;
+    let store = scalefog::store::Store::open(&data_dir.join("scalefog.redb")).unwrap();
+    let pushes = store
+        .read(|r| r.pushes_of(&p.name, scalefog::store::Slice::ALL))
+        .unwrap();
+    let cut = &pushes.items[0];
+    assert_eq!(cut.refs[0].new, v2, "{cut:?}");
+    assert_eq!(
+        cut.outcome,
+        scalefog::domain::PushOutcome::Rejected,
+        "{cut:?}"
+    );
+    assert!(
+        cut.message.as_deref().unwrap_or("").contains("interrupted"),
+        "{cut:?}"
+    );
+    assert_eq!(
+        pushes.items[1].outcome,
+        scalefog::domain::PushOutcome::Accepted
+    );
     drop(cleanup);
 }
 
