@@ -138,19 +138,19 @@ impl CertManager {
             return Ok(a.clone());
         }
         let http = AcmeHttp::new(self.settings.ca_file.as_deref())?;
-        let builder = || Ok::<_, anyhow::Error>(Account::builder_with_http(Box::new(http.clone())));
+        let builder = || Account::builder_with_http(Box::new(http.clone()));
         let stored = std::fs::read(&self.account_path)
             .ok()
             .and_then(|b| serde_json::from_slice::<StoredAccount>(&b).ok())
             .filter(|s| s.directory == self.settings.directory);
         let account = match stored {
-            Some(s) => builder()?
+            Some(s) => builder()
                 .from_credentials(s.credentials)
                 .await
                 .context("restoring the ACME account")?,
             None => {
                 let contact = format!("mailto:{}", self.settings.email);
-                let (account, credentials) = builder()?
+                let (account, credentials) = builder()
                     .create(
                         &NewAccount {
                             contact: &[&contact],
