@@ -542,6 +542,7 @@ async fn a_second_push_to_the_same_app_waits_and_says_why() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_100_mb_push_of_random_data_succeeds() {
+    let _gate = MEMORY_GATE.read().await;
     let w = world().await;
     let port = w.app.ssh_port;
     let remote = remote_of(&w.app.create_app(&w.user.token, "big-app").await);
