@@ -142,7 +142,20 @@ impl Browser {
     }
 
     async fn text(&self, css: &str) -> String {
-        self.find(css).await.text().await.unwrap()
+        // Live sections replace their elements as updates arrive: an element found a moment
+        // ago may be gone (stale) when its text is read, so find it again.
+        for _ in 0..50 {
+            match self.find(css).await.text().await {
+                Ok(t) => return t,
+                Err(fantoccini::error::CmdError::Standard(e))
+                    if e.error == fantoccini::error::ErrorStatus::StaleElementReference =>
+                {
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                }
+                Err(e) => panic!("text of {css}: {e}"),
+            }
+        }
+        panic!("{css} kept going stale")
     }
 
     /// Waits (up to `secs`) until the element's text contains `needle`; returns the text.
