@@ -163,10 +163,12 @@ fn shown(e: &Error) -> String {
     }
 }
 
-/// Whether a build failed because an image layer it used as cache was deleted meanwhile
-/// (Docker: "failed to set parent sha256:…: unknown parent image ID …").
+/// Whether a build failed because an image layer it used as cache was deleted meanwhile.
+/// Docker says so in one of two ways, depending on the step it was at.
 fn lost_cached_layer(message: &str) -> bool {
     message.contains("unknown parent image ID")
+        || (message.contains("failed to get destination image")
+            && message.contains("No such image: sha256:"))
 }
 
 fn short(sha: &str) -> &str {
@@ -1398,6 +1400,9 @@ mod tests {
     fn a_build_that_lost_its_cached_parent_layer_is_recognised_for_a_second_try() {
         assert!(lost_cached_layer(
             "failed to export image: failed to set parent sha256:fe04: unknown parent image ID sha256:fe04"
+        ));
+        assert!(lost_cached_layer(
+            "failed to get destination image \"sha256:def8\": No such image: sha256:def8"
         ));
         assert!(!lost_cached_layer(
             "The command '/bin/sh -c make' returned a non-zero code: 2"
