@@ -113,9 +113,7 @@ impl CertManager {
             let wake = retry
                 .values()
                 .map(|(at, _)| *at)
-                .min()
-                .unwrap_or_else(|| Instant::now() + RECHECK)
-                .min(Instant::now() + RECHECK);
+                .fold(Instant::now() + RECHECK, Instant::min);
             tokio::select! {
                 changed = changes.changed() => if changed.is_err() { return },
                 _ = tokio::time::sleep_until(wake) => {}

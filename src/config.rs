@@ -269,15 +269,16 @@ impl Config {
             .map_or_else(|| data_dir.join("certs"), |p| absolute(&data_dir, &p));
         let acme = match args.acme_email.clone().or(file.acme_email.clone()) {
             Some(email) if !email.trim().is_empty() => {
-                let email = email.trim().to_string();
-                let valid = email.split_once('@').is_some_and(|(local, host)| {
-                    !local.is_empty() && host.contains('.') && !host.ends_with('.')
-                }) && !email.chars().any(|c| c.is_whitespace() || c == ',');
-                if !valid {
-                    return Err(ConfigError(format!(
-                        "invalid acme_email '{email}': expected an address like you@example.com"
-                    )));
-                }
+                // The account rule for addresses; a comma would split the ACME contact.
+                let email = match crate::domain::Email::parse(&email) {
+                    Ok(e) if !e.as_str().contains(',') => e.into_string(),
+                    _ => {
+                        return Err(ConfigError(format!(
+                            "invalid acme_email '{}': expected an address like you@example.com",
+                            email.trim()
+                        )));
+                    }
+                };
                 if https_listen.is_none() {
                     return Err(ConfigError(
                         "acme_email needs https_listen: ACME certificates are served there".into(),

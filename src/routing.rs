@@ -67,8 +67,8 @@ pub struct RouteTable {
     current: Arc<ArcSwap<Table>>,
     write_lock: Arc<Mutex<()>>,
     counts: RequestCounts,
-    // Bumped on every update, for whoever follows the set of hosts (the ACME client).
-    changes: Arc<tokio::sync::watch::Sender<u64>>,
+    // Signalled on every update, for whoever follows the set of hosts (the ACME client).
+    changes: Arc<tokio::sync::watch::Sender<()>>,
 }
 
 impl Default for RouteTable {
@@ -77,7 +77,7 @@ impl Default for RouteTable {
             current: Arc::default(),
             write_lock: Arc::default(),
             counts: RequestCounts::default(),
-            changes: Arc::new(tokio::sync::watch::Sender::new(0)),
+            changes: Arc::new(tokio::sync::watch::Sender::new(())),
         }
     }
 }
@@ -92,11 +92,11 @@ impl RouteTable {
         let mut next = (**self.current.load()).clone();
         f(&mut next);
         self.current.store(Arc::new(next));
-        self.changes.send_modify(|v| *v = v.wrapping_add(1));
+        self.changes.send_replace(());
     }
 
     /// A receiver that sees a change after every update of the table.
-    pub fn subscribe(&self) -> tokio::sync::watch::Receiver<u64> {
+    pub fn subscribe(&self) -> tokio::sync::watch::Receiver<()> {
         self.changes.subscribe()
     }
 
