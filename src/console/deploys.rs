@@ -12,7 +12,7 @@ use super::ops::Operations;
 use super::request::{Ctx, Flash, SignedForm, redirect_with};
 use super::views::{AppRows, BuildPage, BuildRow, Layout, status_view};
 use super::{render, sentence};
-use crate::deploy::Settings;
+use crate::deploy::{Deployer, Settings};
 use crate::domain::{BuildStatus, Error, Instance, InstanceStatus};
 use actix_web::http::{StatusCode, header};
 use actix_web::{HttpResponse, web};
@@ -59,26 +59,52 @@ fn release_name(i: &Instance) -> String {
     i.release.map_or_else(|| "—".into(), |v| format!("v{v}"))
 }
 
+/// Start, stop and restart: the same deployer call on the app, `verb` while it runs, the
+/// flash `done` on success.
+async fn lifecycle<W, F>(
+    form: SignedForm,
+    ops: web::Data<Operations>,
+    name: &str,
+    verb: &'static str,
+    op: W,
+    done: fn(&Instance) -> String,
+) -> PageResult
+where
+    W: FnOnce(Deployer, Instance) -> F + Send + 'static,
+    F: Future<Output = crate::domain::Result<Instance>> + Send + 'static,
+{
+    let ctx = &form.ctx;
+    let app = ctx.services.apps.get(&ctx.who, name)?;
+    let work = op(ctx.services.deployer.clone(), app.clone());
+    let work = async move {
+        match work.await {
+            Ok(i) => Flash::ok(done(&i)),
+            Err(e) => failed(verb, e),
+        }
+    };
+    Ok(act(ctx, &ops, &app, verb.into(), work).await)
+}
+
 pub async fn start(
     form: SignedForm,
     ops: web::Data<Operations>,
     name: web::Path<String>,
 ) -> PageResult {
-    let ctx = &form.ctx;
-    let app = ctx.services.apps.get(&ctx.who, &name)?;
-    let deployer = ctx.services.deployer.clone();
-    let a = app.clone();
-    let work = async move {
-        match deployer.start(&a).await {
-            Ok(i) => Flash::ok(format!(
+    lifecycle(
+        form,
+        ops,
+        &name,
+        "Starting",
+        |d, a| async move { d.start(&a).await },
+        |i| {
+            format!(
                 "Started {}: release {} is serving.",
                 i.name,
-                release_name(&i)
-            )),
-            Err(e) => failed("Starting", e),
-        }
-    };
-    Ok(act(ctx, &ops, &app, "Starting".into(), work).await)
+                release_name(i)
+            )
+        },
+    )
+    .await
 }
 
 pub async fn stop(
@@ -86,20 +112,20 @@ pub async fn stop(
     ops: web::Data<Operations>,
     name: web::Path<String>,
 ) -> PageResult {
-    let ctx = &form.ctx;
-    let app = ctx.services.apps.get(&ctx.who, &name)?;
-    let deployer = ctx.services.deployer.clone();
-    let a = app.clone();
-    let work = async move {
-        match deployer.stop(&a).await {
-            Ok(i) => Flash::ok(format!(
+    lifecycle(
+        form,
+        ops,
+        &name,
+        "Stopping",
+        |d, a| async move { d.stop(&a).await },
+        |i| {
+            format!(
                 "Stopped {}. It serves nothing until you start it again.",
                 i.name
-            )),
-            Err(e) => failed("Stopping", e),
-        }
-    };
-    Ok(act(ctx, &ops, &app, "Stopping".into(), work).await)
+            )
+        },
+    )
+    .await
 }
 
 pub async fn restart(
@@ -107,21 +133,21 @@ pub async fn restart(
     ops: web::Data<Operations>,
     name: web::Path<String>,
 ) -> PageResult {
-    let ctx = &form.ctx;
-    let app = ctx.services.apps.get(&ctx.who, &name)?;
-    let deployer = ctx.services.deployer.clone();
-    let a = app.clone();
-    let work = async move {
-        match deployer.restart(&a).await {
-            Ok(i) => Flash::ok(format!(
+    lifecycle(
+        form,
+        ops,
+        &name,
+        "Restarting",
+        |d, a| async move { d.restart(&a).await },
+        |i| {
+            format!(
                 "Restarted {}: a fresh container of {} passed its health check and took over.",
                 i.name,
-                release_name(&i)
-            )),
-            Err(e) => failed("Restarting", e),
-        }
-    };
-    Ok(act(ctx, &ops, &app, "Restarting".into(), work).await)
+                release_name(i)
+            )
+        },
+    )
+    .await
 }
 
 /// `release`: `v2` or `2`, the release whose code and config vars come back.
