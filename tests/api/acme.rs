@@ -27,20 +27,6 @@ fn free_port() -> u16 {
         .port()
 }
 
-fn client_config(roots: &[rustls::pki_types::CertificateDer<'static>]) -> rustls::ClientConfig {
-    let mut store = rustls::RootCertStore::empty();
-    for r in roots {
-        store.add(r.clone()).unwrap();
-    }
-    rustls::ClientConfig::builder_with_provider(Arc::new(
-        rustls::crypto::aws_lc_rs::default_provider(),
-    ))
-    .with_safe_default_protocol_versions()
-    .unwrap()
-    .with_root_certificates(store)
-    .with_no_client_auth()
-}
-
 /// `GET path` over TLS to 127.0.0.1:`port` with SNI and Host `host`: status and body.
 async fn https_get(
     config: rustls::ClientConfig,
@@ -165,7 +151,7 @@ impl Pebble {
     /// The root that pebble's certificates chain to (it makes a new one each run).
     async fn issuing_root(&self) -> rustls::pki_types::CertificateDer<'static> {
         use rustls::pki_types::pem::PemObject;
-        let config = client_config(std::slice::from_ref(&self.https_ca));
+        let config = tls_client_config(std::slice::from_ref(&self.https_ca));
         let (status, body) = https_get(config, self.management_port, "127.0.0.1", "/roots/0")
             .await
             .unwrap();
@@ -237,7 +223,7 @@ async fn app_hosts_and_custom_domains_get_certificates_from_an_acme_ca_by_http_0
         // Issued in the background: poll until the router presents a certificate pebble signed.
         let deadline = Instant::now() + Duration::from_secs(60);
         let (status, body) = loop {
-            let config = client_config(std::slice::from_ref(&root));
+            let config = tls_client_config(std::slice::from_ref(&root));
             match https_get(config, https_port, host, "/").await {
                 Ok(answer) => break answer,
                 Err(e) if Instant::now() < deadline => {

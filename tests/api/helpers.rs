@@ -189,3 +189,20 @@ pub async fn error_body(r: Response) -> Value {
     assert!(body["message"].is_string(), "message in {body}");
     body
 }
+
+/// A TLS client configuration trusting only `roots`.
+pub fn tls_client_config(
+    roots: &[rustls::pki_types::CertificateDer<'static>],
+) -> rustls::ClientConfig {
+    let mut store = rustls::RootCertStore::empty();
+    for r in roots {
+        store.add(r.clone()).unwrap();
+    }
+    rustls::ClientConfig::builder_with_provider(std::sync::Arc::new(
+        rustls::crypto::aws_lc_rs::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .unwrap()
+    .with_root_certificates(store)
+    .with_no_client_auth()
+}

@@ -802,15 +802,7 @@ impl TestCa {
     }
 
     fn client(&self) -> tokio_rustls::TlsConnector {
-        let mut roots = rustls::RootCertStore::empty();
-        roots.add(self.issuer.der().clone()).unwrap();
-        let config = rustls::ClientConfig::builder_with_provider(Arc::new(
-            rustls::crypto::aws_lc_rs::default_provider(),
-        ))
-        .with_safe_default_protocol_versions()
-        .unwrap()
-        .with_root_certificates(roots)
-        .with_no_client_auth();
+        let config = tls_client_config(std::slice::from_ref(self.issuer.der()));
         tokio_rustls::TlsConnector::from(Arc::new(config))
     }
 }
