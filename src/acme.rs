@@ -216,11 +216,14 @@ impl CertManager {
             .poll_certificate(&retries)
             .await
             .context("certificate")?;
-        self.certs
-            .insert_pem(name, chain_pem.as_bytes(), key_pem.as_bytes())
+        let issued = self
+            .certs
+            .parse_pem(chain_pem.as_bytes(), key_pem.as_bytes())
             .context("the issued certificate")?;
+        // Saved before it is served: a certificate clients have seen is one a restart loads.
         let dir = self.tls_dir.join(name);
         tokio::task::spawn_blocking(move || save(&dir, &chain_pem, &key_pem)).await??;
+        self.certs.insert(name, issued);
         Ok(())
     }
 }

@@ -25,11 +25,12 @@ pub const KEY_FILE: &str = "privkey.pem";
 #[derive(Debug)]
 pub struct CertStore {
     provider: Arc<CryptoProvider>,
-    by_name: RwLock<HashMap<String, Entry>>,
+    by_name: RwLock<HashMap<String, Certificate>>,
 }
 
+/// A certificate and its key, checked to go together, not yet serving any name.
 #[derive(Debug, Clone)]
-struct Entry {
+pub struct Certificate {
     key: Arc<CertifiedKey>,
     /// The end of the leaf certificate's validity.
     not_after: SystemTime,
@@ -82,6 +83,14 @@ impl CertStore {
     /// Adds (or replaces) the certificate for `name` (`example.org`, or `*.example.org` /
     /// `_.example.org` for a wildcard) from PEM text.
     pub fn insert_pem(&self, name: &str, cert_pem: &[u8], key_pem: &[u8]) -> anyhow::Result<()> {
+        let entry = self.parse_pem(cert_pem, key_pem)?;
+        self.insert(name, entry);
+        Ok(())
+    }
+
+    /// Checks a certificate chain and its key from PEM text without serving them yet, so a
+    /// caller can save them first and serve only what a restart would load again.
+    pub fn parse_pem(&self, cert_pem: &[u8], key_pem: &[u8]) -> anyhow::Result<Certificate> {
         let chain: Vec<CertificateDer<'static>> = CertificateDer::pem_slice_iter(cert_pem)
             .collect::<Result<_, _>>()
             .map_err(|e| anyhow::anyhow!("bad certificate PEM: {e:?}"))?;
@@ -91,6 +100,14 @@ impl CertStore {
         let not_after = not_after(&chain[0])?;
         let certified = CertifiedKey::from_der(chain, key, &self.provider)
             .map_err(|e| anyhow::anyhow!("certificate and key do not go together: {e}"))?;
+        Ok(Certificate {
+            key: Arc::new(certified),
+            not_after,
+        })
+    }
+
+    /// Serves a checked certificate for `name` from now on.
+    pub fn insert(&self, name: &str, entry: Certificate) {
         let mut name = name.trim().trim_end_matches('.').to_ascii_lowercase();
         if let Some(rest) = name.strip_prefix("_.") {
             name = format!("*.{rest}");
@@ -98,14 +115,7 @@ impl CertStore {
         self.by_name
             .write()
             .unwrap_or_else(|p| p.into_inner())
-            .insert(
-                name,
-                Entry {
-                    key: Arc::new(certified),
-                    not_after,
-                },
-            );
-        Ok(())
+            .insert(name, entry);
     }
 
     /// The certificate for a server name: exact match first, then a wildcard of its parent.
@@ -118,7 +128,7 @@ impl CertStore {
         self.entry(server_name).map(|e| e.not_after)
     }
 
-    fn entry(&self, server_name: &str) -> Option<Entry> {
+    fn entry(&self, server_name: &str) -> Option<Certificate> {
         let name = server_name.trim_end_matches('.').to_ascii_lowercase();
         let map = self.by_name.read().unwrap_or_else(|p| p.into_inner());
         map.get(&name).cloned().or_else(|| {
