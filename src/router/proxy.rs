@@ -21,7 +21,8 @@ pub type Body = Either<Incoming, Full<Bytes>>;
 
 /// Hop-by-hop fields (RFC 9110 §7.6.1) that never cross the proxy, besides those the
 /// `Connection` field names. `Expect` is answered by our own server side (100-continue).
-const HOP_BY_HOP: [HeaderName; 8] = [
+/// A `static`, not a `const`: a const array of names would be built anew at every use.
+static HOP_BY_HOP: [HeaderName; 8] = [
     header::CONNECTION,
     HeaderName::from_static("proxy-connection"),
     HeaderName::from_static("keep-alive"),
@@ -72,25 +73,39 @@ fn wants_upgrade(headers: &HeaderMap) -> bool {
 
 /// Removes hop-by-hop fields: the fixed set and every field the `Connection` field names.
 fn strip_hop_by_hop(headers: &mut HeaderMap) {
-    // Most messages carry none or one of them: one pass comparing names (standard names
-    // compare as small integers) is cheaper than hashing all eight names for removal.
-    if !headers.keys().any(|k| HOP_BY_HOP.contains(k)) {
+    // One pass over the names finds which of the fixed set are present (standard names compare
+    // as small integers); only those are then removed, since every removal hashes its name.
+    let mut present = [false; HOP_BY_HOP.len()];
+    for name in headers.keys() {
+        if let Some(i) = HOP_BY_HOP.iter().position(|h| h == name) {
+            present[i] = true;
+        }
+    }
+    if present == [false; HOP_BY_HOP.len()] {
         return;
     }
-    // Most messages have no `Connection` field at all (keep-alive is HTTP/1.1's default).
-    if headers.contains_key(header::CONNECTION) {
+    // `Connection` (index 0) mostly names `close`, `keep-alive` or `upgrade`: not fields, or
+    // fields of the fixed set; only other names need parsing and removing.
+    if present[0] {
         let named: Vec<HeaderName> = headers
             .get_all(header::CONNECTION)
             .iter()
             .filter_map(|v| v.to_str().ok())
             .flat_map(|v| v.split(','))
-            .filter_map(|t| HeaderName::from_bytes(t.trim().as_bytes()).ok())
+            .map(str::trim)
+            .filter(|t| {
+                !t.eq_ignore_ascii_case("close")
+                    && !HOP_BY_HOP
+                        .iter()
+                        .any(|h| t.eq_ignore_ascii_case(h.as_str()))
+            })
+            .filter_map(|t| HeaderName::from_bytes(t.as_bytes()).ok())
             .collect();
         for name in named {
             headers.remove(name);
         }
     }
-    for name in HOP_BY_HOP {
+    for (name, _) in HOP_BY_HOP.iter().zip(present).filter(|(_, p)| *p) {
         headers.remove(name);
     }
 }
@@ -127,18 +142,30 @@ impl Client {
 /// own values come first; apps should trust the last entry, which is ours); `-Proto` and
 /// `-Host` are set, since only the router knows them.
 fn add_forwarding(headers: &mut HeaderMap, client: &Client, host: &str) {
-    let xff = match headers.get(&X_FORWARDED_FOR).and_then(|v| v.to_str().ok()) {
-        Some(prev) if !prev.trim().is_empty() => {
+    // Room for the five fields at once rather than growing the map twice on the way.
+    headers.reserve(5);
+    // Clients rarely send either field: one pass over the names is cheaper than two lookups
+    // that hash their names to find nothing.
+    let (mut has_xff, mut has_fwd) = (false, false);
+    for name in headers.keys() {
+        has_xff |= name == X_FORWARDED_FOR;
+        has_fwd |= name == FORWARDED;
+    }
+    let client_value = |present: bool, name: &HeaderName| {
+        present
+            .then(|| headers.get(name).and_then(|v| v.to_str().ok()))
+            .flatten()
+            .filter(|p| !p.trim().is_empty())
+    };
+    let xff = match client_value(has_xff, &X_FORWARDED_FOR) {
+        Some(prev) => {
             HeaderValue::try_from(format!("{prev}, {}", client.xff.to_str().unwrap_or("")))
                 .unwrap_or_else(|_| client.xff.clone())
         }
-        _ => client.xff.clone(),
+        None => client.xff.clone(),
     };
     let proto = client.scheme.as_str();
-    let prev = headers
-        .get(&FORWARDED)
-        .and_then(|v| v.to_str().ok())
-        .filter(|p| !p.trim().is_empty());
+    let prev = client_value(has_fwd, &FORWARDED);
     let mut fwd = String::with_capacity(
         prev.map_or(0, |p| p.len() + 2) + client.forwarded_for.len() + host.len() + 24,
     );
@@ -150,7 +177,11 @@ fn add_forwarding(headers: &mut HeaderMap, client: &Client, host: &str) {
     fwd.push_str(&client.forwarded_for);
     fwd.push_str(";host=\"");
     // The host is a quoted-string here; a name never holds these, so drop rather than escape.
-    fwd.extend(host.chars().filter(|c| !matches!(c, '"' | '\\')));
+    if host.contains(['"', '\\']) {
+        fwd.extend(host.chars().filter(|c| !matches!(c, '"' | '\\')));
+    } else {
+        fwd.push_str(host);
+    }
     fwd.push_str("\";proto=");
     fwd.push_str(proto);
     headers.insert(X_FORWARDED_FOR, xff);
@@ -491,6 +522,38 @@ mod tests {
             h[&FORWARDED],
             "for=\"[2001:db8::1]\";host=\"blog.localhost\";proto=http"
         );
+    }
+
+    #[test]
+    fn without_client_fields_the_router_sets_its_own() {
+        let mut h = HeaderMap::new();
+        h.insert(header::HOST, HeaderValue::from_static("shop.example.org"));
+        let peer: SocketAddr = "192.0.2.7:4000".parse().unwrap();
+        add_forwarding(
+            &mut h,
+            &Client::new(peer, Scheme::Https),
+            "shop\"x.example.org",
+        );
+        assert_eq!(h[&X_FORWARDED_FOR], "192.0.2.7");
+        assert_eq!(h[&X_FORWARDED_PROTO], "https");
+        assert_eq!(
+            h[&FORWARDED],
+            "for=192.0.2.7;host=\"shopx.example.org\";proto=https"
+        );
+        assert_eq!(h[header::VIA], "1.1 scalefog");
+    }
+
+    #[test]
+    fn connection_tokens_of_the_fixed_set_and_close_remove_only_what_is_there() {
+        let mut h = HeaderMap::new();
+        h.insert(
+            header::CONNECTION,
+            HeaderValue::from_static("Keep-Alive, Upgrade, close"),
+        );
+        h.insert(header::UPGRADE, HeaderValue::from_static("websocket"));
+        h.insert(header::ETAG, HeaderValue::from_static("\"1\""));
+        strip_hop_by_hop(&mut h);
+        assert_eq!(h.keys().collect::<Vec<_>>(), [header::ETAG]);
     }
 
     #[test]
