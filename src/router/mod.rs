@@ -16,10 +16,11 @@ pub mod pages;
 mod proxy;
 pub mod tls;
 mod upstream;
+mod watchdog;
 
 use crate::routing::RouteTable;
 use futures_util::task::AtomicWaker;
-use hyper_util::rt::{TokioIo, TokioTimer};
+use hyper_util::rt::TokioIo;
 use std::future::Future;
 use std::net::SocketAddr;
 use std::pin::Pin;
@@ -37,8 +38,8 @@ pub struct Timeouts {
     pub connect: Duration,
     /// Waiting for an upstream's response headers once the request is sent.
     pub upstream_headers: Duration,
-    /// A client sending its request headers; also how long an idle keep-alive connection is
-    /// kept (hyper starts this timer when it waits for the next request).
+    /// A client sending its request headers, counted from the connection's start or its
+    /// previous answer: also how long an idle keep-alive connection is kept (see `watchdog`).
     pub client_headers: Duration,
     /// A TLS handshake.
     pub tls_handshake: Duration,
@@ -182,7 +183,7 @@ impl Router {
         io: I,
         peer: SocketAddr,
         scheme: Scheme,
-        mut stop: watch::Receiver<bool>,
+        stop: watch::Receiver<bool>,
     ) where
         I: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
     {
@@ -192,25 +193,48 @@ impl Router {
         let service = hyper::service::service_fn(move |req| {
             let shared = shared.clone();
             let client = service_client.clone();
-            async move { Ok::<_, std::convert::Infallible>(proxy::handle(&shared, &client, req).await) }
+            async move {
+                let request = client.watch.request();
+                let response = proxy::handle(&shared, &client, req).await;
+                Ok::<_, std::convert::Infallible>(
+                    response.map(|body| watchdog::Tracked::new(body, request)),
+                )
+            }
         });
+        // No header read timeout of hyper's: the watchdog keeps it (hyper's arms a timer for
+        // every request).
         let conn = hyper::server::conn::http1::Builder::new()
-            .timer(TokioTimer::new())
-            .header_read_timeout(self.shared.timeouts.client_headers)
+            .header_read_timeout(None)
             .keep_alive(true)
             .serve_connection(TokioIo::new(io), service)
             .with_upgrades();
         tokio::pin!(conn);
-        let mut stopping = OnWake::new(async move {
-            let _ = stop.wait_for(|s| *s).await;
-        });
-        let mut stopped = false;
+        let timeouts = self.shared.timeouts;
+        let watch = |stop| {
+            OnWake::new(watchdog::watchdog(
+                client.watch.clone(),
+                stop,
+                timeouts.client_headers,
+                timeouts.upstream_headers,
+            ))
+        };
+        let mut watchdog = watch(Some(stop));
         // The client side first, then the upstream connection it may just have created or
-        // sent a request on: both are driven by this one task (see `upstream`).
+        // sent a request on: both are driven by this one task (see `upstream`). The watchdog
+        // comes before both, so a request sees an expired wait in the same round.
         let result = std::future::poll_fn(|cx| {
-            if !stopped && stopping.poll(cx).is_ready() {
-                stopped = true;
-                conn.as_mut().graceful_shutdown();
+            match watchdog.poll(cx) {
+                Poll::Pending => {}
+                Poll::Ready(watchdog::Ending::Idle) => {
+                    tracing::debug!(%peer, "closing a connection without a request in time");
+                    return Poll::Ready(Ok(()));
+                }
+                Poll::Ready(watchdog::Ending::Stop) => {
+                    conn.as_mut().graceful_shutdown();
+                    // The limits still hold while the current request finishes.
+                    watchdog = watch(None);
+                    let _ = watchdog.poll(cx);
+                }
             }
             let r = conn.as_mut().poll(cx);
             if r.is_pending() {
@@ -227,9 +251,10 @@ impl Router {
 }
 
 /// A future polled only when it has woken itself, though it lives in a task that wakes for
-/// other reasons: the shutdown signal of a connection. Polling a `watch` wait takes the
-/// channel's waiter lock, which every connection shares; on each request of every connection
-/// that would be a lock all cores fight over, for a signal that comes once.
+/// other reasons: a connection's watchdog, which waits for the shutdown signal and its own
+/// timer. Polling a `watch` wait takes the channel's waiter lock, which every connection
+/// shares; on each request of every connection that would be a lock all cores fight over,
+/// for a signal that comes once.
 struct OnWake<F> {
     future: Pin<Box<F>>,
     wake: Arc<WakeFlag>,

@@ -3,6 +3,7 @@
 
 use super::pages::{Page, wants_json};
 use super::upstream::{self, Slot};
+use super::watchdog::Watch;
 use super::{Scheme, Shared};
 use crate::routing::Target;
 use bytes::Bytes;
@@ -14,6 +15,7 @@ use hyper::upgrade::OnUpgrade;
 use hyper::{Request, Response, StatusCode, Uri, Version};
 use hyper_util::rt::TokioIo;
 use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
 use std::time::Instant;
 
 /// What the router answers with: an upstream's streamed body or one of its own pages.
@@ -120,6 +122,8 @@ pub(super) struct Client {
     /// The peer address as `Forwarded: for=` names it (RFC 7239: IPv6 quoted, bracketed).
     forwarded_for: String,
     pub upstream: Slot,
+    /// Its time limits (see `watchdog`).
+    pub watch: Arc<Watch>,
 }
 
 impl Client {
@@ -134,6 +138,7 @@ impl Client {
                 IpAddr::V6(v6) => format!("\"[{v6}]\""),
             },
             upstream: Slot::default(),
+            watch: Arc::default(),
         }
     }
 }
@@ -335,11 +340,12 @@ async fn forward(
         parts.uri = Uri::from(pq);
     }
     parts.version = Version::HTTP_11;
-    let (body, body_sent) = RequestBody::new(body);
+    let body = RequestBody::new(body, &client.watch);
     let upstream_req = Request::from_parts(parts, body);
 
-    // The response-header timeout counts from the end of the request body, so a slow upload
-    // is not cut off; only an app that has everything and still does not answer is.
+    // The response-header time limit counts from the end of the request body (the body
+    // starts it), so a slow upload is not cut off; only an app that has everything and still
+    // does not answer is.
     let connect = shared.timeouts.connect;
     let response = async {
         if upgrade {
@@ -348,17 +354,12 @@ async fn forward(
             client.upstream.send(upstream, upstream_req, connect).await
         }
     };
-    tokio::pin!(response);
-    let timeout = shared.timeouts.upstream_headers;
     let sent = tokio::select! {
-        r = &mut response => Ok(r),
-        _ = async {
-            if let Some(sent) = body_sent {
-                let _ = sent.await;
-            }
-            tokio::time::sleep(timeout).await;
-        } => Err(()),
+        biased;
+        r = response => Ok(r),
+        _ = client.watch.expired() => Err(()),
     };
+    client.watch.stop_waiting();
     let mut resp = match sent {
         Ok(Ok(r)) => r,
         Ok(Err(e)) => {
@@ -418,34 +419,30 @@ async fn forward(
     resp.map(Either::Left)
 }
 
-/// The request body on its way upstream, telling when it has been sent completely.
+/// The request body on its way upstream, starting the wait for the answer when it has been
+/// sent completely.
 pub(super) struct RequestBody {
     inner: Incoming,
-    sent: Option<tokio::sync::oneshot::Sender<()>>,
+    /// Until the body has ended.
+    watch: Option<Arc<Watch>>,
 }
 
 impl RequestBody {
-    /// The body, and what tells when it has been sent; `None` for an empty body (most
-    /// requests), which is "sent" at once and needs no channel.
-    fn new(inner: Incoming) -> (RequestBody, Option<tokio::sync::oneshot::Receiver<()>>) {
+    fn new(inner: Incoming, watch: &Arc<Watch>) -> RequestBody {
         if inner.is_end_stream() {
-            return (RequestBody { inner, sent: None }, None);
+            // Most requests: nothing to send, the wait starts now.
+            watch.start_waiting();
+            return RequestBody { inner, watch: None };
         }
-        let (tx, rx) = tokio::sync::oneshot::channel();
-        (
-            RequestBody {
-                inner,
-                sent: Some(tx),
-            },
-            Some(rx),
-        )
+        RequestBody {
+            inner,
+            watch: Some(watch.clone()),
+        }
     }
 
-    fn check_end(&mut self) {
-        if self.inner.is_end_stream()
-            && let Some(tx) = self.sent.take()
-        {
-            let _ = tx.send(());
+    fn ended(&mut self) {
+        if let Some(watch) = self.watch.take() {
+            watch.start_waiting();
         }
     }
 }
@@ -460,13 +457,9 @@ impl hyper::body::Body for RequestBody {
     ) -> std::task::Poll<Option<Result<hyper::body::Frame<Bytes>, hyper::Error>>> {
         let polled = std::pin::Pin::new(&mut self.inner).poll_frame(cx);
         match &polled {
-            std::task::Poll::Ready(None) => {
-                if let Some(tx) = self.sent.take() {
-                    let _ = tx.send(());
-                }
-            }
-            std::task::Poll::Ready(Some(_)) => self.check_end(),
-            std::task::Poll::Pending => {}
+            std::task::Poll::Ready(None) => self.ended(),
+            std::task::Poll::Ready(Some(_)) if self.inner.is_end_stream() => self.ended(),
+            _ => {}
         }
         polled
     }

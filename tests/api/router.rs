@@ -248,6 +248,68 @@ async fn an_app_that_never_answers_gets_a_504_page_after_the_response_header_tim
     assert_eq!(error_body(r).await["error"], "gateway_timeout");
 }
 
+/// Reads from `stream` until the router closes it; what it sent before. Panics if the
+/// connection is still open after 20 s.
+async fn read_until_closed(stream: &mut TcpStream) -> String {
+    use tokio::io::AsyncReadExt;
+    let mut got = Vec::new();
+    let read = tokio::time::timeout(Duration::from_secs(20), stream.read_to_end(&mut got)).await;
+    assert!(read.is_ok(), "the router kept the connection open");
+    String::from_utf8_lossy(&got).into_owned()
+}
+
+#[tokio::test]
+async fn slow_and_idle_clients_are_disconnected_but_a_slow_app_is_waited_for() {
+    use tokio::io::AsyncWriteExt;
+    let _gate = MEMORY_GATE.read().await;
+    let app = spawn_app_with(|c| {
+        c.router_timeouts.client_headers = Duration::from_millis(300);
+        c.router_timeouts.upstream_headers = Duration::from_secs(10);
+    })
+    .await;
+    // An app that takes longer to answer than a client may take to send its headers: a
+    // request in progress is not an idle connection.
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let slow = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        while let Ok((stream, _)) = listener.accept().await {
+            tokio::spawn(async move {
+                let service = service_fn(|_req: Request<Incoming>| async {
+                    tokio::time::sleep(Duration::from_millis(1500)).await;
+                    Ok::<_, Infallible>(Response::new(Full::new(Bytes::from_static(b"late"))))
+                });
+                let _ = hyper::server::conn::http1::Builder::new()
+                    .serve_connection(TokioIo::new(stream), service)
+                    .await;
+            });
+        }
+    });
+    app.route("slow", slow);
+
+    // Half a request head, then nothing: closed without an answer.
+    let mut stream = TcpStream::connect(("127.0.0.1", app.proxy_port))
+        .await
+        .unwrap();
+    stream
+        .write_all(b"GET / HTTP/1.1\r\nHost: slow.localhost\r\n")
+        .await
+        .unwrap();
+    assert_eq!(read_until_closed(&mut stream).await, "");
+
+    // A whole request is answered however long the app takes, then the idle connection is
+    // closed.
+    let mut stream = TcpStream::connect(("127.0.0.1", app.proxy_port))
+        .await
+        .unwrap();
+    stream
+        .write_all(b"GET / HTTP/1.1\r\nHost: slow.localhost\r\n\r\n")
+        .await
+        .unwrap();
+    let answer = read_until_closed(&mut stream).await;
+    assert!(answer.starts_with("HTTP/1.1 200 OK"), "{answer}");
+    assert!(answer.ends_with("late"), "{answer}");
+}
+
 /// An upstream app that counts the connections it accepts and, when `close` is set, ends each
 /// one after its first answer (`Connection: close`), as apps with keep-alive off do.
 async fn counting_upstream(close: bool) -> (SocketAddr, Arc<AtomicU64>) {
