@@ -263,7 +263,7 @@ async fn slow_and_idle_clients_are_disconnected_but_a_slow_app_is_waited_for() {
     use tokio::io::AsyncWriteExt;
     let _gate = MEMORY_GATE.read().await;
     let app = spawn_app_with(|c| {
-        c.router_timeouts.client_headers = Duration::from_millis(300);
+        c.router_timeouts.client_headers = Duration::from_secs(1);
         c.router_timeouts.upstream_headers = Duration::from_secs(10);
     })
     .await;
@@ -275,7 +275,7 @@ async fn slow_and_idle_clients_are_disconnected_but_a_slow_app_is_waited_for() {
         while let Ok((stream, _)) = listener.accept().await {
             tokio::spawn(async move {
                 let service = service_fn(|_req: Request<Incoming>| async {
-                    tokio::time::sleep(Duration::from_millis(1500)).await;
+                    tokio::time::sleep(Duration::from_millis(2500)).await;
                     Ok::<_, Infallible>(Response::new(Full::new(Bytes::from_static(b"late"))))
                 });
                 let _ = hyper::server::conn::http1::Builder::new()
