@@ -73,17 +73,35 @@ fn wants_upgrade(headers: &HeaderMap) -> bool {
             .any(|t| t.trim().eq_ignore_ascii_case("upgrade"))
 }
 
+/// The index in [`HOP_BY_HOP`] of a field name (lower case, as `HeaderName`s are).
+fn fixed_hop_by_hop(name: &str) -> Option<usize> {
+    Some(match name {
+        "connection" => 0,
+        "proxy-connection" => 1,
+        "keep-alive" => 2,
+        "te" => 3,
+        "transfer-encoding" => 4,
+        "upgrade" => 5,
+        "trailer" => 6,
+        "proxy-authorization" => 7,
+        _ => return None,
+    })
+}
+
 /// Removes hop-by-hop fields: the fixed set and every field the `Connection` field names.
 fn strip_hop_by_hop(headers: &mut HeaderMap) {
-    // One pass over the names finds which of the fixed set are present (standard names compare
-    // as small integers); only those are then removed, since every removal hashes its name.
+    // One pass over the names finds which of the fixed set are present (a match on the name,
+    // which first looks at its length, is cheaper than comparing with each of the set); only
+    // those are then removed, since every removal hashes its name.
     let mut present = [false; HOP_BY_HOP.len()];
+    let mut any = false;
     for name in headers.keys() {
-        if let Some(i) = HOP_BY_HOP.iter().position(|h| h == name) {
+        if let Some(i) = fixed_hop_by_hop(name.as_str()) {
             present[i] = true;
+            any = true;
         }
     }
-    if present == [false; HOP_BY_HOP.len()] {
+    if !any {
         return;
     }
     // `Connection` (index 0) mostly names `close`, `keep-alive` or `upgrade`: not fields, or
@@ -515,6 +533,14 @@ mod tests {
             h[&FORWARDED],
             "for=\"[2001:db8::1]\";host=\"blog.localhost\";proto=http"
         );
+    }
+
+    #[test]
+    fn the_name_match_agrees_with_the_list() {
+        for (i, name) in HOP_BY_HOP.iter().enumerate() {
+            assert_eq!(fixed_hop_by_hop(name.as_str()), Some(i), "{name}");
+        }
+        assert_eq!(fixed_hop_by_hop("content-length"), None);
     }
 
     #[test]
