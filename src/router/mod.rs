@@ -210,7 +210,7 @@ impl Router {
             .with_upgrades();
         tokio::pin!(conn);
         let timeouts = self.shared.timeouts;
-        let watch = |stop| {
+        let new_watchdog = |stop| {
             OnWake::new(watchdog::watchdog(
                 client.watch.clone(),
                 stop,
@@ -218,22 +218,24 @@ impl Router {
                 timeouts.upstream_headers,
             ))
         };
-        let mut watchdog = watch(Some(stop));
+        let mut watchdog = new_watchdog(Some(stop));
         // The client side first, then the upstream connection it may just have created or
         // sent a request on: both are driven by this one task (see `upstream`). The watchdog
         // comes before both, so a request sees an expired wait in the same round.
         let result = std::future::poll_fn(|cx| {
-            match watchdog.poll(cx) {
-                Poll::Pending => {}
-                Poll::Ready(watchdog::Ending::Idle) => {
-                    tracing::debug!(%peer, "closing a connection without a request in time");
-                    return Poll::Ready(Ok(()));
-                }
-                Poll::Ready(watchdog::Ending::Stop) => {
-                    conn.as_mut().graceful_shutdown();
-                    // The limits still hold while the current request finishes.
-                    watchdog = watch(None);
-                    let _ = watchdog.poll(cx);
+            loop {
+                match watchdog.poll(cx) {
+                    Poll::Pending => break,
+                    Poll::Ready(watchdog::Ending::Idle) => {
+                        tracing::debug!(%peer, "closing a connection without a request in time");
+                        return Poll::Ready(Ok(()));
+                    }
+                    Poll::Ready(watchdog::Ending::Stop) => {
+                        conn.as_mut().graceful_shutdown();
+                        // The limits still hold while the current request finishes; the new
+                        // watchdog is polled on the next turn of the loop.
+                        watchdog = new_watchdog(None);
+                    }
                 }
             }
             let r = conn.as_mut().poll(cx);
