@@ -83,8 +83,8 @@ impl CertStore {
     /// Adds (or replaces) the certificate for `name` (`example.org`, or `*.example.org` /
     /// `_.example.org` for a wildcard) from PEM text.
     pub fn insert_pem(&self, name: &str, cert_pem: &[u8], key_pem: &[u8]) -> anyhow::Result<()> {
-        let entry = self.parse_pem(cert_pem, key_pem)?;
-        self.insert(name, entry);
+        let certificate = self.parse_pem(cert_pem, key_pem)?;
+        self.insert(name, certificate);
         Ok(())
     }
 
@@ -107,7 +107,7 @@ impl CertStore {
     }
 
     /// Serves a checked certificate for `name` from now on.
-    pub fn insert(&self, name: &str, entry: Certificate) {
+    pub fn insert(&self, name: &str, certificate: Certificate) {
         let mut name = name.trim().trim_end_matches('.').to_ascii_lowercase();
         if let Some(rest) = name.strip_prefix("_.") {
             name = format!("*.{rest}");
@@ -115,7 +115,7 @@ impl CertStore {
         self.by_name
             .write()
             .unwrap_or_else(|p| p.into_inner())
-            .insert(name, entry);
+            .insert(name, certificate);
     }
 
     /// The certificate for a server name: exact match first, then a wildcard of its parent.

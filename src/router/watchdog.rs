@@ -106,10 +106,10 @@ pub(super) enum Ending {
     Idle,
 }
 
-/// Keeps `watch`'s limits until the connection is idle too long or `stop` turns true. When
+/// Keeps the limits of `state` until the connection is idle too long or `stop` turns true. When
 /// it marks a wait expired it wakes the task, so the request sees it in the same round.
 pub(super) async fn watchdog(
-    watch: Arc<Watch>,
+    state: Arc<Watch>,
     stop: Option<watch::Receiver<bool>>,
     client_headers: Duration,
     upstream_headers: Duration,
@@ -131,18 +131,18 @@ pub(super) async fn watchdog(
     loop {
         let now = now_ms();
         let mut next = nap.as_millis() as u64;
-        let waiting = watch.waiting_since.load(Relaxed);
-        if waiting != 0 && !watch.expired.load(Relaxed) {
+        let waiting = state.waiting_since.load(Relaxed);
+        if waiting != 0 && !state.expired.load(Relaxed) {
             let due = waiting + upstream_ms;
             if now >= due {
-                watch.expired.store(true, Relaxed);
+                state.expired.store(true, Relaxed);
                 wake_own_task().await;
             } else {
                 next = next.min(due - now);
             }
         }
-        if watch.in_flight.load(Relaxed) == 0 {
-            let due = watch.idle_since.load(Relaxed) + client_ms;
+        if state.in_flight.load(Relaxed) == 0 {
+            let due = state.idle_since.load(Relaxed) + client_ms;
             if now >= due {
                 return Ending::Idle;
             }
