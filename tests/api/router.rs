@@ -258,6 +258,26 @@ async fn read_until_closed(stream: &mut TcpStream) -> String {
     String::from_utf8_lossy(&got).into_owned()
 }
 
+/// An app that answers `late` after `delay`.
+async fn slow_upstream(delay: Duration) -> SocketAddr {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        while let Ok((stream, _)) = listener.accept().await {
+            tokio::spawn(async move {
+                let service = service_fn(move |_req: Request<Incoming>| async move {
+                    tokio::time::sleep(delay).await;
+                    Ok::<_, Infallible>(Response::new(Full::new(Bytes::from_static(b"late"))))
+                });
+                let _ = hyper::server::conn::http1::Builder::new()
+                    .serve_connection(TokioIo::new(stream), service)
+                    .await;
+            });
+        }
+    });
+    addr
+}
+
 #[tokio::test]
 async fn slow_and_idle_clients_are_disconnected_but_a_slow_app_is_waited_for() {
     use tokio::io::AsyncWriteExt;
@@ -269,22 +289,7 @@ async fn slow_and_idle_clients_are_disconnected_but_a_slow_app_is_waited_for() {
     .await;
     // An app that takes longer to answer than a client may take to send its headers: a
     // request in progress is not an idle connection.
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let slow = listener.local_addr().unwrap();
-    tokio::spawn(async move {
-        while let Ok((stream, _)) = listener.accept().await {
-            tokio::spawn(async move {
-                let service = service_fn(|_req: Request<Incoming>| async {
-                    tokio::time::sleep(Duration::from_millis(2500)).await;
-                    Ok::<_, Infallible>(Response::new(Full::new(Bytes::from_static(b"late"))))
-                });
-                let _ = hyper::server::conn::http1::Builder::new()
-                    .serve_connection(TokioIo::new(stream), service)
-                    .await;
-            });
-        }
-    });
-    app.route("slow", slow);
+    app.route("slow", slow_upstream(Duration::from_millis(2500)).await);
 
     // Half a request head, then nothing: closed without an answer.
     let mut stream = TcpStream::connect(("127.0.0.1", app.proxy_port))
@@ -308,6 +313,46 @@ async fn slow_and_idle_clients_are_disconnected_but_a_slow_app_is_waited_for() {
     let answer = read_until_closed(&mut stream).await;
     assert!(answer.starts_with("HTTP/1.1 200 OK"), "{answer}");
     assert!(answer.ends_with("late"), "{answer}");
+}
+
+#[tokio::test]
+async fn on_shutdown_a_request_in_progress_is_answered_and_idle_connections_are_closed() {
+    use scalefog::router::{Router, Timeouts};
+    use scalefog::routing::RouteTable;
+    use tokio::io::AsyncWriteExt;
+    let routes = RouteTable::default();
+    routes.set_app(
+        "slow",
+        Target::Serving(slow_upstream(Duration::from_secs(3)).await),
+    );
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let server = tokio::spawn(Router::new(routes, "localhost", Timeouts::default()).serve(
+        listener,
+        None,
+        async {
+            let _ = stopped.await;
+        },
+    ));
+
+    let mut busy = TcpStream::connect(("127.0.0.1", port)).await.unwrap();
+    busy.write_all(b"GET / HTTP/1.1\r\nHost: slow.localhost\r\n\r\n")
+        .await
+        .unwrap();
+    let mut idle = TcpStream::connect(("127.0.0.1", port)).await.unwrap();
+    // Both connections are being served before the signal (the app takes 3 s to answer).
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    stop.send(()).unwrap();
+
+    assert_eq!(read_until_closed(&mut idle).await, "");
+    let answer = read_until_closed(&mut busy).await;
+    assert!(answer.starts_with("HTTP/1.1 200 OK"), "{answer}");
+    assert!(answer.ends_with("late"), "{answer}");
+    tokio::time::timeout(Duration::from_secs(20), server)
+        .await
+        .expect("the router stops once its last request is answered")
+        .unwrap();
 }
 
 /// An upstream app that counts the connections it accepts and, when `close` is set, ends each
