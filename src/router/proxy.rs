@@ -367,7 +367,8 @@ async fn forward(
     let connect = shared.timeouts.connect;
     let response = async {
         if upgrade {
-            upstream::send_upgrade(upstream, upstream_req, connect).await
+            // Boxed: see `Slot::send`.
+            Box::pin(upstream::send_upgrade(upstream, upstream_req, connect)).await
         } else {
             client.upstream.send(upstream, upstream_req, connect).await
         }

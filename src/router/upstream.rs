@@ -111,10 +111,12 @@ impl Slot {
         };
         if let Some(mut sender) = kept {
             // Ready at once in the common case; else the driver (polled by this same task)
-            // is finishing the previous response, or the connection has closed.
+            // is finishing the previous response, or the connection has closed. The rare
+            // paths (this wait, connecting) are boxed: every request's future is moved into
+            // place by hyper, and their timers and handshakes would make it kilobytes.
             let ready = sender.is_ready()
                 || matches!(
-                    tokio::time::timeout(connect_timeout, sender.ready()).await,
+                    Box::pin(tokio::time::timeout(connect_timeout, sender.ready())).await,
                     Ok(Ok(()))
                 );
             if ready {
@@ -129,7 +131,7 @@ impl Slot {
                 }
             }
         }
-        let (mut sender, driver) = connect(addr, connect_timeout).await?;
+        let (mut sender, driver) = Box::pin(connect(addr, connect_timeout)).await?;
         let response = sender.send_request(req);
         {
             let mut inner = self.lock();
