@@ -83,7 +83,8 @@ impl Application {
             services.routes.clone(),
             &services.config.domain,
             services.config.router_timeouts,
-        );
+        )
+        .context("cannot start the router's worker threads")?;
         load_routes(&services)?;
         services
             .apps

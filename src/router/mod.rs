@@ -4,7 +4,8 @@
 //! - It reads only the [`RouteTable`] (written by the deploy engine and the domains API), never
 //!   the store or Docker: one lock-free snapshot load per request.
 //! - Bodies stream both ways; each client connection keeps its own upstream connection alive
-//!   and drives it from its own task (see [`upstream`]).
+//!   and drives it from its own task (see [`upstream`]), on one of the router's per-core
+//!   single-threaded runtimes (see [`workers`]).
 //! - `Upgrade` (websockets) is passed through: after both sides switch protocols the two
 //!   connections are spliced.
 //! - Shutdown: stop accepting, let every connection finish its current request (bounded by a
@@ -17,6 +18,7 @@ mod proxy;
 pub mod tls;
 mod upstream;
 mod watchdog;
+mod workers;
 
 use crate::routing::RouteTable;
 use futures_util::task::AtomicWaker;
@@ -87,18 +89,22 @@ struct Shared {
     domain: String,
     challenges: acme::Challenges,
     timeouts: Timeouts,
+    /// Where connections run; the threads end when the last clone of the router is gone.
+    workers: workers::Workers,
 }
 
 impl Router {
-    pub fn new(routes: RouteTable, domain: &str, timeouts: Timeouts) -> Router {
-        Router {
+    /// A router and its worker threads (one per core).
+    pub fn new(routes: RouteTable, domain: &str, timeouts: Timeouts) -> std::io::Result<Router> {
+        Ok(Router {
             shared: Arc::new(Shared {
                 routes,
                 domain: domain.trim_end_matches('.').to_ascii_lowercase(),
                 challenges: acme::Challenges::default(),
                 timeouts,
+                workers: workers::Workers::start()?,
             }),
-        }
+        })
     }
 
     /// Pending ACME http-01 challenges this router answers.
@@ -135,12 +141,27 @@ impl Router {
             match accepted {
                 Ok((stream, peer)) => {
                     let _ = stream.set_nodelay(true);
+                    // Off this runtime's epoll; the worker registers it with its own.
+                    let stream = match stream.into_std() {
+                        Ok(s) => s,
+                        Err(e) => {
+                            tracing::debug!(%peer, error = %e, "cannot hand a connection over");
+                            continue;
+                        }
+                    };
                     let router = self.clone();
                     let tls = tls.clone();
                     let stop = stop_rx.clone();
                     let done = done_tx.clone();
-                    tokio::spawn(async move {
+                    self.shared.workers.spawn(async move {
                         let _done = done;
+                        let stream = match tokio::net::TcpStream::from_std(stream) {
+                            Ok(s) => s,
+                            Err(e) => {
+                                tracing::debug!(%peer, error = %e, "cannot take a connection over");
+                                return;
+                            }
+                        };
                         match tls {
                             None => router.serve_connection(stream, peer, scheme, stop).await,
                             Some(acceptor) => {

@@ -328,13 +328,10 @@ async fn on_shutdown_a_request_in_progress_is_answered_and_idle_connections_are_
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let port = listener.local_addr().unwrap().port();
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let server = tokio::spawn(Router::new(routes, "localhost", Timeouts::default()).serve(
-        listener,
-        None,
-        async {
-            let _ = stopped.await;
-        },
-    ));
+    let router = Router::new(routes, "localhost", Timeouts::default()).unwrap();
+    let server = tokio::spawn(router.serve(listener, None, async {
+        let _ = stopped.await;
+    }));
 
     let mut busy = TcpStream::connect(("127.0.0.1", port)).await.unwrap();
     busy.write_all(b"GET / HTTP/1.1\r\nHost: slow.localhost\r\n\r\n")
