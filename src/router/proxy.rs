@@ -15,7 +15,7 @@ use hyper::upgrade::OnUpgrade;
 use hyper::{Request, Response, StatusCode, Uri, Version};
 use hyper_util::rt::TokioIo;
 use std::net::{IpAddr, SocketAddr};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 /// What the router answers with: an upstream's streamed body or one of its own pages.
@@ -73,6 +73,8 @@ fn wants_upgrade(headers: &HeaderMap) -> bool {
             .any(|t| t.trim().eq_ignore_ascii_case("upgrade"))
 }
 
+const UPGRADE_INDEX: usize = 5;
+
 /// The index in [`HOP_BY_HOP`] of a field name (lower case, as `HeaderName`s are).
 fn fixed_hop_by_hop(name: &str) -> Option<usize> {
     Some(match name {
@@ -88,25 +90,53 @@ fn fixed_hop_by_hop(name: &str) -> Option<usize> {
     })
 }
 
+/// Which fields of [`HOP_BY_HOP`] a message has (by index), and whether it has `Expect`.
+#[derive(Clone, Copy, Default)]
+struct Present {
+    fixed: [bool; HOP_BY_HOP.len()],
+    any: bool,
+    expect: bool,
+}
+
+impl Present {
+    /// One pass over the names (a match on the name, which first looks at its length, is
+    /// cheaper than comparing with each of the set); every lookup or removal after it hashes
+    /// its name, so it is only made for fields known to be there.
+    fn of(headers: &HeaderMap) -> Present {
+        let mut p = Present::default();
+        for name in headers.keys() {
+            if let Some(i) = fixed_hop_by_hop(name.as_str()) {
+                p.fixed[i] = true;
+                p.any = true;
+            } else if name == header::EXPECT {
+                p.expect = true;
+            }
+        }
+        p
+    }
+}
+
 /// Removes hop-by-hop fields: the fixed set and every field the `Connection` field names.
 fn strip_hop_by_hop(headers: &mut HeaderMap) {
-    // One pass over the names finds which of the fixed set are present (a match on the name,
-    // which first looks at its length, is cheaper than comparing with each of the set); only
-    // those are then removed, since every removal hashes its name.
-    let mut present = [false; HOP_BY_HOP.len()];
-    let mut any = false;
-    for name in headers.keys() {
-        if let Some(i) = fixed_hop_by_hop(name.as_str()) {
-            present[i] = true;
-            any = true;
-        }
-    }
-    if !any {
+    strip_present(headers, Present::of(headers));
+}
+
+/// [`strip_hop_by_hop`] with the fields present already known.
+fn strip_present(headers: &mut HeaderMap, present: Present) {
+    if !present.any {
         return;
     }
+    let fixed = present.fixed;
     // `Connection` (index 0) mostly names `close`, `keep-alive` or `upgrade`: not fields, or
-    // fields of the fixed set; only other names need parsing and removing.
-    if present[0] {
+    // fields of the fixed set; only other names need parsing and removing. A field of just one
+    // of those (most apps' `Connection: keep-alive`) is let through without parsing.
+    let plain = |v: &HeaderValue| {
+        let v = v.as_bytes();
+        v.eq_ignore_ascii_case(b"keep-alive")
+            || v.eq_ignore_ascii_case(b"close")
+            || v.eq_ignore_ascii_case(b"upgrade")
+    };
+    if fixed[0] && !headers.get_all(header::CONNECTION).iter().all(plain) {
         let named: Vec<HeaderName> = headers
             .get_all(header::CONNECTION)
             .iter()
@@ -125,7 +155,7 @@ fn strip_hop_by_hop(headers: &mut HeaderMap) {
             headers.remove(name);
         }
     }
-    for (name, _) in HOP_BY_HOP.iter().zip(present).filter(|(_, p)| *p) {
+    for (name, _) in HOP_BY_HOP.iter().zip(fixed).filter(|(_, p)| *p) {
         headers.remove(name);
     }
 }
@@ -139,6 +169,9 @@ pub(super) struct Client {
     xff: HeaderValue,
     /// The peer address as `Forwarded: for=` names it (RFC 7239: IPv6 quoted, bracketed).
     forwarded_for: String,
+    /// The last request's host and our `Forwarded` element for it: the same on most requests
+    /// of a connection, so made once rather than on every request.
+    forwarded: Mutex<Option<(Box<str>, HeaderValue)>>,
     pub upstream: Slot,
     /// Its time limits (see `watchdog`).
     pub watch: Arc<Watch>,
@@ -155,16 +188,43 @@ impl Client {
                 IpAddr::V4(v4) => v4.to_string(),
                 IpAddr::V6(v6) => format!("\"[{v6}]\""),
             },
+            forwarded: Mutex::default(),
             upstream: Slot::default(),
             watch: Arc::default(),
         }
+    }
+
+    /// Our `Forwarded` element (`for=…;host="…";proto=…`) for a request to `host` (as sent).
+    fn forwarded(&self, host: &str) -> Option<HeaderValue> {
+        let mut last = self.forwarded.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some((h, v)) = &*last
+            && **h == *host
+        {
+            return Some(v.clone());
+        }
+        let mut fwd = String::with_capacity(self.forwarded_for.len() + host.len() + 24);
+        fwd.push_str("for=");
+        fwd.push_str(&self.forwarded_for);
+        fwd.push_str(";host=\"");
+        // A quoted-string here; a host name never holds these, so drop rather than escape.
+        fwd.extend(
+            host.chars()
+                .filter(|c| !matches!(c, '"' | '\\'))
+                .map(|c| c.to_ascii_lowercase()),
+        );
+        fwd.push_str("\";proto=");
+        fwd.push_str(self.scheme.as_str());
+        let value = HeaderValue::try_from(fwd).ok()?;
+        *last = Some((host.into(), value.clone()));
+        Some(value)
     }
 }
 
 /// Adds the forwarding fields. `X-Forwarded-For` and `Forwarded` are appended to (the client's
 /// own values come first; apps should trust the last entry, which is ours); `-Proto` and
-/// `-Host` are set, since only the router knows them.
-fn add_forwarding(headers: &mut HeaderMap, client: &Client, host: &str) {
+/// `-Host` are set, since only the router knows them. `forwarded` is our `Forwarded` element
+/// ([`Client::forwarded`]).
+fn add_forwarding(headers: &mut HeaderMap, client: &Client, forwarded: Option<HeaderValue>) {
     // Room for the five fields at once rather than growing the map twice on the way.
     headers.reserve(5);
     // Clients rarely send either field: one pass over the names is cheaper than two lookups
@@ -188,27 +248,14 @@ fn add_forwarding(headers: &mut HeaderMap, client: &Client, host: &str) {
         None => client.xff.clone(),
     };
     let proto = client.scheme.as_str();
-    let prev = client_value(has_fwd, &FORWARDED);
-    let mut fwd = String::with_capacity(
-        prev.map_or(0, |p| p.len() + 2) + client.forwarded_for.len() + host.len() + 24,
-    );
-    if let Some(p) = prev {
-        fwd.push_str(p);
-        fwd.push_str(", ");
-    }
-    fwd.push_str("for=");
-    fwd.push_str(&client.forwarded_for);
-    fwd.push_str(";host=\"");
-    // The host is a quoted-string here; a name never holds these, so drop rather than escape.
-    if host.contains(['"', '\\']) {
-        fwd.extend(host.chars().filter(|c| !matches!(c, '"' | '\\')));
-    } else {
-        fwd.push_str(host);
-    }
-    fwd.push_str("\";proto=");
-    fwd.push_str(proto);
+    let fwd = match (client_value(has_fwd, &FORWARDED), forwarded) {
+        (Some(prev), Some(ours)) => {
+            HeaderValue::try_from(format!("{prev}, {}", ours.to_str().unwrap_or(""))).ok()
+        }
+        (_, ours) => ours,
+    };
     headers.insert(X_FORWARDED_FOR, xff);
-    if let Ok(v) = HeaderValue::try_from(fwd) {
+    if let Some(v) = fwd {
         headers.insert(FORWARDED, v);
     }
     headers.insert(X_FORWARDED_PROTO, HeaderValue::from_static(proto));
@@ -285,8 +332,9 @@ pub(super) async fn handle(
     };
     route.count_request();
     let app = &*route.app;
-    // Owned: the request (which the host borrows) goes upstream.
-    let host = host.to_ascii_lowercase();
+    // Taken now: the request, which the host borrows, goes upstream.
+    let log_host = access.as_ref().map(|_| host.to_ascii_lowercase());
+    let forwarded = client.forwarded(host);
     let response = match route.target {
         Target::Unavailable(state) => page(
             json,
@@ -300,9 +348,11 @@ pub(super) async fn handle(
                 },
             },
         ),
-        Target::Serving(upstream) => forward(shared, client, req, &host, app, upstream, json).await,
+        Target::Serving(upstream) => {
+            forward(shared, client, req, forwarded, app, upstream, json).await
+        }
     };
-    if let Some(a) = access {
+    if let (Some(a), Some(host)) = (access, log_host) {
         tracing::info!(
             target: "scalefog::access",
             %app,
@@ -321,25 +371,31 @@ async fn forward(
     shared: &Shared,
     client: &Client,
     req: Request<Incoming>,
-    host: &str,
+    forwarded: Option<HeaderValue>,
     app: &str,
     upstream: SocketAddr,
     json: bool,
 ) -> Response<Body> {
     let (mut parts, body) = req.into_parts();
-    let upgrade = wants_upgrade(&parts.headers);
-    let upgrade_proto = parts.headers.get(header::UPGRADE).cloned();
+    let present = Present::of(&parts.headers);
+    let upgrade = present.fixed[UPGRADE_INDEX] && wants_upgrade(&parts.headers);
+    let upgrade_proto = upgrade
+        .then(|| parts.headers.get(header::UPGRADE).cloned())
+        .flatten();
     let client_upgrade = parts.extensions.remove::<OnUpgrade>();
 
-    strip_hop_by_hop(&mut parts.headers);
-    parts.headers.remove(header::EXPECT);
-    if upgrade && let Some(proto) = upgrade_proto {
+    strip_present(&mut parts.headers, present);
+    // Answered by our own server side (`100 Continue`), not the app's.
+    if present.expect {
+        parts.headers.remove(header::EXPECT);
+    }
+    if let Some(proto) = upgrade_proto {
         parts.headers.insert(header::UPGRADE, proto);
         parts
             .headers
             .insert(header::CONNECTION, HeaderValue::from_static("upgrade"));
     }
-    add_forwarding(&mut parts.headers, client, host);
+    add_forwarding(&mut parts.headers, client, forwarded);
     // The upstream gets origin-form (`/path?query`) and the original Host; a client's
     // absolute-form target (`GET http://host/path`) becomes origin-form, and its authority
     // the Host if the request had none.
@@ -526,7 +582,8 @@ mod tests {
         h.insert(X_FORWARDED_FOR, HeaderValue::from_static("10.0.0.1"));
         h.insert(X_FORWARDED_PROTO, HeaderValue::from_static("https"));
         let peer: SocketAddr = "[2001:db8::1]:5555".parse().unwrap();
-        add_forwarding(&mut h, &Client::new(peer, Scheme::Http), "blog.localhost");
+        let client = Client::new(peer, Scheme::Http);
+        add_forwarding(&mut h, &client, client.forwarded("blog.localhost"));
         assert_eq!(h[&X_FORWARDED_FOR], "10.0.0.1, 2001:db8::1");
         assert_eq!(h[&X_FORWARDED_PROTO], "http");
         assert_eq!(h[&X_FORWARDED_HOST], "blog.localhost:8000");
@@ -537,11 +594,35 @@ mod tests {
     }
 
     #[test]
+    fn the_forwarded_element_is_made_once_per_host_and_appended_to_the_clients() {
+        let client = Client::new("192.0.2.7:4000".parse().unwrap(), Scheme::Http);
+        let first = client.forwarded("a.localhost").unwrap();
+        assert_eq!(first, "for=192.0.2.7;host=\"a.localhost\";proto=http");
+        assert_eq!(client.forwarded("a.localhost").unwrap(), first);
+        assert_eq!(
+            client.forwarded("B.localhost").unwrap(),
+            "for=192.0.2.7;host=\"b.localhost\";proto=http"
+        );
+        let mut h = HeaderMap::new();
+        h.insert(FORWARDED, HeaderValue::from_static("for=10.0.0.1"));
+        add_forwarding(&mut h, &client, client.forwarded("a.localhost"));
+        assert_eq!(
+            h[&FORWARDED],
+            "for=10.0.0.1, for=192.0.2.7;host=\"a.localhost\";proto=http"
+        );
+    }
+
+    #[test]
     fn the_name_match_agrees_with_the_list() {
         for (i, name) in HOP_BY_HOP.iter().enumerate() {
             assert_eq!(fixed_hop_by_hop(name.as_str()), Some(i), "{name}");
         }
         assert_eq!(fixed_hop_by_hop("content-length"), None);
+        assert_eq!(HOP_BY_HOP[UPGRADE_INDEX], header::UPGRADE);
+        let mut h = HeaderMap::new();
+        h.insert(header::EXPECT, HeaderValue::from_static("100-continue"));
+        let p = Present::of(&h);
+        assert!(p.expect && !p.any);
     }
 
     #[test]
@@ -549,11 +630,8 @@ mod tests {
         let mut h = HeaderMap::new();
         h.insert(header::HOST, HeaderValue::from_static("shop.example.org"));
         let peer: SocketAddr = "192.0.2.7:4000".parse().unwrap();
-        add_forwarding(
-            &mut h,
-            &Client::new(peer, Scheme::Https),
-            "shop\"x.example.org",
-        );
+        let client = Client::new(peer, Scheme::Https);
+        add_forwarding(&mut h, &client, client.forwarded("Shop\"x.example.org"));
         assert_eq!(h[&X_FORWARDED_FOR], "192.0.2.7");
         assert_eq!(h[&X_FORWARDED_PROTO], "https");
         assert_eq!(
