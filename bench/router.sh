@@ -159,9 +159,17 @@ wrk -t1 -c8 -d2s -H "Host: bench.localhost" "http://127.0.0.1:$NGINX_PORT/index.
 wrk -t1 -c8 -d2s -H "Host: bench.localhost" "http://127.0.0.1:$ROUTER_PORT/index.html" >/dev/null
 [ -z "$COMPARE_BIN" ] ||
   wrk -t1 -c8 -d2s -H "Host: bench.localhost" "http://127.0.0.1:$COMPARE_PORT/index.html" >/dev/null
+# Every other round runs in the opposite order, so that a machine getting busier or quieter
+# during the run does not favour whichever goes first.
 for round in $(seq "$ROUNDS"); do
   echo "round $round"
-  run nginx "$NGINX_PORT" "$NGINX_PID"
-  run router "$ROUTER_PORT" "$ROUTER_PID"
-  [ -z "$COMPARE_BIN" ] || run router-b "$COMPARE_PORT" "$COMPARE_PID"
+  if [ $((round % 2)) = 1 ]; then
+    run nginx "$NGINX_PORT" "$NGINX_PID"
+    run router "$ROUTER_PORT" "$ROUTER_PID"
+    [ -z "$COMPARE_BIN" ] || run router-b "$COMPARE_PORT" "$COMPARE_PID"
+  else
+    [ -z "$COMPARE_BIN" ] || run router-b "$COMPARE_PORT" "$COMPARE_PID"
+    run router "$ROUTER_PORT" "$ROUTER_PID"
+    run nginx "$NGINX_PORT" "$NGINX_PID"
+  fi
 done
