@@ -5,8 +5,9 @@
 //!
 //! Certificates are written to `tls_dir` in certbot's layout (`<name>/fullchain.pem`,
 //! `<name>/privkey.pem`), where a restart loads them, and only then put into the running
-//! [`CertStore`], so no certificate is served that a restart would not load again. A name already covered by a valid certificate (a file of the
-//! operator's, a wildcard) is left alone until that certificate nears its end. The ACME
+//! [`CertStore`], so no certificate is served that a restart would not load again. A name
+//! already covered by a valid certificate (a file of the operator's, a wildcard) is left alone
+//! until that certificate nears its end. The ACME
 //! account's key is kept in `data_dir/acme-account.json` (0600).
 //!
 //! The CA must reach the router on port 80 of a public DNS name that points at this host, so

@@ -90,12 +90,14 @@ fn fixed_hop_by_hop(name: &str) -> Option<usize> {
     })
 }
 
-/// Which fields of [`HOP_BY_HOP`] a message has (by index), and whether it has `Expect`.
+/// Which of the fields the router treats specially a message has: those of [`HOP_BY_HOP`]
+/// (by index), `Expect`, and the client's own forwarding fields.
 #[derive(Clone, Copy, Default)]
 struct Present {
     fixed: [bool; HOP_BY_HOP.len()],
-    any: bool,
     expect: bool,
+    x_forwarded_for: bool,
+    forwarded: bool,
 }
 
 impl Present {
@@ -107,9 +109,12 @@ impl Present {
         for name in headers.keys() {
             if let Some(i) = fixed_hop_by_hop(name.as_str()) {
                 p.fixed[i] = true;
-                p.any = true;
             } else if name == header::EXPECT {
                 p.expect = true;
+            } else if name == X_FORWARDED_FOR {
+                p.x_forwarded_for = true;
+            } else if name == FORWARDED {
+                p.forwarded = true;
             }
         }
         p
@@ -123,10 +128,10 @@ fn strip_hop_by_hop(headers: &mut HeaderMap) {
 
 /// [`strip_hop_by_hop`] with the fields present already known.
 fn strip_present(headers: &mut HeaderMap, present: Present) {
-    if !present.any {
+    let fixed = present.fixed;
+    if !fixed.contains(&true) {
         return;
     }
-    let fixed = present.fixed;
     // `Connection` (index 0) mostly names `close`, `keep-alive` or `upgrade`: not fields, or
     // fields of the fixed set; only other names need parsing and removing. A field of just one
     // of those (most apps' `Connection: keep-alive`) is let through without parsing.
@@ -223,24 +228,23 @@ impl Client {
 /// Adds the forwarding fields. `X-Forwarded-For` and `Forwarded` are appended to (the client's
 /// own values come first; apps should trust the last entry, which is ours); `-Proto` and
 /// `-Host` are set, since only the router knows them. `forwarded` is our `Forwarded` element
-/// ([`Client::forwarded`]).
-fn add_forwarding(headers: &mut HeaderMap, client: &Client, forwarded: Option<HeaderValue>) {
+/// ([`Client::forwarded`]); `present` tells whether the client sent either field (clients
+/// rarely do, and a lookup that finds nothing still hashes its name).
+fn add_forwarding(
+    headers: &mut HeaderMap,
+    client: &Client,
+    present: Present,
+    forwarded: Option<HeaderValue>,
+) {
     // Room for the five fields at once rather than growing the map twice on the way.
     headers.reserve(5);
-    // Clients rarely send either field: one pass over the names is cheaper than two lookups
-    // that hash their names to find nothing.
-    let (mut has_xff, mut has_fwd) = (false, false);
-    for name in headers.keys() {
-        has_xff |= name == X_FORWARDED_FOR;
-        has_fwd |= name == FORWARDED;
-    }
     let client_value = |present: bool, name: &HeaderName| {
         present
             .then(|| headers.get(name).and_then(|v| v.to_str().ok()))
             .flatten()
             .filter(|p| !p.trim().is_empty())
     };
-    let xff = match client_value(has_xff, &X_FORWARDED_FOR) {
+    let xff = match client_value(present.x_forwarded_for, &X_FORWARDED_FOR) {
         Some(prev) => {
             HeaderValue::try_from(format!("{prev}, {}", client.xff.to_str().unwrap_or("")))
                 .unwrap_or_else(|_| client.xff.clone())
@@ -248,7 +252,7 @@ fn add_forwarding(headers: &mut HeaderMap, client: &Client, forwarded: Option<He
         None => client.xff.clone(),
     };
     let proto = client.scheme.as_str();
-    let fwd = match (client_value(has_fwd, &FORWARDED), forwarded) {
+    let fwd = match (client_value(present.forwarded, &FORWARDED), forwarded) {
         (Some(prev), Some(ours)) => {
             HeaderValue::try_from(format!("{prev}, {}", ours.to_str().unwrap_or(""))).ok()
         }
@@ -395,7 +399,9 @@ async fn forward(
             .headers
             .insert(header::CONNECTION, HeaderValue::from_static("upgrade"));
     }
-    add_forwarding(&mut parts.headers, client, forwarded);
+    // `present` is from before the hop-by-hop fields went: a forwarding field that `Connection`
+    // named is then looked up and found gone, which is all it costs.
+    add_forwarding(&mut parts.headers, client, present, forwarded);
     // The upstream gets origin-form (`/path?query`) and the original Host; a client's
     // absolute-form target (`GET http://host/path`) becomes origin-form, and its authority
     // the Host if the request had none.
@@ -583,7 +589,8 @@ mod tests {
         h.insert(X_FORWARDED_PROTO, HeaderValue::from_static("https"));
         let peer: SocketAddr = "[2001:db8::1]:5555".parse().unwrap();
         let client = Client::new(peer, Scheme::Http);
-        add_forwarding(&mut h, &client, client.forwarded("blog.localhost"));
+        let present = Present::of(&h);
+        add_forwarding(&mut h, &client, present, client.forwarded("blog.localhost"));
         assert_eq!(h[&X_FORWARDED_FOR], "10.0.0.1, 2001:db8::1");
         assert_eq!(h[&X_FORWARDED_PROTO], "http");
         assert_eq!(h[&X_FORWARDED_HOST], "blog.localhost:8000");
@@ -605,7 +612,8 @@ mod tests {
         );
         let mut h = HeaderMap::new();
         h.insert(FORWARDED, HeaderValue::from_static("for=10.0.0.1"));
-        add_forwarding(&mut h, &client, client.forwarded("a.localhost"));
+        let present = Present::of(&h);
+        add_forwarding(&mut h, &client, present, client.forwarded("a.localhost"));
         assert_eq!(
             h[&FORWARDED],
             "for=10.0.0.1, for=192.0.2.7;host=\"a.localhost\";proto=http"
@@ -622,7 +630,7 @@ mod tests {
         let mut h = HeaderMap::new();
         h.insert(header::EXPECT, HeaderValue::from_static("100-continue"));
         let p = Present::of(&h);
-        assert!(p.expect && !p.any);
+        assert!(p.expect && !p.fixed.contains(&true));
     }
 
     #[test]
@@ -631,7 +639,13 @@ mod tests {
         h.insert(header::HOST, HeaderValue::from_static("shop.example.org"));
         let peer: SocketAddr = "192.0.2.7:4000".parse().unwrap();
         let client = Client::new(peer, Scheme::Https);
-        add_forwarding(&mut h, &client, client.forwarded("Shop\"x.example.org"));
+        let present = Present::of(&h);
+        add_forwarding(
+            &mut h,
+            &client,
+            present,
+            client.forwarded("Shop\"x.example.org"),
+        );
         assert_eq!(h[&X_FORWARDED_FOR], "192.0.2.7");
         assert_eq!(h[&X_FORWARDED_PROTO], "https");
         assert_eq!(
