@@ -110,10 +110,12 @@ CONF
 nginx -p "$WORK/backend" -c "$WORK/backend/nginx.conf" & PIDS+=($!)
 nginx -p "$WORK/proxy" -c "$WORK/proxy/nginx.conf" & PIDS+=($!)
 NGINX_PID=$!
-"$BIN" "127.0.0.1:$ROUTER_PORT" bench "127.0.0.1:$BACKEND_PORT" & PIDS+=($!)
+# Their logs go to files (shown if they do not answer): warnings such as an unreachable Docker
+# engine have nothing to do with routing and would bury the figures.
+"$BIN" "127.0.0.1:$ROUTER_PORT" bench "127.0.0.1:$BACKEND_PORT" 2>"$WORK/router.log" & PIDS+=($!)
 ROUTER_PID=$!
 if [ -n "$COMPARE_BIN" ]; then
-  "$COMPARE_BIN" "127.0.0.1:$COMPARE_PORT" bench "127.0.0.1:$BACKEND_PORT" & PIDS+=($!)
+  "$COMPARE_BIN" "127.0.0.1:$COMPARE_PORT" bench "127.0.0.1:$BACKEND_PORT" 2>"$WORK/router-b.log" & PIDS+=($!)
   COMPARE_PID=$!
 fi
 
@@ -122,7 +124,9 @@ wait_for() {  # $1 = port
     if curl -sf -o /dev/null -H "Host: bench.localhost" "http://127.0.0.1:$1/index.html"; then return 0; fi
     sleep 0.1
   done
-  echo "nothing answers on port $1" >&2; exit 1
+  echo "nothing answers on port $1" >&2
+  tail -n 20 "$WORK"/*.log >&2 || true
+  exit 1
 }
 wait_for "$BACKEND_PORT"; wait_for "$NGINX_PORT"; wait_for "$ROUTER_PORT"
 [ -z "$COMPARE_BIN" ] || wait_for "$COMPARE_PORT"
