@@ -17,21 +17,23 @@ pub mod pages;
 mod proxy;
 pub mod tls;
 mod upstream;
+mod wakeups;
 mod watchdog;
 mod workers;
 
 use crate::routing::RouteTable;
-use futures_util::task::AtomicWaker;
 use hyper_util::rt::TokioIo;
 use std::future::Future;
 use std::net::SocketAddr;
-use std::pin::Pin;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::task::{Context, Poll, Wake, Waker};
+use std::task::Poll;
 use std::time::Duration;
 use tokio::net::TcpListener;
 use tokio::sync::{mpsc, watch};
+use wakeups::Wakeups;
+
+/// How many times one poll of a connection's task goes round its parts before yielding.
+const MAX_ROUNDS: usize = 8;
 
 /// Time limits of the router.
 #[derive(Debug, Clone, Copy)]
@@ -232,91 +234,72 @@ impl Router {
         tokio::pin!(conn);
         let timeouts = self.shared.timeouts;
         let new_watchdog = |stop| {
-            OnWake::new(watchdog::watchdog(
+            watchdog::watchdog(
                 client.watch.clone(),
                 stop,
                 timeouts.client_headers,
                 timeouts.upstream_headers,
-            ))
+            )
         };
-        let mut watchdog = new_watchdog(Some(stop));
-        // The client side first, then the upstream connection it may just have created or
-        // sent a request on: both are driven by this one task (see `upstream`). The watchdog
-        // comes before both, so a request sees an expired wait in the same round.
+        let mut watchdog = std::pin::pin!(new_watchdog(Some(stop)));
+        let wakeups = Wakeups::new();
+        // Each poll polls the parts that woke (see `wakeups`), in this order: the watchdog
+        // first, so a request sees an expired wait in the same round; then the client side; then
+        // the upstream connection it may just have created or sent a request on.
         let result = std::future::poll_fn(|cx| {
-            loop {
-                match watchdog.poll(cx) {
-                    Poll::Pending => break,
-                    Poll::Ready(watchdog::Ending::Idle) => {
-                        tracing::debug!(%peer, "closing a connection without a request in time");
-                        return Poll::Ready(Ok(()));
+            let mut woken = wakeups.begin(cx);
+            for _ in 0..MAX_ROUNDS {
+                if woken.has(wakeups::WATCHDOG) {
+                    let mut wcx = wakeups.context(wakeups::WATCHDOG);
+                    loop {
+                        match watchdog.as_mut().poll(&mut wcx) {
+                            Poll::Pending => break,
+                            Poll::Ready(watchdog::Ending::Idle) => {
+                                tracing::debug!(%peer, "closing a connection without a request in time");
+                                return Poll::Ready(Ok(()));
+                            }
+                            Poll::Ready(watchdog::Ending::Stop) => {
+                                conn.as_mut().graceful_shutdown();
+                                // The limits still hold while the current request finishes.
+                                watchdog.set(new_watchdog(None));
+                            }
+                        }
                     }
-                    Poll::Ready(watchdog::Ending::Stop) => {
-                        conn.as_mut().graceful_shutdown();
-                        // The limits still hold while the current request finishes; the new
-                        // watchdog is polled on the next turn of the loop.
-                        watchdog = new_watchdog(None);
+                    // A request waiting for its app looks at the watchdog's verdict when the
+                    // client side is polled.
+                    woken.add(wakeups::CLIENT);
+                }
+                if woken.has(wakeups::CLIENT) {
+                    if let Poll::Ready(r) = conn.as_mut().poll(&mut wakeups.context(wakeups::CLIENT)) {
+                        return Poll::Ready(r);
+                    }
+                    // A new upstream connection has not been polled yet: nothing woke it.
+                    if client.upstream.take_new() {
+                        woken.add(wakeups::UPSTREAM);
+                    }
+                }
+                if woken.has(wakeups::UPSTREAM) {
+                    client
+                        .upstream
+                        .poll_driver(&mut wakeups.context(wakeups::UPSTREAM));
+                }
+                woken = wakeups.take();
+                if woken.is_empty() {
+                    woken = wakeups.end();
+                    if woken.is_empty() {
+                        return Poll::Pending;
                     }
                 }
             }
-            let r = conn.as_mut().poll(cx);
-            if r.is_pending() {
-                client.upstream.poll_driver(cx);
-            }
-            r
+            // Parts that keep waking each other (a long body streaming through) give the
+            // other connections on this thread their turn now and then.
+            wakeups.yield_with(woken, cx);
+            Poll::Pending
         })
         .await;
         if let Err(e) = result {
             // Clients that vanish or time out are routine for a proxy: not worth a warning.
             tracing::debug!(%peer, error = %e, "router connection ended with an error");
         }
-    }
-}
-
-/// A future polled only when it has woken itself, though it lives in a task that wakes for
-/// other reasons: a connection's watchdog, which waits for the shutdown signal and its own
-/// timer. Polling a `watch` wait takes the channel's waiter lock, which every connection
-/// shares; on each request of every connection that would be a lock all cores fight over,
-/// for a signal that comes once.
-struct OnWake<F> {
-    future: Pin<Box<F>>,
-    wake: Arc<WakeFlag>,
-}
-
-#[derive(Default)]
-struct WakeFlag {
-    woken: AtomicBool,
-    task: AtomicWaker,
-}
-
-impl Wake for WakeFlag {
-    fn wake(self: Arc<Self>) {
-        self.wake_by_ref();
-    }
-
-    fn wake_by_ref(self: &Arc<Self>) {
-        self.woken.store(true, Ordering::Release);
-        self.task.wake();
-    }
-}
-
-impl<F: Future> OnWake<F> {
-    fn new(future: F) -> Self {
-        let wake = Arc::new(WakeFlag::default());
-        // Polled the first time, to register.
-        wake.woken.store(true, Ordering::Relaxed);
-        OnWake {
-            future: Box::pin(future),
-            wake,
-        }
-    }
-
-    fn poll(&mut self, cx: &mut Context<'_>) -> Poll<F::Output> {
-        self.wake.task.register(cx.waker());
-        if !self.wake.woken.swap(false, Ordering::AcqRel) {
-            return Poll::Pending;
-        }
-        let waker = Waker::from(self.wake.clone());
-        self.future.as_mut().poll(&mut Context::from_waker(&waker))
     }
 }

@@ -432,7 +432,11 @@ async fn forward(
             // Boxed: see `Slot::send`.
             Box::pin(upstream::send_upgrade(upstream, upstream_req, connect)).await
         } else {
-            client.upstream.send(upstream, upstream_req, connect).await
+            let idle = client.watch.idle_before_wait();
+            client
+                .upstream
+                .send(upstream, upstream_req, connect, idle)
+                .await
         }
     };
     let sent = tokio::select! {
@@ -503,7 +507,8 @@ async fn forward(
 /// The request body on its way upstream, starting the wait for the answer when it has been
 /// sent completely.
 pub(super) struct RequestBody {
-    inner: Incoming,
+    /// `None`: a body known to be empty, of a request the router makes itself.
+    inner: Option<Incoming>,
     /// Until the body has ended.
     watch: Option<Arc<Watch>>,
 }
@@ -513,11 +518,22 @@ impl RequestBody {
         if inner.is_end_stream() {
             // Most requests: nothing to send, the wait starts now.
             watch.start_waiting();
-            return RequestBody { inner, watch: None };
+            return RequestBody {
+                inner: Some(inner),
+                watch: None,
+            };
         }
         RequestBody {
-            inner,
+            inner: Some(inner),
             watch: Some(watch.clone()),
+        }
+    }
+
+    /// An empty body whose wait has already started (a request sent again).
+    pub(super) fn empty() -> RequestBody {
+        RequestBody {
+            inner: None,
+            watch: None,
         }
     }
 
@@ -536,21 +552,26 @@ impl hyper::body::Body for RequestBody {
         mut self: std::pin::Pin<&mut Self>,
         cx: &mut std::task::Context<'_>,
     ) -> std::task::Poll<Option<Result<hyper::body::Frame<Bytes>, hyper::Error>>> {
-        let polled = std::pin::Pin::new(&mut self.inner).poll_frame(cx);
+        let Some(inner) = self.inner.as_mut() else {
+            return std::task::Poll::Ready(None);
+        };
+        let polled = std::pin::Pin::new(&mut *inner).poll_frame(cx);
         match &polled {
             std::task::Poll::Ready(None) => self.ended(),
-            std::task::Poll::Ready(Some(_)) if self.inner.is_end_stream() => self.ended(),
+            std::task::Poll::Ready(Some(_)) if inner.is_end_stream() => self.ended(),
             _ => {}
         }
         polled
     }
 
     fn is_end_stream(&self) -> bool {
-        self.inner.is_end_stream()
+        self.inner.as_ref().is_none_or(Incoming::is_end_stream)
     }
 
     fn size_hint(&self) -> hyper::body::SizeHint {
-        self.inner.size_hint()
+        self.inner
+            .as_ref()
+            .map_or_else(|| hyper::body::SizeHint::with_exact(0), Incoming::size_hint)
     }
 }
 

@@ -6,7 +6,7 @@
 //! alive and the app's address does not change, and opens a new one otherwise.
 //!
 //! The upstream connection is driven by the client connection's own task ([`Slot::poll_driver`],
-//! called right after the server side is polled), not by a task of its own: a request and its
+//! called after the server side when the connection has woken the task), not by a task of its own: a request and its
 //! response then never hop between tasks or threads, which is what a shared pool (its own
 //! connection tasks, a checkout, a channel per request) costs on every request. The lifetime of
 //! an idle upstream connection is that of its idle client connection (`client_headers`).
@@ -23,6 +23,7 @@ use std::future::Future;
 use std::net::SocketAddr;
 use std::pin::Pin;
 use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
 use std::task::{Context, Poll};
 use std::time::Duration;
 use tokio::net::TcpStream;
@@ -57,6 +58,12 @@ fn chain(e: &dyn std::error::Error) -> String {
 #[derive(Default)]
 pub(super) struct Slot {
     inner: Mutex<Inner>,
+    /// A connection was opened since [`Slot::take_new`] last looked: its driver must be
+    /// polled once to start (nothing else wakes it).
+    new: AtomicBool,
+    /// An upstream connection of this client connection has been closed by the app: its
+    /// kept connections may close under a request (see [`replay`]).
+    closes: AtomicBool,
 }
 
 #[derive(Default)]
@@ -72,8 +79,13 @@ impl Slot {
         self.inner.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// Drives the current upstream connection; called by the client connection's task each
-    /// time it is polled, so the connection progresses whenever either socket does.
+    /// Whether a connection was opened since the last call.
+    pub(super) fn take_new(&self) -> bool {
+        self.new.load(Relaxed) && self.new.swap(false, Relaxed)
+    }
+
+    /// Drives the current upstream connection; called by the client connection's task when
+    /// the connection woke it (see `wakeups`), or is new.
     pub(super) fn poll_driver(&self, cx: &mut Context<'_>) {
         let mut inner = self.lock();
         if let Some(driver) = inner.driver.as_mut()
@@ -84,18 +96,22 @@ impl Slot {
             }
             inner.driver = None;
             inner.sender = None;
+            self.closes.store(true, Relaxed);
         }
     }
 
     /// Sends `req` to `addr`: over the kept connection when it goes there and is still open,
     /// else over a new one. A request the kept connection turned down unsent (the app closed it
-    /// meanwhile) goes once more over a new connection; a request already sent is never
-    /// repeated.
+    /// meanwhile) goes once more over a new connection; so does one that was sent and got no
+    /// answer, if it can be repeated safely (see [`replay`]) and the connection may well have
+    /// been closed under it: it was `idle` for [`LONG_IDLE`] or more, or the app has closed
+    /// connections of this client connection before.
     pub(super) async fn send(
         &self,
         addr: SocketAddr,
         mut req: Request<RequestBody>,
         connect_timeout: Duration,
+        idle: Duration,
     ) -> Result<Response<Incoming>, UpstreamError> {
         let kept = {
             let mut inner = self.lock();
@@ -120,13 +136,26 @@ impl Slot {
                     Ok(Ok(()))
                 );
             if ready {
+                // A copy costs 5 % of a request: made only where the race is likely.
+                let again = if idle >= LONG_IDLE || self.closes.load(Relaxed) {
+                    replay(&req)
+                } else {
+                    None
+                };
                 let response = sender.try_send_request(req);
                 self.lock().sender = Some((addr, sender));
                 match response.await {
                     Ok(r) => return Ok(r),
-                    Err(mut e) => match e.take_message() {
-                        Some(unsent) => req = unsent,
-                        None => return Err(e.into_error().into()),
+                    Err(mut e) => match (e.take_message(), again) {
+                        (Some(unsent), _) => req = unsent,
+                        // Sent, and the connection failed before an answer: most likely the
+                        // app closed it just as the request went (its keep-alive time ran
+                        // out), which looks the same as a failure of the app.
+                        (None, Some(again)) => {
+                            tracing::debug!(error = %chain(e.error()), "repeating a request on a new connection");
+                            req = again;
+                        }
+                        (None, None) => return Err(e.into_error().into()),
                     },
                 }
             }
@@ -138,8 +167,30 @@ impl Slot {
             inner.sender = Some((addr, sender));
             inner.driver = Some(Box::pin(driver));
         }
+        self.new.store(true, Relaxed);
         Ok(response.await?)
     }
+}
+
+/// Apps close idle connections after some seconds (gunicorn 2 s; Node, Apache, uvicorn 5 s); a
+/// request can cross such a close only on a connection idle for at least that long.
+const LONG_IDLE: Duration = Duration::from_secs(1);
+
+/// A copy of a request that may be sent again if the kept connection it goes over fails before
+/// an answer: one without a body (nothing streamed is lost) and with an idempotent method
+/// (RFC 9110 §9.2.2: repeating it is safe even if the app did get it), as nginx repeats
+/// requests that fail on its kept connections.
+fn replay(req: &Request<RequestBody>) -> Option<Request<RequestBody>> {
+    use hyper::body::Body as _;
+    if !req.body().is_end_stream() || !req.method().is_idempotent() {
+        return None;
+    }
+    let mut again = Request::new(RequestBody::empty());
+    *again.method_mut() = req.method().clone();
+    *again.uri_mut() = req.uri().clone();
+    *again.version_mut() = req.version();
+    *again.headers_mut() = req.headers().clone();
+    Some(again)
 }
 
 /// A new upstream connection. `TCP_NODELAY`: a proxy writes whole messages, and waiting to

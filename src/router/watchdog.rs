@@ -67,14 +67,21 @@ impl Watch {
         self.waiting_since.store(now_ms(), Relaxed);
     }
 
+    /// How long the connection was idle before the current request started waiting (zero if
+    /// it does not wait yet).
+    pub fn idle_before_wait(&self) -> Duration {
+        let waiting = self.waiting_since.load(Relaxed);
+        Duration::from_millis(waiting.saturating_sub(self.idle_since.load(Relaxed)))
+    }
+
     /// The app answered (or failed): no time limit runs for it any more.
     pub fn stop_waiting(&self) {
         self.waiting_since.store(0, Relaxed);
     }
 
     /// Completes when the watchdog finds the current wait too long. It needs no waker of its
-    /// own: the watchdog runs in the connection's task and wakes it, and hyper polls the
-    /// request in flight on every poll of the connection.
+    /// own: the watchdog runs in the connection's task, which polls the client side (and so
+    /// the request in flight) after every poll of the watchdog.
     pub fn expired(&self) -> impl Future<Output = ()> + '_ {
         std::future::poll_fn(|_| {
             if self.expired.load(Relaxed) {
@@ -106,8 +113,8 @@ pub(super) enum Ending {
     Idle,
 }
 
-/// Keeps the limits of `state` until the connection is idle too long or `stop` turns true. When
-/// it marks a wait expired it wakes the task, so the request sees it in the same round.
+/// Keeps the limits of `state` until the connection is idle too long or `stop` turns true. A
+/// wait it marks expired is seen by the request in the same poll of the task (see `expired`).
 pub(super) async fn watchdog(
     state: Arc<Watch>,
     stop: Option<watch::Receiver<bool>>,
@@ -136,7 +143,6 @@ pub(super) async fn watchdog(
             let due = waiting + upstream_ms;
             if now >= due {
                 state.expired.store(true, Relaxed);
-                wake_own_task().await;
             } else {
                 next = next.min(due - now);
             }
@@ -154,19 +160,6 @@ pub(super) async fn watchdog(
             _ = tokio::time::sleep(Duration::from_millis(next.max(1))) => {}
         }
     }
-}
-
-/// Wakes the task this runs in, once; it is polled again after what it polls next.
-fn wake_own_task() -> impl Future<Output = ()> {
-    let mut woke = false;
-    std::future::poll_fn(move |cx: &mut Context<'_>| {
-        if woke {
-            return Poll::Ready(());
-        }
-        woke = true;
-        cx.waker().wake_by_ref();
-        Poll::Pending
-    })
 }
 
 /// A response body that ends its request's [`InFlight`] when it is dropped: after its last

@@ -466,6 +466,91 @@ async fn an_app_closing_idle_connections_without_notice_fails_no_request() {
 }
 
 #[tokio::test]
+async fn a_safe_request_lost_on_a_kept_connection_is_sent_again_and_others_are_not() {
+    let _gate = MEMORY_GATE.read().await;
+    let app = spawn_app().await;
+    // Answers the first request of each connection; takes the second in full and closes the
+    // connection without answering: to the router, the same as an app closing an idle
+    // connection just as a request went over it.
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let requests = Arc::new(Mutex::new(Vec::<String>::new()));
+    let seen = requests.clone();
+    tokio::spawn(async move {
+        while let Ok((mut stream, _)) = listener.accept().await {
+            let seen = seen.clone();
+            tokio::spawn(async move {
+                use tokio::io::{AsyncReadExt, AsyncWriteExt};
+                let mut buf = vec![0u8; 4096];
+                for answer in [true, false] {
+                    let mut got = Vec::new();
+                    while !got.windows(4).any(|w| w == b"\r\n\r\n") {
+                        match stream.read(&mut buf).await {
+                            Ok(0) | Err(_) => return,
+                            Ok(n) => got.extend_from_slice(&buf[..n]),
+                        }
+                    }
+                    let line = String::from_utf8_lossy(&got);
+                    let line = line.lines().next().unwrap_or_default().to_string();
+                    seen.lock().unwrap().push(line);
+                    if answer {
+                        let _ = stream
+                            .write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 5\r\n\r\nhello")
+                            .await;
+                    }
+                }
+            });
+        }
+    });
+    app.route("flaky", addr);
+    let client = reqwest::Client::builder()
+        .pool_max_idle_per_host(1)
+        .build()
+        .unwrap();
+    let url = format!("http://127.0.0.1:{}/", app.proxy_port);
+    let send = |method: reqwest::Method, path: &str| {
+        client
+            .request(method, format!("{url}{path}"))
+            .header("Host", "flaky.localhost")
+            .send()
+    };
+
+    let get = |path: &'static str| {
+        let response = send(reqwest::Method::GET, path);
+        async move {
+            let r = response.await.unwrap();
+            assert_eq!(r.status(), StatusCode::OK, "GET /{path}");
+            assert_eq!(r.text().await.unwrap(), "hello");
+        }
+    };
+
+    get("one").await;
+    // Over the kept connection after it was idle long enough for an app to close it: dropped,
+    // and sent again on a new connection.
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    get("two").await;
+    // A POST may have been acted on: never sent twice, the client gets the 502.
+    let post = send(reqwest::Method::POST, "three").await.unwrap();
+    assert_eq!(post.status(), StatusCode::BAD_GATEWAY);
+    // The app has been seen closing connections: from now on any safe request is kept for
+    // sending again, however short the idle time.
+    get("four").await;
+    get("five").await;
+    assert_eq!(
+        *requests.lock().unwrap(),
+        [
+            "GET /one HTTP/1.1",
+            "GET /two HTTP/1.1",
+            "GET /two HTTP/1.1",
+            "POST /three HTTP/1.1",
+            "GET /four HTTP/1.1",
+            "GET /five HTTP/1.1",
+            "GET /five HTTP/1.1",
+        ]
+    );
+}
+
+#[tokio::test]
 async fn a_websocket_echoes_through_the_router() {
     let _gate = MEMORY_GATE.read().await;
     let app = spawn_app().await;
