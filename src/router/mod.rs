@@ -270,7 +270,8 @@ impl Router {
                     woken.add(wakeups::CLIENT);
                 }
                 if woken.has(wakeups::CLIENT) {
-                    if let Poll::Ready(r) = conn.as_mut().poll(&mut wakeups.context(wakeups::CLIENT)) {
+                    let mut ccx = wakeups.context(wakeups::CLIENT);
+                    if let Poll::Ready(r) = conn.as_mut().poll(&mut ccx) {
                         return Poll::Ready(r);
                     }
                     // A new upstream connection has not been polled yet: nothing woke it.
