@@ -137,7 +137,23 @@ impl Browser {
 
     /// Clicks and waits for the next page (identified by an element on it).
     async fn click_then(&self, css: &str, next: &str) {
+        // The page may already show a `next` (the flash of the previous action): wait for the
+        // page the click leads to, whose elements replace this one's, not for that one.
+        let old = self.client.find(Locator::Css(next)).await.ok();
         self.find(css).await.click().await.unwrap();
+        if let Some(old) = old {
+            let deadline = std::time::Instant::now() + Duration::from_secs(10);
+            while std::time::Instant::now() < deadline {
+                match old.text().await {
+                    Err(fantoccini::error::CmdError::Standard(e))
+                        if e.error == fantoccini::error::ErrorStatus::StaleElementReference =>
+                    {
+                        break;
+                    }
+                    _ => tokio::time::sleep(Duration::from_millis(50)).await,
+                }
+            }
+        }
         self.find(next).await;
     }
 
