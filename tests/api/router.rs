@@ -422,6 +422,21 @@ async fn a_client_connection_keeps_one_upstream_connection_and_replaces_it_when_
     assert_eq!(kept_count.load(Ordering::SeqCst), 2);
 }
 
+/// Reads one request head (through its blank line) from a hand-written upstream's
+/// connection; `None` if the connection ends first.
+async fn read_head(stream: &mut TcpStream) -> Option<Vec<u8>> {
+    use tokio::io::AsyncReadExt;
+    let mut buf = [0u8; 4096];
+    let mut got = Vec::new();
+    while !got.windows(4).any(|w| w == b"\r\n\r\n") {
+        match stream.read(&mut buf).await {
+            Ok(0) | Err(_) => return None,
+            Ok(n) => got.extend_from_slice(&buf[..n]),
+        }
+    }
+    Some(got)
+}
+
 #[tokio::test]
 async fn an_app_closing_idle_connections_without_notice_fails_no_request() {
     let _gate = MEMORY_GATE.read().await;
@@ -433,14 +448,9 @@ async fn an_app_closing_idle_connections_without_notice_fails_no_request() {
     tokio::spawn(async move {
         while let Ok((mut stream, _)) = listener.accept().await {
             tokio::spawn(async move {
-                use tokio::io::{AsyncReadExt, AsyncWriteExt};
-                let mut buf = vec![0u8; 4096];
-                let mut got = Vec::new();
-                while !got.windows(4).any(|w| w == b"\r\n\r\n") {
-                    match stream.read(&mut buf).await {
-                        Ok(0) | Err(_) => return,
-                        Ok(n) => got.extend_from_slice(&buf[..n]),
-                    }
+                use tokio::io::AsyncWriteExt;
+                if read_head(&mut stream).await.is_none() {
+                    return;
                 }
                 let _ = stream
                     .write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 5\r\n\r\nhello")
@@ -480,16 +490,11 @@ async fn a_safe_request_lost_on_a_kept_connection_is_sent_again_and_others_are_n
         while let Ok((mut stream, _)) = listener.accept().await {
             let seen = seen.clone();
             tokio::spawn(async move {
-                use tokio::io::{AsyncReadExt, AsyncWriteExt};
-                let mut buf = vec![0u8; 4096];
+                use tokio::io::AsyncWriteExt;
                 for answer in [true, false] {
-                    let mut got = Vec::new();
-                    while !got.windows(4).any(|w| w == b"\r\n\r\n") {
-                        match stream.read(&mut buf).await {
-                            Ok(0) | Err(_) => return,
-                            Ok(n) => got.extend_from_slice(&buf[..n]),
-                        }
-                    }
+                    let Some(got) = read_head(&mut stream).await else {
+                        return;
+                    };
                     let line = String::from_utf8_lossy(&got);
                     let line = line.lines().next().unwrap_or_default().to_string();
                     seen.lock().unwrap().push(line);
