@@ -7,8 +7,8 @@
 #             set on its route table, as the deploy engine sets it) on $ROUTER_PORT
 #
 # Both proxies run without access logs. wrk uses keep-alive connections. Both get the same
-# CPUs: nginx runs `worker_processes auto` (one worker per core), the router one tokio worker
-# thread per core (tokio's default).
+# CPUs: nginx runs `worker_processes auto` (one worker per core), the router one
+# single-threaded runtime per core (src/router/workers.rs).
 #
 # Besides requests/s and p99, each line gives the proxy's CPU time per request (user + system
 # time of its processes during the run, from /proc): on a machine shared with other work,

@@ -6,10 +6,11 @@
 //! alive and the app's address does not change, and opens a new one otherwise.
 //!
 //! The upstream connection is driven by the client connection's own task ([`Slot::poll_driver`],
-//! called after the server side when the connection has woken the task), not by a task of its own: a request and its
-//! response then never hop between tasks or threads, which is what a shared pool (its own
-//! connection tasks, a checkout, a channel per request) costs on every request. The lifetime of
-//! an idle upstream connection is that of its idle client connection (`client_headers`).
+//! called after the server side when the connection has woken the task), not by a task of its
+//! own: a request and its response then never hop between tasks or threads, which is what a
+//! shared pool (its own connection tasks, a checkout, a channel per request) costs on every
+//! request. The lifetime of an idle upstream connection is that of its idle client connection
+//! (`client_headers`).
 //!
 //! Upgrades (websockets) are the exception: their upstream connection must outlive the client
 //! connection's HTTP task (the two sockets are spliced after it ends), so it gets a task.
@@ -61,8 +62,8 @@ pub(super) struct Slot {
     /// A connection was opened since [`Slot::take_new`] last looked: its driver must be
     /// polled once to start (nothing else wakes it).
     new: AtomicBool,
-    /// An upstream connection of this client connection has been closed by the app: its
-    /// kept connections may close under a request (see [`replay`]).
+    /// An upstream connection of this client connection has ended on the app's side (closed
+    /// or failed): its kept connections may close under a request (see [`replay`]).
     closes: AtomicBool,
 }
 

@@ -25,7 +25,7 @@ pub(super) const UPSTREAM: Part = Part(4);
 const ALL: u8 = 1 | 2 | 4;
 
 /// The set of parts woken and not yet polled.
-#[derive(Clone, Copy, Default, PartialEq, Eq, Debug)]
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
 pub(super) struct Woken(u8);
 
 impl Woken {
