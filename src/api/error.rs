@@ -23,13 +23,13 @@ impl std::fmt::Display for ApiError {
 
 pub fn status_of(e: &Error) -> StatusCode {
     match e {
-        Error::Invalid { .. } => StatusCode::BAD_REQUEST,
+        Error::Invalid { .. } | Error::Missing { .. } => StatusCode::BAD_REQUEST,
         Error::Unauthorized(_) => StatusCode::UNAUTHORIZED,
         Error::Forbidden(_) => StatusCode::FORBIDDEN,
         Error::NotFound(_) => StatusCode::NOT_FOUND,
         Error::Conflict(_) => StatusCode::CONFLICT,
         Error::RateLimited(_) => StatusCode::TOO_MANY_REQUESTS,
-        Error::DeployFailed(_) => StatusCode::UNPROCESSABLE_ENTITY,
+        Error::DeployFailed(_) | Error::Cancelled(_) => StatusCode::UNPROCESSABLE_ENTITY,
         Error::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
         Error::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
     }
@@ -43,8 +43,8 @@ pub fn body_of(e: &Error) -> serde_json::Value {
             tracing::error!(error = format!("{cause:#}"), "internal error");
             json!({"error": e.code(), "message": "internal error; the server log has the details"})
         }
-        Error::Invalid { field, message } => {
-            json!({"error": e.code(), "message": message, "field": field})
+        Error::Invalid { field, .. } | Error::Missing { field } => {
+            json!({"error": e.code(), "message": e.to_string(), "field": field})
         }
         Error::Forbidden(reason) => json!({"error": e.code(), "message": reason, "reason": reason}),
         other => json!({"error": other.code(), "message": other.to_string()}),

@@ -39,7 +39,7 @@ pub async fn add(
             };
             Ok(ctx.redirect(&section(&app.name), Flash::ok(message)))
         }
-        Err(e @ (Error::Invalid { .. } | Error::Conflict(_))) => {
+        Err(e @ (Error::Invalid { .. } | Error::Missing { .. } | Error::Conflict(_))) => {
             let (status, message, _) = inline(e)?;
             let mut page = super::apps::app_page(ctx, &ops, &app.name).await?;
             page.domain_form = DomainForm {

@@ -64,10 +64,13 @@ fn describe(e: &ConsoleError) -> (StatusCode, &'static str, String) {
                 Error::NotFound(_) => "Not found",
                 Error::Forbidden(_) => "Not allowed",
                 Error::Unauthorized(_) => "Sign in again",
-                Error::Invalid { .. } => "Something in the form is not right",
+                Error::Invalid { .. } | Error::Missing { .. } => {
+                    "Something in the form is not right"
+                }
                 Error::Conflict(_) => "Already taken",
                 Error::RateLimited(_) => "Slow down",
                 Error::DeployFailed(_) => "Deploy failed",
+                Error::Cancelled(_) => "Deploy cancelled",
                 Error::Unavailable(_) => "Temporarily unavailable",
                 Error::Internal(_) => "Something went wrong on our side",
             };

@@ -221,19 +221,17 @@ page_templates!(
 /// page's status. Internal errors are not shown inline; they become the error page.
 fn inline(e: crate::domain::Error) -> Result<(StatusCode, String, String), ConsoleError> {
     use crate::domain::Error;
-    let field = match &e {
-        Error::Invalid { field, .. } => field.clone(),
-        _ => String::new(),
-    };
+    let field = e.field().unwrap_or_default().to_string();
     match e {
         Error::Internal(_) => Err(ConsoleError::Domain(e)),
         other => {
             let status = crate::api::error::status_of(&other);
             // The core speaks of API parameters; a form speaks of fields.
-            let message = if other.to_string().starts_with("missing required parameter") {
-                format!("Please fill in the {} field.", field.replace('_', " "))
-            } else {
-                sentence(&other.to_string())
+            let message = match &other {
+                Error::Missing { field } => {
+                    format!("Please fill in the {} field.", field.replace('_', " "))
+                }
+                _ => sentence(&other.to_string()),
             };
             Ok((status, message, field))
         }

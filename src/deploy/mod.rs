@@ -352,7 +352,7 @@ impl Deployer {
         let timeout = self.0.settings.timeout;
         let result = tokio::select! {
             r = op(attempt.clone()) => r,
-            _ = token.cancelled() => Err(Error::DeployFailed("the deploy was cancelled".into())),
+            _ = token.cancelled() => Err(Error::Cancelled("the deploy was cancelled".into())),
             _ = tokio::time::sleep(timeout) => Err(Error::DeployFailed(format!(
                 "the deploy took longer than deploy_timeout ({} s) and was abandoned",
                 timeout.as_secs()
@@ -479,7 +479,7 @@ impl Deployer {
                 } else {
                     format!(" !     Push rejected: {} has no release yet", app.name)
                 });
-                let status = if matches!(&e, Error::DeployFailed(m) if m.contains("cancelled")) {
+                let status = if matches!(e, Error::Cancelled(_)) {
                     BuildStatus::Cancelled
                 } else {
                     BuildStatus::Failed
@@ -513,7 +513,10 @@ impl Deployer {
                     tracing::error!(error = %se, build = build.id, "cannot record a failed build");
                 }
                 Err(match e {
-                    Error::Internal(_) | Error::Unavailable(_) | Error::DeployFailed(_) => e,
+                    Error::Internal(_)
+                    | Error::Unavailable(_)
+                    | Error::DeployFailed(_)
+                    | Error::Cancelled(_) => e,
                     other => Error::DeployFailed(other.to_string()),
                 })
             }

@@ -7,6 +7,9 @@ pub enum Error {
     /// A parameter is missing or malformed; `field` names it.
     #[error("{message}")]
     Invalid { field: String, message: String },
+    /// A required parameter was not given at all; `field` names it.
+    #[error("missing required parameter '{field}'")]
+    Missing { field: String },
     /// No credentials, or credentials that do not check out.
     #[error("{0}")]
     Unauthorized(String),
@@ -25,6 +28,9 @@ pub enum Error {
     /// A build or deploy failed; the message carries the details for the user.
     #[error("{0}")]
     DeployFailed(String),
+    /// A deploy (or other app operation) was cancelled on request before it finished.
+    #[error("{0}")]
+    Cancelled(String),
     /// A dependency (Docker, a node) cannot be reached.
     #[error("{0}")]
     Unavailable(String),
@@ -41,7 +47,16 @@ impl Error {
         }
     }
     pub fn missing(field: &str) -> Self {
-        Error::invalid(field, format!("missing required parameter '{field}'"))
+        Error::Missing {
+            field: field.to_string(),
+        }
+    }
+    /// The parameter a `Missing` or `Invalid` error is about.
+    pub fn field(&self) -> Option<&str> {
+        match self {
+            Error::Invalid { field, .. } | Error::Missing { field } => Some(field),
+            _ => None,
+        }
     }
     pub fn internal(e: impl std::fmt::Display) -> Self {
         Error::Internal(anyhow::anyhow!("{e}"))
@@ -49,13 +64,14 @@ impl Error {
     /// A stable machine-readable code, shared by every transport.
     pub fn code(&self) -> &'static str {
         match self {
-            Error::Invalid { .. } => "invalid_parameter",
+            Error::Invalid { .. } | Error::Missing { .. } => "invalid_parameter",
             Error::Unauthorized(_) => "unauthorized",
             Error::Forbidden(_) => "forbidden",
             Error::NotFound(_) => "not_found",
             Error::Conflict(_) => "conflict",
             Error::RateLimited(_) => "rate_limited",
-            Error::DeployFailed(_) => "deploy_failed",
+            // A cancelled deploy is a deploy that did not happen, as clients have always seen it.
+            Error::DeployFailed(_) | Error::Cancelled(_) => "deploy_failed",
             Error::Unavailable(_) => "unavailable",
             Error::Internal(_) => "internal",
         }

@@ -98,13 +98,15 @@ mod tests {
 
     #[test]
     fn garbage_private_keys_and_short_rsa_keys_are_refused() {
+        assert!(matches!(parse(""), Err(Error::Missing { .. })));
         for bad in [
             "",
             "hello",
             "ssh-ed25519 notbase64",
             "-----BEGIN OPENSSH PRIVATE KEY-----",
         ] {
-            assert!(matches!(parse(bad), Err(Error::Invalid { .. })), "{bad:?}");
+            let e = parse(bad).unwrap_err();
+            assert_eq!(e.field(), Some("sshkey"), "{bad:?}: {e:?}");
         }
         let err = parse(RSA1024).unwrap_err().to_string();
         assert!(err.contains("2048"), "{err}");
