@@ -37,6 +37,7 @@ pub mod docker;
 pub mod domain;
 pub mod fsutil;
 pub mod git;
+pub mod locks;
 pub mod nodes;
 pub mod push;
 pub mod router;
