@@ -1,5 +1,6 @@
 //! Records of the deploy engine: releases, builds, and which container serves an app.
 
+use super::ConfigKey;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
@@ -23,7 +24,7 @@ pub struct Release {
     /// The git commit the image was built from.
     pub commit: String,
     /// Config vars this release runs with.
-    pub env: BTreeMap<String, String>,
+    pub env: BTreeMap<ConfigKey, String>,
     /// Username of who made it.
     pub created_by: String,
     pub created_at: i64,
@@ -70,7 +71,8 @@ pub struct Build {
     pub error: Option<String>,
 }
 
-/// The container an app's current release runs in: what the router points at.
+/// The process an app's current release runs in (its id in the runtime): what the router points
+/// at.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
 pub struct Deployment {
     pub app: String,

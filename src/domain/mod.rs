@@ -1,6 +1,7 @@
 //! Domain values and records shared by every layer: parsed newtypes, the stored records, and the
 //! one error type. No I/O happens here.
 
+mod app_settings;
 mod deploys;
 mod error;
 mod hostname;
@@ -10,6 +11,7 @@ mod records;
 mod session;
 pub mod sshkey;
 
+pub use app_settings::*;
 pub use deploys::*;
 pub use error::{Error, Result};
 pub use hostname::DomainName;
@@ -24,6 +26,11 @@ pub fn now() -> i64 {
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_secs() as i64)
         .unwrap_or(0)
+}
+
+/// The short form of a commit id people read (`abc1234`).
+pub fn short_commit(sha: &str) -> &str {
+    sha.get(..7).unwrap_or(sha)
 }
 
 /// RFC 3339 rendering of a record time, for JSON and pages.

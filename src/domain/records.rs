@@ -1,6 +1,7 @@
 //! The records the store keeps. They are plain data; the rules that change them live in the
 //! services (`accounts`, `apps`, ...).
 
+use super::{ConfigKey, DeployBranch, HealthPath};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
@@ -96,10 +97,10 @@ pub struct Instance {
     pub memory_mb: u32,
     /// CPU limit in cores (0.5 = half a core).
     pub cpu: f64,
-    pub health_path: String,
-    pub deploy_branch: String,
+    pub health_path: HealthPath,
+    pub deploy_branch: DeployBranch,
     pub port: u16,
-    pub env: BTreeMap<String, String>,
+    pub env: BTreeMap<ConfigKey, String>,
     pub domains: Vec<String>,
     pub created_at: i64,
 }
