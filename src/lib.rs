@@ -42,6 +42,7 @@ pub mod nodes;
 pub mod push;
 pub mod router;
 pub mod routing;
+pub mod runtime;
 pub mod services;
 pub mod ssh;
 pub mod startup;

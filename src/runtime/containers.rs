@@ -1,0 +1,143 @@
+//! The single-engine runtime: each process is one plain container on the local Docker engine,
+//! published on a loopback port for the router, labelled with its app and release so that
+//! reconcile finds it again after a crash.
+
+use super::{ProcessEvent, ProcessSpec, ProcessState, ProcessStatus, Runtime};
+use crate::docker::{ContainerInfo, DockerNode, Installation, LABEL_RELEASE, RunSpec};
+use crate::domain::Result;
+use futures_util::StreamExt;
+use futures_util::future::BoxFuture;
+use futures_util::stream::BoxStream;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// Process limit inside every app container (a fork bomb stays inside its box).
+const PIDS_LIMIT: i64 = 512;
+
+/// Processes as containers of one Docker engine.
+#[derive(Clone)]
+pub struct Containers {
+    docker: Arc<dyn DockerNode>,
+    installation: Installation,
+}
+
+impl Containers {
+    pub fn new(docker: Arc<dyn DockerNode>, installation: Installation) -> Containers {
+        Containers {
+            docker,
+            installation,
+        }
+    }
+
+    fn status_of(&self, c: ContainerInfo) -> ProcessStatus {
+        let state = match c.state.as_str() {
+            "running" => ProcessState::Running,
+            "created" => ProcessState::Starting,
+            "restarting" => ProcessState::Restarting {
+                code: c.exit_code,
+                oom: c.oom_killed,
+            },
+            _ => ProcessState::Exited {
+                code: c.exit_code,
+                oom: c.oom_killed,
+            },
+        };
+        ProcessStatus {
+            endpoint: c.published(),
+            // The container's own address on its network: the published port goes through
+            // docker-proxy, which accepts connections even when nothing listens inside.
+            direct: c
+                .ip
+                .zip(c.exposed_port)
+                .map(|(ip, p)| SocketAddr::new(ip, p)),
+            app: c.app().map(str::to_string),
+            release: c.labels.get(LABEL_RELEASE).and_then(|r| r.parse().ok()),
+            id: c.id,
+            state,
+        }
+    }
+}
+
+impl Runtime for Containers {
+    fn start<'a>(&'a self, spec: &'a ProcessSpec) -> BoxFuture<'a, Result<String>> {
+        Box::pin(async move {
+            let run = RunSpec {
+                name: format!(
+                    "scalefog-{}-v{}-{}",
+                    spec.app,
+                    spec.release,
+                    hex::encode(rand::random::<[u8; 3]>())
+                ),
+                image: spec.image.clone(),
+                env: spec.env.clone(),
+                port: spec.port,
+                memory_mb: spec.memory_mb,
+                cpu: spec.cpu,
+                pids_limit: PIDS_LIMIT,
+                labels: self
+                    .installation
+                    .labels(&spec.app, spec.node, Some(spec.release)),
+            };
+            self.docker.run(&run).await
+        })
+    }
+
+    fn status<'a>(&'a self, id: &'a str) -> BoxFuture<'a, Result<Option<ProcessStatus>>> {
+        Box::pin(async move { Ok(self.docker.inspect(id).await?.map(|c| self.status_of(c))) })
+    }
+
+    fn list<'a>(&'a self, app: Option<&'a str>) -> BoxFuture<'a, Result<Vec<ProcessStatus>>> {
+        Box::pin(async move {
+            let found = self
+                .docker
+                .containers(&self.installation.filters(app))
+                .await?;
+            Ok(found.into_iter().map(|c| self.status_of(c)).collect())
+        })
+    }
+
+    fn resume<'a>(&'a self, id: &'a str) -> BoxFuture<'a, Result<()>> {
+        self.docker.start(id)
+    }
+
+    fn stop<'a>(&'a self, id: &'a str, grace: Duration) -> BoxFuture<'a, Result<()>> {
+        self.docker
+            .stop(id, grace.as_secs().try_into().unwrap_or(i32::MAX))
+    }
+
+    fn remove<'a>(&'a self, id: &'a str) -> BoxFuture<'a, Result<()>> {
+        self.docker.remove_container(id)
+    }
+
+    fn update_limits<'a>(
+        &'a self,
+        id: &'a str,
+        memory_mb: u32,
+        cpu: f64,
+    ) -> BoxFuture<'a, Result<()>> {
+        self.docker.update_limits(id, memory_mb, cpu)
+    }
+
+    fn logs(
+        &self,
+        id: &str,
+        tail: Option<u64>,
+        follow: bool,
+    ) -> BoxStream<'static, Result<String>> {
+        self.docker.logs(id, tail, follow)
+    }
+
+    fn events(&self) -> BoxStream<'static, Result<ProcessEvent>> {
+        self.docker
+            .events(&self.installation.filters(None))
+            .map(|ev| {
+                ev.map(|e| ProcessEvent {
+                    action: e.action,
+                    process: e.container,
+                    app: e.app,
+                })
+            })
+            .boxed()
+    }
+}
