@@ -60,9 +60,24 @@ impl Progress {
     }
 }
 
-/// Decides a push. `Ok` accepts it; an error rejects it, and its message is shown to the pusher.
+/// How a handler decided a push.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Verdict {
+    Accepted,
+    /// Rejected, and the handler has already told the pusher why in its own lines: `reason` is
+    /// recorded with the push, not shown again.
+    Rejected {
+        reason: String,
+    },
+}
+
+/// Decides a push. An error rejects it too, and its message is shown to the pusher.
 pub trait PushHandler: Send + Sync + 'static {
-    fn handle<'a>(&'a self, push: &'a Push, progress: &'a Progress) -> BoxFuture<'a, Result<()>>;
+    fn handle<'a>(
+        &'a self,
+        push: &'a Push,
+        progress: &'a Progress,
+    ) -> BoxFuture<'a, Result<Verdict>>;
 }
 
 /// The handler every push goes to. Replaceable after start-up (the deploy engine registers itself,
@@ -93,7 +108,11 @@ impl Default for PushHandlers {
 pub struct AcceptPush;
 
 impl PushHandler for AcceptPush {
-    fn handle<'a>(&'a self, _push: &'a Push, _progress: &'a Progress) -> BoxFuture<'a, Result<()>> {
-        Box::pin(async { Ok(()) })
+    fn handle<'a>(
+        &'a self,
+        _push: &'a Push,
+        _progress: &'a Progress,
+    ) -> BoxFuture<'a, Result<Verdict>> {
+        Box::pin(async { Ok(Verdict::Accepted) })
     }
 }

@@ -14,7 +14,7 @@ use crate::apps::{AppResources, Apps};
 use crate::domain::{
     AppName, Error, Instance, PushOutcome, PushRecord, PushedRef, Result, User, now,
 };
-use crate::push::{Progress, Push, PushHandlers, RefUpdate};
+use crate::push::{Progress, Push, PushHandlers, RefUpdate, Verdict};
 use crate::store::Store;
 use futures_util::future::BoxFuture;
 use hook::HookRequest;
@@ -357,13 +357,13 @@ impl Git {
                 return 1;
             }
         };
-        let (outcome, message) = self.run_handler(push, wr).await;
+        let (outcome, message, shown) = self.run_handler(push, wr).await;
         let code = if outcome == PushOutcome::Accepted {
             0
         } else {
             1
         };
-        if let Some(m) = &message {
+        if let (Some(m), false) = (&message, shown) {
             send(wr, m).await;
         }
         let mut record = record;
@@ -413,11 +413,12 @@ impl Git {
     }
 
     /// Runs the registered handler, streaming its lines; a panic or a timeout rejects the push.
+    /// Returns the outcome, the message to record, and whether the pusher has already read it.
     async fn run_handler(
         &self,
         push: Push,
         wr: &mut (impl AsyncWriteExt + Unpin),
-    ) -> (PushOutcome, Option<String>) {
+    ) -> (PushOutcome, Option<String>, bool) {
         let handler = self.inner.handlers.get();
         let (progress, mut lines) = Progress::channel();
         let app = push.app.name.clone();
@@ -440,13 +441,17 @@ impl Git {
             send(wr, &line).await;
         }
         match result {
-            Some(Ok(Ok(()))) => (PushOutcome::Accepted, None),
-            Some(Ok(Err(e))) => (PushOutcome::Rejected, Some(push_error_message(&e))),
+            Some(Ok(Ok(Verdict::Accepted))) => (PushOutcome::Accepted, None, false),
+            Some(Ok(Ok(Verdict::Rejected { reason }))) => {
+                (PushOutcome::Rejected, Some(reason), true)
+            }
+            Some(Ok(Err(e))) => (PushOutcome::Rejected, Some(push_error_message(&e)), false),
             Some(Err(join)) => {
                 tracing::error!(app = %app, error = %join, "push handler crashed");
                 (
                     PushOutcome::Rejected,
                     Some("scalefog: the push handler crashed; push rejected (the server log has the details)".into()),
+                    false,
                 )
             }
             None => {
@@ -457,6 +462,7 @@ impl Git {
                         "scalefog: the push took longer than {} s and was stopped; push rejected",
                         self.push_timeout().as_secs()
                     )),
+                    false,
                 )
             }
         }
