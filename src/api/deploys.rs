@@ -81,7 +81,7 @@ fn release_view(r: &Release, current: Option<u32>) -> ReleaseView {
         description: r.description.clone(),
         image: r.image.clone(),
         commit: r.commit.clone(),
-        config_keys: r.env.keys().cloned().collect(),
+        config_keys: r.env.keys().map(ToString::to_string).collect(),
         created_by: r.created_by.clone(),
         created_at: rfc3339(r.created_at),
         build_id: r.build_id.map(|b| b.to_string()),
@@ -376,8 +376,8 @@ async fn put_env(
     let app = s.apps.get(&who, &name)?;
     let mut changes = env_body(&req, &body)?;
     for k in app.env.keys() {
-        if !changes.iter().any(|(c, _)| c == k) {
-            changes.push((k.clone(), None));
+        if !changes.iter().any(|(c, _)| k == c.as_str()) {
+            changes.push((k.to_string(), None));
         }
     }
     let app = s
@@ -394,8 +394,8 @@ async fn delete_env(
 ) -> ApiResult<HttpResponse> {
     let (name, key) = path.into_inner();
     let app = s.apps.get(&who, &name)?;
-    if !app.env.contains_key(&key) {
-        crate::deploy::valid_env_key(&key)?;
+    if !app.env.contains_key(key.as_str()) {
+        crate::domain::ConfigKey::parse(&key)?;
         return Err(ApiError(Error::NotFound(format!(
             "'{name}' has no config var {key}"
         ))));

@@ -102,8 +102,8 @@ impl<'a> InstanceRenderer<'a> {
             memory: i.memory_mb,
             cpu: i.cpu,
             port: i.port,
-            health_path: i.health_path.clone(),
-            deploy_branch: i.deploy_branch.clone(),
+            health_path: i.health_path.to_string(),
+            deploy_branch: i.deploy_branch.to_string(),
             domains: i.domains.clone(),
             created_at: rfc3339(i.created_at),
         }

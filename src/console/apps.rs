@@ -158,8 +158,8 @@ pub(super) async fn app_page(ctx: &Ctx, ops: &Operations, name: &str) -> Result<
         cpu: trim_float(app.cpu),
         port: app.port,
         node,
-        deploy_branch: app.deploy_branch.clone(),
-        health_path: app.health_path.clone(),
+        deploy_branch: app.deploy_branch.to_string(),
+        health_path: app.health_path.to_string(),
         created: super::views::date(app.created_at),
         has_ssh_key: has_ssh_key(ctx)?,
         releases: releases
@@ -175,7 +175,7 @@ pub(super) async fn app_page(ctx: &Ctx, ops: &Operations, name: &str) -> Result<
             .env
             .iter()
             .map(|(k, v)| ConfigVar {
-                key: k.clone(),
+                key: k.to_string(),
                 value: v.clone(),
             })
             .collect(),

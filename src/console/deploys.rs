@@ -266,7 +266,7 @@ pub async fn unset_config(
     {
         let ctx = &form.ctx;
         let app = ctx.services.apps.get(&ctx.who, &name)?;
-        if !app.env.contains_key(&key) {
+        if !app.env.contains_key(key.as_str()) {
             return Ok(ctx.redirect(
                 &app_path(&app),
                 Flash::err(format!("{} has no config var {key}.", app.name)),

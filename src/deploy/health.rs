@@ -1,13 +1,14 @@
-//! The health check a new container must pass before it serves: an HTTP GET of the app's health
+//! The health check a new process must pass before it serves: an HTTP GET of the app's health
 //! path answering below 500, or, for apps that do not speak HTTP, an accepted TCP connection.
 //!
-//! The check talks to the container's own address on the Docker network when it has one: the
-//! published loopback port goes through docker-proxy, which accepts connections even when nothing
-//! listens inside, so only an HTTP answer proves anything there.
+//! The check talks to the process's own address when the runtime knows one ("direct"): the
+//! address the router uses may go through a proxy (docker-proxy for a published loopback port)
+//! that accepts connections even when nothing listens inside, so only an HTTP answer proves
+//! anything there.
 
 use super::Reporter;
-use crate::docker::{ContainerInfo, DockerNode};
 use crate::domain::{Error, Result};
+use crate::runtime::{ProcessState, ProcessStatus, Runtime};
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -16,34 +17,40 @@ use tokio::net::TcpStream;
 /// How long the health check polls at short intervals before backing off.
 const BRISK: Duration = Duration::from_secs(5);
 
-/// Polls until the container answers, exits, or `budget` runs out. Attempts are shown to the
-/// pusher (at most about one line a second).
+/// Polls until the process answers on `path`, exits, or `budget` runs out. Attempts are shown to
+/// the pusher (at most about one line a second). `port` is the app's `$PORT`, for messages.
 pub async fn wait_healthy(
-    docker: &dyn DockerNode,
-    container: &str,
-    port: u16,
+    runtime: &dyn Runtime,
+    process: &str,
     path: &str,
+    port: u16,
     budget: Duration,
     rep: &Reporter,
-) -> Result<ContainerInfo> {
+) -> Result<ProcessStatus> {
     let started = Instant::now();
     let mut attempt = 0u32;
     let mut last_shown: Option<Instant> = None;
     let mut pause = Duration::from_millis(10);
     loop {
         attempt += 1;
-        let info = docker.inspect(container).await?.ok_or_else(|| {
-            Error::DeployFailed("the new container disappeared during its health check".into())
+        let status = runtime.status(process).await?.ok_or_else(|| {
+            Error::DeployFailed("the new process disappeared during its health check".into())
         })?;
-        let reason = match info.state.as_str() {
-            "running" => match probe(&info, port, path).await {
-                Ok(()) => return Ok(info),
+        let reason = match status.state {
+            ProcessState::Running => match probe(&status, port, path).await {
+                Ok(()) => return Ok(status),
                 Err(why) => why,
             },
-            "created" => "container is starting".to_string(),
-            _ => {
-                let code = info.exit_code.unwrap_or(-1);
-                return Err(Error::DeployFailed(if info.oom_killed {
+            ProcessState::Starting => "process is starting".to_string(),
+            ProcessState::Restarting { .. } | ProcessState::Exited { .. } => {
+                let (code, oom) = match status.state {
+                    ProcessState::Exited { code, oom } | ProcessState::Restarting { code, oom } => {
+                        (code, oom)
+                    }
+                    _ => (None, false),
+                };
+                let code = code.unwrap_or(-1);
+                return Err(Error::DeployFailed(if oom {
                     format!(
                         "health check failed: the app was killed for exceeding its memory limit (exit code {code})"
                     )
@@ -77,11 +84,11 @@ pub async fn wait_healthy(
 }
 
 /// One attempt: `Ok` when healthy, else why not.
-async fn probe(info: &ContainerInfo, port: u16, path: &str) -> std::result::Result<(), String> {
-    let (addr, direct) = match (info.ip, info.published()) {
-        (Some(ip), _) => (SocketAddr::new(ip, port), true),
-        (None, Some(p)) => (p, false),
-        (None, None) => return Err("the container has no address yet".into()),
+async fn probe(status: &ProcessStatus, port: u16, path: &str) -> std::result::Result<(), String> {
+    let (addr, direct): (SocketAddr, bool) = match (status.direct, status.endpoint) {
+        (Some(a), _) => (a, true),
+        (None, Some(a)) => (a, false),
+        (None, None) => return Err("the process has no address yet".into()),
     };
     let mut stream =
         match tokio::time::timeout(Duration::from_secs(1), TcpStream::connect(addr)).await {
@@ -129,7 +136,7 @@ async fn probe(info: &ContainerInfo, port: u16, path: &str) -> std::result::Resu
             Err(format!("GET {path} answered {code}"))
         };
     }
-    // Not HTTP: an accepted connection on the container's own address is a TCP pass; through
+    // Not HTTP: an accepted connection on the process's own address is a TCP pass; through
     // docker-proxy, only a peer that answered something (or held the line open) counts.
     if direct || read.is_err() || got > 0 {
         Ok(())

@@ -1,22 +1,25 @@
 //! Keeps the store, Docker and the route table in step.
 //!
-//! At start, and after every container event of this installation, compare what the store says
-//! should run with the containers labelled `scalefog`: remove orphans (containers of deleted apps,
+//! At start, and after every runtime event of this installation, compare what the store says
+//! should run with the processes the runtime has: remove orphans (processes of deleted apps,
 //! leftovers of a deploy interrupted by a crash), mark crashed apps, start what should run, and
 //! never restart what already runs. Builds left `running` by a crash are marked failed, and at
 //! start the images of releases that were never recorded are removed.
 
-use super::{Deployer, STOP_TIMEOUT_S, lock};
-use crate::docker::ContainerInfo;
+use super::control::SharedAttempt;
+use super::report::Reporter;
+use super::switch::Record;
+use super::{Deployer, STOP_GRACE};
 use crate::domain::{self, BuildStatus, InstanceStatus, Result};
 use crate::routing::Target;
+use crate::runtime::{ProcessState, ProcessStatus};
 use crate::store::Slice;
 use futures_util::StreamExt;
 use std::collections::HashMap;
 use std::time::Duration;
 
-/// Why reconcile runs: at start, a container that should run but is down is started; on an
-/// event, it is a crash (Docker's restart policy is already bringing it back).
+/// Why reconcile runs: at start, a process that should run but is down is started; on an
+/// event, it is a crash (the runtime is already bringing it back).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Occasion {
     Start,
@@ -38,7 +41,7 @@ impl Deployer {
                 }
             }
             occasion = Occasion::Event;
-            let mut events = self.docker().events(&self.filters(None));
+            let mut events = self.0.runtime.events();
             while let Some(ev) = events.next().await {
                 match ev {
                     Ok(ev) => {
@@ -65,12 +68,12 @@ impl Deployer {
         }
     }
 
-    /// One full pass over every app and every labelled container.
+    /// One full pass over every app and every process.
     pub async fn reconcile_all(&self, occasion: Occasion) -> Result<()> {
         if occasion == Occasion::Start {
             self.fail_interrupted_builds().await?;
         }
-        let containers = self.docker().containers(&self.filters(None)).await?;
+        let processes = self.0.runtime.list(None).await?;
         let apps: HashMap<String, domain::Instance> = self
             .0
             .store
@@ -79,10 +82,10 @@ impl Deployer {
             .into_iter()
             .map(|i| (i.name.clone(), i))
             .collect();
-        for c in &containers {
-            if !c.app().is_some_and(|a| apps.contains_key(a)) {
-                tracing::info!(container = %c.name, "removing an orphan container");
-                self.docker().remove_container(&c.id).await?;
+        for p in &processes {
+            if !p.app.as_ref().is_some_and(|a| apps.contains_key(a)) {
+                tracing::info!(process = %p.id, "removing an orphan process");
+                self.0.runtime.remove(&p.id).await?;
             }
         }
         for name in apps.keys() {
@@ -90,13 +93,12 @@ impl Deployer {
                 tracing::warn!(app = %name, error = %e, "reconcile failed");
             }
         }
-        for img in self.docker().images(&self.filters(None)).await? {
+        for img in self.images().await? {
             let app = img.labels.get(crate::docker::LABEL_APP);
-            if !app.is_some_and(|a| apps.contains_key(a)) {
-                for tag in &img.tags {
-                    let _ = self.docker().remove_image(tag).await;
-                }
-                let _ = self.docker().remove_image(&img.id).await;
+            if !app.is_some_and(|a| apps.contains_key(a))
+                && let Err(e) = self.remove_whole_image(&img).await
+            {
+                tracing::warn!(image = %img.id, error = %e, "cannot remove an orphan image");
             }
         }
         Ok(())
@@ -105,7 +107,7 @@ impl Deployer {
     /// Builds still marked running were interrupted by a crash: mark them failed, and put their
     /// apps back to the state their current release implies.
     async fn fail_interrupted_builds(&self) -> Result<()> {
-        let active: Vec<String> = lock(&self.0.active).keys().cloned().collect();
+        let active = self.0.controls.busy_apps();
         self.0
             .store
             .write_async(move |w| {
@@ -142,7 +144,7 @@ impl Deployer {
     /// app's lock, so no build of the app is running. Best effort: a failure leaves the image for
     /// the next start.
     async fn remove_unreleased_images(&self, app: &str) {
-        let Ok(images) = self.docker().images(&self.filters(Some(app))).await else {
+        let Ok(images) = self.app_images(app).await else {
             return;
         };
         for img in images {
@@ -154,15 +156,11 @@ impl Deployer {
                 Some(v) => matches!(self.0.store.read(|r| r.release(app, v)), Ok(Some(_))),
                 None => false,
             };
-            let tagged = img.tags.iter().any(|t| t != "<none>:<none>");
-            if recorded && tagged {
+            if recorded && img.tagged().next().is_some() {
                 continue;
             }
             tracing::info!(%app, image = %img.id, ?release, "removing an image of no release");
-            for tag in img.tags.iter().filter(|t| *t != "<none>:<none>") {
-                let _ = self.docker().remove_image(tag).await;
-            }
-            if let Err(e) = self.docker().remove_image(&img.id).await {
+            if let Err(e) = self.remove_whole_image(&img).await {
                 tracing::warn!(%app, image = %img.id, error = %e, "cannot remove an image of no release");
             }
         }
@@ -171,84 +169,82 @@ impl Deployer {
     /// Reconciles one app. Skipped while an operation holds the app's lock: that operation owns
     /// the app's containers until it ends.
     pub async fn reconcile_app(&self, name: &str, occasion: Occasion) -> Result<()> {
-        let Ok(_guard) = self.app_lock(name).try_lock_owned() else {
+        let Ok(_guard) = self.0.controls.app_lock(name).try_lock_owned() else {
             return Ok(());
         };
-        let containers = self.docker().containers(&self.filters(Some(name))).await?;
+        let processes = self.0.runtime.list(Some(name)).await?;
         let Some(app) = self.0.store.read(|r| r.instance(name))? else {
-            for c in containers {
-                self.docker().remove_container(&c.id).await?;
+            for p in processes {
+                self.0.runtime.remove(&p.id).await?;
             }
             return Ok(());
         };
         let dep = self.0.store.read(|r| r.deployment(name))?;
-        let retiring = lock(&self.0.retiring).clone();
-        for c in &containers {
-            let current = dep.as_ref().is_some_and(|d| d.container == c.id);
-            if !current && !retiring.contains(&c.id) {
-                tracing::info!(app = %name, container = %c.name, "removing a container that is not current");
-                self.docker().remove_container(&c.id).await?;
+        let retiring = self.0.retiring.snapshot();
+        for p in &processes {
+            let current = dep.as_ref().is_some_and(|d| d.container == p.id);
+            if !current && !retiring.contains(&p.id) {
+                tracing::info!(app = %name, process = %p.id, "removing a process that is not current");
+                self.0.runtime.remove(&p.id).await?;
             }
         }
         if occasion == Occasion::Start {
             self.remove_unreleased_images(&app.name).await;
         }
-        let info: Option<ContainerInfo> = match &dep {
-            Some(d) => self.docker().inspect(&d.container).await?,
+        let status: Option<ProcessStatus> = match &dep {
+            Some(d) => self.0.runtime.status(&d.container).await?,
             None => None,
         };
         let routes = &self.0.routes;
-        match (app.status, info) {
-            (InstanceStatus::Stopped, Some(c)) => {
-                if c.running() {
-                    self.docker().stop(&c.id, STOP_TIMEOUT_S).await?;
+        match (app.status, status) {
+            (InstanceStatus::Stopped, Some(p)) => {
+                if p.running() {
+                    self.0.runtime.stop(&p.id, STOP_GRACE).await?;
                 }
                 routes.set_app(name, Target::Unavailable("stopped".into()));
             }
             (
                 InstanceStatus::Running | InstanceStatus::Crashed | InstanceStatus::Building,
-                Some(c),
-            ) if c.running() => {
-                if let Some(addr) = c.published() {
+                Some(p),
+            ) if p.running() => {
+                if let Some(addr) = p.endpoint {
                     routes.set_app(name, Target::Serving(addr));
                 }
                 if app.status == InstanceStatus::Crashed {
                     self.set_status(name, InstanceStatus::Running).await?;
                 }
             }
-            (InstanceStatus::Running | InstanceStatus::Crashed, Some(c)) => {
+            (InstanceStatus::Running | InstanceStatus::Crashed, Some(p)) => {
                 if occasion == Occasion::Start {
                     // It should run and is down (host reboot, Docker restarted without it).
-                    self.docker().start(&c.id).await?;
-                    if let Some(addr) = self
-                        .docker()
-                        .inspect(&c.id)
-                        .await?
-                        .and_then(|i| i.published())
+                    self.0.runtime.resume(&p.id).await?;
+                    if let Some(addr) = self.0.runtime.status(&p.id).await?.and_then(|s| s.endpoint)
                     {
                         routes.set_app(name, Target::Serving(addr));
                     }
                     self.set_status(name, InstanceStatus::Running).await?;
-                } else if c.state != "running" && c.state != "restarting"
-                    || c.oom_killed
-                    || c.exit_code.is_some_and(|x| x != 0)
-                {
-                    tracing::warn!(app = %name, state = %c.state, code = ?c.exit_code, "app crashed");
+                } else if crashed(p.state) {
+                    tracing::warn!(app = %name, state = ?p.state, "app crashed");
                     self.set_status(name, InstanceStatus::Crashed).await?;
                     routes.set_app(name, Target::Unavailable("crashed".into()));
                 }
             }
             (InstanceStatus::Running | InstanceStatus::Crashed, None) if app.release.is_some() => {
-                // The container is gone but the app should run: start its release again.
-                tracing::info!(app = %name, "container missing; starting the current release");
+                // The process is gone but the app should run: start its release again.
+                tracing::info!(app = %name, "process missing; starting the current release");
                 let release = self.current_release(&app)?;
-                let attempt = super::SharedAttempt::default();
-                let r = self.relaunch(&app, &release, &attempt).await;
+                let attempt = SharedAttempt::default();
+                let r = self
+                    .roll_out(
+                        &app,
+                        &release,
+                        Record::Current,
+                        &Reporter::silent(),
+                        &attempt,
+                    )
+                    .await;
                 if r.is_err() {
-                    let left = std::mem::take(&mut lock(&attempt).containers);
-                    for c in left {
-                        let _ = self.docker().remove_container(&c).await;
-                    }
+                    self.undo(&attempt).await;
                     self.set_status(name, InstanceStatus::Crashed).await?;
                     routes.set_app(name, Target::Unavailable("crashed".into()));
                 }
@@ -264,5 +260,15 @@ impl Deployer {
             }
         }
         Ok(())
+    }
+}
+
+/// Whether the current process, found not running after an event, has crashed: anything but a
+/// process the runtime is bringing back after a clean exit.
+fn crashed(state: ProcessState) -> bool {
+    match state {
+        ProcessState::Running => false,
+        ProcessState::Restarting { code, oom } => oom || code.is_some_and(|x| x != 0),
+        ProcessState::Starting | ProcessState::Exited { .. } => true,
     }
 }

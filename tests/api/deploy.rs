@@ -7,7 +7,7 @@
 use crate::dockerapp::*;
 use crate::helpers::*;
 use reqwest::StatusCode;
-use scalefog::push::{Progress, Push, PushHandler, RefUpdate};
+use scalefog::push::{Progress, Push, PushHandler, RefUpdate, Verdict};
 use scalefog::routing::Target;
 use serde_json::{Value, json};
 use std::path::{Path, PathBuf};
@@ -139,7 +139,12 @@ impl Fixture {
         while let Some(l) = rx.recv().await {
             lines.push(l);
         }
-        (r.map_err(|e| e.to_string()), lines)
+        let r = match r {
+            Ok(Verdict::Accepted) => Ok(()),
+            Ok(Verdict::Rejected { reason }) => Err(reason),
+            Err(e) => Err(e.to_string()),
+        };
+        (r, lines)
     }
 
     async fn deploy(&self, page: &str, dockerfile_text: &str) -> Vec<String> {

@@ -3,9 +3,10 @@
 
 use crate::gitssh::*;
 use crate::helpers::*;
+use futures_util::FutureExt;
 use futures_util::future::BoxFuture;
 use scalefog::domain::{Error, PushOutcome, Result};
-use scalefog::push::{Progress, Push, PushHandler};
+use scalefog::push::{Progress, Push, PushHandler, Verdict};
 use scalefog::store::Slice;
 use serde_json::Value;
 use std::path::{Path, PathBuf};
@@ -63,8 +64,12 @@ impl<F> PushHandler for Handler<F>
 where
     F: for<'a> Fn(&'a Push, &'a Progress) -> BoxFuture<'a, Result<()>> + Send + Sync + 'static,
 {
-    fn handle<'a>(&'a self, push: &'a Push, progress: &'a Progress) -> BoxFuture<'a, Result<()>> {
-        (self.0)(push, progress)
+    fn handle<'a>(
+        &'a self,
+        push: &'a Push,
+        progress: &'a Progress,
+    ) -> BoxFuture<'a, Result<Verdict>> {
+        Box::pin((self.0)(push, progress).map(|r| r.map(|()| Verdict::Accepted)))
     }
 }
 

@@ -1,0 +1,311 @@
+//! What an owner does to a deployed app besides pushing: start, stop, restart, roll back, change
+//! config vars and settings. Each runs under the app's lock as a controlled operation, and each
+//! that changes what serves goes through the switch with no gap in service.
+
+use super::report::Reporter;
+use super::switch::Record;
+use super::{Deployer, KEEP_RELEASE_IMAGES, STOP_GRACE};
+use crate::domain::{
+    self, ConfigKey, DeployBranch, Error, HealthPath, Instance, InstanceStatus, Release,
+    ReleaseStatus, Result, check_config_value, check_cpu, check_memory_mb,
+};
+use crate::routing::Target;
+use crate::store::Slice;
+use futures_util::FutureExt;
+
+/// What `PATCH /v1/instances/{name}` may change, as the transports read it; parsed by
+/// [`Deployer::update_settings`].
+#[derive(Debug, Default, Clone)]
+pub struct Settings {
+    pub memory_mb: Option<u32>,
+    pub cpu: Option<f64>,
+    pub health_path: Option<String>,
+    pub deploy_branch: Option<String>,
+}
+
+/// [`Settings`] once every given value has passed its rule.
+struct Parsed {
+    memory_mb: Option<u32>,
+    cpu: Option<f64>,
+    health_path: Option<HealthPath>,
+    deploy_branch: Option<DeployBranch>,
+}
+
+impl Settings {
+    fn parse(self) -> Result<Parsed> {
+        Ok(Parsed {
+            memory_mb: self.memory_mb.map(check_memory_mb).transpose()?,
+            cpu: self.cpu.map(check_cpu).transpose()?,
+            health_path: self
+                .health_path
+                .as_deref()
+                .map(HealthPath::parse)
+                .transpose()?,
+            deploy_branch: self
+                .deploy_branch
+                .as_deref()
+                .map(DeployBranch::parse)
+                .transpose()?,
+        })
+    }
+}
+
+impl Deployer {
+    /// Rolls back to `version`, or to the release before the current one: a new release with
+    /// that release's image and config, switched to with no gap.
+    pub async fn rollback(
+        &self,
+        app: &Instance,
+        user: &str,
+        version: Option<u32>,
+    ) -> Result<Release> {
+        let user = user.to_string();
+        self.locked(&app.name, move |this, app, attempt| {
+            async move {
+                let target = this.rollback_target(&app, version)?;
+                if !this.0.docker.image_exists(&target.image).await? {
+                    return Err(Error::Conflict(format!(
+                        "the image of v{} was pruned (only the last {KEEP_RELEASE_IMAGES} releases keep theirs); deploy it again instead",
+                        target.version
+                    )));
+                }
+                let release = Release {
+                    version: this.next_release(&app.name)?,
+                    created_by: user,
+                    created_at: domain::now(),
+                    status: ReleaseStatus::Current,
+                    description: format!("rollback to v{}", target.version),
+                    build_id: None,
+                    ..target
+                };
+                this.roll_out(&app, &release, Record::Release, &Reporter::silent(), &attempt)
+                    .await?;
+                Ok(release)
+            }
+            .boxed()
+        })
+        .await
+    }
+
+    /// The release a rollback goes back to: `version`, or the one before the current one.
+    fn rollback_target(&self, app: &Instance, version: Option<u32>) -> Result<Release> {
+        let current = app.release.ok_or_else(|| {
+            Error::Conflict(format!("'{}' has no release to roll back from", app.name))
+        })?;
+        match version {
+            Some(v) => self
+                .0
+                .store
+                .read(|r| r.release(&app.name, v))?
+                .ok_or_else(|| Error::NotFound(format!("'{}' has no release v{v}", app.name))),
+            None => self
+                .0
+                .store
+                .read(|r| r.releases_of(&app.name, Slice::ALL))?
+                .items
+                .into_iter()
+                .find(|r| r.version < current)
+                .ok_or_else(|| {
+                    Error::Conflict(format!("'{}' has no release before v{current}", app.name))
+                }),
+        }
+    }
+
+    /// Sets (`Some`) and unsets (`None`) config vars. With a release, this makes a new release
+    /// from the current image and switches to it with no gap (a stopped app stays stopped and
+    /// gets it at its next start); without one, the vars wait for the first deploy.
+    pub async fn set_env(
+        &self,
+        app: &Instance,
+        user: &str,
+        changes: Vec<(String, Option<String>)>,
+    ) -> Result<Instance> {
+        let mut parsed = Vec::with_capacity(changes.len());
+        for (k, v) in changes {
+            let key = ConfigKey::parse(&k)?;
+            if let Some(v) = &v {
+                check_config_value(&key, v)?;
+            }
+            parsed.push((key, v));
+        }
+        let user = user.to_string();
+        self.locked(&app.name, move |this, app, attempt| {
+            async move {
+                let mut env = app.env.clone();
+                let mut keys = Vec::new();
+                for (k, v) in parsed {
+                    let changed = match v {
+                        Some(v) => env.insert(k.clone(), v.clone()).as_ref() != Some(&v),
+                        None => env.remove(&k).is_some(),
+                    };
+                    if changed {
+                        keys.push(k.to_string());
+                    }
+                }
+                if keys.is_empty() {
+                    return Ok(app);
+                }
+                let current = match app.release {
+                    Some(v) => this.0.store.read(|r| r.release(&app.name, v))?,
+                    None => None,
+                };
+                let Some(current) = current else {
+                    return this.change_app(&app.name, move |i| i.env = env).await;
+                };
+                let release = Release {
+                    version: this.next_release(&app.name)?,
+                    env,
+                    created_by: user,
+                    created_at: domain::now(),
+                    status: ReleaseStatus::Current,
+                    description: format!("config: {}", keys.join(", ")),
+                    build_id: None,
+                    ..current
+                };
+                if app.status == InstanceStatus::Running {
+                    this.roll_out(
+                        &app,
+                        &release,
+                        Record::Release,
+                        &Reporter::silent(),
+                        &attempt,
+                    )
+                    .await?;
+                } else {
+                    this.record_offline_release(&app, release).await?;
+                }
+                this.instance(&app.name)
+            }
+            .boxed()
+        })
+        .await
+    }
+
+    /// Restarts with no gap: a new process of the current release, health-checked, switched
+    /// to; then the old one is stopped.
+    pub async fn restart(&self, app: &Instance) -> Result<Instance> {
+        self.locked(&app.name, move |this, app, attempt| {
+            async move {
+                let release = this.current_release(&app)?;
+                this.roll_out(
+                    &app,
+                    &release,
+                    Record::Current,
+                    &Reporter::silent(),
+                    &attempt,
+                )
+                .await?;
+                this.instance(&app.name)
+            }
+            .boxed()
+        })
+        .await
+    }
+
+    /// Starts the current release: its stopped process when it still exists, else a new one.
+    pub async fn start(&self, app: &Instance) -> Result<Instance> {
+        self.locked(&app.name, move |this, app, attempt| {
+            async move {
+                let release = this.current_release(&app)?;
+                let dep = this.0.store.read(|r| r.deployment(&app.name))?;
+                let existing = match &dep {
+                    Some(d) => this.0.runtime.status(&d.container).await?,
+                    None => None,
+                };
+                match (dep, existing) {
+                    (Some(_), Some(p)) if p.running() && app.status == InstanceStatus::Running => {
+                        Ok(app)
+                    }
+                    (Some(d), Some(_)) if d.release == release.version => {
+                        this.0.runtime.resume(&d.container).await?;
+                        let endpoint = match this
+                            .healthy_endpoint(&app, &d.container, &Reporter::silent())
+                            .await
+                        {
+                            Ok(endpoint) => endpoint,
+                            Err(e) => {
+                                // Leave it stopped, as it was.
+                                let _ = this.0.runtime.stop(&d.container, STOP_GRACE).await;
+                                return Err(e);
+                            }
+                        };
+                        let inst = this.set_status(&app.name, InstanceStatus::Running).await?;
+                        this.0.routes.set_app(&app.name, Target::Serving(endpoint));
+                        Ok(inst)
+                    }
+                    _ => {
+                        this.roll_out(
+                            &app,
+                            &release,
+                            Record::Current,
+                            &Reporter::silent(),
+                            &attempt,
+                        )
+                        .await?;
+                        this.instance(&app.name)
+                    }
+                }
+            }
+            .boxed()
+        })
+        .await
+    }
+
+    pub(super) async fn set_status(&self, app: &str, status: InstanceStatus) -> Result<Instance> {
+        self.change_app(app, move |i| i.status = status).await
+    }
+
+    /// Stops the app; it stays stopped across restarts of scalefog and of Docker (the runtime
+    /// honours an explicit stop).
+    pub async fn stop(&self, app: &Instance) -> Result<Instance> {
+        self.locked(&app.name, move |this, app, _| {
+            async move {
+                this.current_release(&app)?;
+                // Record first: if we crash after it, reconcile stops the process.
+                let inst = this.set_status(&app.name, InstanceStatus::Stopped).await?;
+                this.0
+                    .routes
+                    .set_app(&app.name, Target::Unavailable("stopped".into()));
+                if let Some(d) = this.0.store.read(|r| r.deployment(&app.name))? {
+                    this.0.runtime.stop(&d.container, STOP_GRACE).await?;
+                }
+                Ok(inst)
+            }
+            .boxed()
+        })
+        .await
+    }
+
+    /// Changes memory, CPU, health path and deploy branch. New limits apply to the running
+    /// process at once.
+    pub async fn update_settings(&self, app: &Instance, s: Settings) -> Result<Instance> {
+        let s = s.parse()?;
+        self.locked(&app.name, move |this, app, _| {
+            async move {
+                let memory = s.memory_mb.unwrap_or(app.memory_mb);
+                let cpu = s.cpu.unwrap_or(app.cpu);
+                if (memory != app.memory_mb || cpu != app.cpu)
+                    && let Some(d) = this.0.store.read(|r| r.deployment(&app.name))?
+                {
+                    this.0
+                        .runtime
+                        .update_limits(&d.container, memory, cpu)
+                        .await?;
+                }
+                this.change_app(&app.name, move |i| {
+                    i.memory_mb = memory;
+                    i.cpu = cpu;
+                    if let Some(p) = s.health_path {
+                        i.health_path = p;
+                    }
+                    if let Some(b) = s.deploy_branch {
+                        i.deploy_branch = b;
+                    }
+                })
+                .await
+            }
+            .boxed()
+        })
+        .await
+    }
+}
