@@ -5,6 +5,7 @@
 //! engine is that handler. Lines sent to [`Progress`] reach the pusher as `remote:` lines.
 
 use crate::domain::{Instance, Result, User};
+use crate::locks;
 use futures_util::future::BoxFuture;
 use std::path::PathBuf;
 use tokio::sync::mpsc;
@@ -90,10 +91,10 @@ impl PushHandlers {
         PushHandlers(std::sync::Arc::new(std::sync::RwLock::new(handler)))
     }
     pub fn set(&self, handler: std::sync::Arc<dyn PushHandler>) {
-        *self.0.write().unwrap_or_else(|p| p.into_inner()) = handler;
+        *locks::write(&self.0) = handler;
     }
     pub fn get(&self) -> std::sync::Arc<dyn PushHandler> {
-        self.0.read().unwrap_or_else(|p| p.into_inner()).clone()
+        locks::read(&self.0).clone()
     }
 }
 

@@ -4,6 +4,7 @@
 //! snapshot at once, so a request sees either the old or the new route, never a mix.
 
 use crate::domain::{Instance, InstanceStatus};
+use crate::locks;
 use arc_swap::ArcSwap;
 use std::borrow::Cow;
 use std::collections::{BTreeMap, HashMap};
@@ -92,7 +93,7 @@ impl RouteTable {
     }
 
     fn update(&self, f: impl FnOnce(&mut Table)) {
-        let _serial = self.write_lock.lock().unwrap_or_else(|p| p.into_inner());
+        let _serial = locks::lock(&self.write_lock);
         let mut next = (**self.current.load()).clone();
         f(&mut next);
         self.current.store(Arc::new(next));
@@ -225,17 +226,10 @@ pub struct RequestCounts {
 impl RequestCounts {
     /// The counter of `app`, created at zero if it has none yet.
     fn counter(&self, app: &str) -> Arc<AtomicU64> {
-        if let Some(c) = self
-            .per_app
-            .read()
-            .unwrap_or_else(|p| p.into_inner())
-            .get(app)
-        {
+        if let Some(c) = locks::read(&self.per_app).get(app) {
             return c.clone();
         }
-        self.per_app
-            .write()
-            .unwrap_or_else(|p| p.into_inner())
+        locks::write(&self.per_app)
             .entry(app.to_string())
             .or_default()
             .clone()
@@ -243,18 +237,11 @@ impl RequestCounts {
 
     /// Counts one request for `app`.
     pub fn record(&self, app: &str) {
-        if let Some(c) = self
-            .per_app
-            .read()
-            .unwrap_or_else(|p| p.into_inner())
-            .get(app)
-        {
+        if let Some(c) = locks::read(&self.per_app).get(app) {
             c.fetch_add(1, Ordering::Relaxed);
             return;
         }
-        self.per_app
-            .write()
-            .unwrap_or_else(|p| p.into_inner())
+        locks::write(&self.per_app)
             .entry(app.to_string())
             .or_default()
             .fetch_add(1, Ordering::Relaxed);
@@ -262,18 +249,14 @@ impl RequestCounts {
 
     /// Requests counted for one app.
     pub fn get(&self, app: &str) -> u64 {
-        self.per_app
-            .read()
-            .unwrap_or_else(|p| p.into_inner())
+        locks::read(&self.per_app)
             .get(app)
             .map_or(0, |c| c.load(Ordering::Relaxed))
     }
 
     /// Every app's count, by name.
     pub fn snapshot(&self) -> BTreeMap<String, u64> {
-        self.per_app
-            .read()
-            .unwrap_or_else(|p| p.into_inner())
+        locks::read(&self.per_app)
             .iter()
             .map(|(k, v)| (k.clone(), v.load(Ordering::Relaxed)))
             .collect()

@@ -2,6 +2,7 @@
 //! A restart forgets the counts; that is acceptable for slowing down online guessing.
 
 use crate::domain::Error;
+use crate::locks;
 use std::collections::HashMap;
 use std::net::IpAddr;
 use std::sync::Mutex;
@@ -50,7 +51,7 @@ impl LoginLimiter {
     /// Refuses when either the username or the address has used up its failures.
     pub fn check(&self, username: &str, addr: IpAddr) -> Result<(), Error> {
         let now = Instant::now();
-        let st = self.state.lock().unwrap_or_else(|p| p.into_inner());
+        let st = locks::lock(&self.state);
         let over = |w: Option<&Window>, max: u32| {
             w.is_some_and(|w| now.duration_since(w.start) < self.window && w.failures >= max)
         };
@@ -66,7 +67,7 @@ impl LoginLimiter {
     pub fn failed(&self, username: &str, addr: IpAddr) {
         let now = Instant::now();
         let window = self.window;
-        let mut st = self.state.lock().unwrap_or_else(|p| p.into_inner());
+        let mut st = locks::lock(&self.state);
         if st.users.len() > MAX_KEYS || st.addrs.len() > MAX_KEYS {
             st.users.retain(|_, w| now.duration_since(w.start) < window);
             st.addrs.retain(|_, w| now.duration_since(w.start) < window);
@@ -91,11 +92,7 @@ impl LoginLimiter {
     }
 
     pub fn succeeded(&self, username: &str) {
-        self.state
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .users
-            .remove(username);
+        locks::lock(&self.state).users.remove(username);
     }
 }
 

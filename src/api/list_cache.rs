@@ -2,6 +2,7 @@
 //! body only changes when the store does, so each rendered page is kept with the store's write
 //! generation and served again until any write commits.
 
+use crate::locks;
 use bytes::Bytes;
 use std::collections::HashMap;
 use std::sync::Mutex;
@@ -21,7 +22,7 @@ pub struct ListCache {
 impl ListCache {
     /// The cached body and total for `key`, if it was rendered at `generation`.
     pub fn get(&self, key: &ListKey, generation: u64) -> Option<(Bytes, u64)> {
-        let entries = self.entries.lock().unwrap_or_else(|p| p.into_inner());
+        let entries = locks::lock(&self.entries);
         match entries.get(key) {
             Some((g, body, total)) if *g == generation => Some((body.clone(), *total)),
             _ => None,
@@ -29,7 +30,7 @@ impl ListCache {
     }
 
     pub fn put(&self, key: ListKey, generation: u64, body: Bytes, total: u64) {
-        let mut entries = self.entries.lock().unwrap_or_else(|p| p.into_inner());
+        let mut entries = locks::lock(&self.entries);
         if entries.len() >= MAX_ENTRIES {
             entries.retain(|_, (g, ..)| *g == generation);
             if entries.len() >= MAX_ENTRIES {

@@ -8,6 +8,7 @@ mod names;
 
 use crate::accounts::Principal;
 use crate::domain::{self, AppName, Error, Instance, InstanceStatus, Region, Result};
+use crate::locks;
 use crate::store::{Page, Slice, Store};
 use std::sync::{Arc, RwLock};
 
@@ -70,10 +71,7 @@ impl Apps {
     }
 
     pub fn register_resources(&self, r: Arc<dyn AppResources>) {
-        self.resources
-            .write()
-            .unwrap_or_else(|p| p.into_inner())
-            .push(r);
+        locks::write(&self.resources).push(r);
     }
 
     /// Creates an app. Without a name, a readable unique one is generated; without a region,
@@ -147,11 +145,7 @@ impl Apps {
     /// Runs every registered `create` hook; if one fails, undoes the others and the record, so
     /// that a failed creation leaves nothing behind.
     async fn create_resources(&self, inst: &Instance) -> Result<()> {
-        let resources: Vec<_> = self
-            .resources
-            .read()
-            .unwrap_or_else(|p| p.into_inner())
-            .clone();
+        let resources: Vec<_> = locks::read(&self.resources).clone();
         for (i, r) in resources.iter().enumerate() {
             if let Err(e) = r.create(inst).await {
                 for done in resources[..i].iter().rev() {
@@ -240,11 +234,7 @@ impl Apps {
     /// record, so a crash in between leaves a record whose deletion can simply be retried.
     pub async fn delete(&self, who: &Principal, name: &str) -> Result<()> {
         let inst = self.get(who, name)?;
-        let resources: Vec<_> = self
-            .resources
-            .read()
-            .unwrap_or_else(|p| p.into_inner())
-            .clone();
+        let resources: Vec<_> = locks::read(&self.resources).clone();
         for r in resources {
             r.remove(&inst).await?;
         }

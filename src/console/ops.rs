@@ -12,6 +12,7 @@
 //! transport state only: what an operation does and whether it is allowed is the core's call.
 
 use super::request::Flash;
+use crate::locks;
 use std::collections::HashMap;
 use std::future::Future;
 use std::sync::{Arc, Mutex};
@@ -41,7 +42,7 @@ pub struct Operations {
 type Table = Arc<Mutex<HashMap<String, Vec<Op>>>>;
 
 fn lock(t: &Table) -> std::sync::MutexGuard<'_, HashMap<String, Vec<Op>>> {
-    t.lock().unwrap_or_else(|p| p.into_inner())
+    locks::lock(&t)
 }
 
 /// An operation of this session on this app that is still running.

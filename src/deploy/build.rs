@@ -9,10 +9,11 @@ use crate::domain::{
     self, Build, BuildStatus, Error, Instance, InstanceStatus, Release, ReleaseStatus, Result,
     short_commit,
 };
-use crate::locks::lock;
+use crate::locks;
 use crate::push::{Progress, Push, PushHandler, RefUpdate, Verdict};
 use futures_util::FutureExt;
 use futures_util::future::BoxFuture;
+use locks::lock;
 use std::collections::HashMap;
 use std::path::Path;
 use std::sync::Mutex;

@@ -5,8 +5,9 @@
 
 use super::{Deployer, Reporter};
 use crate::domain::{Error, Instance, Result};
-use crate::locks::lock;
+use crate::locks;
 use futures_util::future::BoxFuture;
+use locks::lock;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use tokio::sync::{OwnedMutexGuard, OwnedSemaphorePermit, Semaphore};

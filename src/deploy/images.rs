@@ -12,8 +12,9 @@
 use super::Deployer;
 use crate::docker::ImageInfo;
 use crate::domain::Result;
-use crate::locks::lock;
+use crate::locks;
 use crate::store::Slice;
+use locks::lock;
 use std::collections::HashSet;
 use std::sync::Mutex;
 use tokio::sync::{RwLock, RwLockReadGuard};

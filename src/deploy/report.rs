@@ -2,8 +2,9 @@
 //! build log; and the one rule for how an error may be shown there.
 
 use crate::domain::Error;
-use crate::locks::lock;
+use crate::locks;
 use crate::push::Progress;
+use locks::lock;
 use std::sync::{Arc, Mutex};
 
 /// Sends lines to the pusher (or nobody) and keeps them for the build log. Config values never

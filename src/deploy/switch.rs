@@ -8,10 +8,11 @@ use super::{Deployer, RETIRE_GRACE, Reporter, STOP_GRACE, app_in, health, supers
 use crate::domain::{
     self, BuildStatus, Deployment, Error, Instance, InstanceStatus, Release, Result,
 };
-use crate::locks::lock;
+use crate::locks;
 use crate::routing::Target;
 use crate::runtime::ProcessSpec;
 use futures_util::StreamExt;
+use locks::lock;
 use std::collections::HashSet;
 use std::net::SocketAddr;
 use std::sync::Mutex;

@@ -14,6 +14,7 @@ use crate::apps::{AppResources, Apps};
 use crate::domain::{
     AppName, Error, Instance, PushOutcome, PushRecord, PushedRef, Result, User, now,
 };
+use crate::locks;
 use crate::push::{Progress, Push, PushHandlers, RefUpdate, Verdict};
 use crate::store::Store;
 use futures_util::future::BoxFuture;
@@ -95,11 +96,7 @@ struct PendingGuard {
 
 impl Drop for PendingGuard {
     fn drop(&mut self) {
-        self.inner
-            .pending
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .remove(&self.id);
+        locks::lock(&self.inner.pending).remove(&self.id);
     }
 }
 
@@ -127,27 +124,15 @@ impl Git {
 
     /// The program git's hook execs as `<program> hook pre-receive`.
     pub fn set_hook_program(&self, program: impl Into<PathBuf>) {
-        *self
-            .inner
-            .hook_program
-            .write()
-            .unwrap_or_else(|p| p.into_inner()) = program.into();
+        *locks::write(&self.inner.hook_program) = program.into();
     }
 
     pub fn set_push_timeout(&self, timeout: Duration) {
-        *self
-            .inner
-            .push_timeout
-            .write()
-            .unwrap_or_else(|p| p.into_inner()) = timeout;
+        *locks::write(&self.inner.push_timeout) = timeout;
     }
 
     fn push_timeout(&self) -> Duration {
-        *self
-            .inner
-            .push_timeout
-            .read()
-            .unwrap_or_else(|p| p.into_inner())
+        *locks::read(&self.inner.push_timeout)
     }
 
     /// The lifecycle hooks that give each app its repository; register with
@@ -195,32 +180,21 @@ impl Git {
                 let lock = self.lock_app(&inst.name, progress).await;
                 let id = crate::accounts::generate_token();
                 let secret = crate::accounts::generate_token();
-                cmd.env(
-                    hook::ENV_PROGRAM,
-                    &*self
-                        .inner
-                        .hook_program
-                        .read()
-                        .unwrap_or_else(|p| p.into_inner()),
-                )
-                .env(hook::ENV_SOCKET, &self.inner.socket)
-                .env(hook::ENV_PUSH_ID, &id)
-                .env(hook::ENV_SECRET, &secret)
-                .env(hook::ENV_TIMEOUT, self.push_timeout().as_secs().to_string());
-                self.inner
-                    .pending
-                    .lock()
-                    .unwrap_or_else(|p| p.into_inner())
-                    .insert(
-                        id.clone(),
-                        Pending {
-                            secret,
-                            app: inst.clone(),
-                            user: who.user.clone(),
-                            repo_dir: dir.clone(),
-                            called: false,
-                        },
-                    );
+                cmd.env(hook::ENV_PROGRAM, &*locks::read(&self.inner.hook_program))
+                    .env(hook::ENV_SOCKET, &self.inner.socket)
+                    .env(hook::ENV_PUSH_ID, &id)
+                    .env(hook::ENV_SECRET, &secret)
+                    .env(hook::ENV_TIMEOUT, self.push_timeout().as_secs().to_string());
+                locks::lock(&self.inner.pending).insert(
+                    id.clone(),
+                    Pending {
+                        secret,
+                        app: inst.clone(),
+                        user: who.user.clone(),
+                        repo_dir: dir.clone(),
+                        called: false,
+                    },
+                );
                 let guard = PendingGuard {
                     inner: self.inner.clone(),
                     id,
@@ -240,11 +214,7 @@ impl Git {
 
     /// Takes the app's push lock, telling the pusher when it has to wait for another push.
     async fn lock_app(&self, app: &str, progress: &Progress) -> tokio::sync::OwnedMutexGuard<()> {
-        let lock = self
-            .inner
-            .locks
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
+        let lock = locks::lock(&self.inner.locks)
             .entry(app.to_string())
             .or_default()
             .clone();
@@ -320,7 +290,7 @@ impl Git {
     /// Checks the callback, records the push, runs the handler; returns the hook's exit code.
     async fn decide(&self, req: HookRequest, wr: &mut (impl AsyncWriteExt + Unpin)) -> i32 {
         let claimed = {
-            let mut pending = self.inner.pending.lock().unwrap_or_else(|p| p.into_inner());
+            let mut pending = locks::lock(&self.inner.pending);
             match pending.get_mut(&req.push_id) {
                 Some(p) if !p.called && secret_matches(&p.secret, &req.secret) => {
                     p.called = true;
@@ -585,10 +555,7 @@ impl AppResources for RepoResources {
         Box::pin(async move {
             let name = AppName::parse(&app.name)?;
             self.repos.remove(&name).await?;
-            self.locks
-                .lock()
-                .unwrap_or_else(|p| p.into_inner())
-                .remove(name.as_str());
+            locks::lock(&self.locks).remove(name.as_str());
             let app = name.into_string();
             self.store
                 .write_async(move |w| w.delete_push_records_of(&app))

@@ -4,6 +4,7 @@
 //! before routing to apps. ACME validation needs a public DNS name that resolves to this host
 //! and the router reachable on port 80.
 
+use crate::locks;
 use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
 
@@ -19,33 +20,20 @@ pub struct Challenges {
 impl Challenges {
     /// Publishes the key authorization for `token` until [`Challenges::remove`].
     pub fn insert(&self, token: &str, key_authorization: &str) {
-        self.pending
-            .write()
-            .unwrap_or_else(|p| p.into_inner())
-            .insert(token.to_string(), key_authorization.to_string());
+        locks::write(&self.pending).insert(token.to_string(), key_authorization.to_string());
     }
 
     pub fn remove(&self, token: &str) {
-        self.pending
-            .write()
-            .unwrap_or_else(|p| p.into_inner())
-            .remove(token);
+        locks::write(&self.pending).remove(token);
     }
 
     /// The answer for a request path, if it is a pending challenge.
     pub fn answer(&self, path: &str) -> Option<String> {
         let token = path.strip_prefix(CHALLENGE_PREFIX)?;
-        self.pending
-            .read()
-            .unwrap_or_else(|p| p.into_inner())
-            .get(token)
-            .cloned()
+        locks::read(&self.pending).get(token).cloned()
     }
 
     pub fn is_empty(&self) -> bool {
-        self.pending
-            .read()
-            .unwrap_or_else(|p| p.into_inner())
-            .is_empty()
+        locks::read(&self.pending).is_empty()
     }
 }

@@ -5,6 +5,7 @@ use super::pages::{Page, wants_json};
 use super::upstream::{self, Slot};
 use super::watchdog::Watch;
 use super::{Scheme, Shared};
+use crate::locks;
 use crate::routing::Target;
 use bytes::Bytes;
 use http_body_util::{Either, Full};
@@ -201,7 +202,7 @@ impl Client {
 
     /// Our `Forwarded` element (`for=…;host="…";proto=…`) for a request to `host` (as sent).
     fn forwarded(&self, host: &str) -> Option<HeaderValue> {
-        let mut last = self.forwarded.lock().unwrap_or_else(|p| p.into_inner());
+        let mut last = locks::lock(&self.forwarded);
         if let Some((h, v)) = &*last
             && **h == *host
         {

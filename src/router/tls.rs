@@ -6,6 +6,7 @@
 //! under the platform domain. Certificates can also be added while running
 //! ([`CertStore::insert_pem`]), which is where ACME-issued ones go.
 
+use crate::locks;
 use rustls::crypto::CryptoProvider;
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
@@ -112,10 +113,7 @@ impl CertStore {
         if let Some(rest) = name.strip_prefix("_.") {
             name = format!("*.{rest}");
         }
-        self.by_name
-            .write()
-            .unwrap_or_else(|p| p.into_inner())
-            .insert(name, certificate);
+        locks::write(&self.by_name).insert(name, certificate);
     }
 
     /// The certificate for a server name: exact match first, then a wildcard of its parent.
@@ -130,7 +128,7 @@ impl CertStore {
 
     fn entry(&self, server_name: &str) -> Option<Certificate> {
         let name = server_name.trim_end_matches('.').to_ascii_lowercase();
-        let map = self.by_name.read().unwrap_or_else(|p| p.into_inner());
+        let map = locks::read(&self.by_name);
         map.get(&name).cloned().or_else(|| {
             let (_, parent) = name.split_once('.')?;
             map.get(&format!("*.{parent}")).cloned()
@@ -138,7 +136,7 @@ impl CertStore {
     }
 
     pub fn len(&self) -> usize {
-        self.by_name.read().unwrap_or_else(|p| p.into_inner()).len()
+        locks::read(&self.by_name).len()
     }
 
     pub fn is_empty(&self) -> bool {

@@ -16,6 +16,7 @@
 //! connection's HTTP task (the two sockets are spliced after it ends), so it gets a task.
 
 use super::proxy::RequestBody;
+use crate::locks;
 use hyper::body::Incoming;
 use hyper::client::conn::http1::{Connection, SendRequest};
 use hyper::{Request, Response};
@@ -77,7 +78,7 @@ struct Inner {
 
 impl Slot {
     fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {
-        self.inner.lock().unwrap_or_else(|p| p.into_inner())
+        locks::lock(&self.inner)
     }
 
     /// Whether a connection was opened since the last call.

@@ -1,6 +1,7 @@
 //! Failed SSH authentications counted per client address, in memory: an address that keeps
 //! offering keys nobody registered is refused for a while.
 
+use crate::locks;
 use std::collections::HashMap;
 use std::net::IpAddr;
 use std::sync::Mutex;
@@ -35,7 +36,7 @@ impl AuthLimiter {
 
     /// False when the address has used up its failures in the current window.
     pub fn allowed(&self, addr: IpAddr) -> bool {
-        let addrs = self.addrs.lock().unwrap_or_else(|p| p.into_inner());
+        let addrs = locks::lock(&self.addrs);
         !addrs
             .get(&addr)
             .is_some_and(|(start, n)| start.elapsed() < self.window && *n >= self.max_failures)
@@ -44,7 +45,7 @@ impl AuthLimiter {
     pub fn failed(&self, addr: IpAddr) {
         let now = Instant::now();
         let window = self.window;
-        let mut addrs = self.addrs.lock().unwrap_or_else(|p| p.into_inner());
+        let mut addrs = locks::lock(&self.addrs);
         if addrs.len() > MAX_ADDRS {
             addrs.retain(|_, (start, _)| now.duration_since(*start) < window);
         }
