@@ -307,15 +307,8 @@ impl Config {
             .trim()
             .trim_end_matches('.')
             .to_ascii_lowercase();
-        if domain.is_empty()
-            || !domain.split('.').all(|l| {
-                !l.is_empty()
-                    && l.len() <= 63
-                    && l.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
-                    && !l.starts_with('-')
-                    && !l.ends_with('-')
-            })
-        {
+        // The platform domain may be a single label (`localhost`), unlike an app's own domain.
+        if !domain.split('.').all(crate::domain::is_dns_label) {
             return Err(ConfigError(format!(
                 "invalid domain '{domain}': expected a DNS name like apps.example.com"
             )));

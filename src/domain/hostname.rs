@@ -44,11 +44,7 @@ impl DomainName {
             return Err(bad("expected at least two labels, like example.org"));
         }
         for l in &labels {
-            let ok = (1..=63).contains(&l.len())
-                && l.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
-                && !l.starts_with('-')
-                && !l.ends_with('-');
-            if !ok {
+            if !is_dns_label(l) {
                 return Err(bad(
                     "each label must be 1-63 letters, digits or inner hyphens",
                 ));
@@ -81,6 +77,14 @@ impl DomainName {
                 .strip_suffix(&platform)
                 .is_some_and(|rest| rest.ends_with('.'))
     }
+}
+
+/// Whether `l` is one DNS label: 1-63 ASCII letters, digits or inner hyphens.
+pub fn is_dns_label(l: &str) -> bool {
+    (1..=63).contains(&l.len())
+        && l.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
+        && !l.starts_with('-')
+        && !l.ends_with('-')
 }
 
 #[cfg(test)]

@@ -14,7 +14,7 @@ pub mod sshkey;
 pub use app_settings::*;
 pub use deploys::*;
 pub use error::{Error, Result};
-pub use hostname::DomainName;
+pub use hostname::{DomainName, is_dns_label};
 pub use names::{AppName, Email, Password, Username};
 pub use push_record::*;
 pub use records::*;
