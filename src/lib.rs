@@ -1,28 +1,35 @@
 //! Scalefog: a self-hosted platform-as-a-service in one binary.
 //!
-//! Module map (dependencies point up this list, never down):
+//! Module map (each module uses only modules above it in this list):
 //!
-//! - `domain`   — parsed names, stored records, the one [`domain::Error`]. No I/O.
+//! - `domain`   — parsed names, settings and stored records, the one [`domain::Error`]. No I/O.
+//! - `locks`, `fsutil` — taking std locks whatever their poisoning; private files and dirs.
 //! - `store`    — the redb file; typed reads and single-transaction writes.
-//! - `docker`   — the Docker Engine interface (bollard), one per node.
+//! - `docker`   — the Docker Engine interface (bollard), one per node: images, containers, builds.
+//! - `runtime`  — running an app: start a release's processes, their state and endpoints, stop
+//!   them. One trait; `runtime::Containers` (containers on one Docker engine) implements it.
 //! - `accounts` — users, passwords, tokens, API keys, JWTs, SSH keys.
-//! - `apps`     — apps ("instances"): create, list, access checks, delete.
+//! - `apps`     — apps ("instances"): create, list, access checks, custom domains, delete.
 //! - `nodes`    — regions and nodes (Docker endpoints).
 //! - `push`     — a git push as the core sees it, and the handler that decides it.
 //! - `git`      — apps' bare repositories, running receive-pack/upload-pack for an authorized
 //!   user, the per-app push lock, the pre-receive callback (unix socket) that records pushes.
-//! - `deploy`   — push → image → health-checked container → switch; releases, lifecycle, reconcile.
-//! - `routing`  — the host → upstream table the deploy engine writes and the router reads.
+//! - `routing`  — the host → upstream table, kept in step with the apps' records by `RouteSync`.
+//! - `deploy`   — push → image → health-checked processes → route switch; releases, lifecycle,
+//!   logs, image clean-up, reconciling with Docker at start (its `mod.rs` shows its files).
 //! - `router`   — the app router: the reverse proxy on `proxy_listen`/`https_listen` (hyper).
-//! - `services` — the bundle of the above handed to every transport.
+//! - `config`   — settings from flags, environment and file (uses the router's timeouts).
+//! - `services` — the bundle of the core handed to every transport.
+//! - `acme`     — certificates for custom domains from an ACME CA, answered through the router's
+//!   challenge table; started by `startup` when `acme_email` is set.
 //! - `api`      — JSON over HTTP (actix-web); the one HTTP error mapping.
-//! - `console`  — the web console (actix-web + askama) under `/console`, on the same listener.
+//! - `console`  — the web console (actix-web + askama; `templates/`, `static/`) under `/console`.
 //! - `ssh`      — SSH (russh): key authentication, git command routing, the one SSH error mapping.
 //! - `control`  — the local control socket (backups while running).
-//! - `config`, `startup` — settings, and wiring everything to listeners.
+//! - `startup`  — wiring everything to listeners.
 //!
-//! The core (`domain` … `git`) never imports actix-web, askama or russh (only the `ssh-key` types
-//! russh re-exports, for parsing keys); transports never touch redb.
+//! The core (`domain` … `deploy`) never imports actix-web, askama or russh (only the `ssh-key`
+//! types russh re-exports, for parsing keys); transports never touch redb.
 #![forbid(unsafe_code)]
 
 pub mod accounts;

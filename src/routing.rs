@@ -3,6 +3,7 @@
 //! every request). Lookups are lock-free reads of an immutable snapshot; an update replaces the
 //! snapshot at once, so a request sees either the old or the new route, never a mix.
 
+use crate::apps::{AppResources, Apps};
 use crate::domain::{Instance, InstanceStatus};
 use crate::locks;
 use arc_swap::ArcSwap;
@@ -260,6 +261,43 @@ impl RequestCounts {
             .iter()
             .map(|(k, v)| (k.clone(), v.load(Ordering::Relaxed)))
             .collect()
+    }
+}
+
+/// Keeps the route table in step with the apps' records, whoever changes them: an app answers
+/// 503 (not 404) from its creation until the deploy engine routes it, its custom domains route
+/// from the moment they are added, and everything goes when the app is deleted. The only
+/// writer of custom domains and "not serving" targets.
+pub struct RouteSync(pub RouteTable);
+
+impl RouteSync {
+    /// Fills the table at start from every app's record.
+    pub fn load(&self, apps: &Apps) -> crate::domain::Result<()> {
+        for inst in apps.routing_records()? {
+            self.changed(&inst);
+        }
+        Ok(())
+    }
+}
+
+impl AppResources for RouteSync {
+    fn create<'a>(
+        &'a self,
+        app: &'a Instance,
+    ) -> futures_util::future::BoxFuture<'a, crate::domain::Result<()>> {
+        self.changed(app);
+        Box::pin(async { Ok(()) })
+    }
+    fn remove<'a>(
+        &'a self,
+        app: &'a Instance,
+    ) -> futures_util::future::BoxFuture<'a, crate::domain::Result<()>> {
+        self.0.remove_app(&app.name);
+        Box::pin(async { Ok(()) })
+    }
+    fn changed(&self, app: &Instance) {
+        self.0.set_domains(&app.name, &app.domains);
+        self.0.set_app_if_absent(&app.name, Target::unrouted(app));
     }
 }
 

@@ -6,12 +6,11 @@ use crate::config::Config;
 use crate::deploy::{DeploySettings, Deployer};
 use crate::docker::Engine;
 use crate::domain::sshkey::ParsedKey;
-use crate::domain::{DomainName, Instance};
 use crate::domain::{Error, Result};
 use crate::git::Git;
 use crate::nodes::Nodes;
 use crate::push::PushHandlers;
-use crate::routing::{RouteTable, Target};
+use crate::routing::{RouteSync, RouteTable};
 use crate::store::{Slice, Store};
 
 pub struct Services {
@@ -66,6 +65,10 @@ impl Services {
             },
         );
         apps.register_resources(std::sync::Arc::new(deployer.clone()));
+        // Last, so that on deletion the routes go only once the containers are gone.
+        let route_sync = RouteSync(routes.clone());
+        route_sync.load(&apps)?;
+        apps.register_resources(std::sync::Arc::new(route_sync));
         push_handler.set(std::sync::Arc::new(deployer.clone()));
         Ok(Services {
             config,
@@ -80,36 +83,6 @@ impl Services {
             push_handler,
             ssh_host_key,
         })
-    }
-
-    /// Attaches a custom domain to an app (the rules are in `apps::domains`) and routes it at
-    /// once. Returns the app, the domain as stored (lower case, no trailing dot) and whether it
-    /// is new.
-    pub async fn add_domain(
-        &self,
-        who: &Principal,
-        app: &str,
-        domain: &str,
-    ) -> Result<(Instance, String, bool)> {
-        let (inst, added) = self.apps.add_domain(who, app, domain).await?;
-        self.routes.set_domains(&inst.name, &inst.domains);
-        // An app that was never deployed must still answer on its new domain (503, not 404).
-        self.routes
-            .set_app_if_absent(&inst.name, Target::unrouted(&inst));
-        let stored = DomainName::parse(domain)?.into_string();
-        Ok((inst, stored, added))
-    }
-
-    /// Detaches a custom domain from an app and stops routing it.
-    pub async fn remove_domain(
-        &self,
-        who: &Principal,
-        app: &str,
-        domain: &str,
-    ) -> Result<Instance> {
-        let inst = self.apps.remove_domain(who, app, domain).await?;
-        self.routes.set_domains(&inst.name, &inst.domains);
-        Ok(inst)
     }
 
     /// Deletes a user and everything they own (admins only; not oneself).

@@ -1,11 +1,9 @@
 //! Builds every service and binds every listener; runs them until shutdown.
 //! Binding to port 0 gives each test its own server.
 
-use crate::apps::{AppResources, Links};
+use crate::apps::Links;
 use crate::config::Config;
-use crate::domain::Instance;
 use crate::router::Router;
-use crate::routing::{RouteTable, Target};
 use crate::services::Services;
 use actix_web::{App, HttpServer, web};
 use anyhow::Context;
@@ -85,10 +83,6 @@ impl Application {
             services.config.router_timeouts,
         )
         .context("cannot start the router's worker threads")?;
-        load_routes(&services)?;
-        services
-            .apps
-            .register_resources(Arc::new(RouteSync(services.routes.clone())));
         let mut acme = None;
         let https = match https {
             Some(listener) => {
@@ -256,38 +250,6 @@ fn bind_async(
         TcpListener::bind(addr).with_context(|| format!("cannot listen on {setting} {addr}"))?;
     l.set_nonblocking(true)?;
     Ok(tokio::net::TcpListener::from_std(l)?)
-}
-
-/// Fills the route table at start: every app's custom domains, and a "not serving" target for
-/// apps the deploy engine has not (yet) routed, so they answer 503 rather than 404.
-fn load_routes(services: &Services) -> anyhow::Result<()> {
-    for inst in services.apps.routing_records()? {
-        services.routes.set_domains(&inst.name, &inst.domains);
-        services
-            .routes
-            .set_app_if_absent(&inst.name, Target::unrouted(&inst));
-    }
-    Ok(())
-}
-
-/// Keeps the route table in step with app creation and deletion, whoever deploys them.
-struct RouteSync(RouteTable);
-
-impl AppResources for RouteSync {
-    fn create<'a>(
-        &'a self,
-        app: &'a Instance,
-    ) -> futures_util::future::BoxFuture<'a, crate::domain::Result<()>> {
-        self.0.set_app_if_absent(&app.name, Target::unrouted(app));
-        Box::pin(async { Ok(()) })
-    }
-    fn remove<'a>(
-        &'a self,
-        app: &'a Instance,
-    ) -> futures_util::future::BoxFuture<'a, crate::domain::Result<()>> {
-        self.0.remove_app(&app.name);
-        Box::pin(async { Ok(()) })
-    }
 }
 
 fn create_data_dir(dir: &std::path::Path) -> anyhow::Result<()> {

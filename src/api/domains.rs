@@ -1,6 +1,6 @@
 //! Custom domains of an app: `GET|POST /v1/instances/{name}/domains`,
 //! `DELETE /v1/instances/{name}/domains/{domain}`. The rules are in `apps::domains` and
-//! `Services::add_domain` keeps the route table in step; this file translates.
+//! The rules live in `apps::domains` and `routing::RouteSync` keeps the route table in step; this file translates.
 
 use super::error::ApiResult;
 use super::extract::{Auth, Params};
@@ -60,7 +60,7 @@ async fn add(
     let domain = p
         .first(&["domain", "hostname", "name"])
         .ok_or_else(|| Error::missing("domain"))?;
-    let (inst, domain, added) = s.add_domain(&who, &name, domain).await?;
+    let (inst, domain, added) = s.apps.add_domain(&who, &name, domain).await?;
     let body = view(&s, &inst.name, &domain);
     Ok(if added {
         HttpResponse::Created().json(body)
@@ -75,6 +75,6 @@ async fn remove(
     path: web::Path<(String, String)>,
 ) -> ApiResult<HttpResponse> {
     let (name, domain) = path.into_inner();
-    s.remove_domain(&who, &name, &domain).await?;
+    s.apps.remove_domain(&who, &name, &domain).await?;
     Ok(HttpResponse::NoContent().finish())
 }

@@ -1,6 +1,8 @@
-//! The admin "panel" API (`/api/...`) with the paths, bodies and status codes of
-//! `reference/panel-api-users-instances-nodes.md`, authenticated by an admin's key in `x-api-key`
-//! (the other credential headers work too). Its quirks are the reference's: lookups answer `201`,
+//! The admin "panel" API (`/api/...`): users (`/api/users`, `/api/getUser`, `/api/users/create`),
+//! instances (`/api/instances`, `/api/getInstance`, `/api/getUserInstance`,
+//! `/api/instance/delete`) and nodes (`/api/nodes`, `/api/nodes/create`, `/api/nodes/delete`),
+//! with the bodies and status codes of the panel it was designed from, authenticated by an
+//! admin's key in `x-api-key` (the other credential headers work too). Its quirks are the reference's: lookups answer `201`,
 //! and a missing record is a `400`, not a `404`.
 
 use super::error::{ApiError, ApiResult};

@@ -1,5 +1,6 @@
-//! The Scalefog API exactly as `reference/scalefog-api.md` documents it: `/account/*` and
-//! `/instances/*`, parameters from the query string or a form/JSON body.
+//! The Scalefog API, the product's documented contract: `/account/*` (register, token, keys) and
+//! `/instances/*` (create, list, get, delete, regions), parameters from the query string or a
+//! form/JSON body, answers in its `{"success": ...}` shapes.
 
 use super::error::ApiResult;
 use super::extract::{Auth, Params};

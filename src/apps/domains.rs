@@ -17,14 +17,15 @@ impl Apps {
         Ok(self.get(who, app)?.domains)
     }
 
-    /// Attaches `domain` to the app. Returns the updated app and whether the domain is new
-    /// (adding a domain the app already has changes nothing).
+    /// Attaches `domain` to the app. Returns the updated app, the domain as stored (lower case,
+    /// no trailing dot) and whether it is new (adding a domain the app already has changes
+    /// nothing).
     pub async fn add_domain(
         &self,
         who: &Principal,
         app: &str,
         domain: &str,
-    ) -> Result<(Instance, bool)> {
+    ) -> Result<(Instance, String, bool)> {
         let inst = self.get(who, app)?;
         let domain = DomainName::parse(domain)?;
         if domain.is_under(&self.links.domain) {
@@ -38,7 +39,9 @@ impl Apps {
             ));
         }
         let name = inst.name;
-        self.store
+        let stored = domain.as_str().to_string();
+        let (inst, added) = self
+            .store
             .write_async(move |w| {
                 let mut inst = w
                     .instance(&name)?
@@ -75,7 +78,11 @@ impl Apps {
                 w.put_instance(&inst)?;
                 Ok((inst, true))
             })
-            .await
+            .await?;
+        if added {
+            self.changed(&inst);
+        }
+        Ok((inst, stored, added))
     }
 
     /// Detaches `domain` from the app; `NotFound` when the app does not have it.
@@ -88,7 +95,8 @@ impl Apps {
         let inst = self.get(who, app)?;
         let wanted = domain.trim().trim_end_matches('.').to_ascii_lowercase();
         let name = inst.name;
-        self.store
+        let inst = self
+            .store
             .write_async(move |w| {
                 let mut inst = w
                     .instance(&name)?
@@ -103,7 +111,9 @@ impl Apps {
                 w.put_instance(&inst)?;
                 Ok(inst)
             })
-            .await
+            .await?;
+        self.changed(&inst);
+        Ok(inst)
     }
 
     /// Every app with its state and custom domains, for loading the route table at start.

@@ -22,6 +22,8 @@ pub trait AppResources: Send + Sync + 'static {
     }
     /// Called before the app's record is removed; must succeed when there is nothing to remove.
     fn remove<'a>(&'a self, app: &'a Instance) -> futures_util::future::BoxFuture<'a, Result<()>>;
+    /// Called after a change to the app's record other than its status (its custom domains).
+    fn changed(&self, _app: &Instance) {}
 }
 
 /// Where users reach an app and push to it; derived from the settings.
@@ -140,6 +142,13 @@ impl Apps {
             .await?;
         self.create_resources(&inst).await?;
         Ok(inst)
+    }
+
+    /// Tells every registered resource that the app's record changed.
+    fn changed(&self, inst: &Instance) {
+        for r in locks::read(&self.resources).iter() {
+            r.changed(inst);
+        }
     }
 
     /// Runs every registered `create` hook; if one fails, undoes the others and the record, so

@@ -26,7 +26,12 @@ pub async fn add(
     // Someone else's app is the 404 page, whatever the form says.
     let app = ctx.services.apps.get(&ctx.who, &name)?;
     let typed = f.get("domain");
-    match ctx.services.add_domain(&ctx.who, &app.name, typed).await {
+    match ctx
+        .services
+        .apps
+        .add_domain(&ctx.who, &app.name, typed)
+        .await
+    {
         Ok((app, domain, added)) => {
             let cname = ctx.services.apps.links().cname(&app.name);
             let message = if added {
@@ -58,6 +63,7 @@ pub async fn remove(form: SignedForm, name: web::Path<String>) -> PageResult {
     let domain = f.get("domain");
     let flash = match ctx
         .services
+        .apps
         .remove_domain(&ctx.who, &app.name, domain)
         .await
     {

@@ -158,7 +158,6 @@ impl Deployer {
             .store
             .write_async(move |w| w.delete_deploy_records(&n))
             .await?;
-        self.0.routes.remove_app(name);
         self.0.controls.forget(name);
         Ok(())
     }
