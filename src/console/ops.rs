@@ -42,7 +42,7 @@ pub struct Operations {
 type Table = Arc<Mutex<HashMap<String, Vec<Op>>>>;
 
 fn lock(t: &Table) -> std::sync::MutexGuard<'_, HashMap<String, Vec<Op>>> {
-    locks::lock(&t)
+    locks::lock(t)
 }
 
 /// An operation of this session on this app that is still running.
