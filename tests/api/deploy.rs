@@ -115,23 +115,7 @@ impl Fixture {
     /// Pushes `sha` to main the way the pre-receive hook will: through the push handler.
     async fn push(&self, sha: &str) -> (Result<(), String>, Vec<String>) {
         let s = &self.app.services;
-        let inst = s.store.read(|r| r.instance(&self.name)).unwrap().unwrap();
-        let user = s.accounts.user(inst.owner_id).unwrap().unwrap();
-        let push = Push {
-            id: unique("push"),
-            app: inst,
-            user,
-            updates: vec![RefUpdate {
-                old: "0".repeat(40),
-                new: sha.to_string(),
-                name: "refs/heads/main".into(),
-            }],
-            repo_dir: self.repo.bare.clone(),
-            git_env: vec![(
-                "GIT_DIR".into(),
-                self.repo.bare.to_string_lossy().to_string(),
-            )],
-        };
+        let push = self.push_of(&self.name, &self.repo, sha);
         let (progress, mut rx) = Progress::channel();
         let r = s.deployer.handle(&push, &progress).await;
         drop(progress);
@@ -145,6 +129,25 @@ impl Fixture {
             Err(e) => Err(e.to_string()),
         };
         (r, lines)
+    }
+
+    /// The push of `sha` from `repo` to app `name`'s main branch, as the pre-receive hook hands it.
+    fn push_of(&self, name: &str, repo: &Repo, sha: &str) -> Push {
+        let s = &self.app.services;
+        let inst = s.store.read(|r| r.instance(name)).unwrap().unwrap();
+        let user = s.accounts.user(inst.owner_id).unwrap().unwrap();
+        Push {
+            id: unique("push"),
+            app: inst,
+            user,
+            updates: vec![RefUpdate {
+                old: "0".repeat(40),
+                new: sha.to_string(),
+                name: "refs/heads/main".into(),
+            }],
+            repo_dir: repo.bare.clone(),
+            git_env: vec![("GIT_DIR".into(), repo.bare.to_string_lossy().to_string())],
+        }
     }
 
     async fn deploy(&self, page: &str, dockerfile_text: &str) -> Vec<String> {
@@ -1012,4 +1015,113 @@ async fn bench_deploy_push_to_serving_against_raw_docker() {
         failures.len()
     );
     assert!(failures.is_empty());
+}
+
+/// Builds of different apps share the builder's cached layers. Removing one app's image used to
+/// prune its untagged parents too, so a build standing on such a layer failed at its next `COPY`
+/// ("unable to find image sha256:…"). Here app B's build copies a large file right on top of
+/// the layer it shares with app A, and A is deleted meanwhile; five times, each with a new pair.
+#[tokio::test]
+async fn deleting_an_app_while_another_builds_on_their_shared_layers_never_breaks_that_build() {
+    let f = fixture("shared").await;
+    let shared = "FROM scratch\nCOPY busybox /bin/busybox\n";
+    for round in 0..5 {
+        // A: the shared first step, then its own page.
+        let a = unique("shared-a");
+        f.app.create_app(&f.user.token, &a).await;
+        let a_repo = Repo::new();
+        let sha = a_repo.commit(
+            &format!("a {round}"),
+            Some(&format!("{shared}COPY www /www\n{SERVE}\n")),
+        );
+        let (progress, _rx) = Progress::channel();
+        let verdict = f
+            .app
+            .services
+            .deployer
+            .handle(&f.push_of(&a, &a_repo, &sha), &progress)
+            .await;
+        assert!(
+            matches!(verdict, Ok(Verdict::Accepted)),
+            "round {round}: A deploys: {verdict:?}"
+        );
+        // Stopped, so that deleting it goes straight to its image.
+        let stopped = f
+            .app
+            .post_json(
+                &format!("/v1/instances/{a}/stop"),
+                &json!({}),
+                Some(&f.user.token),
+            )
+            .await;
+        assert!(stopped.status().is_success(), "round {round}: stopping A");
+
+        // B: the same first step, then a large file new in every round, so its copy is slow and
+        // never cached.
+        let b = unique("shared-b");
+        f.app.create_app(&f.user.token, &b).await;
+        let b_repo = Repo::new();
+        let mut big = vec![0u8; 64 << 20];
+        big[..8].copy_from_slice(&rand::random::<[u8; 8]>());
+        std::fs::write(b_repo.work.join("big.bin"), big).unwrap();
+        let sha = b_repo.commit(
+            &format!("b {round}"),
+            Some(&format!(
+                "{shared}COPY big.bin /big.bin\nCOPY www /www\n{SERVE}\n"
+            )),
+        );
+        let (progress, mut rx) = Progress::channel();
+        let deployer = f.app.services.deployer.clone();
+        let push = f.push_of(&b, &b_repo, &sha);
+        let copying = tokio::sync::Notify::new();
+        let build_b = async move {
+            let verdict = deployer.handle(&push, &progress).await;
+            drop(progress);
+            verdict
+        };
+        let watch_b = async {
+            let mut lines = vec![];
+            while let Some(line) = rx.recv().await {
+                if line.contains("COPY big.bin") {
+                    copying.notify_one();
+                }
+                lines.push(line);
+            }
+            lines
+        };
+        let delete_a = async {
+            copying.notified().await;
+            f.app
+                .delete(&format!("/v1/instances/{a}"), Some(&f.user.token))
+                .await
+                .status()
+        };
+        let (verdict, lines, deleted) = tokio::join!(build_b, watch_b, delete_a);
+        let log = lines.join("\n");
+        assert!(deleted.is_success(), "round {round}: deleting A: {deleted}");
+        assert!(
+            matches!(verdict, Ok(Verdict::Accepted)),
+            "round {round}: B deploys: {verdict:?}\n{log}"
+        );
+        // The build fell back on nothing: no layer vanished under it.
+        assert!(
+            !log.contains("cached layer was deleted"),
+            "round {round}:\n{log}"
+        );
+        let Some(Target::Serving(addr)) = f.app.services.routes.get(&b) else {
+            panic!("round {round}: B is not serving");
+        };
+        let page = reqwest::get(format!("http://{addr}/"))
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        assert_eq!(page.trim(), format!("b {round}"));
+        let gone = f
+            .app
+            .delete(&format!("/v1/instances/{b}"), Some(&f.user.token))
+            .await;
+        assert!(gone.status().is_success());
+    }
 }

@@ -247,6 +247,9 @@ async fn a_broken_build_pushed_over_ssh_is_rejected_the_branch_stays_and_the_old
         ],
     );
     assert!(!err.contains("Releasing v2"), "{err}");
+    // The failure is said once, in the `remote:  !` lines, not again as a `scalefog:` line.
+    assert_eq!(err.matches("returned a non-zero code").count(), 1, "{err}");
+    assert!(!err.contains("remote: scalefog:"), "{err}");
     assert_eq!(w.p.remote_branch("main").await.as_deref(), Some(&*good));
     assert_eq!(w.page().await, "good");
     let builds = w.api("/builds").await;
@@ -272,6 +275,9 @@ async fn a_push_without_a_dockerfile_is_rejected_saying_what_is_expected() {
     ] {
         assert!(err.contains(want), "{want:?} in:\n{err}");
     }
+    // Said once, clearly: not repeated as a `remote: scalefog: …` line.
+    assert_eq!(err.matches("no Dockerfile at the root").count(), 1, "{err}");
+    assert!(!err.contains("remote: scalefog:"), "{err}");
     assert_eq!(
         w.p.remote_branch("main").await,
         None,
