@@ -157,28 +157,38 @@ async fn not_found(req: HttpRequest) -> HttpResponse {
     )
 }
 
-/// The stylesheet, the script and the icon, compiled into the binary (one file to install).
+/// A file of the top-level `static/` folder with its content type, compiled into the binary
+/// (one file to install). The file is named once: its name is also its address.
+macro_rules! static_file {
+    ($name:literal, $ctype:literal) => {
+        (
+            $name,
+            $ctype,
+            include_bytes!(concat!(env!("CARGO_MANIFEST_DIR"), "/static/", $name)),
+        )
+    };
+}
+
+/// The stylesheet, the script and the icon: name, content type, body.
+const STATIC_FILES: [(&str, &str, &[u8]); 3] = [
+    static_file!("console.css", "text/css; charset=utf-8"),
+    static_file!("console.js", "text/javascript; charset=utf-8"),
+    static_file!("favicon.svg", "image/svg+xml"),
+];
+
 async fn asset(file: web::Path<String>) -> HttpResponse {
-    let (body, ctype): (&'static [u8], &str) = match file.as_str() {
-        "console.css" => (
-            include_bytes!("static/console.css"),
-            "text/css; charset=utf-8",
-        ),
-        "console.js" => (
-            include_bytes!("static/console.js"),
-            "text/javascript; charset=utf-8",
-        ),
-        "favicon.svg" => (include_bytes!("static/favicon.svg"), "image/svg+xml"),
-        _ => {
-            return error_page(StatusCode::NOT_FOUND, "Not found", "No such file.");
-        }
+    let Some((_, ctype, body)) = STATIC_FILES
+        .iter()
+        .find(|(name, ..)| *name == file.as_str())
+    else {
+        return error_page(StatusCode::NOT_FOUND, "Not found", "No such file.");
     };
     HttpResponse::Ok()
-        .content_type(ctype)
+        .content_type(*ctype)
         // Links carry `?v=<version>`, so an upgrade is fetched fresh; within one version the
         // files never change.
         .insert_header((header::CACHE_CONTROL, "public, max-age=86400"))
-        .body(body)
+        .body(*body)
 }
 
 /// Renders a page with `status`; the flash message it shows is cleared.
