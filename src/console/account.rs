@@ -1,9 +1,10 @@
 //! The account page: who you are, and changing your password.
 
-use super::error::PageResult;
-use super::request::{Ctx, Flash, SignedForm};
+use super::error::{PageResult, inline};
+use super::notice::Flash;
+use super::render::render;
+use super::request::{Ctx, SignedForm};
 use super::views::{AccountPage, Layout, date};
-use super::{inline, render};
 use actix_web::http::StatusCode;
 
 fn page(ctx: &Ctx, error: Option<String>, field: String) -> AccountPage {

@@ -1,12 +1,13 @@
 //! Admin pages: users, nodes, regions. The core refuses non-admins (`require_admin`); the
 //! navigation merely hides the links.
 
-use super::error::{ConsoleError, PageResult};
-use super::request::{Ctx, Flash, SignedForm};
+use super::error::{ConsoleError, PageResult, inline};
+use super::notice::Flash;
+use super::render::render;
+use super::request::{Ctx, SignedForm};
 use super::views::{
     Layout, NodeRow, NodesPage, RegionOption, RegionRow, RegionsPage, UserRow, UsersPage,
 };
-use super::{inline, render};
 use crate::accounts::{NewUser, Registrar};
 use crate::domain::{Error, Instance};
 use crate::nodes::NewNode;

@@ -1,14 +1,15 @@
 //! The instances list, creating an instance, its detail page (with its releases, builds,
 //! output, config vars and custom domains), and deleting it. The deploy actions are in `deploys`.
 
-use super::error::PageResult;
+use super::error::{PageResult, inline, sentence};
+use super::notice::Flash;
 use super::ops::Operations;
-use super::request::{Ctx, Flash, SignedForm};
+use super::render::render;
+use super::request::{Ctx, SignedForm};
 use super::views::{
     AppPage, AppRows, AppsPage, BuildRow, ConfigVar, DomainForm, Layout, LiveBuild, LogView,
     NewAppPage, RegionOption, ReleaseRow, actions, trim_float,
 };
-use super::{inline, render, sentence};
 use crate::domain::{BuildStatus, Error, Instance, InstanceStatus};
 use crate::services::Services;
 use crate::store::Slice;

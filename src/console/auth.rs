@@ -1,11 +1,12 @@
 //! Sign in, register, sign out.
 
-use super::error::PageResult;
+use super::error::{ConsoleError, PageResult, inline};
+use super::notice::Flash;
+use super::render::render;
 use super::request::{
-    AnonForm, Ctx, Flash, SignedForm, Visitor, redirect_with, session_cookie, session_removal,
+    AnonForm, Ctx, SignedForm, Visitor, redirect_with, session_cookie, session_removal,
 };
 use super::views::{Layout, RegisterPage, SignInPage};
-use super::{inline, render};
 use crate::accounts::{NewUser, Registrar, Registration};
 use actix_web::http::StatusCode;
 use actix_web::{HttpRequest, web};
@@ -52,7 +53,7 @@ pub async fn sign_in(form: AnonForm) -> PageResult {
         Ok(s) => {
             let mut resp = redirect_with(&v.req, safe_next(f.get("next")), None);
             resp.add_cookie(&session_cookie(&v.req, s.id))
-                .map_err(super::ConsoleError::internal)?;
+                .map_err(ConsoleError::internal)?;
             Ok(resp)
         }
         Err(e) => {
@@ -119,7 +120,7 @@ pub async fn register(form: AnonForm) -> PageResult {
             );
             let mut resp = redirect_with(&v.req, "/console/apps", Some(Flash::ok(welcome)));
             resp.add_cookie(&session_cookie(&v.req, s.id))
-                .map_err(super::ConsoleError::internal)?;
+                .map_err(ConsoleError::internal)?;
             Ok(resp)
         }
         Err(e) => {
@@ -148,6 +149,6 @@ pub async fn sign_out(form: SignedForm) -> PageResult {
         Some(Flash::ok("You are signed out. See you soon.")),
     );
     resp.add_cookie(&session_removal(req))
-        .map_err(super::ConsoleError::internal)?;
+        .map_err(ConsoleError::internal)?;
     Ok(resp)
 }

@@ -7,11 +7,12 @@
 //! launch a container run through [`Operations`], so the browser gets its answer within
 //! [`super::ops::WAIT`] whatever the deploy engine is doing.
 
-use super::error::PageResult;
+use super::error::{PageResult, sentence};
+use super::notice::Flash;
 use super::ops::Operations;
-use super::request::{Ctx, Flash, SignedForm, redirect_with};
+use super::render::render;
+use super::request::{Ctx, SignedForm, redirect_with};
 use super::views::{AppRows, BuildPage, BuildRow, Layout, status_view};
-use super::{render, sentence};
 use crate::deploy::{Deployer, Settings};
 use crate::domain::{BuildStatus, Error, Instance, InstanceStatus};
 use actix_web::http::{StatusCode, header};

@@ -3,11 +3,12 @@
 //! (`apps::domains`), reached through the same `Services` methods as the JSON API, which also
 //! keep the route table in step.
 
-use super::error::PageResult;
+use super::error::{PageResult, inline, sentence};
+use super::notice::Flash;
 use super::ops::Operations;
-use super::request::{Ctx, Flash, SignedForm, redirect_with};
+use super::render::render;
+use super::request::{Ctx, SignedForm, redirect_with};
 use super::views::DomainForm;
-use super::{inline, render, sentence};
 use crate::domain::Error;
 use actix_web::web;
 

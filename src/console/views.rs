@@ -1,7 +1,8 @@
 //! The pages: one askama template struct per page, and the plain view rows they show. Views are
 //! built from core records here so templates only format; no rule is decided in a template.
 
-use super::request::{Ctx, Flash, Visitor};
+use super::notice::Flash;
+use super::request::{Ctx, Visitor};
 use crate::domain::{
     ApiKey, Build, BuildStatus, Instance, InstanceStatus, Node, Release, SshKey, User, rfc3339,
 };
@@ -510,7 +511,7 @@ pub struct AppPage {
     pub app: AppRow,
     pub actions: Actions,
     /// This visitor's operation on the app still running ("Restarting", 12 s).
-    pub pending: Option<super::ops::Pending>,
+    pub pending: Option<super::notice::Pending>,
     /// Whether the page should watch the app (a build or an operation is running): with
     /// JavaScript it follows and reloads when done; without, it offers a refresh link.
     pub busy: bool,
