@@ -2,9 +2,10 @@
 
 use super::error::{PageResult, inline};
 use super::notice::Flash;
+use super::pages::{AccountPage, Layout};
 use super::render::render;
 use super::request::{Ctx, SignedForm};
-use super::views::{AccountPage, Layout, date};
+use super::views::date;
 use actix_web::http::StatusCode;
 
 fn page(ctx: &Ctx, error: Option<String>, field: String) -> AccountPage {

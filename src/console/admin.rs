@@ -3,11 +3,10 @@
 
 use super::error::{ConsoleError, PageResult, inline};
 use super::notice::Flash;
+use super::pages::{Layout, NodesPage, RegionsPage, UsersPage};
 use super::render::render;
 use super::request::{Ctx, SignedForm};
-use super::views::{
-    Layout, NodeRow, NodesPage, RegionOption, RegionRow, RegionsPage, UserRow, UsersPage,
-};
+use super::views::{NodeRow, RegionOption, RegionRow, UserRow};
 use crate::accounts::{NewUser, Registrar};
 use crate::domain::{Error, Instance};
 use crate::nodes::NewNode;

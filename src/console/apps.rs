@@ -4,11 +4,12 @@
 use super::error::{PageResult, inline, sentence};
 use super::notice::Flash;
 use super::ops::Operations;
+use super::pages::{AppPage, AppsPage, Layout, NewAppPage};
 use super::render::render;
 use super::request::{Ctx, SignedForm};
 use super::views::{
-    AppPage, AppRows, AppsPage, BuildRow, ConfigVar, DomainForm, Layout, LiveBuild, LogView,
-    NewAppPage, RegionOption, ReleaseRow, actions, trim_float,
+    AppRows, BuildRow, ConfigVar, DomainForm, LiveBuild, LogView, RegionOption, ReleaseRow,
+    actions, trim_float,
 };
 use crate::domain::{BuildStatus, Error, Instance, InstanceStatus};
 use crate::services::Services;

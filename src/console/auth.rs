@@ -2,11 +2,11 @@
 
 use super::error::{ConsoleError, PageResult, inline};
 use super::notice::Flash;
+use super::pages::{Layout, RegisterPage, SignInPage};
 use super::render::render;
 use super::request::{
     AnonForm, Ctx, SignedForm, Visitor, redirect_with, session_cookie, session_removal,
 };
-use super::views::{Layout, RegisterPage, SignInPage};
 use crate::accounts::{NewUser, Registrar, Registration};
 use actix_web::http::StatusCode;
 use actix_web::{HttpRequest, web};

@@ -10,9 +10,10 @@
 use super::error::{PageResult, sentence};
 use super::notice::Flash;
 use super::ops::Operations;
+use super::pages::{BuildPage, Layout};
 use super::render::render;
 use super::request::{Ctx, SignedForm, redirect_with};
-use super::views::{AppRows, BuildPage, BuildRow, Layout, status_view};
+use super::views::{AppRows, BuildRow, status_view};
 use crate::deploy::{Deployer, Settings};
 use crate::domain::{BuildStatus, Error, Instance, InstanceStatus};
 use actix_web::http::{StatusCode, header};

@@ -3,9 +3,10 @@
 
 use super::error::{ConsoleError, PageResult, inline};
 use super::notice::Flash;
+use super::pages::{ApiKeysPage, Layout, SshKeysPage};
 use super::render::render;
 use super::request::{Ctx, SignedForm};
-use super::views::{ApiKeyRow, ApiKeysPage, Layout, SshKeyRow, SshKeysPage};
+use super::views::{ApiKeyRow, SshKeyRow};
 use crate::store::Slice;
 use actix_web::http::StatusCode;
 use actix_web::web;

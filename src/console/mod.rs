@@ -16,8 +16,8 @@
 //! all output; every response carries a CSP without inline script, `X-Frame-Options: DENY` and
 //! a strict referrer policy.
 //!
-//! A module uses only those before it in this order (a test below checks it): `notice`, `error`,
-//! `ops`, `request`, `views`, `render`, `apps`, then the other page handlers; this file uses all.
+//! A module uses only those before it in this order (a test below checks it): `notice`, `views`,
+//! `error`, `ops`, `request`, `pages`, `render`, `apps`, then the other page handlers.
 
 mod account;
 mod admin;
@@ -29,6 +29,7 @@ mod error;
 mod keys;
 mod notice;
 pub mod ops;
+mod pages;
 mod render;
 mod request;
 mod views;
@@ -198,12 +199,13 @@ async fn asset(file: web::Path<String>) -> HttpResponse {
 #[cfg(test)]
 mod tests {
     /// The order of the module doc, with each module's source.
-    const ORDER: [(&str, &str); 13] = [
+    const ORDER: [(&str, &str); 14] = [
         ("notice", include_str!("notice.rs")),
+        ("views", include_str!("views.rs")),
         ("error", include_str!("error.rs")),
         ("ops", include_str!("ops.rs")),
         ("request", include_str!("request.rs")),
-        ("views", include_str!("views.rs")),
+        ("pages", include_str!("pages.rs")),
         ("render", include_str!("render.rs")),
         ("apps", include_str!("apps.rs")),
         ("account", include_str!("account.rs")),

@@ -3,9 +3,8 @@
 //! error page.
 
 use super::error::{ConsoleError, PageResult, describe};
+use super::pages::{self, ErrorPage, Layout};
 use super::request;
-use super::views;
-use super::views::{ErrorPage, Layout};
 use actix_web::http::{StatusCode, header};
 use actix_web::{HttpRequest, HttpResponse, ResponseError};
 use askama::Template;
@@ -16,7 +15,7 @@ pub fn render(req: &HttpRequest, status: StatusCode, page: &impl PageTemplate) -
     Ok(request::page(req, status, html, page.shows_flash()))
 }
 
-/// A template with the common [`views::Layout`].
+/// A template with the common [`Layout`].
 pub trait PageTemplate: Template {
     fn shows_flash(&self) -> bool;
 }
@@ -32,18 +31,18 @@ macro_rules! page_templates {
 }
 
 page_templates!(
-    views::SignInPage,
-    views::RegisterPage,
-    views::AppsPage,
-    views::NewAppPage,
-    views::AppPage,
-    views::BuildPage,
-    views::SshKeysPage,
-    views::ApiKeysPage,
-    views::AccountPage,
-    views::UsersPage,
-    views::NodesPage,
-    views::RegionsPage
+    pages::SignInPage,
+    pages::RegisterPage,
+    pages::AppsPage,
+    pages::NewAppPage,
+    pages::AppPage,
+    pages::BuildPage,
+    pages::SshKeysPage,
+    pages::ApiKeysPage,
+    pages::AccountPage,
+    pages::UsersPage,
+    pages::NodesPage,
+    pages::RegionsPage
 );
 
 /// The error page for a status the domain has no word for (404 of an unknown console path).
