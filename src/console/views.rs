@@ -3,6 +3,7 @@
 
 use crate::domain::{
     ApiKey, Build, BuildStatus, Instance, InstanceStatus, Node, Release, SshKey, User, rfc3339,
+    short_commit,
 };
 use crate::services::Services;
 use std::collections::HashMap;
@@ -248,10 +249,6 @@ pub fn duration(secs: i64) -> String {
     }
 }
 
-fn short_commit(sha: &str) -> String {
-    sha.chars().take(7).collect()
-}
-
 /// Which lifecycle buttons the header offers for a status. The core still decides: a button
 /// shown at the wrong moment gets the core's refusal as a flash.
 pub struct Actions {
@@ -295,7 +292,7 @@ impl ReleaseRow {
             version: r.version,
             current: current == Some(r.version),
             description: r.description.clone(),
-            commit: short_commit(&r.commit),
+            commit: short_commit(&r.commit).to_string(),
             created_by: r.created_by.clone(),
             when: ago(r.created_at),
             when_full: datetime(r.created_at),
@@ -340,7 +337,7 @@ impl From<&Build> for BuildRow {
     fn from(b: &Build) -> Self {
         BuildRow {
             id: b.id,
-            commit: short_commit(&b.commit),
+            commit: short_commit(&b.commit).to_string(),
             branch: b.branch.clone(),
             status: build_status(b.status),
             running: b.status == BuildStatus::Running,
