@@ -2,8 +2,8 @@
 //! read: templates only format, and no rule is decided in a template.
 
 use crate::domain::{
-    ApiKey, Build, BuildStatus, Instance, InstanceStatus, Node, Release, SshKey, User, rfc3339,
-    short_commit,
+    ApiKey, Build, BuildStatus, Instance, InstanceStatus, Node, Region, Release, SshKey, User,
+    rfc3339, short_commit,
 };
 use crate::services::Services;
 use std::collections::HashMap;
@@ -47,30 +47,17 @@ pub struct AppRow {
 /// Turns instances into rows, looking each region and owner up once.
 pub struct AppRows<'a> {
     services: &'a Services,
-    regions: HashMap<u64, String>,
+    regions: Vec<Region>,
     owners: HashMap<u64, String>,
 }
 
 impl<'a> AppRows<'a> {
     pub fn new(services: &'a Services) -> AppRows<'a> {
-        let regions = services
-            .apps
-            .regions()
-            .unwrap_or_default()
-            .into_iter()
-            .map(|r| (r.id, r.name))
-            .collect();
         AppRows {
             services,
-            regions,
+            regions: services.apps.regions().unwrap_or_default(),
             owners: HashMap::new(),
         }
-    }
-    pub fn region(&self, id: u64) -> String {
-        self.regions
-            .get(&id)
-            .cloned()
-            .unwrap_or_else(|| format!("region {id}"))
     }
     pub fn row(&mut self, i: &Instance) -> AppRow {
         let services = self.services;
@@ -90,13 +77,24 @@ impl<'a> AppRows<'a> {
             name: i.name.clone(),
             status: status_view(i.status),
             url: services.apps.links().url(&i.name),
-            release: i
-                .release
-                .map_or_else(|| "—".to_string(), |r| format!("v{r}")),
-            region: self.region(i.region_id),
+            release: release_label(i.release),
+            region: region_name(&self.regions, i.region_id),
             owner,
         }
     }
+}
+
+/// `v3`, or `—` before the first release.
+pub fn release_label(release: Option<u32>) -> String {
+    release.map_or_else(|| "—".to_string(), |v| format!("v{v}"))
+}
+
+/// A region's name; `region 3` for one that is not in `regions`.
+pub fn region_name(regions: &[Region], id: u64) -> String {
+    regions
+        .iter()
+        .find(|r| r.id == id)
+        .map_or_else(|| format!("region {id}"), |r| r.name.clone())
 }
 
 pub struct SshKeyRow {
@@ -379,4 +377,17 @@ pub struct RegionOption {
     pub id: String,
     pub name: String,
     pub selected: bool,
+}
+
+/// A form's region choices: the one whose id is `selected`, or the first when none is.
+pub fn region_options(regions: &[Region], selected: &str) -> Vec<RegionOption> {
+    regions
+        .iter()
+        .enumerate()
+        .map(|(i, r)| RegionOption {
+            id: r.id.to_string(),
+            name: r.name.clone(),
+            selected: r.id.to_string() == selected || (selected.is_empty() && i == 0),
+        })
+        .collect()
 }
