@@ -1,9 +1,11 @@
 //! The account page: who you are, and changing your password.
 
-use super::error::PageResult;
-use super::request::{Ctx, Flash, SignedForm};
-use super::views::{AccountPage, Layout, date};
-use super::{inline, render};
+use super::error::{PageResult, inline};
+use super::notice::Flash;
+use super::pages::{AccountPage, Layout};
+use super::render::render;
+use super::request::{Ctx, SignedForm};
+use super::views::date;
 use actix_web::http::StatusCode;
 
 fn page(ctx: &Ctx, error: Option<String>, field: String) -> AccountPage {

@@ -1,12 +1,12 @@
 //! Admin pages: users, nodes, regions. The core refuses non-admins (`require_admin`); the
 //! navigation merely hides the links.
 
-use super::error::{ConsoleError, PageResult};
-use super::request::{Ctx, Flash, SignedForm};
-use super::views::{
-    Layout, NodeRow, NodesPage, RegionOption, RegionRow, RegionsPage, UserRow, UsersPage,
-};
-use super::{inline, render};
+use super::error::{ConsoleError, PageResult, inline};
+use super::notice::Flash;
+use super::pages::{Layout, NodesPage, RegionsPage, UsersPage};
+use super::render::render;
+use super::request::{Ctx, SignedForm};
+use super::views::{NodeRow, RegionRow, UserRow, region_name, region_options};
 use crate::accounts::{NewUser, Registrar};
 use crate::domain::{Error, Instance};
 use crate::nodes::NewNode;
@@ -108,12 +108,6 @@ fn nodes_page(
     let nodes = ctx.services.nodes.list(&ctx.who)?;
     let apps = all_apps(ctx)?;
     let regions = ctx.services.apps.regions()?;
-    let region_name = |id: u64| {
-        regions
-            .iter()
-            .find(|r| r.id == id)
-            .map_or_else(|| format!("region {id}"), |r| r.name.clone())
-    };
     let selected = form.get("region").cloned().unwrap_or_default();
     Ok(NodesPage {
         layout: Layout::signed_in(ctx, "Nodes", "nodes"),
@@ -121,18 +115,10 @@ fn nodes_page(
             .iter()
             .map(|n| {
                 let count = apps.iter().filter(|a| a.node_id == n.id).count() as u64;
-                NodeRow::new(n, region_name(n.region_id), count)
+                NodeRow::new(n, region_name(&regions, n.region_id), count)
             })
             .collect(),
-        regions: regions
-            .iter()
-            .enumerate()
-            .map(|(i, r)| RegionOption {
-                id: r.id.to_string(),
-                name: r.name.clone(),
-                selected: r.id.to_string() == selected || (selected.is_empty() && i == 0),
-            })
-            .collect(),
+        regions: region_options(&regions, &selected),
         error,
         form,
     })

@@ -1,14 +1,16 @@
 //! The instances list, creating an instance, its detail page (with its releases, builds,
 //! output, config vars and custom domains), and deleting it. The deploy actions are in `deploys`.
 
-use super::error::PageResult;
+use super::error::{PageResult, inline, sentence};
+use super::notice::Flash;
 use super::ops::Operations;
-use super::request::{Ctx, Flash, SignedForm};
+use super::pages::{AppPage, AppsPage, Layout, NewAppPage};
+use super::render::render;
+use super::request::{Ctx, SignedForm};
 use super::views::{
-    AppPage, AppRows, AppsPage, BuildRow, ConfigVar, DomainForm, Layout, LiveBuild, LogView,
-    NewAppPage, RegionOption, ReleaseRow, actions, trim_float,
+    AppRows, BuildRow, ConfigVar, DomainForm, LiveBuild, LogView, RegionOption, ReleaseRow,
+    actions, date, region_options, trim_float,
 };
-use super::{inline, render, sentence};
 use crate::domain::{BuildStatus, Error, Instance, InstanceStatus};
 use crate::services::Services;
 use crate::store::Slice;
@@ -52,26 +54,21 @@ fn has_ssh_key(ctx: &Ctx) -> Result<bool, crate::domain::Error> {
         > 0)
 }
 
-fn region_options(ctx: &Ctx, selected: &str) -> Vec<RegionOption> {
-    ctx.services
-        .apps
-        .regions()
-        .unwrap_or_default()
-        .into_iter()
-        .enumerate()
-        .map(|(i, r)| RegionOption {
-            selected: r.id.to_string() == selected || (selected.is_empty() && i == 0),
-            id: r.id.to_string(),
-            name: r.name,
-        })
-        .collect()
+/// The new-app form's region choices; a store that cannot list them leaves the list empty.
+fn region_choices(ctx: &Ctx, selected: &str) -> Vec<RegionOption> {
+    region_options(&ctx.services.apps.regions().unwrap_or_default(), selected)
+}
+
+/// The app's page, where its forms send the browser back to.
+pub(super) fn app_path(app: &str) -> String {
+    format!("/console/apps/{app}")
 }
 
 pub async fn new(ctx: Ctx) -> PageResult {
     let page = NewAppPage {
         layout: Layout::signed_in(&ctx, "Create an app", "apps"),
         name: String::new(),
-        regions: region_options(&ctx, ""),
+        regions: region_choices(&ctx, ""),
         error: None,
     };
     render(&ctx.req, StatusCode::OK, &page)
@@ -87,7 +84,7 @@ pub async fn create(form: SignedForm) -> PageResult {
         .await
     {
         Ok(app) => Ok(ctx.redirect(
-            &format!("/console/apps/{}", app.name),
+            &app_path(&app.name),
             Flash::ok(format!(
                 "Created {}. Push your code to deploy its first release.",
                 app.name
@@ -98,7 +95,7 @@ pub async fn create(form: SignedForm) -> PageResult {
             let page = NewAppPage {
                 layout: Layout::signed_in(ctx, "Create an app", "apps"),
                 name,
-                regions: region_options(ctx, f.get("region")),
+                regions: region_choices(ctx, f.get("region")),
                 error: Some(message),
             };
             render(&ctx.req, status, &page)
@@ -160,7 +157,7 @@ pub(super) async fn app_page(ctx: &Ctx, ops: &Operations, name: &str) -> Result<
         node,
         deploy_branch: app.deploy_branch.to_string(),
         health_path: app.health_path.to_string(),
-        created: super::views::date(app.created_at),
+        created: date(app.created_at),
         has_ssh_key: has_ssh_key(ctx)?,
         releases: releases
             .items
@@ -234,7 +231,7 @@ pub async fn delete(form: SignedForm, name: web::Path<String>) -> PageResult {
     let app = ctx.services.apps.get(&ctx.who, &name)?;
     if f.get("confirm").trim() != app.name {
         return Ok(ctx.redirect(
-            &format!("/console/apps/{}", app.name),
+            &app_path(&app.name),
             Flash::err(format!(
                 "Nothing was deleted: type {} exactly to confirm.",
                 app.name

@@ -1,12 +1,14 @@
 //! Sign in, register, sign out.
 
-use super::error::PageResult;
+use super::error::{ConsoleError, PageResult, inline};
+use super::notice::Flash;
+use super::pages::{Layout, RegisterPage, SignInPage};
+use super::render::render;
 use super::request::{
-    AnonForm, Ctx, Flash, SignedForm, Visitor, redirect_with, session_cookie, session_removal,
+    AnonForm, Ctx, SignedForm, Visitor, redirect_with, session_cookie, session_removal,
 };
-use super::views::{Layout, RegisterPage, SignInPage};
-use super::{inline, render};
 use crate::accounts::{NewUser, Registrar, Registration};
+use actix_web::cookie::Cookie;
 use actix_web::http::StatusCode;
 use actix_web::{HttpRequest, web};
 use serde::Deserialize;
@@ -50,10 +52,8 @@ pub async fn sign_in(form: AnonForm) -> PageResult {
         .await
     {
         Ok(s) => {
-            let mut resp = redirect_with(&v.req, safe_next(f.get("next")), None);
-            resp.add_cookie(&session_cookie(&v.req, s.id))
-                .map_err(super::ConsoleError::internal)?;
-            Ok(resp)
+            let signed_in = session_cookie(&v.req, s.id);
+            redirect_setting(&v.req, safe_next(f.get("next")), None, signed_in)
         }
         Err(e) => {
             let (status, message, _) = inline(e)?;
@@ -117,10 +117,8 @@ pub async fn register(form: AnonForm) -> PageResult {
                 "Welcome to Scalefog, {}! Add an SSH key, then create your first app.",
                 s.principal.user.username
             );
-            let mut resp = redirect_with(&v.req, "/console/apps", Some(Flash::ok(welcome)));
-            resp.add_cookie(&session_cookie(&v.req, s.id))
-                .map_err(super::ConsoleError::internal)?;
-            Ok(resp)
+            let signed_in = session_cookie(&v.req, s.id);
+            redirect_setting(&v.req, "/console/apps", Some(Flash::ok(welcome)), signed_in)
         }
         Err(e) => {
             let (status, message, field) = inline(e)?;
@@ -142,12 +140,22 @@ pub async fn sign_out(form: SignedForm) -> PageResult {
     let ctx: &Ctx = &form.ctx;
     ctx.services.accounts.sign_out(&ctx.session_id).await?;
     let req: &HttpRequest = &ctx.req;
-    let mut resp = redirect_with(
+    redirect_setting(
         req,
         "/console/sign-in",
         Some(Flash::ok("You are signed out. See you soon.")),
-    );
-    resp.add_cookie(&session_removal(req))
-        .map_err(super::ConsoleError::internal)?;
+        session_removal(req),
+    )
+}
+
+/// A redirect (with its flash) that also sets `cookie`: the new session, or its removal.
+fn redirect_setting(
+    req: &HttpRequest,
+    to: &str,
+    flash: Option<Flash>,
+    cookie: Cookie<'_>,
+) -> PageResult {
+    let mut resp = redirect_with(req, to, flash);
+    resp.add_cookie(&cookie).map_err(ConsoleError::internal)?;
     Ok(resp)
 }

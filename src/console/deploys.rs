@@ -7,11 +7,14 @@
 //! launch a container run through [`Operations`], so the browser gets its answer within
 //! [`super::ops::WAIT`] whatever the deploy engine is doing.
 
-use super::error::PageResult;
+use super::apps::app_path;
+use super::error::{PageResult, sentence};
+use super::notice::Flash;
 use super::ops::Operations;
-use super::request::{Ctx, Flash, SignedForm, redirect_with};
-use super::views::{AppRows, BuildPage, BuildRow, Layout, status_view};
-use super::{render, sentence};
+use super::pages::{BuildPage, Layout};
+use super::render::render;
+use super::request::{Ctx, SignedForm, redirect_with};
+use super::views::{AppRows, BuildRow, release_label, status_view};
 use crate::deploy::{Deployer, Settings};
 use crate::domain::{BuildStatus, Error, Instance, InstanceStatus};
 use actix_web::http::{StatusCode, header};
@@ -24,10 +27,6 @@ const BUILD_POLL: Duration = Duration::from_millis(500);
 /// A comment line this often keeps proxies from closing a quiet stream, and notices a browser
 /// that went away.
 const KEEPALIVE: Duration = Duration::from_secs(15);
-
-fn app_path(app: &Instance) -> String {
-    format!("/console/apps/{}", app.name)
-}
 
 /// A failed action as a flash: the core's message (internal causes go to the log only).
 fn failed(what: &str, e: Error) -> Flash {
@@ -52,11 +51,7 @@ async fn act(
     work: impl Future<Output = Flash> + Send + 'static,
 ) -> HttpResponse {
     let outcome = ops.run(&ctx.session_id, &app.name, label, work).await;
-    redirect_with(&ctx.req, &app_path(app), outcome)
-}
-
-fn release_name(i: &Instance) -> String {
-    i.release.map_or_else(|| "—".into(), |v| format!("v{v}"))
+    redirect_with(&ctx.req, &app_path(&app.name), outcome)
 }
 
 /// Start, stop and restart: the same deployer call on the app, `verb` while it runs, the
@@ -100,7 +95,7 @@ pub async fn start(
             format!(
                 "Started {}: release {} is serving.",
                 i.name,
-                release_name(i)
+                release_label(i.release)
             )
         },
     )
@@ -143,7 +138,7 @@ pub async fn restart(
             format!(
                 "Restarted {}: a fresh container of {} passed its health check and took over.",
                 i.name,
-                release_name(i)
+                release_label(i.release)
             )
         },
     )
@@ -165,7 +160,7 @@ pub async fn rollback(
         .parse::<u32>()
     else {
         return Ok(ctx.redirect(
-            &app_path(&app),
+            &app_path(&app.name),
             Flash::err("Nothing was rolled back: choose a release from the list."),
         ));
     };
@@ -250,7 +245,7 @@ pub async fn set_config(
         let ctx = &form.ctx;
         let app = ctx.services.apps.get(&ctx.who, &name)?;
         return Ok(ctx.redirect(
-            &app_path(&app),
+            &app_path(&app.name),
             Flash::err("Nothing was set: give the config var a name."),
         ));
     }
@@ -268,7 +263,7 @@ pub async fn unset_config(
         let app = ctx.services.apps.get(&ctx.who, &name)?;
         if !app.env.contains_key(key.as_str()) {
             return Ok(ctx.redirect(
-                &app_path(&app),
+                &app_path(&app.name),
                 Flash::err(format!("{} has no config var {key}.", app.name)),
             ));
         }
@@ -310,7 +305,7 @@ pub async fn settings(
     })();
     let settings = match parsed {
         Ok(s) => s,
-        Err(e) => return Ok(ctx.redirect(&app_path(&app), failed("Saving settings", e))),
+        Err(e) => return Ok(ctx.redirect(&app_path(&app.name), failed("Saving settings", e))),
     };
     let deployer = ctx.services.deployer.clone();
     let a = app.clone();
@@ -347,7 +342,7 @@ pub async fn cancel_build(form: SignedForm, name: web::Path<String>) -> PageResu
         )),
         Err(e) => failed("Cancelling", e),
     };
-    Ok(ctx.redirect(&app_path(&app), flash))
+    Ok(ctx.redirect(&app_path(&app.name), flash))
 }
 
 pub async fn build(ctx: Ctx, path: web::Path<(String, String)>) -> PageResult {

@@ -3,17 +3,19 @@
 //! (`apps::domains`), reached through the same `Services` methods as the JSON API, which also
 //! keep the route table in step.
 
-use super::error::PageResult;
+use super::apps::{app_page, app_path};
+use super::error::{PageResult, inline, sentence};
+use super::notice::Flash;
 use super::ops::Operations;
-use super::request::{Ctx, Flash, SignedForm, redirect_with};
+use super::render::render;
+use super::request::{Ctx, SignedForm, redirect_with};
 use super::views::DomainForm;
-use super::{inline, render, sentence};
 use crate::domain::Error;
 use actix_web::web;
 
 /// Where the forms send the browser back to: the domains section of the app page.
 fn section(app: &str) -> String {
-    format!("/console/apps/{app}#domains")
+    format!("{}#domains", app_path(app))
 }
 
 /// A refused domain is shown in the form, with what was typed, rather than as a flash.
@@ -46,7 +48,7 @@ pub async fn add(
         }
         Err(e @ (Error::Invalid { .. } | Error::Missing { .. } | Error::Conflict(_))) => {
             let (status, message, _) = inline(e)?;
-            let mut page = super::apps::app_page(ctx, &ops, &app.name).await?;
+            let mut page = app_page(ctx, &ops, &app.name).await?;
             page.domain_form = DomainForm {
                 value: typed.trim().to_string(),
                 error: Some(message),

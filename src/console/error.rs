@@ -1,11 +1,10 @@
-//! Console errors become HTML pages: a sign-in redirect, a 403 for a forged or stale form, and a
-//! friendly page for every domain error, with the status the JSON API would use.
+//! What can go wrong in a console request, and how each case reads to a person: a sign-in
+//! redirect, a 403 for a forged or stale form, and a title and message for every domain error,
+//! with the status the JSON API would use. `render` turns them into responses.
 
-use super::views::{ErrorPage, Layout};
 use crate::domain::Error;
-use actix_web::http::{StatusCode, header};
-use actix_web::{HttpResponse, ResponseError};
-use askama::Template;
+use actix_web::HttpResponse;
+use actix_web::http::StatusCode;
 
 #[derive(Debug)]
 pub enum ConsoleError {
@@ -43,7 +42,7 @@ impl std::fmt::Display for ConsoleError {
 }
 
 /// Title and explanation shown for an error; internal causes are logged, never shown.
-fn describe(e: &ConsoleError) -> (StatusCode, &'static str, String) {
+pub(super) fn describe(e: &ConsoleError) -> (StatusCode, &'static str, String) {
     match e {
         ConsoleError::SignIn { .. } => (StatusCode::SEE_OTHER, "Sign in", String::new()),
         ConsoleError::Csrf => (
@@ -83,51 +82,47 @@ fn describe(e: &ConsoleError) -> (StatusCode, &'static str, String) {
                 }
                 Error::NotFound(m) => format!(
                     "{} It may have been deleted, or the link may be mistyped.",
-                    super::sentence(m)
+                    sentence(m)
                 ),
-                other => super::sentence(&other.to_string()),
+                other => sentence(&other.to_string()),
             };
             (status, title, message)
         }
     }
 }
 
-/// The error page for a status the domain has no word for (404 of an unknown console path).
-pub fn error_page(status: StatusCode, title: &str, message: &str) -> HttpResponse {
-    let page = ErrorPage {
-        layout: Layout::bare(title),
-        status: status.as_u16(),
-        title: title.to_string(),
-        message: message.to_string(),
-    };
-    let html = page
-        .render()
-        .unwrap_or_else(|_| format!("{title}: {message}"));
-    HttpResponse::build(status)
-        .content_type("text/html; charset=utf-8")
-        .body(html)
-}
-
-impl ResponseError for ConsoleError {
-    fn status_code(&self) -> StatusCode {
-        describe(self).0
-    }
-    fn error_response(&self) -> HttpResponse {
-        if let ConsoleError::SignIn { next } = self {
-            let to = match next {
-                Some(n) if n != "/console/apps" => format!(
-                    "/console/sign-in?{}",
-                    serde_urlencoded::to_string([("next", n)]).unwrap_or_default()
-                ),
-                _ => "/console/sign-in".to_string(),
-            };
-            return HttpResponse::SeeOther()
-                .insert_header((header::LOCATION, to))
-                .finish();
-        }
-        let (status, title, message) = describe(self);
-        error_page(status, title, &message)
-    }
-}
-
 pub type PageResult = Result<HttpResponse, ConsoleError>;
+
+/// How a domain error shows inside a form: a message (and the field it is about), with the
+/// page's status. Internal errors are not shown inline; they become the error page.
+pub fn inline(e: Error) -> Result<(StatusCode, String, String), ConsoleError> {
+    let field = e.field().unwrap_or_default().to_string();
+    match e {
+        Error::Internal(_) => Err(ConsoleError::Domain(e)),
+        other => {
+            let status = crate::api::error::status_of(&other);
+            // The core speaks of API parameters; a form speaks of fields.
+            let message = match &other {
+                Error::Missing { field } => {
+                    format!("Please fill in the {} field.", field.replace('_', " "))
+                }
+                _ => sentence(&other.to_string()),
+            };
+            Ok((status, message, field))
+        }
+    }
+}
+
+/// Core messages are API-style fragments ("invalid username or password"); on a page they read
+/// as sentences.
+pub fn sentence(m: &str) -> String {
+    let mut c = m.trim().chars();
+    let mut s: String = match c.next() {
+        Some(f) => f.to_uppercase().chain(c).collect(),
+        None => return String::new(),
+    };
+    if !s.ends_with(['.', '!', '?']) {
+        s.push('.');
+    }
+    s
+}

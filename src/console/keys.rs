@@ -1,19 +1,17 @@
 //! SSH keys (add by pasting, list with fingerprints, delete) and API keys (create, shown once;
 //! list; revoke).
 
-use super::error::PageResult;
-use super::request::{Ctx, Flash, SignedForm};
-use super::views::{ApiKeyRow, ApiKeysPage, Layout, SshKeyRow, SshKeysPage};
-use super::{inline, render};
+use super::error::{ConsoleError, PageResult, inline};
+use super::notice::Flash;
+use super::pages::{ApiKeysPage, Layout, SshKeysPage};
+use super::render::render;
+use super::request::{Ctx, SignedForm};
+use super::views::{ApiKeyRow, SshKeyRow};
 use crate::store::Slice;
 use actix_web::http::StatusCode;
 use actix_web::web;
 
-fn ssh_page(
-    ctx: &Ctx,
-    pasted: String,
-    error: Option<String>,
-) -> Result<SshKeysPage, super::ConsoleError> {
+fn ssh_page(ctx: &Ctx, pasted: String, error: Option<String>) -> Result<SshKeysPage, ConsoleError> {
     let keys = ctx.services.accounts.ssh_keys(&ctx.who, Slice::ALL)?;
     Ok(SshKeysPage {
         layout: Layout::signed_in(ctx, "SSH keys", "ssh-keys"),
@@ -73,7 +71,7 @@ fn api_page(
     new_key: Option<(String, String)>,
     name: String,
     error: Option<String>,
-) -> Result<ApiKeysPage, super::ConsoleError> {
+) -> Result<ApiKeysPage, ConsoleError> {
     let keys = ctx.services.accounts.api_keys(&ctx.who, Slice::ALL)?;
     let info = ctx.req.connection_info();
     Ok(ApiKeysPage {

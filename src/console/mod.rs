@@ -15,6 +15,9 @@
 //! cookie, `Secure` over TLS; a CSRF token in every form plus an `Origin` check; askama escapes
 //! all output; every response carries a CSP without inline script, `X-Frame-Options: DENY` and
 //! a strict referrer policy.
+//!
+//! A module uses only those before it in this order (a test below checks it): `notice`, `views`,
+//! `error`, `ops`, `request`, `pages`, `render`, `apps`, then the other page handlers.
 
 mod account;
 mod admin;
@@ -24,15 +27,17 @@ mod deploys;
 mod domains;
 mod error;
 mod keys;
+mod notice;
 pub mod ops;
+mod pages;
+mod render;
 mod request;
 mod views;
 
 use actix_web::http::{StatusCode, header};
 use actix_web::middleware::DefaultHeaders;
 use actix_web::{HttpRequest, HttpResponse, web};
-use askama::Template;
-use error::{ConsoleError, PageResult, error_page};
+use render::error_page;
 
 /// The console's Content-Security-Policy: only our own scripts and styles, no framing.
 const CSP: &str = "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; \
@@ -157,97 +162,108 @@ async fn not_found(req: HttpRequest) -> HttpResponse {
     )
 }
 
-/// The stylesheet, the script and the icon, compiled into the binary (one file to install).
+/// A file of the top-level `static/` folder with its content type, compiled into the binary
+/// (one file to install). The file is named once: its name is also its address.
+macro_rules! static_file {
+    ($name:literal, $ctype:literal) => {
+        (
+            $name,
+            $ctype,
+            include_bytes!(concat!(env!("CARGO_MANIFEST_DIR"), "/static/", $name)),
+        )
+    };
+}
+
+/// The stylesheet, the script and the icon: name, content type, body.
+const STATIC_FILES: [(&str, &str, &[u8]); 3] = [
+    static_file!("console.css", "text/css; charset=utf-8"),
+    static_file!("console.js", "text/javascript; charset=utf-8"),
+    static_file!("favicon.svg", "image/svg+xml"),
+];
+
 async fn asset(file: web::Path<String>) -> HttpResponse {
-    let (body, ctype): (&'static [u8], &str) = match file.as_str() {
-        "console.css" => (
-            include_bytes!("static/console.css"),
-            "text/css; charset=utf-8",
-        ),
-        "console.js" => (
-            include_bytes!("static/console.js"),
-            "text/javascript; charset=utf-8",
-        ),
-        "favicon.svg" => (include_bytes!("static/favicon.svg"), "image/svg+xml"),
-        _ => {
-            return error_page(StatusCode::NOT_FOUND, "Not found", "No such file.");
-        }
+    let Some((_, ctype, body)) = STATIC_FILES
+        .iter()
+        .find(|(name, ..)| *name == file.as_str())
+    else {
+        return error_page(StatusCode::NOT_FOUND, "Not found", "No such file.");
     };
     HttpResponse::Ok()
-        .content_type(ctype)
+        .content_type(*ctype)
         // Links carry `?v=<version>`, so an upgrade is fetched fresh; within one version the
         // files never change.
         .insert_header((header::CACHE_CONTROL, "public, max-age=86400"))
-        .body(body)
+        .body(*body)
 }
 
-/// Renders a page with `status`; the flash message it shows is cleared.
-fn render(req: &HttpRequest, status: StatusCode, page: &impl PageTemplate) -> PageResult {
-    let html = page.render().map_err(ConsoleError::internal)?;
-    Ok(request::page(req, status, html, page.shows_flash()))
-}
+#[cfg(test)]
+mod tests {
+    /// The order of the module doc, with each module's source.
+    const ORDER: [(&str, &str); 14] = [
+        ("notice", include_str!("notice.rs")),
+        ("views", include_str!("views.rs")),
+        ("error", include_str!("error.rs")),
+        ("ops", include_str!("ops.rs")),
+        ("request", include_str!("request.rs")),
+        ("pages", include_str!("pages.rs")),
+        ("render", include_str!("render.rs")),
+        ("apps", include_str!("apps.rs")),
+        ("account", include_str!("account.rs")),
+        ("admin", include_str!("admin.rs")),
+        ("auth", include_str!("auth.rs")),
+        ("deploys", include_str!("deploys.rs")),
+        ("domains", include_str!("domains.rs")),
+        ("keys", include_str!("keys.rs")),
+    ];
 
-/// A template with the common [`views::Layout`].
-trait PageTemplate: Template {
-    fn shows_flash(&self) -> bool;
-}
-
-macro_rules! page_templates {
-    ($($t:ty),*) => {$(
-        impl PageTemplate for $t {
-            fn shows_flash(&self) -> bool {
-                self.layout.flash.is_some()
+    /// What a module's source reaches through `super::` or `crate::console::` (before its own
+    /// `mod tests`, where `super` is the module itself): the name after the prefix, or the
+    /// character there when it is no name (`{`, `*`), which no module is called.
+    fn uses(src: &str) -> Vec<String> {
+        let src = src.split("\n#[cfg(test)]\nmod tests").next().unwrap_or(src);
+        let mut names = vec![];
+        for prefix in ["super::", "crate::console::"] {
+            for (at, _) in src.match_indices(prefix) {
+                let rest = &src[at + prefix.len()..];
+                let name: String = rest
+                    .chars()
+                    .take_while(|c| c.is_alphanumeric() || *c == '_')
+                    .collect();
+                names.push(if name.is_empty() {
+                    rest.chars().take(1).collect()
+                } else {
+                    name
+                });
             }
         }
-    )*};
-}
+        names
+    }
 
-page_templates!(
-    views::SignInPage,
-    views::RegisterPage,
-    views::AppsPage,
-    views::NewAppPage,
-    views::AppPage,
-    views::BuildPage,
-    views::SshKeysPage,
-    views::ApiKeysPage,
-    views::AccountPage,
-    views::UsersPage,
-    views::NodesPage,
-    views::RegionsPage
-);
-
-/// How a domain error shows inside a form: a message (and the field it is about), with the
-/// page's status. Internal errors are not shown inline; they become the error page.
-fn inline(e: crate::domain::Error) -> Result<(StatusCode, String, String), ConsoleError> {
-    use crate::domain::Error;
-    let field = e.field().unwrap_or_default().to_string();
-    match e {
-        Error::Internal(_) => Err(ConsoleError::Domain(e)),
-        other => {
-            let status = crate::api::error::status_of(&other);
-            // The core speaks of API parameters; a form speaks of fields.
-            let message = match &other {
-                Error::Missing { field } => {
-                    format!("Please fill in the {} field.", field.replace('_', " "))
-                }
-                _ => sentence(&other.to_string()),
-            };
-            Ok((status, message, field))
+    #[test]
+    fn a_console_module_uses_only_modules_before_it_in_the_documented_order() {
+        for (i, (module, src)) in ORDER.iter().enumerate() {
+            for used in uses(src) {
+                let before = ORDER[..i].iter().any(|(m, _)| *m == used);
+                assert!(
+                    before,
+                    "console::{module} uses `{used}`, which is not a module before it in the \
+                     order of console/mod.rs (name each module in its own path, no `super::{{…}}`)"
+                );
+            }
         }
     }
-}
 
-/// Core messages are API-style fragments ("invalid username or password"); on a page they read
-/// as sentences.
-fn sentence(m: &str) -> String {
-    let mut c = m.trim().chars();
-    let mut s: String = match c.next() {
-        Some(f) => f.to_uppercase().chain(c).collect(),
-        None => return String::new(),
-    };
-    if !s.ends_with(['.', '!', '?']) {
-        s.push('.');
+    #[test]
+    fn every_console_module_is_in_the_documented_order() {
+        let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/src/console");
+        for entry in std::fs::read_dir(dir).unwrap() {
+            let file = entry.unwrap().file_name().into_string().unwrap();
+            if let Some(module) = file.strip_suffix(".rs").filter(|m| *m != "mod") {
+                assert!(
+                    ORDER.iter().any(|(m, _)| *m == module),
+                    "{module} is missing from ORDER"
+                );
+            }
+        }
     }
-    s
 }

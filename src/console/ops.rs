@@ -11,7 +11,7 @@
 //! Outcomes are kept per session, because a flash message is for the person who asked. This is
 //! transport state only: what an operation does and whether it is allowed is the core's call.
 
-use super::request::Flash;
+use super::notice::{Flash, Pending};
 use crate::locks;
 use std::collections::HashMap;
 use std::future::Future;
@@ -43,12 +43,6 @@ type Table = Arc<Mutex<HashMap<String, Vec<Op>>>>;
 
 fn lock(t: &Table) -> std::sync::MutexGuard<'_, HashMap<String, Vec<Op>>> {
     locks::lock(t)
-}
-
-/// An operation of this session on this app that is still running.
-pub struct Pending {
-    pub label: String,
-    pub seconds: u64,
 }
 
 impl Operations {

@@ -3,6 +3,7 @@
 //! (anyone) and [`SignedForm`] / [`AnonForm`] (a POST whose CSRF token checked out).
 
 use super::error::ConsoleError;
+use super::notice::Flash;
 use crate::accounts::{Principal, generate_token};
 use crate::services::Services;
 use actix_web::cookie::{Cookie, SameSite, time::Duration};
@@ -20,51 +21,6 @@ pub const FLASH_COOKIE: &str = "scalefog_flash";
 
 /// Largest form body the console reads (an RSA 16384-bit public key is about 3 KiB).
 const FORM_LIMIT: usize = 64 * 1024;
-
-/// A one-time message shown on the page after a redirect (POST-redirect-GET).
-#[derive(Debug, Clone)]
-pub struct Flash {
-    pub ok: bool,
-    pub message: String,
-}
-
-impl Flash {
-    pub fn ok(m: impl Into<String>) -> Flash {
-        Flash {
-            ok: true,
-            message: m.into(),
-        }
-    }
-    pub fn err(m: impl Into<String>) -> Flash {
-        Flash {
-            ok: false,
-            message: m.into(),
-        }
-    }
-    /// Percent-encodes the message for the cookie. actix-web writes cookie values as given and
-    /// percent-decodes them when reading, so decoding is already done in [`Flash::decode`].
-    fn encode(&self) -> String {
-        let text = format!("{}{}", if self.ok { "o" } else { "e" }, self.message);
-        let mut out = String::with_capacity(text.len() * 3);
-        for b in text.bytes() {
-            if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'~') {
-                out.push(b as char);
-            } else {
-                out.push_str(&format!("%{b:02X}"));
-            }
-        }
-        out
-    }
-    fn decode(text: &str) -> Option<Flash> {
-        let (kind, message) = text.split_at_checked(1)?;
-        let message: String = message.chars().take(300).collect();
-        match kind {
-            "o" => Some(Flash::ok(message)),
-            "e" => Some(Flash::err(message)),
-            _ => None,
-        }
-    }
-}
 
 /// Whether the browser reached us over TLS (directly, or through a proxy that says so), so
 /// that cookies get the `Secure` attribute exactly when they can.

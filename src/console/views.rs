@@ -1,85 +1,12 @@
-//! The pages: one askama template struct per page, and the plain view rows they show. Views are
-//! built from core records here so templates only format; no rule is decided in a template.
+//! The plain rows pages show, built from core records, and how times, numbers and statuses
+//! read: templates only format, and no rule is decided in a template.
 
-use super::request::{Ctx, Flash, Visitor};
 use crate::domain::{
-    ApiKey, Build, BuildStatus, Instance, InstanceStatus, Node, Release, SshKey, User, rfc3339,
+    ApiKey, Build, BuildStatus, Instance, InstanceStatus, Node, Region, Release, SshKey, User,
+    rfc3339, short_commit,
 };
 use crate::services::Services;
-use askama::Template;
 use std::collections::HashMap;
-
-pub const VERSION: &str = env!("CARGO_PKG_VERSION");
-
-/// What every page's frame needs: title, navigation, the signed-in user, the CSRF token for the
-/// sign-out form, and the flash message.
-pub struct Layout {
-    pub title: String,
-    /// Which navigation entry is current (`apps`, `ssh-keys`, ...).
-    pub section: &'static str,
-    pub user: Option<NavUser>,
-    pub csrf: String,
-    pub flash: Option<Flash>,
-    pub version: &'static str,
-}
-
-pub struct NavUser {
-    pub username: String,
-    /// The avatar letter.
-    pub initial: String,
-    pub admin: bool,
-}
-
-impl Layout {
-    pub fn signed_in(ctx: &Ctx, title: impl Into<String>, section: &'static str) -> Layout {
-        Layout {
-            title: title.into(),
-            section,
-            user: Some(NavUser {
-                username: ctx.who.user.username.clone(),
-                initial: ctx
-                    .who
-                    .user
-                    .username
-                    .chars()
-                    .take(1)
-                    .collect::<String>()
-                    .to_uppercase(),
-                admin: ctx.who.is_admin(),
-            }),
-            csrf: ctx.csrf.clone(),
-            flash: ctx.flash.clone(),
-            version: VERSION,
-        }
-    }
-    pub fn visitor(v: &Visitor, title: impl Into<String>) -> Layout {
-        Layout {
-            title: title.into(),
-            section: "",
-            user: None,
-            csrf: v.csrf.clone(),
-            flash: v.flash.clone(),
-            version: VERSION,
-        }
-    }
-    /// For error pages, which are rendered without knowing who is looking.
-    pub fn bare(title: impl Into<String>) -> Layout {
-        Layout {
-            title: title.into(),
-            section: "",
-            user: None,
-            csrf: String::new(),
-            flash: None,
-            version: VERSION,
-        }
-    }
-    pub fn is_admin(&self) -> bool {
-        self.user.as_ref().is_some_and(|u| u.admin)
-    }
-    pub fn is(&self, section: &str) -> bool {
-        self.section == section
-    }
-}
 
 /// A status as people read it, with the CSS class of its badge.
 pub struct StatusView {
@@ -120,30 +47,17 @@ pub struct AppRow {
 /// Turns instances into rows, looking each region and owner up once.
 pub struct AppRows<'a> {
     services: &'a Services,
-    regions: HashMap<u64, String>,
+    regions: Vec<Region>,
     owners: HashMap<u64, String>,
 }
 
 impl<'a> AppRows<'a> {
     pub fn new(services: &'a Services) -> AppRows<'a> {
-        let regions = services
-            .apps
-            .regions()
-            .unwrap_or_default()
-            .into_iter()
-            .map(|r| (r.id, r.name))
-            .collect();
         AppRows {
             services,
-            regions,
+            regions: services.apps.regions().unwrap_or_default(),
             owners: HashMap::new(),
         }
-    }
-    pub fn region(&self, id: u64) -> String {
-        self.regions
-            .get(&id)
-            .cloned()
-            .unwrap_or_else(|| format!("region {id}"))
     }
     pub fn row(&mut self, i: &Instance) -> AppRow {
         let services = self.services;
@@ -163,13 +77,24 @@ impl<'a> AppRows<'a> {
             name: i.name.clone(),
             status: status_view(i.status),
             url: services.apps.links().url(&i.name),
-            release: i
-                .release
-                .map_or_else(|| "—".to_string(), |r| format!("v{r}")),
-            region: self.region(i.region_id),
+            release: release_label(i.release),
+            region: region_name(&self.regions, i.region_id),
             owner,
         }
     }
+}
+
+/// `v3`, or `—` before the first release.
+pub fn release_label(release: Option<u32>) -> String {
+    release.map_or_else(|| "—".to_string(), |v| format!("v{v}"))
+}
+
+/// A region's name; `region 3` for one that is not in `regions`.
+pub fn region_name(regions: &[Region], id: u64) -> String {
+    regions
+        .iter()
+        .find(|r| r.id == id)
+        .map_or_else(|| format!("region {id}"), |r| r.name.clone())
 }
 
 pub struct SshKeyRow {
@@ -322,10 +247,6 @@ pub fn duration(secs: i64) -> String {
     }
 }
 
-fn short_commit(sha: &str) -> String {
-    sha.chars().take(7).collect()
-}
-
 /// Which lifecycle buttons the header offers for a status. The core still decides: a button
 /// shown at the wrong moment gets the core's refusal as a flash.
 pub struct Actions {
@@ -369,7 +290,7 @@ impl ReleaseRow {
             version: r.version,
             current: current == Some(r.version),
             description: r.description.clone(),
-            commit: short_commit(&r.commit),
+            commit: short_commit(&r.commit).to_string(),
             created_by: r.created_by.clone(),
             when: ago(r.created_at),
             when_full: datetime(r.created_at),
@@ -414,7 +335,7 @@ impl From<&Build> for BuildRow {
     fn from(b: &Build) -> Self {
         BuildRow {
             id: b.id,
-            commit: short_commit(&b.commit),
+            commit: short_commit(&b.commit).to_string(),
             branch: b.branch.clone(),
             status: build_status(b.status),
             running: b.status == BuildStatus::Running,
@@ -452,193 +373,21 @@ pub struct LogView {
     pub unavailable: Option<String>,
 }
 
-// ----- pages -----
-
-#[derive(Template)]
-#[template(path = "sign_in.html")]
-pub struct SignInPage {
-    pub layout: Layout,
-    pub username: String,
-    pub next: String,
-    pub error: Option<String>,
-    pub registration_open: bool,
-}
-
-#[derive(Template)]
-#[template(path = "register.html")]
-pub struct RegisterPage {
-    pub layout: Layout,
-    pub open: bool,
-    pub username: String,
-    pub email: String,
-    pub error: Option<String>,
-    pub field: String,
-}
-
-#[derive(Template)]
-#[template(path = "apps.html")]
-pub struct AppsPage {
-    pub layout: Layout,
-    pub apps: Vec<AppRow>,
-    pub all: bool,
-    pub show_owner: bool,
-    /// Whether the empty state can tick off "add an SSH key".
-    pub has_ssh_key: bool,
-}
-
 pub struct RegionOption {
     pub id: String,
     pub name: String,
     pub selected: bool,
 }
 
-#[derive(Template)]
-#[template(path = "app_new.html")]
-pub struct NewAppPage {
-    pub layout: Layout,
-    pub name: String,
-    pub regions: Vec<RegionOption>,
-    pub error: Option<String>,
-}
-
-/// The instance detail page. Its template is a stack of section includes under
-/// `templates/app/`; a new feature (domains) adds a field here and an include there.
-#[derive(Template)]
-#[template(path = "app.html")]
-pub struct AppPage {
-    pub layout: Layout,
-    pub app: AppRow,
-    pub actions: Actions,
-    /// This visitor's operation on the app still running ("Restarting", 12 s).
-    pub pending: Option<super::ops::Pending>,
-    /// Whether the page should watch the app (a build or an operation is running): with
-    /// JavaScript it follows and reloads when done; without, it offers a refresh link.
-    pub busy: bool,
-    pub git_remote: String,
-    pub host_key_fingerprint: String,
-    pub host_key_algorithm: String,
-    pub memory_mb: u32,
-    pub cpu: String,
-    pub port: u16,
-    pub node: String,
-    pub deploy_branch: String,
-    pub health_path: String,
-    pub created: String,
-    pub has_ssh_key: bool,
-    pub releases: Vec<ReleaseRow>,
-    pub releases_total: u64,
-    pub builds: Vec<BuildRow>,
-    pub builds_total: u64,
-    /// The running build and its log so far, streamed on by the script.
-    pub live_build: Option<LiveBuild>,
-    pub config: Vec<ConfigVar>,
-    /// Whether a config change deploys now (a running release), is recorded for the next start
-    /// (a stopped one) or waits for the first deploy.
-    pub config_effect: &'static str,
-    /// The app's custom domains, as stored.
-    pub domains: Vec<String>,
-    /// What each custom domain's CNAME record points to (`<app>.<platform domain>`).
-    pub cname: String,
-    /// The add-a-domain form: what was typed and why it was refused, after a failed add.
-    pub domain_form: DomainForm,
-    pub logs: LogView,
-    /// Whether the app's output can be followed live (it has a running container).
-    pub logs_live: bool,
-}
-
-impl AppPage {
-    /// Releases not listed (only the latest are shown).
-    pub fn older_releases(&self) -> u64 {
-        self.releases_total
-            .saturating_sub(self.releases.len() as u64)
-    }
-    pub fn older_builds(&self) -> u64 {
-        self.builds_total.saturating_sub(self.builds.len() as u64)
-    }
-}
-
-/// One build and its whole log.
-#[derive(Template)]
-#[template(path = "build.html")]
-pub struct BuildPage {
-    pub layout: Layout,
-    pub app: AppRow,
-    pub build: BuildRow,
-    pub commit_full: String,
-    pub log: String,
-}
-
-#[derive(Template)]
-#[template(path = "ssh_keys.html")]
-pub struct SshKeysPage {
-    pub layout: Layout,
-    pub keys: Vec<SshKeyRow>,
-    pub pasted: String,
-    pub error: Option<String>,
-}
-
-#[derive(Template)]
-#[template(path = "api_keys.html")]
-pub struct ApiKeysPage {
-    pub layout: Layout,
-    pub keys: Vec<ApiKeyRow>,
-    /// The key just created, shown this once.
-    pub new_key: Option<(String, String)>,
-    pub name: String,
-    pub error: Option<String>,
-    pub api_base: String,
-}
-
-#[derive(Template)]
-#[template(path = "account.html")]
-pub struct AccountPage {
-    pub layout: Layout,
-    pub username: String,
-    pub email: String,
-    pub admin: bool,
-    pub created: String,
-    pub error: Option<String>,
-    pub field: String,
-}
-
-#[derive(Template)]
-#[template(path = "admin_users.html")]
-pub struct UsersPage {
-    pub layout: Layout,
-    pub users: Vec<UserRow>,
-    pub error: Option<String>,
-    pub form_username: String,
-    pub form_email: String,
-}
-
-#[derive(Template)]
-#[template(path = "admin_nodes.html")]
-pub struct NodesPage {
-    pub layout: Layout,
-    pub nodes: Vec<NodeRow>,
-    pub regions: Vec<RegionOption>,
-    pub error: Option<String>,
-    pub form: HashMap<&'static str, String>,
-}
-
-impl NodesPage {
-    pub fn value(&self, name: &str) -> &str {
-        self.form.get(name).map_or("", String::as_str)
-    }
-}
-
-#[derive(Template)]
-#[template(path = "admin_regions.html")]
-pub struct RegionsPage {
-    pub layout: Layout,
-    pub regions: Vec<RegionRow>,
-}
-
-#[derive(Template)]
-#[template(path = "error.html")]
-pub struct ErrorPage {
-    pub layout: Layout,
-    pub status: u16,
-    pub title: String,
-    pub message: String,
+/// A form's region choices: the one whose id is `selected`, or the first when none is.
+pub fn region_options(regions: &[Region], selected: &str) -> Vec<RegionOption> {
+    regions
+        .iter()
+        .enumerate()
+        .map(|(i, r)| RegionOption {
+            id: r.id.to_string(),
+            name: r.name.clone(),
+            selected: r.id.to_string() == selected || (selected.is_empty() && i == 0),
+        })
+        .collect()
 }
