@@ -125,7 +125,9 @@ impl Git {
         &self.inner.repos
     }
 
-    /// The program git's hook execs as `<program> hook pre-receive`.
+    /// The program git's hook execs as `<program> hook pre-receive` (in tests the running
+    /// executable is the test harness, not `scalefog`).
+    #[cfg(any(test, feature = "test-support"))]
     pub fn set_hook_program(&self, program: impl Into<PathBuf>) {
         *self
             .inner
@@ -134,6 +136,7 @@ impl Git {
             .unwrap_or_else(|p| p.into_inner()) = program.into();
     }
 
+    #[cfg(any(test, feature = "test-support"))]
     pub fn set_push_timeout(&self, timeout: Duration) {
         *self
             .inner
