@@ -23,13 +23,6 @@ struct Browser {
     _profile: tempfile::TempDir,
 }
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .expect("a free port")
-        .port()
-}
-
 impl Browser {
     /// Starts chromedriver on a free port, waits until it answers, and opens a headless chromium
     /// session (JavaScript on or off). Screenshots go to `shots` and to /tmp/console-shots/.

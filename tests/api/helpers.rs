@@ -206,3 +206,12 @@ pub fn tls_client_config(
     .with_root_certificates(store)
     .with_no_client_auth()
 }
+
+/// A port nothing listens on right now, for servers whose port must be known before they start
+/// (or an address that refuses connections).
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("a free port")
+        .port()
+}

@@ -209,10 +209,7 @@ async fn a_stopped_app_gets_a_503_page_naming_its_state() {
 async fn an_upstream_that_refuses_connections_gets_a_502_page() {
     let _gate = MEMORY_GATE.read().await;
     let app = spawn_app().await;
-    let dead = {
-        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        l.local_addr().unwrap()
-    };
+    let dead = SocketAddr::from(([127, 0, 0, 1], free_port()));
     app.route("broken", dead);
     let r = app.via_router("broken.localhost", "/").await;
     assert_eq!(r.status(), StatusCode::BAD_GATEWAY);

@@ -397,9 +397,7 @@ async fn agent_forwarding_is_refused() {
 async fn local_port_forwarding_is_refused() {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let w = world().await;
-    let local = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    let local_port = local.local_addr().unwrap().port();
-    drop(local);
+    let local_port = free_port();
     let mut words: Vec<String> = w
         .key
         .ssh_command(w.app.ssh_port)
