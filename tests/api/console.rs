@@ -3,6 +3,7 @@
 //! the security properties (CSRF, headers, cookies, access) that a browser would hide.
 
 use crate::dockerapp::{DockerCleanup, SERVE, docker, dockerfile};
+use crate::gitssh::{Key, commit, git, keygen, ok};
 use crate::helpers::*;
 use fantoccini::{Client, ClientBuilder, Locator};
 use reqwest::StatusCode;
@@ -276,79 +277,22 @@ impl Drop for Browser {
     }
 }
 
-/// A fresh ed25519 public key and its SHA-256 fingerprint, made by ssh-keygen.
-fn ssh_keygen(dir: &Path, comment: &str) -> (String, String) {
-    let key = dir.join("id_ed25519");
-    let ok = Command::new("ssh-keygen")
-        .args(["-q", "-t", "ed25519", "-N", "", "-C", comment, "-f"])
-        .arg(&key)
-        .status()
-        .expect("ssh-keygen runs");
-    assert!(ok.success());
-    let public = std::fs::read_to_string(key.with_extension("pub")).unwrap();
-    let out = Command::new("ssh-keygen")
-        .args(["-l", "-E", "sha256", "-f"])
-        .arg(key.with_extension("pub"))
-        .output()
-        .unwrap();
-    let fp = String::from_utf8(out.stdout)
-        .unwrap()
-        .split_whitespace()
-        .nth(1)
-        .unwrap()
-        .to_string();
-    (public.trim().to_string(), fp)
-}
-
 fn ssh_port(app: &TestApp) -> u16 {
     app.services.apps.links().ssh_port
 }
 
 // ----- deploying with real git over SSH -----
 
-/// Runs git in `dir` with a clean config, pushing over OpenSSH with `key` only.
-async fn git_ssh(dir: &Path, key: &Path, port: u16, args: &[&str]) -> std::process::Output {
-    let out = tokio::process::Command::new("git")
-        .current_dir(dir)
-        .args(args)
-        .env(
-            "GIT_SSH_COMMAND",
-            format!(
-                "ssh -i {} -p {port} -o IdentitiesOnly=yes -o BatchMode=yes \
-                 -o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null -o LogLevel=ERROR",
-                key.display()
-            ),
-        )
-        .env("GIT_CONFIG_NOSYSTEM", "1")
-        .env("GIT_CONFIG_GLOBAL", "/dev/null")
-        .env("GIT_AUTHOR_NAME", "Test")
-        .env("GIT_AUTHOR_EMAIL", "test@example.com")
-        .env("GIT_COMMITTER_NAME", "Test")
-        .env("GIT_COMMITTER_EMAIL", "test@example.com")
-        .stdin(Stdio::null())
-        .output()
-        .await
-        .expect("git runs");
-    assert!(
-        out.status.success(),
-        "git {args:?} failed:\n{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    out
-}
-
 /// A work tree with one commit: the busybox app serving `page`, with `extra` Dockerfile lines.
-async fn busybox_app(dir: &Path, page: &str, extra: &str) -> PathBuf {
+/// Its git pushes over SSH to `port` with `key`.
+async fn busybox_app(dir: &Path, key: &Key, port: u16, page: &str, extra: &str) -> PathBuf {
     let work = dir.join("work");
     std::fs::create_dir_all(work.join("www")).unwrap();
     std::fs::copy("/bin/busybox", work.join("busybox")).expect("/bin/busybox exists");
     std::fs::write(work.join("www/index.html"), page).unwrap();
     std::fs::write(work.join("Dockerfile"), dockerfile(extra, SERVE)).unwrap();
-    let no_key = Path::new("/dev/null");
-    git_ssh(&work, no_key, 0, &["init", "-q", "-b", "main"]).await;
-    git_ssh(&work, no_key, 0, &["add", "-A"]).await;
-    git_ssh(&work, no_key, 0, &["commit", "-q", "-m", page]).await;
+    ok(git(&work, key, port, &["init", "-q", "-b", "main"]).await);
+    commit(&work, key, port, page).await;
     work
 }
 
@@ -485,7 +429,8 @@ async fn a_person_registers_adds_a_key_creates_an_app_sees_its_remote_deletes_it
     let _turn = BROWSER_TURN.lock().await;
     let app = spawn_app().await;
     let tmp = tempfile::tempdir().unwrap();
-    let (public_key, fingerprint) = ssh_keygen(tmp.path(), "alice@laptop");
+    let key = keygen(tmp.path(), "alice@laptop").await;
+    let (public_key, fingerprint) = (key.public.trim(), key.fingerprint().await);
     let b = Browser::start(true, &tmp.path().join("shots")).await;
 
     // Unsigned visitors land on the sign-in page, which offers registration.
@@ -549,7 +494,7 @@ async fn a_person_registers_adds_a_key_creates_an_app_sees_its_remote_deletes_it
         "ssh-ed25519 not-a-key"
     );
     b.shot("04-ssh-key-error").await;
-    b.fill("#sshkey", &public_key).await;
+    b.fill("#sshkey", public_key).await;
     b.click_then("form[action='/console/ssh-keys'] button", ".flash")
         .await;
     let flash = b.text(".flash").await;
@@ -682,8 +627,7 @@ async fn a_git_push_shows_live_then_config_stop_start_rollback_and_delete_work_w
     let _cleanup = DockerCleanup::of(&app);
     let dave = app.user("dave").await;
     let tmp = tempfile::tempdir().unwrap();
-    let (public_key, _) = ssh_keygen(tmp.path(), "dave@laptop");
-    let private_key = tmp.path().join("id_ed25519");
+    let key = keygen(tmp.path(), "dave@laptop").await;
     let name = format!("web-{}", hex::encode(rand::random::<[u8; 3]>()));
     let page = format!("/console/apps/{name}");
     let _forget = ForgetApp(app.services.clone(), name.clone());
@@ -691,7 +635,7 @@ async fn a_git_push_shows_live_then_config_stop_start_rollback_and_delete_work_w
 
     b.sign_in(&app, "dave", &dave.password).await;
     b.goto(&app.url("/console/ssh-keys")).await;
-    b.fill("#sshkey", &public_key).await;
+    b.fill("#sshkey", key.public.trim()).await;
     b.click_then("form[action='/console/ssh-keys'] button", ".fingerprint")
         .await;
     b.goto(&app.url("/console/apps/new")).await;
@@ -713,7 +657,7 @@ async fn a_git_push_shows_live_then_config_stop_start_rollback_and_delete_work_w
     // The output line is only in the build's output, not in the Dockerfile it echoes.
     let run =
         format!("RUN [\"/bin/busybox\", \"sh\", \"-c\", \"T={token}; echo built-$T; sleep 4\"]\n");
-    let work = busybox_app(tmp.path(), "hello from v1", &run).await;
+    let work = busybox_app(tmp.path(), &key, app.ssh_port, "hello from v1", &run).await;
     let remote = b
         .find("#git-remote")
         .await
@@ -721,9 +665,9 @@ async fn a_git_push_shows_live_then_config_stop_start_rollback_and_delete_work_w
         .await
         .unwrap()
         .unwrap();
-    let (port, key, wt) = (app.ssh_port, private_key.clone(), work.clone());
+    let (port, wt) = (app.ssh_port, work.clone());
     let push = tokio::spawn(async move {
-        let out = git_ssh(&wt, &key, port, &["push", &remote, "main"]).await;
+        let out = ok(git(&wt, &key, port, &["push", &remote, "main"]).await);
         String::from_utf8_lossy(&out.stderr).into_owned()
     });
     // The page shows the running build with its log, which follows the build live; when the
@@ -921,11 +865,11 @@ async fn an_action_queued_behind_a_running_build_answers_at_once_shows_progress_
     let _cleanup = DockerCleanup::of(&app);
     let erin = app.user("erin").await;
     let tmp = tempfile::tempdir().unwrap();
-    let (public_key, _) = ssh_keygen(tmp.path(), "erin@laptop");
+    let key = keygen(tmp.path(), "erin@laptop").await;
     let r = app
         .post_form(
             "/account/addkey",
-            &[("sshkey", &public_key)],
+            &[("sshkey", key.public.trim())],
             Some(&erin.token),
         )
         .await;
@@ -939,22 +883,16 @@ async fn an_action_queued_behind_a_running_build_answers_at_once_shows_progress_
     let b = Browser::start(true, &tmp.path().join("shots")).await;
     b.sign_in(&app, "erin", &erin.password).await;
     // v1 deploys; then v2's build takes longer than the console waits for an action.
-    let work = busybox_app(tmp.path(), "first", "").await;
-    let (port, key) = (app.ssh_port, tmp.path().join("id_ed25519"));
-    git_ssh(&work, &key, port, &["push", &remote, "main"]).await;
+    let port = app.ssh_port;
+    let work = busybox_app(tmp.path(), &key, port, "first", "").await;
+    ok(git(&work, &key, port, &["push", &remote, "main"]).await);
     let token = hex::encode(rand::random::<[u8; 4]>());
     let run =
         format!("RUN [\"/bin/busybox\", \"sh\", \"-c\", \"T={token}; echo slow-$T; sleep 20\"]\n");
     std::fs::write(work.join("Dockerfile"), dockerfile(&run, SERVE)).unwrap();
-    git_ssh(
-        &work,
-        Path::new("/dev/null"),
-        0,
-        &["commit", "-qam", "slow"],
-    )
-    .await;
+    ok(git(&work, &key, port, &["commit", "-qam", "slow"]).await);
     let push = tokio::spawn(async move {
-        git_ssh(&work, &key, port, &["push", &remote, "main"]).await;
+        ok(git(&work, &key, port, &["push", &remote, "main"]).await);
     });
     let building = || {
         app.services
@@ -992,7 +930,7 @@ async fn every_form_works_with_javascript_disabled() {
     let _turn = BROWSER_TURN.lock().await;
     let app = spawn_app().await;
     let tmp = tempfile::tempdir().unwrap();
-    let (public_key, _) = ssh_keygen(tmp.path(), "carol@desk");
+    let key = keygen(tmp.path(), "carol@desk").await;
     let b = Browser::start(false, &tmp.path().join("shots")).await;
 
     b.goto(&app.url("/console/register")).await;
@@ -1002,7 +940,7 @@ async fn every_form_works_with_javascript_disabled() {
     b.click_then("form button[type=submit]", ".empty").await;
 
     b.goto(&app.url("/console/ssh-keys")).await;
-    b.fill("#sshkey", &public_key).await;
+    b.fill("#sshkey", key.public.trim()).await;
     b.click_then("form[action='/console/ssh-keys'] button", ".fingerprint")
         .await;
 

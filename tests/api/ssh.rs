@@ -506,10 +506,7 @@ async fn a_second_push_to_the_same_app_waits_and_says_why() {
     let wt = work_tree(&w, "src", &[("a.txt", "a\n")]).await;
     let first = tokio::spawn({
         let (wt, remote) = (wt.clone(), remote.clone());
-        let key = Key {
-            private: w.key.private.clone(),
-            public: w.key.public.clone(),
-        };
+        let key = w.key.clone();
         async move { git(&wt, &key, port, &["push", &remote, "main"]).await }
     });
     entered.notified().await;
@@ -737,10 +734,7 @@ async fn stopping_the_server_mid_push_rejects_the_push() {
     let wt = work_tree(&w, "src", &[("a.txt", "a\n")]).await;
     let push = tokio::spawn({
         let (wt, remote) = (wt.clone(), remote.clone());
-        let key = Key {
-            private: w.key.private.clone(),
-            public: w.key.public.clone(),
-        };
+        let key = w.key.clone();
         async move { git(&wt, &key, port, &["push", &remote, "main"]).await }
     });
     entered.notified().await;

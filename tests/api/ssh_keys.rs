@@ -1,22 +1,10 @@
 //! SSH public keys: add (Scalefog and /v1), list with fingerprints, delete, uniqueness.
 
+use crate::gitssh::keygen_of_type;
 use crate::helpers::*;
 use reqwest::StatusCode;
 use serde_json::Value;
 use std::process::Command;
-
-/// Generates a key pair with the real ssh-keygen and returns the public key line.
-pub fn keygen(dir: &std::path::Path, name: &str, kind: &[&str]) -> String {
-    let path = dir.join(name);
-    let status = Command::new("ssh-keygen")
-        .args(kind)
-        .args(["-q", "-N", "", "-C", name, "-f"])
-        .arg(&path)
-        .status()
-        .expect("ssh-keygen runs");
-    assert!(status.success());
-    std::fs::read_to_string(path.with_extension("pub")).unwrap()
-}
 
 #[tokio::test]
 async fn addkey_accepts_ed25519_ecdsa_and_rsa_2048_keys() {
@@ -28,7 +16,7 @@ async fn addkey_accepts_ed25519_ecdsa_and_rsa_2048_keys() {
         ("ec", &["-t", "ecdsa", "-b", "256"][..]),
         ("rsa", &["-t", "rsa", "-b", "2048"][..]),
     ] {
-        let key = keygen(dir.path(), name, kind);
+        let key = keygen_of_type(dir.path(), name, kind).await.public;
         let r = app
             .post_form("/account/addkey", &[("sshkey", &key)], Some(&u.token))
             .await;
@@ -65,7 +53,9 @@ async fn a_weak_rsa_key_or_garbage_is_a_400() {
     let app = spawn_app().await;
     let u = app.user("alice").await;
     let dir = tempfile::tempdir().unwrap();
-    let weak = keygen(dir.path(), "weak", &["-t", "rsa", "-b", "1024"]);
+    let weak = keygen_of_type(dir.path(), "weak", &["-t", "rsa", "-b", "1024"])
+        .await
+        .public;
     let r = app
         .post_form("/account/addkey", &[("sshkey", &weak)], Some(&u.token))
         .await;
@@ -95,7 +85,9 @@ async fn a_key_registered_to_anyone_is_a_409() {
     let a = app.user("alice").await;
     let b = app.user("bob").await;
     let dir = tempfile::tempdir().unwrap();
-    let key = keygen(dir.path(), "k", &["-t", "ed25519"]);
+    let key = keygen_of_type(dir.path(), "k", &["-t", "ed25519"])
+        .await
+        .public;
     assert_eq!(
         app.post_form("/account/addkey", &[("sshkey", &key)], Some(&a.token))
             .await
@@ -125,8 +117,12 @@ async fn keys_are_deleted_by_fingerprint_or_id_and_only_by_their_owner() {
     let a = app.user("alice").await;
     let b = app.user("bob").await;
     let dir = tempfile::tempdir().unwrap();
-    let k1 = keygen(dir.path(), "k1", &["-t", "ed25519"]);
-    let k2 = keygen(dir.path(), "k2", &["-t", "ed25519"]);
+    let k1 = keygen_of_type(dir.path(), "k1", &["-t", "ed25519"])
+        .await
+        .public;
+    let k2 = keygen_of_type(dir.path(), "k2", &["-t", "ed25519"])
+        .await
+        .public;
     let r = app
         .post_form("/v1/ssh-keys", &[("public_key", &k1)], Some(&a.token))
         .await;
