@@ -197,11 +197,7 @@ async fn app_hosts_and_custom_domains_get_certificates_from_an_acme_ca_by_http_0
     app.create_app(&user.token, "shop").await;
     app.create_app(&user.token, "docs").await;
     let r = app
-        .post_json(
-            "/v1/instances/shop/domains",
-            &json!({"domain": "www.shop-example.test"}),
-            Some(&user.token),
-        )
+        .add_domain(&user.token, "shop", "www.shop-example.test")
         .await;
     assert_eq!(
         r.status(),

@@ -350,22 +350,11 @@ struct Console {
 }
 
 async fn console_sign_in(app: &TestApp, username: &str, password: &str) -> Console {
-    let page = app.get("/console/sign-in", None).await;
+    let page = app.sign_in_page().await;
     let anon = cookie_value(&cookie_from(&page, "scalefog_csrf").expect("csrf cookie"));
     let token = hidden_csrf(&page.text().await.unwrap());
     assert_eq!(anon, token);
-    let r = app
-        .client
-        .post(app.url("/console/sign-in"))
-        .header("cookie", format!("scalefog_csrf={anon}"))
-        .form(&[
-            ("csrf", token.as_str()),
-            ("username", username),
-            ("password", password),
-        ])
-        .send()
-        .await
-        .unwrap();
+    let r = app.sign_in(&token, username, password).await;
     assert_eq!(r.status(), StatusCode::SEE_OTHER, "sign in as {username}");
     let cookie = format!(
         "scalefog_session={}",
@@ -565,7 +554,7 @@ async fn a_person_registers_adds_a_key_creates_an_app_sees_its_remote_deletes_it
         .unwrap()
         .unwrap();
     assert_eq!(key.len(), 32);
-    let api = app.get("/v1/account", Some(&key)).await;
+    let api = app.account(&key).await;
     assert_eq!(
         api.status(),
         StatusCode::OK,
@@ -605,7 +594,7 @@ async fn a_person_registers_adds_a_key_creates_an_app_sees_its_remote_deletes_it
     b.click_then("#delete-app", ".empty").await;
     assert!(b.text(".flash").await.contains("Deleted shop-one"));
     assert!(app.services.apps.regions().is_ok());
-    let r = app.get("/instances", Some(&key)).await;
+    let r = app.instances(&key).await;
     assert_eq!(r.json::<serde_json::Value>().await.unwrap(), json!([]));
 
     // Sign out ends the session: the console asks to sign in again.
@@ -866,13 +855,7 @@ async fn an_action_queued_behind_a_running_build_answers_at_once_shows_progress_
     let erin = app.user("erin").await;
     let tmp = tempfile::tempdir().unwrap();
     let key = keygen(tmp.path(), "erin@laptop").await;
-    let r = app
-        .post_form(
-            "/account/addkey",
-            &[("sshkey", key.public.trim())],
-            Some(&erin.token),
-        )
-        .await;
+    let r = app.add_ssh_key(&erin.token, key.public.trim()).await;
     assert!(r.status().is_success());
     let name = format!("slow-{}", hex::encode(rand::random::<[u8; 3]>()));
     let _forget = ForgetApp(app.services.clone(), name.clone());
@@ -1212,13 +1195,7 @@ async fn custom_domains_are_added_listed_routed_and_removed_on_the_app_page() {
     // A domain another user's app has is refused with the core's 409 message.
     let bob = app.user("bob").await;
     app.create_app(&bob.token, "shop").await;
-    let r = app
-        .post_json(
-            "/v1/instances/shop/domains",
-            &json!({"domain": "shop.example.org"}),
-            Some(&bob.token),
-        )
-        .await;
+    let r = app.add_domain(&bob.token, "shop", "shop.example.org").await;
     assert_eq!(r.status(), StatusCode::CREATED);
     let r = console
         .post(
@@ -1356,7 +1333,7 @@ async fn a_post_without_the_right_csrf_token_or_from_another_origin_is_refused()
         )
         .await;
     assert_eq!(r.status(), StatusCode::FORBIDDEN);
-    let r = app.get("/instances", Some(&alice.token)).await;
+    let r = app.instances(&alice.token).await;
     assert_eq!(r.json::<serde_json::Value>().await.unwrap(), json!([]));
     // With the token, the same post works.
     let r = console
@@ -1374,7 +1351,7 @@ async fn a_post_without_the_right_csrf_token_or_from_another_origin_is_refused()
 async fn console_pages_send_security_headers_and_a_locked_down_session_cookie() {
     let app = spawn_app().await;
     let alice = app.user("alice").await;
-    let page = app.get("/console/sign-in", None).await;
+    let page = app.sign_in_page().await;
     let h = page.headers();
     let csp = h["content-security-policy"].to_str().unwrap();
     assert!(
@@ -1388,18 +1365,8 @@ async fn console_pages_send_security_headers_and_a_locked_down_session_cookie() 
 
     let anon = cookie_value(&cookie_from(&page, "scalefog_csrf").unwrap());
     let token = hidden_csrf(&page.text().await.unwrap());
-    let r = app
-        .client
-        .post(app.url("/console/sign-in"))
-        .header("cookie", format!("scalefog_csrf={anon}"))
-        .form(&[
-            ("csrf", token.as_str()),
-            ("username", "alice"),
-            ("password", &alice.password),
-        ])
-        .send()
-        .await
-        .unwrap();
+    assert_eq!(anon, token, "the form carries the cookie's token");
+    let r = app.sign_in(&token, "alice", &alice.password).await;
     let set = cookie_from(&r, "scalefog_session").unwrap();
     assert!(set.contains("HttpOnly"), "{set}");
     assert!(set.contains("SameSite=Lax"), "{set}");
@@ -1449,23 +1416,12 @@ async fn signing_out_revokes_the_session_on_the_server() {
 async fn too_many_failed_sign_ins_get_a_friendly_429_page() {
     let app = spawn_app().await;
     app.user("alice").await;
-    let page = app.get("/console/sign-in", None).await;
+    let page = app.sign_in_page().await;
     let anon = cookie_value(&cookie_from(&page, "scalefog_csrf").unwrap());
     let mut last = StatusCode::OK;
     let mut body = String::new();
     for _ in 0..11 {
-        let r = app
-            .client
-            .post(app.url("/console/sign-in"))
-            .header("cookie", format!("scalefog_csrf={anon}"))
-            .form(&[
-                ("csrf", anon.as_str()),
-                ("username", "alice"),
-                ("password", "wrong-password"),
-            ])
-            .send()
-            .await
-            .unwrap();
+        let r = app.sign_in(&anon, "alice", "wrong-password").await;
         last = r.status();
         body = r.text().await.unwrap();
     }
@@ -1477,12 +1433,7 @@ async fn too_many_failed_sign_ins_get_a_friendly_429_page() {
 #[tokio::test]
 async fn closed_registration_hides_the_register_page() {
     let app = spawn_app_with(|c| c.registration = scalefog::accounts::Registration::Closed).await;
-    let html = app
-        .get("/console/sign-in", None)
-        .await
-        .text()
-        .await
-        .unwrap();
+    let html = app.sign_in_page().await.text().await.unwrap();
     assert!(!html.contains("/console/register"));
     let r = app.get("/console/register", None).await;
     assert_eq!(r.status(), StatusCode::FORBIDDEN);

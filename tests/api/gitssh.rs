@@ -63,19 +63,8 @@ impl Key {
 }
 
 /// Registers `key` on the account of `token` through the Scalefog API.
-pub async fn add_key(app: &TestApp, token: &str, key: &Key) {
-    add_key_at(&app.base, token, key).await
-}
-
-/// Registers `key` on the account of `token` with the server at `base` (`http://host:port`).
-pub async fn add_key_at(base: &str, token: &str, key: &Key) {
-    let r = reqwest::Client::new()
-        .post(format!("{base}/account/addkey"))
-        .bearer_auth(token)
-        .form(&[("sshkey", &key.public)])
-        .send()
-        .await
-        .expect("request");
+pub async fn add_key(api: &Api, token: &str, key: &Key) {
+    let r = api.add_ssh_key(token, &key.public).await;
     assert!(
         r.status().is_success(),
         "addkey: {}",
