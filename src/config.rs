@@ -383,6 +383,7 @@ impl Config {
     }
 
     /// Settings for tests: every listener on port 0 under `data_dir`.
+    #[cfg(any(test, feature = "test-support"))]
     pub fn for_tests(data_dir: &Path) -> Config {
         let any: SocketAddr = "127.0.0.1:0".parse().expect("static address");
         Config {

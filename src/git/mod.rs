@@ -122,11 +122,14 @@ impl Git {
         &self.inner.repos
     }
 
-    /// The program git's hook execs as `<program> hook pre-receive`.
+    /// The program git's hook execs as `<program> hook pre-receive` (in tests the running
+    /// executable is the test harness, not `scalefog`).
+    #[cfg(any(test, feature = "test-support"))]
     pub fn set_hook_program(&self, program: impl Into<PathBuf>) {
         *locks::write(&self.inner.hook_program) = program.into();
     }
 
+    #[cfg(any(test, feature = "test-support"))]
     pub fn set_push_timeout(&self, timeout: Duration) {
         *locks::write(&self.inner.push_timeout) = timeout;
     }

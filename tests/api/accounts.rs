@@ -14,13 +14,7 @@ async fn register_then_get_token_returns_32_lowercase_hex() {
             .bytes()
             .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
     );
-    let r = app
-        .post_form(
-            "/account/getToken",
-            &[("username", "alice"), ("password", &u.password)],
-            None,
-        )
-        .await;
+    let r = app.get_token("alice", &u.password).await;
     assert_eq!(r.status(), StatusCode::OK);
     let body: Value = r.json().await.unwrap();
     assert_eq!(body[0]["success"], "true");
@@ -63,19 +57,9 @@ async fn the_first_account_is_an_admin_and_later_ones_are_not() {
     let app = spawn_app().await;
     let a = app.user("alice").await;
     let b = app.user("bob").await;
-    let me: Value = app
-        .get("/v1/account", Some(&a.token))
-        .await
-        .json()
-        .await
-        .unwrap();
+    let me: Value = app.account(&a.token).await.json().await.unwrap();
     assert_eq!(me["admin"], true);
-    let me: Value = app
-        .get("/v1/account", Some(&b.token))
-        .await
-        .json()
-        .await
-        .unwrap();
+    let me: Value = app.account(&b.token).await.json().await.unwrap();
     assert_eq!(me["admin"], false);
     assert!(
         me.get("password_hash").is_none(),
@@ -125,13 +109,7 @@ async fn invalid_usernames_emails_and_short_passwords_are_400() {
         ("alice", "not-an-email", "password1", "email"),
         ("alice", "a@example.com", "short", "password"),
     ] {
-        let r = app
-            .post_form(
-                "/account/register",
-                &[("username", u), ("email", e), ("password", p)],
-                None,
-            )
-            .await;
+        let r = app.register(u, e, p).await;
         assert_eq!(r.status(), StatusCode::BAD_REQUEST, "{u} {e} {p}");
         assert_eq!(error_body(r).await["field"], field);
     }
@@ -141,29 +119,11 @@ async fn invalid_usernames_emails_and_short_passwords_are_400() {
 async fn a_taken_username_or_email_is_a_409() {
     let app = spawn_app().await;
     app.user("alice").await;
-    let r = app
-        .post_form(
-            "/account/register",
-            &[
-                ("username", "alice"),
-                ("email", "x@example.com"),
-                ("password", "password1"),
-            ],
-            None,
-        )
-        .await;
+    let r = app.register("alice", "x@example.com", "password1").await;
     assert_eq!(r.status(), StatusCode::CONFLICT);
     error_body(r).await;
     let r = app
-        .post_form(
-            "/account/register",
-            &[
-                ("username", "alice2"),
-                ("email", "alice@example.com"),
-                ("password", "password1"),
-            ],
-            None,
-        )
+        .register("alice2", "alice@example.com", "password1")
         .await;
     assert_eq!(r.status(), StatusCode::CONFLICT);
 }
@@ -172,20 +132,8 @@ async fn a_taken_username_or_email_is_a_409() {
 async fn a_wrong_password_and_an_unknown_user_get_the_same_401() {
     let app = spawn_app().await;
     app.user("alice").await;
-    let r1 = app
-        .post_form(
-            "/account/getToken",
-            &[("username", "alice"), ("password", "wrong-password")],
-            None,
-        )
-        .await;
-    let r2 = app
-        .post_form(
-            "/account/getToken",
-            &[("username", "nobody"), ("password", "wrong-password")],
-            None,
-        )
-        .await;
+    let r1 = app.get_token("alice", "wrong-password").await;
+    let r2 = app.get_token("nobody", "wrong-password").await;
     assert_eq!(r1.status(), StatusCode::UNAUTHORIZED);
     assert_eq!(r2.status(), StatusCode::UNAUTHORIZED);
     assert_eq!(error_body(r1).await, error_body(r2).await);
@@ -196,22 +144,10 @@ async fn repeated_failed_logins_are_rate_limited_with_429() {
     let app = spawn_app().await;
     let u = app.user("alice").await;
     for _ in 0..10 {
-        let r = app
-            .post_form(
-                "/account/getToken",
-                &[("username", "alice"), ("password", "wrong-password")],
-                None,
-            )
-            .await;
+        let r = app.get_token("alice", "wrong-password").await;
         assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
     }
-    let r = app
-        .post_form(
-            "/account/getToken",
-            &[("username", "alice"), ("password", &u.password)],
-            None,
-        )
-        .await;
+    let r = app.get_token("alice", &u.password).await;
     assert_eq!(
         r.status(),
         StatusCode::TOO_MANY_REQUESTS,
@@ -298,17 +234,7 @@ async fn malformed_json_is_a_400_and_an_oversized_body_is_a_413() {
 #[tokio::test]
 async fn closed_registration_refuses_with_403_and_an_admin_can_still_create_users() {
     let app = spawn_app_with(|c| c.registration = scalefog::accounts::Registration::Closed).await;
-    let r = app
-        .post_form(
-            "/account/register",
-            &[
-                ("username", "alice"),
-                ("email", "a@example.com"),
-                ("password", "password1"),
-            ],
-            None,
-        )
-        .await;
+    let r = app.register("alice", "a@example.com", "password1").await;
     assert_eq!(r.status(), StatusCode::FORBIDDEN);
     let body = error_body(r).await;
     assert!(body["reason"].is_string(), "403 carries a reason: {body}");
@@ -364,26 +290,18 @@ async fn v1_login_logout_revokes_the_token() {
         .as_str()
         .unwrap()
         .to_string();
-    assert_eq!(
-        app.get("/v1/account", Some(&token)).await.status(),
-        StatusCode::OK
-    );
+    assert_eq!(app.account(&token).await.status(), StatusCode::OK);
     let r = app.delete("/v1/tokens/current", Some(&token)).await;
     assert_eq!(r.status(), StatusCode::NO_CONTENT);
     assert_eq!(r.text().await.unwrap(), "");
-    assert_eq!(
-        app.get("/v1/account", Some(&token)).await.status(),
-        StatusCode::UNAUTHORIZED
-    );
+    assert_eq!(app.account(&token).await.status(), StatusCode::UNAUTHORIZED);
 }
 
 #[tokio::test]
 async fn an_api_key_is_shown_once_authenticates_and_stops_when_revoked() {
     let app = spawn_app().await;
     let u = app.user("alice").await;
-    let r = app
-        .post_form("/v1/api-keys", &[("name", "ci")], Some(&u.token))
-        .await;
+    let r = app.create_api_key(&u.token, "ci").await;
     assert_eq!(r.status(), StatusCode::CREATED);
     let created: Value = r.json().await.unwrap();
     let key = created["key"].as_str().unwrap().to_string();
@@ -398,19 +316,12 @@ async fn an_api_key_is_shown_once_authenticates_and_stops_when_revoked() {
     assert!(list[0].get("key").is_none(), "the key is never shown again");
     let id = created["id"].as_str().unwrap();
     assert_eq!(
-        app.delete(&format!("/v1/api-keys/{id}"), Some(&u.token))
-            .await
-            .status(),
+        app.revoke_api_key(&u.token, id).await.status(),
         StatusCode::NO_CONTENT
     );
+    assert_eq!(app.account(&key).await.status(), StatusCode::UNAUTHORIZED);
     assert_eq!(
-        app.get("/v1/account", Some(&key)).await.status(),
-        StatusCode::UNAUTHORIZED
-    );
-    assert_eq!(
-        app.delete(&format!("/v1/api-keys/{id}"), Some(&u.token))
-            .await
-            .status(),
+        app.revoke_api_key(&u.token, id).await.status(),
         StatusCode::NOT_FOUND
     );
     let r = app.post_form("/v1/api-keys", &[], Some(&u.token)).await;
@@ -423,22 +334,18 @@ async fn another_users_api_key_cannot_be_revoked() {
     let a = app.user("alice").await;
     let b = app.user("bob").await;
     let created: Value = app
-        .post_form("/v1/api-keys", &[("name", "ci")], Some(&a.token))
+        .create_api_key(&a.token, "ci")
         .await
         .json()
         .await
         .unwrap();
     let id = created["id"].as_str().unwrap();
     assert_eq!(
-        app.delete(&format!("/v1/api-keys/{id}"), Some(&b.token))
-            .await
-            .status(),
+        app.revoke_api_key(&b.token, id).await.status(),
         StatusCode::NOT_FOUND
     );
     assert_eq!(
-        app.get("/v1/account", Some(created["key"].as_str().unwrap()))
-            .await
-            .status(),
+        app.account(created["key"].as_str().unwrap()).await.status(),
         StatusCode::OK
     );
 }
@@ -447,39 +354,22 @@ async fn another_users_api_key_cannot_be_revoked() {
 async fn a_token_exchanges_for_a_jwt_that_authenticates_until_it_expires() {
     let app = spawn_app().await;
     let u = app.user("alice").await;
-    let r = app
-        .client
-        .post(app.url("/v1/auth/exchange"))
-        .bearer_auth(&u.token)
-        .send()
-        .await
-        .unwrap();
+    let r = app.exchange(Some(&u.token)).await;
     assert_eq!(r.status(), StatusCode::OK);
     let pair: Value = r.json().await.unwrap();
     assert_eq!(pair["token_type"], "Bearer");
     assert!(pair["expires_in"].as_i64().unwrap() > 0);
     assert!(pair["account_id"].is_string());
     let jwt = pair["access_token"].as_str().unwrap();
-    let me: Value = app
-        .get("/v1/account", Some(jwt))
-        .await
-        .json()
-        .await
-        .unwrap();
+    let me: Value = app.account(jwt).await.json().await.unwrap();
     assert_eq!(me["username"], "alice");
     // The refresh token is only good for another exchange.
     let refresh = pair["refresh_token"].as_str().unwrap();
     assert_eq!(
-        app.get("/v1/account", Some(refresh)).await.status(),
+        app.account(refresh).await.status(),
         StatusCode::UNAUTHORIZED
     );
-    let r = app
-        .client
-        .post(app.url("/v1/auth/exchange"))
-        .bearer_auth(refresh)
-        .send()
-        .await
-        .unwrap();
+    let r = app.exchange(Some(refresh)).await;
     assert_eq!(r.status(), StatusCode::OK);
     // A tampered JWT is refused.
     // One signature character changed, inside the signature (its last character carries
@@ -490,15 +380,10 @@ async fn a_token_exchanges_for_a_jwt_that_authenticates_until_it_expires() {
     forged.replace_range(at..=at, if was == b'A' { "B" } else { "A" });
     assert_ne!(forged, jwt);
     assert_eq!(
-        app.get("/v1/account", Some(&forged)).await.status(),
+        app.account(&forged).await.status(),
         StatusCode::UNAUTHORIZED
     );
-    let r = app
-        .client
-        .post(app.url("/v1/auth/exchange"))
-        .send()
-        .await
-        .unwrap();
+    let r = app.exchange(None).await;
     assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
 }
 
@@ -507,14 +392,14 @@ async fn only_admins_list_and_delete_users() {
     let app = spawn_app().await;
     let admin = app.user("alice").await;
     let bob = app.user("bob").await;
-    let r = app.get("/v1/users", Some(&bob.token)).await;
+    let r = app.users(&bob.token).await;
     assert_eq!(r.status(), StatusCode::FORBIDDEN);
     assert!(error_body(r).await["reason"].is_string());
-    let r = app.get("/v1/users", Some(&admin.token)).await;
+    let r = app.users(&admin.token).await;
     assert_eq!(r.headers()["x-total-count"], "2");
     app.create_app(&bob.token, "bobs-app").await;
     let bob_id = app
-        .get("/v1/users/bob", Some(&admin.token))
+        .get_user(&admin.token, "bob")
         .await
         .json::<Value>()
         .await
@@ -529,16 +414,14 @@ async fn only_admins_list_and_delete_users() {
         StatusCode::NO_CONTENT
     );
     assert_eq!(
-        app.get("/v1/account", Some(&bob.token)).await.status(),
+        app.account(&bob.token).await.status(),
         StatusCode::UNAUTHORIZED
     );
     assert_eq!(
-        app.get("/v1/instances/bobs-app", Some(&admin.token))
-            .await
-            .status(),
+        app.get_app(&admin.token, "bobs-app").await.status(),
         StatusCode::NOT_FOUND
     );
-    let r = app.get("/v1/users/nobody", Some(&admin.token)).await;
+    let r = app.get_user(&admin.token, "nobody").await;
     assert_eq!(r.status(), StatusCode::NOT_FOUND);
 }
 
@@ -553,7 +436,7 @@ async fn unknown_routes_answer_json_404() {
 #[tokio::test]
 async fn healthz_reports_the_store_and_docker() {
     let app = spawn_app().await;
-    let r = app.get("/healthz", None).await;
+    let r = app.health().await;
     assert_eq!(r.status(), StatusCode::OK);
     let body: Value = r.json().await.unwrap();
     assert_eq!(body["store"]["ok"], true);
@@ -564,7 +447,7 @@ async fn healthz_reports_the_store_and_docker() {
 #[tokio::test]
 async fn healthz_names_the_docker_endpoint_when_it_is_unreachable() {
     let app = spawn_app_with(|c| c.docker_host = "unix:///nonexistent/docker.sock".into()).await;
-    let body: Value = app.get("/healthz", None).await.json().await.unwrap();
+    let body: Value = app.health().await.json().await.unwrap();
     assert_eq!(body["status"], "degraded");
     assert_eq!(body["docker"]["ok"], false);
     assert!(

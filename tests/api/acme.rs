@@ -17,16 +17,6 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::net::TcpStream;
 
-/// A port nothing listens on right now, for the servers whose ports must be known before
-/// they start (pebble validates on a fixed port; Scalefog's config names pebble's URL).
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
 /// `GET path` over TLS to 127.0.0.1:`port` with SNI and Host `host`: status and body.
 async fn https_get(
     config: rustls::ClientConfig,
@@ -184,6 +174,8 @@ fn seed_certificate(tls_dir: &Path, name: &str, days: i64) {
 #[tokio::test]
 async fn app_hosts_and_custom_domains_get_certificates_from_an_acme_ca_by_http_01() {
     let scratch = tempfile::tempdir().unwrap();
+    // pebble validates on a fixed port and Scalefog's config names pebble's URL: their ports
+    // are chosen before either starts.
     let router_port = free_port();
     let pebble = Pebble::start(scratch.path(), router_port).await;
     let app = spawn_app_with(|c| {
@@ -205,11 +197,7 @@ async fn app_hosts_and_custom_domains_get_certificates_from_an_acme_ca_by_http_0
     app.create_app(&user.token, "shop").await;
     app.create_app(&user.token, "docs").await;
     let r = app
-        .post_json(
-            "/v1/instances/shop/domains",
-            &json!({"domain": "www.shop-example.test"}),
-            Some(&user.token),
-        )
+        .add_domain(&user.token, "shop", "www.shop-example.test")
         .await;
     assert_eq!(
         r.status(),

@@ -3,6 +3,7 @@
 //! the security properties (CSRF, headers, cookies, access) that a browser would hide.
 
 use crate::dockerapp::{DockerCleanup, SERVE, docker, dockerfile};
+use crate::gitssh::{Key, commit, git, keygen, ok};
 use crate::helpers::*;
 use fantoccini::{Client, ClientBuilder, Locator};
 use reqwest::StatusCode;
@@ -21,13 +22,6 @@ struct Browser {
     driver: Child,
     shots: PathBuf,
     _profile: tempfile::TempDir,
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .expect("a free port")
-        .port()
 }
 
 impl Browser {
@@ -283,79 +277,22 @@ impl Drop for Browser {
     }
 }
 
-/// A fresh ed25519 public key and its SHA-256 fingerprint, made by ssh-keygen.
-fn ssh_keygen(dir: &Path, comment: &str) -> (String, String) {
-    let key = dir.join("id_ed25519");
-    let ok = Command::new("ssh-keygen")
-        .args(["-q", "-t", "ed25519", "-N", "", "-C", comment, "-f"])
-        .arg(&key)
-        .status()
-        .expect("ssh-keygen runs");
-    assert!(ok.success());
-    let public = std::fs::read_to_string(key.with_extension("pub")).unwrap();
-    let out = Command::new("ssh-keygen")
-        .args(["-l", "-E", "sha256", "-f"])
-        .arg(key.with_extension("pub"))
-        .output()
-        .unwrap();
-    let fp = String::from_utf8(out.stdout)
-        .unwrap()
-        .split_whitespace()
-        .nth(1)
-        .unwrap()
-        .to_string();
-    (public.trim().to_string(), fp)
-}
-
 fn ssh_port(app: &TestApp) -> u16 {
     app.services.apps.links().ssh_port
 }
 
 // ----- deploying with real git over SSH -----
 
-/// Runs git in `dir` with a clean config, pushing over OpenSSH with `key` only.
-async fn git_ssh(dir: &Path, key: &Path, port: u16, args: &[&str]) -> std::process::Output {
-    let out = tokio::process::Command::new("git")
-        .current_dir(dir)
-        .args(args)
-        .env(
-            "GIT_SSH_COMMAND",
-            format!(
-                "ssh -i {} -p {port} -o IdentitiesOnly=yes -o BatchMode=yes \
-                 -o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null -o LogLevel=ERROR",
-                key.display()
-            ),
-        )
-        .env("GIT_CONFIG_NOSYSTEM", "1")
-        .env("GIT_CONFIG_GLOBAL", "/dev/null")
-        .env("GIT_AUTHOR_NAME", "Test")
-        .env("GIT_AUTHOR_EMAIL", "test@example.com")
-        .env("GIT_COMMITTER_NAME", "Test")
-        .env("GIT_COMMITTER_EMAIL", "test@example.com")
-        .stdin(Stdio::null())
-        .output()
-        .await
-        .expect("git runs");
-    assert!(
-        out.status.success(),
-        "git {args:?} failed:\n{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    out
-}
-
 /// A work tree with one commit: the busybox app serving `page`, with `extra` Dockerfile lines.
-async fn busybox_app(dir: &Path, page: &str, extra: &str) -> PathBuf {
+/// Its git pushes over SSH to `port` with `key`.
+async fn busybox_app(dir: &Path, key: &Key, port: u16, page: &str, extra: &str) -> PathBuf {
     let work = dir.join("work");
     std::fs::create_dir_all(work.join("www")).unwrap();
     std::fs::copy("/bin/busybox", work.join("busybox")).expect("/bin/busybox exists");
     std::fs::write(work.join("www/index.html"), page).unwrap();
     std::fs::write(work.join("Dockerfile"), dockerfile(extra, SERVE)).unwrap();
-    let no_key = Path::new("/dev/null");
-    git_ssh(&work, no_key, 0, &["init", "-q", "-b", "main"]).await;
-    git_ssh(&work, no_key, 0, &["add", "-A"]).await;
-    git_ssh(&work, no_key, 0, &["commit", "-q", "-m", page]).await;
+    ok(git(&work, key, port, &["init", "-q", "-b", "main"]).await);
+    commit(&work, key, port, page).await;
     work
 }
 
@@ -413,22 +350,11 @@ struct Console {
 }
 
 async fn console_sign_in(app: &TestApp, username: &str, password: &str) -> Console {
-    let page = app.get("/console/sign-in", None).await;
+    let page = app.sign_in_page().await;
     let anon = cookie_value(&cookie_from(&page, "scalefog_csrf").expect("csrf cookie"));
     let token = hidden_csrf(&page.text().await.unwrap());
     assert_eq!(anon, token);
-    let r = app
-        .client
-        .post(app.url("/console/sign-in"))
-        .header("cookie", format!("scalefog_csrf={anon}"))
-        .form(&[
-            ("csrf", token.as_str()),
-            ("username", username),
-            ("password", password),
-        ])
-        .send()
-        .await
-        .unwrap();
+    let r = app.sign_in(&token, username, password).await;
     assert_eq!(r.status(), StatusCode::SEE_OTHER, "sign in as {username}");
     let cookie = format!(
         "scalefog_session={}",
@@ -492,7 +418,8 @@ async fn a_person_registers_adds_a_key_creates_an_app_sees_its_remote_deletes_it
     let _turn = BROWSER_TURN.lock().await;
     let app = spawn_app().await;
     let tmp = tempfile::tempdir().unwrap();
-    let (public_key, fingerprint) = ssh_keygen(tmp.path(), "alice@laptop");
+    let key = keygen(tmp.path(), "alice@laptop").await;
+    let (public_key, fingerprint) = (key.public.trim(), key.fingerprint().await);
     let b = Browser::start(true, &tmp.path().join("shots")).await;
 
     // Unsigned visitors land on the sign-in page, which offers registration.
@@ -556,7 +483,7 @@ async fn a_person_registers_adds_a_key_creates_an_app_sees_its_remote_deletes_it
         "ssh-ed25519 not-a-key"
     );
     b.shot("04-ssh-key-error").await;
-    b.fill("#sshkey", &public_key).await;
+    b.fill("#sshkey", public_key).await;
     b.click_then("form[action='/console/ssh-keys'] button", ".flash")
         .await;
     let flash = b.text(".flash").await;
@@ -627,7 +554,7 @@ async fn a_person_registers_adds_a_key_creates_an_app_sees_its_remote_deletes_it
         .unwrap()
         .unwrap();
     assert_eq!(key.len(), 32);
-    let api = app.get("/v1/account", Some(&key)).await;
+    let api = app.account(&key).await;
     assert_eq!(
         api.status(),
         StatusCode::OK,
@@ -667,7 +594,7 @@ async fn a_person_registers_adds_a_key_creates_an_app_sees_its_remote_deletes_it
     b.click_then("#delete-app", ".empty").await;
     assert!(b.text(".flash").await.contains("Deleted shop-one"));
     assert!(app.services.apps.regions().is_ok());
-    let r = app.get("/instances", Some(&key)).await;
+    let r = app.instances(&key).await;
     assert_eq!(r.json::<serde_json::Value>().await.unwrap(), json!([]));
 
     // Sign out ends the session: the console asks to sign in again.
@@ -689,8 +616,7 @@ async fn a_git_push_shows_live_then_config_stop_start_rollback_and_delete_work_w
     let _cleanup = DockerCleanup::of(&app);
     let dave = app.user("dave").await;
     let tmp = tempfile::tempdir().unwrap();
-    let (public_key, _) = ssh_keygen(tmp.path(), "dave@laptop");
-    let private_key = tmp.path().join("id_ed25519");
+    let key = keygen(tmp.path(), "dave@laptop").await;
     let name = format!("web-{}", hex::encode(rand::random::<[u8; 3]>()));
     let page = format!("/console/apps/{name}");
     let _forget = ForgetApp(app.services.clone(), name.clone());
@@ -698,7 +624,7 @@ async fn a_git_push_shows_live_then_config_stop_start_rollback_and_delete_work_w
 
     b.sign_in(&app, "dave", &dave.password).await;
     b.goto(&app.url("/console/ssh-keys")).await;
-    b.fill("#sshkey", &public_key).await;
+    b.fill("#sshkey", key.public.trim()).await;
     b.click_then("form[action='/console/ssh-keys'] button", ".fingerprint")
         .await;
     b.goto(&app.url("/console/apps/new")).await;
@@ -720,7 +646,7 @@ async fn a_git_push_shows_live_then_config_stop_start_rollback_and_delete_work_w
     // The output line is only in the build's output, not in the Dockerfile it echoes.
     let run =
         format!("RUN [\"/bin/busybox\", \"sh\", \"-c\", \"T={token}; echo built-$T; sleep 4\"]\n");
-    let work = busybox_app(tmp.path(), "hello from v1", &run).await;
+    let work = busybox_app(tmp.path(), &key, app.ssh_port, "hello from v1", &run).await;
     let remote = b
         .find("#git-remote")
         .await
@@ -728,9 +654,9 @@ async fn a_git_push_shows_live_then_config_stop_start_rollback_and_delete_work_w
         .await
         .unwrap()
         .unwrap();
-    let (port, key, wt) = (app.ssh_port, private_key.clone(), work.clone());
+    let (port, wt) = (app.ssh_port, work.clone());
     let push = tokio::spawn(async move {
-        let out = git_ssh(&wt, &key, port, &["push", &remote, "main"]).await;
+        let out = ok(git(&wt, &key, port, &["push", &remote, "main"]).await);
         String::from_utf8_lossy(&out.stderr).into_owned()
     });
     // The page shows the running build with its log, which follows the build live; when the
@@ -928,14 +854,8 @@ async fn an_action_queued_behind_a_running_build_answers_at_once_shows_progress_
     let _cleanup = DockerCleanup::of(&app);
     let erin = app.user("erin").await;
     let tmp = tempfile::tempdir().unwrap();
-    let (public_key, _) = ssh_keygen(tmp.path(), "erin@laptop");
-    let r = app
-        .post_form(
-            "/account/addkey",
-            &[("sshkey", &public_key)],
-            Some(&erin.token),
-        )
-        .await;
+    let key = keygen(tmp.path(), "erin@laptop").await;
+    let r = app.add_ssh_key(&erin.token, key.public.trim()).await;
     assert!(r.status().is_success());
     let name = format!("slow-{}", hex::encode(rand::random::<[u8; 3]>()));
     let _forget = ForgetApp(app.services.clone(), name.clone());
@@ -946,22 +866,16 @@ async fn an_action_queued_behind_a_running_build_answers_at_once_shows_progress_
     let b = Browser::start(true, &tmp.path().join("shots")).await;
     b.sign_in(&app, "erin", &erin.password).await;
     // v1 deploys; then v2's build takes longer than the console waits for an action.
-    let work = busybox_app(tmp.path(), "first", "").await;
-    let (port, key) = (app.ssh_port, tmp.path().join("id_ed25519"));
-    git_ssh(&work, &key, port, &["push", &remote, "main"]).await;
+    let port = app.ssh_port;
+    let work = busybox_app(tmp.path(), &key, port, "first", "").await;
+    ok(git(&work, &key, port, &["push", &remote, "main"]).await);
     let token = hex::encode(rand::random::<[u8; 4]>());
     let run =
         format!("RUN [\"/bin/busybox\", \"sh\", \"-c\", \"T={token}; echo slow-$T; sleep 20\"]\n");
     std::fs::write(work.join("Dockerfile"), dockerfile(&run, SERVE)).unwrap();
-    git_ssh(
-        &work,
-        Path::new("/dev/null"),
-        0,
-        &["commit", "-qam", "slow"],
-    )
-    .await;
+    ok(git(&work, &key, port, &["commit", "-qam", "slow"]).await);
     let push = tokio::spawn(async move {
-        git_ssh(&work, &key, port, &["push", &remote, "main"]).await;
+        ok(git(&work, &key, port, &["push", &remote, "main"]).await);
     });
     let building = || {
         app.services
@@ -999,7 +913,7 @@ async fn every_form_works_with_javascript_disabled() {
     let _turn = BROWSER_TURN.lock().await;
     let app = spawn_app().await;
     let tmp = tempfile::tempdir().unwrap();
-    let (public_key, _) = ssh_keygen(tmp.path(), "carol@desk");
+    let key = keygen(tmp.path(), "carol@desk").await;
     let b = Browser::start(false, &tmp.path().join("shots")).await;
 
     b.goto(&app.url("/console/register")).await;
@@ -1009,7 +923,7 @@ async fn every_form_works_with_javascript_disabled() {
     b.click_then("form button[type=submit]", ".empty").await;
 
     b.goto(&app.url("/console/ssh-keys")).await;
-    b.fill("#sshkey", &public_key).await;
+    b.fill("#sshkey", key.public.trim()).await;
     b.click_then("form[action='/console/ssh-keys'] button", ".fingerprint")
         .await;
 
@@ -1281,13 +1195,7 @@ async fn custom_domains_are_added_listed_routed_and_removed_on_the_app_page() {
     // A domain another user's app has is refused with the core's 409 message.
     let bob = app.user("bob").await;
     app.create_app(&bob.token, "shop").await;
-    let r = app
-        .post_json(
-            "/v1/instances/shop/domains",
-            &json!({"domain": "shop.example.org"}),
-            Some(&bob.token),
-        )
-        .await;
+    let r = app.add_domain(&bob.token, "shop", "shop.example.org").await;
     assert_eq!(r.status(), StatusCode::CREATED);
     let r = console
         .post(
@@ -1425,7 +1333,7 @@ async fn a_post_without_the_right_csrf_token_or_from_another_origin_is_refused()
         )
         .await;
     assert_eq!(r.status(), StatusCode::FORBIDDEN);
-    let r = app.get("/instances", Some(&alice.token)).await;
+    let r = app.instances(&alice.token).await;
     assert_eq!(r.json::<serde_json::Value>().await.unwrap(), json!([]));
     // With the token, the same post works.
     let r = console
@@ -1443,7 +1351,7 @@ async fn a_post_without_the_right_csrf_token_or_from_another_origin_is_refused()
 async fn console_pages_send_security_headers_and_a_locked_down_session_cookie() {
     let app = spawn_app().await;
     let alice = app.user("alice").await;
-    let page = app.get("/console/sign-in", None).await;
+    let page = app.sign_in_page().await;
     let h = page.headers();
     let csp = h["content-security-policy"].to_str().unwrap();
     assert!(
@@ -1457,18 +1365,8 @@ async fn console_pages_send_security_headers_and_a_locked_down_session_cookie() 
 
     let anon = cookie_value(&cookie_from(&page, "scalefog_csrf").unwrap());
     let token = hidden_csrf(&page.text().await.unwrap());
-    let r = app
-        .client
-        .post(app.url("/console/sign-in"))
-        .header("cookie", format!("scalefog_csrf={anon}"))
-        .form(&[
-            ("csrf", token.as_str()),
-            ("username", "alice"),
-            ("password", &alice.password),
-        ])
-        .send()
-        .await
-        .unwrap();
+    assert_eq!(anon, token, "the form carries the cookie's token");
+    let r = app.sign_in(&token, "alice", &alice.password).await;
     let set = cookie_from(&r, "scalefog_session").unwrap();
     assert!(set.contains("HttpOnly"), "{set}");
     assert!(set.contains("SameSite=Lax"), "{set}");
@@ -1518,23 +1416,12 @@ async fn signing_out_revokes_the_session_on_the_server() {
 async fn too_many_failed_sign_ins_get_a_friendly_429_page() {
     let app = spawn_app().await;
     app.user("alice").await;
-    let page = app.get("/console/sign-in", None).await;
+    let page = app.sign_in_page().await;
     let anon = cookie_value(&cookie_from(&page, "scalefog_csrf").unwrap());
     let mut last = StatusCode::OK;
     let mut body = String::new();
     for _ in 0..11 {
-        let r = app
-            .client
-            .post(app.url("/console/sign-in"))
-            .header("cookie", format!("scalefog_csrf={anon}"))
-            .form(&[
-                ("csrf", anon.as_str()),
-                ("username", "alice"),
-                ("password", "wrong-password"),
-            ])
-            .send()
-            .await
-            .unwrap();
+        let r = app.sign_in(&anon, "alice", "wrong-password").await;
         last = r.status();
         body = r.text().await.unwrap();
     }
@@ -1546,12 +1433,7 @@ async fn too_many_failed_sign_ins_get_a_friendly_429_page() {
 #[tokio::test]
 async fn closed_registration_hides_the_register_page() {
     let app = spawn_app_with(|c| c.registration = scalefog::accounts::Registration::Closed).await;
-    let html = app
-        .get("/console/sign-in", None)
-        .await
-        .text()
-        .await
-        .unwrap();
+    let html = app.sign_in_page().await.text().await.unwrap();
     assert!(!html.contains("/console/register"));
     let r = app.get("/console/register", None).await;
     assert_eq!(r.status(), StatusCode::FORBIDDEN);

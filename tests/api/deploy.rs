@@ -179,13 +179,9 @@ impl Fixture {
         body.trim().to_string()
     }
 
-    fn api(&self, path: &str) -> String {
-        format!("/v1/instances/{}{path}", self.name)
-    }
-
     async fn instance(&self) -> Value {
         self.app
-            .get(&self.api(""), Some(&self.user.token))
+            .get_app(&self.user.token, &self.name)
             .await
             .json()
             .await
@@ -286,7 +282,7 @@ async fn a_first_push_deploys_and_a_second_serves_new_content_with_no_failed_req
     assert_eq!(left, vec![f.current_container()]);
     let releases: Value = f
         .app
-        .get(&f.api("/releases"), Some(&f.user.token))
+        .releases(&f.user.token, &f.name)
         .await
         .json()
         .await
@@ -324,7 +320,7 @@ async fn a_failing_build_is_rejected_recorded_with_its_log_and_the_previous_rele
     );
     let builds: Value = f
         .app
-        .get(&f.api("/builds"), Some(&f.user.token))
+        .builds(&f.user.token, &f.name)
         .await
         .json()
         .await
@@ -333,7 +329,7 @@ async fn a_failing_build_is_rejected_recorded_with_its_log_and_the_previous_rele
     let id = builds[0]["id"].as_str().unwrap();
     let log: Value = f
         .app
-        .get(&f.api(&format!("/builds/{id}/log")), Some(&f.user.token))
+        .build_log(&f.user.token, &f.name, id)
         .await
         .json()
         .await
@@ -385,10 +381,7 @@ async fn rollback_serves_the_old_content_as_a_new_release() {
     f.deploy("one", &dockerfile("", SERVE)).await;
     f.deploy("two", &dockerfile("", SERVE)).await;
     assert_eq!(f.body("/").await, "two");
-    let r = f
-        .app
-        .post_json(&f.api("/rollback"), &json!({}), Some(&f.user.token))
-        .await;
+    let r = f.app.rollback(&f.user.token, &f.name, &json!({})).await;
     assert_eq!(r.status(), StatusCode::CREATED);
     let rel: Value = r.json().await.unwrap();
     assert_eq!(rel["id"], "v3");
@@ -397,11 +390,7 @@ async fn rollback_serves_the_old_content_as_a_new_release() {
     // And forward again to a given release.
     let r = f
         .app
-        .post_json(
-            &f.api("/rollback"),
-            &json!({"release": "v2"}),
-            Some(&f.user.token),
-        )
+        .rollback(&f.user.token, &f.name, &json!({"release": "v2"}))
         .await;
     assert_eq!(r.status(), StatusCode::CREATED);
     assert_eq!(f.body("/").await, "two");
@@ -413,20 +402,15 @@ async fn a_config_var_change_reaches_the_container_as_a_new_release_and_its_valu
     f.deploy("cfg", &dockerfile("", SERVE)).await;
     let r = f
         .app
-        .client
-        .patch(f.app.url(&f.api("/env")))
-        .bearer_auth(&f.user.token)
-        .json(&json!({"GREETING": "s3cret-hello"}))
-        .send()
-        .await
-        .unwrap();
+        .set_config(&f.user.token, &f.name, &json!({"GREETING": "s3cret-hello"}))
+        .await;
     assert_eq!(r.status(), StatusCode::OK);
     assert_eq!(f.body("/env.txt").await, "s3cret-hello");
     let inst = f.instance().await;
     assert_eq!(inst["release"], 2);
     let env: Value = f
         .app
-        .get(&f.api("/env"), Some(&f.user.token))
+        .config(&f.user.token, &f.name)
         .await
         .json()
         .await
@@ -434,7 +418,7 @@ async fn a_config_var_change_reaches_the_container_as_a_new_release_and_its_valu
     assert_eq!(env, json!({"GREETING": "s3cret-hello"}));
     let releases = f
         .app
-        .get(&f.api("/releases"), Some(&f.user.token))
+        .releases(&f.user.token, &f.name)
         .await
         .text()
         .await
@@ -444,10 +428,7 @@ async fn a_config_var_change_reaches_the_container_as_a_new_release_and_its_valu
         "{releases}"
     );
     // Unsetting makes another release.
-    let r = f
-        .app
-        .delete(&f.api("/env/GREETING"), Some(&f.user.token))
-        .await;
+    let r = f.app.unset_config(&f.user.token, &f.name, "GREETING").await;
     assert_eq!(r.status(), StatusCode::NO_CONTENT);
     assert_eq!(f.body("/env.txt").await, "");
     assert_eq!(f.instance().await["release"], 3);
@@ -459,10 +440,7 @@ async fn stop_start_restart_and_delete_act_on_real_containers_and_delete_leaves_
     f.deploy("life", &dockerfile("", SERVE)).await;
     let first = f.current_container();
 
-    let r = f
-        .app
-        .get(&format!("/instances/stop/{}", f.name), Some(&f.user.token))
-        .await;
+    let r = f.app.stop_instance(&f.user.token, &f.name).await;
     assert_eq!(r.status(), StatusCode::OK);
     let body: Value = r.json().await.unwrap();
     assert_eq!(
@@ -472,30 +450,18 @@ async fn stop_start_restart_and_delete_act_on_real_containers_and_delete_leaves_
     assert_eq!(inspect(&first)["State"]["Running"], false);
     assert_eq!(f.target(), Some(Target::Unavailable("stopped".into())));
 
-    let r = f
-        .app
-        .get(&format!("/instances/start/{}", f.name), Some(&f.user.token))
-        .await;
+    let r = f.app.start_instance(&f.user.token, &f.name).await;
     assert_eq!(r.status(), StatusCode::OK);
     assert_eq!(inspect(&first)["State"]["Running"], true);
     assert_eq!(f.body("/").await, "life");
 
-    let r = f
-        .app
-        .post_json(&f.api("/restart"), &json!({}), Some(&f.user.token))
-        .await;
+    let r = f.app.restart_app(&f.user.token, &f.name).await;
     assert_eq!(r.status(), StatusCode::OK);
     let second = f.current_container();
     assert_ne!(first, second, "restart runs a new container");
     assert_eq!(f.body("/").await, "life");
 
-    let r = f
-        .app
-        .get(
-            &format!("/instances/delete/{}", f.name),
-            Some(&f.user.token),
-        )
-        .await;
+    let r = f.app.delete_instance(&f.user.token, &f.name).await;
     assert_eq!(r.status(), StatusCode::OK);
     assert!(f.app_containers().is_empty(), "no container left");
     assert_eq!(
@@ -526,13 +492,12 @@ async fn memory_and_cpu_limits_and_hardening_flags_are_on_the_container() {
     let f = fixture("limits").await;
     let r = f
         .app
-        .client
-        .patch(f.app.url(&f.api("")))
-        .bearer_auth(&f.user.token)
-        .json(&json!({"memory": 128, "cpu": 0.5, "health_path": "/index.html"}))
-        .send()
-        .await
-        .unwrap();
+        .update_app(
+            &f.user.token,
+            &f.name,
+            &json!({"memory": 128, "cpu": 0.5, "health_path": "/index.html"}),
+        )
+        .await;
     assert_eq!(r.status(), StatusCode::OK);
     f.deploy("limited", &dockerfile("", SERVE)).await;
     let c = inspect(&f.current_container());
@@ -561,13 +526,8 @@ async fn memory_and_cpu_limits_and_hardening_flags_are_on_the_container() {
     // New limits apply to the running container.
     let r = f
         .app
-        .client
-        .patch(f.app.url(&f.api("")))
-        .bearer_auth(&f.user.token)
-        .json(&json!({"memory": 96}))
-        .send()
-        .await
-        .unwrap();
+        .update_app(&f.user.token, &f.name, &json!({"memory": 96}))
+        .await;
     assert_eq!(r.status(), StatusCode::OK);
     assert_eq!(
         inspect(&f.current_container())["HostConfig"]["Memory"],
@@ -578,15 +538,7 @@ async fn memory_and_cpu_limits_and_hardening_flags_are_on_the_container() {
 #[tokio::test]
 async fn bad_deploy_requests_get_a_clear_4xx_naming_the_problem() {
     let f = fixture("badinput").await;
-    let t = Some(f.user.token.as_str());
-    let patch = |body: Value| {
-        f.app
-            .client
-            .patch(f.app.url(&f.api("")))
-            .bearer_auth(&f.user.token)
-            .json(&body)
-            .send()
-    };
+    let t = f.user.token.as_str();
     for (body, field) in [
         (json!({"memory": "lots"}), "memory"),
         (json!({"memory": 4}), "memory"),
@@ -594,21 +546,16 @@ async fn bad_deploy_requests_get_a_clear_4xx_naming_the_problem() {
         (json!({"health_path": "no-slash"}), "health_path"),
         (json!({"deploy_branch": "../x"}), "deploy_branch"),
     ] {
-        let r = patch(body.clone()).await.unwrap();
+        let r = f.app.update_app(t, &f.name, &body).await;
         assert_eq!(r.status(), StatusCode::BAD_REQUEST, "{body}");
         assert_eq!(error_body(r).await["field"], field, "{body}");
     }
     let r = f
         .app
-        .client
-        .patch(f.app.url(&f.api("/env")))
-        .bearer_auth(&f.user.token)
-        .json(&json!({"1BAD": "x"}))
-        .send()
-        .await
-        .unwrap();
+        .set_config(&f.user.token, &f.name, &json!({"1BAD": "x"}))
+        .await;
     assert_eq!(r.status(), StatusCode::BAD_REQUEST);
-    let r = f.app.post_json(&f.api("/start"), &json!({}), t).await;
+    let r = f.app.start_app(t, &f.name).await;
     assert_eq!(
         r.status(),
         StatusCode::CONFLICT,
@@ -620,26 +567,17 @@ async fn bad_deploy_requests_get_a_clear_4xx_naming_the_problem() {
             .unwrap()
             .contains("push")
     );
-    let r = f
-        .app
-        .post_json(&f.api("/rollback"), &json!({"release": "zz"}), t)
-        .await;
+    let r = f.app.rollback(t, &f.name, &json!({"release": "zz"})).await;
     assert_eq!(r.status(), StatusCode::BAD_REQUEST);
-    let r = f
-        .app
-        .post_json(&f.api("/deploys/current/cancel"), &json!({}), t)
-        .await;
+    let r = f.app.cancel_deploy(t, &f.name).await;
     assert_eq!(r.status(), StatusCode::NOT_FOUND);
-    let r = f.app.get(&f.api("/logs?tail=many"), t).await;
+    let r = f.app.logs(t, &f.name, "tail=many").await;
     assert_eq!(r.status(), StatusCode::BAD_REQUEST);
-    let r = f.app.get(&f.api("/builds/nope/log"), t).await;
+    let r = f.app.build_log(t, &f.name, "nope").await;
     assert_eq!(r.status(), StatusCode::NOT_FOUND);
     // Someone else's app does not exist for them.
     let bob = f.app.user("bob").await;
-    let r = f
-        .app
-        .post_json(&f.api("/restart"), &json!({}), Some(&bob.token))
-        .await;
+    let r = f.app.restart_app(&bob.token, &f.name).await;
     assert_eq!(r.status(), StatusCode::NOT_FOUND);
     // Images are for admins (alice registered first, so bob is not one).
     let r = f.app.get("/v1/images", Some(&bob.token)).await;
@@ -651,28 +589,17 @@ async fn runtime_logs_tail_and_follow_streams_new_lines() {
     let f = fixture("logs").await;
     f.deploy("logged", &dockerfile("", SERVE)).await;
     f.body("/").await;
-    let t = Some(f.user.token.as_str());
+    let t = f.user.token.as_str();
     let tail: Value = f
         .app
-        .get(&f.api("/logs?tail=10"), t)
+        .logs(t, &f.name, "tail=10")
         .await
         .json()
         .await
         .unwrap();
     assert!(tail["lines"].to_string().contains("url:/"), "{tail}");
 
-    let mut r = f
-        .app
-        .client
-        .get(format!(
-            "http://127.0.0.1:{}{}",
-            f.app.http_port,
-            f.api("/logs?follow=1&tail=0")
-        ))
-        .bearer_auth(&f.user.token)
-        .send()
-        .await
-        .unwrap();
+    let mut r = f.app.logs(t, &f.name, "follow=1&tail=0").await;
     assert_eq!(r.status(), StatusCode::OK);
     assert!(
         r.headers()["content-type"]
@@ -739,27 +666,13 @@ async fn a_running_deploy_can_be_cancelled_and_a_second_push_waits_with_a_messag
         tokio::spawn(async move { f.push(&sha).await })
     };
     tokio::time::sleep(Duration::from_millis(500)).await;
-    let r = f
-        .app
-        .post_json(
-            &f.api("/deploys/current/cancel"),
-            &json!({}),
-            Some(&f.user.token),
-        )
-        .await;
+    let r = f.app.cancel_deploy(&f.user.token, &f.name).await;
     assert_eq!(r.status(), StatusCode::ACCEPTED);
     let (r1, _) = first.await.unwrap();
     assert!(r1.unwrap_err().contains("cancelled"));
     // The second now runs; cancel it too.
     for _ in 0..100 {
-        let r = f
-            .app
-            .post_json(
-                &f.api("/deploys/current/cancel"),
-                &json!({}),
-                Some(&f.user.token),
-            )
-            .await;
+        let r = f.app.cancel_deploy(&f.user.token, &f.name).await;
         if r.status() == StatusCode::ACCEPTED {
             break;
         }
@@ -775,7 +688,7 @@ async fn a_running_deploy_can_be_cancelled_and_a_second_push_waits_with_a_messag
     );
     let builds: Value = f
         .app
-        .get(&f.api("/builds"), Some(&f.user.token))
+        .builds(&f.user.token, &f.name)
         .await
         .json()
         .await
@@ -877,9 +790,7 @@ async fn restarting_scalefog_does_not_restart_apps_and_reconcile_removes_orphans
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     assert!(served, "the route table is rebuilt from Docker");
-    let r = app
-        .get(&format!("/v1/instances/{name}"), Some(&user.token))
-        .await;
+    let r = app.get_app(&user.token, &name).await;
     let inst: Value = r.json().await.unwrap();
     assert_eq!(inst["status"], "running");
     assert_eq!(inst["owner"], user.username.as_str(), "no record was lost");

@@ -30,19 +30,12 @@ struct Pusher {
 }
 
 impl Pusher {
-    async fn new(base: &str, token: &str, ssh_port: u16, prefix: &str) -> Pusher {
+    async fn new(api: &Api, token: &str, ssh_port: u16, prefix: &str) -> Pusher {
         let dir = tempfile::tempdir().unwrap();
         let key = keygen(dir.path(), "pusher").await;
-        add_key_at(base, token, &key).await;
+        add_key(api, token, &key).await;
         let name = unique(prefix);
-        let r = reqwest::Client::new()
-            .post(format!("{base}/instances/create"))
-            .bearer_auth(token)
-            .form(&[("appname", &name)])
-            .send()
-            .await
-            .unwrap();
-        assert!(r.status().is_success(), "create {name}");
+        api.create_app(token, &name).await;
         let wt = dir.path().join("app");
         std::fs::create_dir_all(wt.join("www")).unwrap();
         std::fs::copy("/bin/busybox", wt.join("busybox")).expect("/bin/busybox exists");
@@ -126,7 +119,7 @@ async fn world(prefix: &str) -> World {
     let app = spawn_app_with(|c| c.health_timeout = 10).await;
     let cleanup = DockerCleanup::of(&app);
     let user = app.user("alice").await;
-    let p = Pusher::new(&app.base, &user.token, app.ssh_port, prefix).await;
+    let p = Pusher::new(&app, &user.token, app.ssh_port, prefix).await;
     World {
         app,
         user,
@@ -147,16 +140,14 @@ impl World {
         r.text().await.unwrap().trim().to_string()
     }
 
-    async fn api(&self, path: &str) -> Value {
-        let r = self
-            .app
-            .get(
-                &format!("/v1/instances/{}{path}", self.p.name),
-                Some(&self.user.token),
-            )
-            .await;
-        assert!(r.status().is_success(), "GET {path}: {}", r.status());
-        r.json().await.unwrap()
+    /// The app's record.
+    async fn instance(&self) -> Value {
+        success_json(self.app.get_app(&self.user.token, &self.p.name).await).await
+    }
+
+    /// The app's builds, newest first.
+    async fn builds(&self) -> Value {
+        success_json(self.app.builds(&self.user.token, &self.p.name).await).await
     }
 
     fn containers(&self) -> Vec<String> {
@@ -180,6 +171,17 @@ fn app_containers(app: &str) -> Vec<String> {
 
 fn stderr(out: &Output) -> String {
     text(&out.stderr)
+}
+
+/// The JSON body of an API answer that must be a success.
+async fn success_json(r: reqwest::Response) -> Value {
+    assert!(
+        r.status().is_success(),
+        "GET {}: {}",
+        r.url().path(),
+        r.status()
+    );
+    r.json().await.unwrap()
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -223,7 +225,7 @@ async fn a_git_push_over_ssh_deploys_showing_each_step_and_a_second_push_serves_
         ],
     );
     assert_eq!(w.page().await, "second");
-    let inst = w.api("").await;
+    let inst = w.instance().await;
     assert_eq!(inst["status"], "running");
     assert_eq!(inst["release"], 2);
 }
@@ -252,11 +254,11 @@ async fn a_broken_build_pushed_over_ssh_is_rejected_the_branch_stays_and_the_old
     assert!(!err.contains("remote: scalefog:"), "{err}");
     assert_eq!(w.p.remote_branch("main").await.as_deref(), Some(&*good));
     assert_eq!(w.page().await, "good");
-    let builds = w.api("/builds").await;
+    let builds = w.builds().await;
     assert_eq!(builds[0]["status"], "failed", "{builds}");
     assert_eq!(builds[0]["commit"], bad.as_str());
     assert_eq!(builds[1]["status"], "succeeded", "{builds}");
-    assert_eq!(w.api("").await["release"], 1);
+    assert_eq!(w.instance().await["release"], 1);
 }
 
 #[tokio::test]
@@ -283,7 +285,7 @@ async fn a_push_without_a_dockerfile_is_rejected_saying_what_is_expected() {
         None,
         "the branch is not created"
     );
-    assert_eq!(w.api("").await["status"], "failed");
+    assert_eq!(w.instance().await["status"], "failed");
     assert!(w.containers().is_empty());
 }
 
@@ -305,8 +307,8 @@ async fn a_push_to_another_branch_is_kept_without_deploying_and_the_deploy_branc
     );
     assert!(!err.contains("Building"), "{err}");
     assert_eq!(w.p.remote_branch("feature").await.as_deref(), Some(&*sha));
-    assert_eq!(w.api("/builds").await, serde_json::json!([]));
-    assert_eq!(w.api("").await["status"], "created");
+    assert_eq!(w.builds().await, serde_json::json!([]));
+    assert_eq!(w.instance().await["status"], "created");
     assert!(w.containers().is_empty(), "nothing runs");
 
     // Once deployed, the deploy branch stays.
@@ -349,7 +351,7 @@ async fn master_deploys_when_it_is_the_only_branch_pushed_and_not_alongside_anot
         ],
     );
     assert_eq!(w.page().await, "from master");
-    let builds = w.api("/builds").await;
+    let builds = w.builds().await;
     assert_eq!(builds[0]["branch"], "master");
 
     // With another branch in the same push, master is just a branch.
@@ -362,7 +364,7 @@ async fn master_deploys_when_it_is_the_only_branch_pushed_and_not_alongside_anot
         stderr(&out)
     );
     assert_eq!(w.page().await, "from master");
-    assert_eq!(w.api("").await["release"], 1);
+    assert_eq!(w.instance().await["release"], 1);
 }
 
 #[tokio::test]
@@ -372,15 +374,8 @@ async fn a_followed_log_stream_carries_on_with_the_new_container_after_a_push() 
     ok(w.p.push(&["main"]).await);
     let mut r = w
         .app
-        .client
-        .get(
-            w.app
-                .url(&format!("/v1/instances/{}/logs?follow=1&tail=0", w.p.name)),
-        )
-        .bearer_auth(&w.user.token)
-        .send()
-        .await
-        .unwrap();
+        .logs(&w.user.token, &w.p.name, "follow=1&tail=0")
+        .await;
     assert_eq!(r.status(), 200);
     // The stream attaches once its body is first polled: read it from now on.
     let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<String>();
@@ -481,50 +476,14 @@ impl Server {
         }
     }
 
-    fn base(&self) -> String {
-        format!("http://127.0.0.1:{}", self.http_port)
+    fn api(&self) -> Api {
+        Api::new(format!("http://127.0.0.1:{}", self.http_port))
     }
 
     async fn kill9(mut self) {
         self.child.start_kill().expect("SIGKILL");
         self.child.wait().await.unwrap();
     }
-
-    async fn get(&self, token: &str, path: &str) -> Value {
-        let r = reqwest::Client::new()
-            .get(format!("{}{path}", self.base()))
-            .bearer_auth(token)
-            .send()
-            .await
-            .unwrap();
-        assert!(r.status().is_success(), "GET {path}: {}", r.status());
-        r.json().await.unwrap()
-    }
-}
-
-/// Registers `name` with the server at `base`; returns an API token.
-async fn register(base: &str, name: &str) -> String {
-    let client = reqwest::Client::new();
-    let password = format!("password-{name}");
-    let r = client
-        .post(format!("{base}/account/register"))
-        .form(&[
-            ("username", name),
-            ("email", &format!("{name}@example.com")),
-            ("password", &password),
-        ])
-        .send()
-        .await
-        .unwrap();
-    assert!(r.status().is_success(), "register");
-    let r = client
-        .post(format!("{base}/account/getToken"))
-        .form(&[("username", name), ("password", &password)])
-        .send()
-        .await
-        .unwrap();
-    let body: Value = r.json().await.unwrap();
-    body[0]["token"].as_str().expect("token").to_string()
 }
 
 /// GET `/` of a container through its published port.
@@ -546,8 +505,8 @@ async fn kill_during_a_deploy_then_restart(prefix: &str, slow: &str, marker: &st
     let data_dir = data.path().join("data");
     let server = Server::start(&data_dir).await;
     let cleanup = DockerCleanup::of_data_dir(&data_dir);
-    let token = register(&server.base(), "alice").await;
-    let mut p = Pusher::new(&server.base(), &token, server.ssh_port, prefix).await;
+    let token = server.api().user("alice").await.token;
+    let mut p = Pusher::new(&server.api(), &token, server.ssh_port, prefix).await;
     let v1 = p.commit("v1", Some(&dockerfile("", SERVE))).await;
     ok(p.push(&["main"]).await);
     let containers = app_containers(&p.name);
@@ -621,13 +580,13 @@ async fn kill_during_a_deploy_then_restart(prefix: &str, slow: &str, marker: &st
     assert_eq!(container_page(&v1_container).await, "v1");
     assert_eq!(p.remote_branch("main").await.as_deref(), Some(&*v1));
 
-    let app = format!("/v1/instances/{}", p.name);
-    let inst = server.get(&token, &app).await;
+    let api = server.api();
+    let inst = success_json(api.get_app(&token, &p.name).await).await;
     assert_eq!(inst["status"], "running", "{inst}");
     assert_eq!(inst["release"], 1, "{inst}");
-    let releases = server.get(&token, &format!("{app}/releases")).await;
+    let releases = success_json(api.releases(&token, &p.name).await).await;
     assert_eq!(releases.as_array().map(Vec::len), Some(1), "{releases}");
-    let builds = server.get(&token, &format!("{app}/builds")).await;
+    let builds = success_json(api.builds(&token, &p.name).await).await;
     assert_eq!(builds[0]["commit"], v2.as_str(), "{builds}");
     assert_eq!(builds[0]["status"], "failed", "{builds}");
     assert!(
@@ -640,7 +599,7 @@ async fn kill_during_a_deploy_then_restart(prefix: &str, slow: &str, marker: &st
     assert_eq!(builds[1]["commit"], v1.as_str());
     assert_eq!(builds[1]["status"], "succeeded");
     let id = builds[0]["id"].as_str().unwrap();
-    let log = server.get(&token, &format!("{app}/builds/{id}/log")).await;
+    let log = success_json(api.build_log(&token, &p.name, id).await).await;
     assert!(
         log["log"].as_str().unwrap_or("").contains("Interrupted"),
         "{log}"

@@ -1,6 +1,6 @@
 //! Driving the SSH git server the way a user does: keys made by `ssh-keygen`, the real `git`
 //! with `GIT_SSH_COMMAND` pointing OpenSSH `ssh` at the test server. Shared by the SSH transport
-//! tests and the end-to-end deploy tests.
+//! tests, the end-to-end deploy tests, the console's push tests and the SSH key tests.
 
 use crate::helpers::*;
 use serde_json::Value;
@@ -9,15 +9,23 @@ use std::process::{Output, Stdio};
 use tokio::process::Command;
 
 /// A user's SSH key pair in a temp dir, and the `ssh` command line that uses only it.
+#[derive(Clone)]
 pub struct Key {
     pub private: PathBuf,
     pub public: String,
 }
 
+/// An ed25519 key pair made by `ssh-keygen` in `dir`, named and commented `name`.
 pub async fn keygen(dir: &Path, name: &str) -> Key {
+    keygen_of_type(dir, name, &["-t", "ed25519"]).await
+}
+
+/// A key pair of the type `ssh-keygen` makes with `kind` (`-t rsa -b 2048`, ...).
+pub async fn keygen_of_type(dir: &Path, name: &str, kind: &[&str]) -> Key {
     let private = dir.join(name);
     let out = Command::new("ssh-keygen")
-        .args(["-q", "-t", "ed25519", "-N", "", "-C", name, "-f"])
+        .args(kind)
+        .args(["-q", "-N", "", "-C", name, "-f"])
         .arg(&private)
         .output()
         .await
@@ -28,6 +36,22 @@ pub async fn keygen(dir: &Path, name: &str) -> Key {
 }
 
 impl Key {
+    /// The public key's SHA-256 fingerprint as `ssh-keygen -l` shows it (`SHA256:...`).
+    pub async fn fingerprint(&self) -> String {
+        let out = Command::new("ssh-keygen")
+            .args(["-l", "-E", "sha256", "-f"])
+            .arg(self.private.with_extension("pub"))
+            .output()
+            .await
+            .expect("ssh-keygen runs");
+        assert!(out.status.success(), "ssh-keygen -l: {out:?}");
+        text(&out.stdout)
+            .split_whitespace()
+            .nth(1)
+            .expect("a fingerprint")
+            .to_string()
+    }
+
     /// `ssh` with this key only, no host key checks, quiet.
     pub fn ssh_command(&self, port: u16) -> String {
         format!(
@@ -39,19 +63,8 @@ impl Key {
 }
 
 /// Registers `key` on the account of `token` through the Scalefog API.
-pub async fn add_key(app: &TestApp, token: &str, key: &Key) {
-    add_key_at(&app.base, token, key).await
-}
-
-/// Registers `key` on the account of `token` with the server at `base` (`http://host:port`).
-pub async fn add_key_at(base: &str, token: &str, key: &Key) {
-    let r = reqwest::Client::new()
-        .post(format!("{base}/account/addkey"))
-        .bearer_auth(token)
-        .form(&[("sshkey", &key.public)])
-        .send()
-        .await
-        .expect("request");
+pub async fn add_key(api: &Api, token: &str, key: &Key) {
+    let r = api.add_ssh_key(token, &key.public).await;
     assert!(
         r.status().is_success(),
         "addkey: {}",

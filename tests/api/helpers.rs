@@ -1,9 +1,9 @@
 //! The test harness: every test starts its own real server on port 0 with a temp data dir.
 
-use reqwest::{Client, Response, StatusCode};
+use reqwest::{Client, RequestBuilder, Response, StatusCode};
 use scalefog::config::Config;
 use scalefog::startup::Application;
-use serde_json::Value;
+use serde_json::{Value, json};
 use std::path::PathBuf;
 
 /// The router's memory test measures this process's RSS; the router tests and the other tests
@@ -11,10 +11,10 @@ use std::path::PathBuf;
 /// holds it alone, so their allocations do not blur its measurement.
 pub static MEMORY_GATE: tokio::sync::RwLock<()> = tokio::sync::RwLock::const_new(());
 
-// Not every test module uses every field.
-#[allow(dead_code)]
+/// A server started for one test on its own ports and data dir, stopped when dropped. Tests
+/// drive it through its [`Api`], which it derefs to.
 pub struct TestApp {
-    pub base: String,
+    api: Api,
     pub http_port: u16,
     pub ssh_port: u16,
     /// The app router's port (`proxy_listen`), and its HTTPS port when `https_listen` is set.
@@ -22,7 +22,6 @@ pub struct TestApp {
     pub https_port: Option<u16>,
     pub router: scalefog::router::Router,
     pub data_dir: PathBuf,
-    pub client: Client,
     pub services: actix_web::web::Data<scalefog::services::Services>,
     _dir: tempfile::TempDir,
     stop: Option<tokio::sync::oneshot::Sender<()>>,
@@ -48,20 +47,13 @@ pub async fn spawn_app_with(tweak: impl FnOnce(&mut Config)) -> TestApp {
         let _ = stopped.await;
     }));
     TestApp {
-        base: format!("http://127.0.0.1:{http_port}"),
+        api: Api::new(format!("http://127.0.0.1:{http_port}")),
         http_port,
         ssh_port,
         proxy_port,
         https_port,
         router,
         data_dir,
-        client: Client::builder()
-            .redirect(reqwest::redirect::Policy::none())
-            // The server closes a connection idle for 5 s (actix's keep-alive); a pooled one
-            // reused just then fails with IncompleteMessage. Forget idle ones well before.
-            .pool_idle_timeout(std::time::Duration::from_secs(2))
-            .build()
-            .unwrap(),
         services,
         _dir: dir,
         stop: Some(stop),
@@ -80,17 +72,63 @@ impl Drop for TestApp {
     }
 }
 
+/// `app.create_app(..)`, `app.get(..)`: a test server is driven through its API.
+impl std::ops::Deref for TestApp {
+    type Target = Api;
+
+    fn deref(&self) -> &Api {
+        &self.api
+    }
+}
+
 /// A registered user with a token.
-#[allow(dead_code)]
 pub struct TestUser {
     pub username: String,
     pub password: String,
     pub token: String,
 }
 
-impl TestApp {
+/// A client of one Scalefog server's HTTP API: named methods for the routes the tests use most,
+/// and the raw verbs (with any path and body) for tests of odd input. [`TestApp`] derefs to one;
+/// a server started otherwise (again on a data dir, or the real binary) gets one from
+/// [`Api::new`].
+pub struct Api {
+    /// `http://127.0.0.1:<port>`
+    pub base: String,
+    /// Follows no redirects, so that tests see them.
+    pub client: Client,
+}
+
+impl Api {
+    pub fn new(base: impl Into<String>) -> Api {
+        Api {
+            base: base.into(),
+            client: Client::builder()
+                .redirect(reqwest::redirect::Policy::none())
+                // The server closes a connection idle for 5 s (actix's keep-alive); a pooled one
+                // reused just then fails with IncompleteMessage. Forget idle ones well before.
+                .pool_idle_timeout(std::time::Duration::from_secs(2))
+                .build()
+                .unwrap(),
+        }
+    }
+
     pub fn url(&self, path: &str) -> String {
         format!("{}{}", self.base, path)
+    }
+
+    // ----- the raw verbs -----
+
+    async fn send(&self, r: RequestBuilder, token: Option<&str>) -> Response {
+        let r = match token {
+            Some(t) => r.bearer_auth(t),
+            None => r,
+        };
+        r.send().await.expect("request")
+    }
+
+    pub async fn get(&self, path: &str, token: Option<&str>) -> Response {
+        self.send(self.client.get(self.url(path)), token).await
     }
 
     pub async fn post_form(
@@ -99,51 +137,63 @@ impl TestApp {
         form: &[(&str, &str)],
         token: Option<&str>,
     ) -> Response {
-        let mut r = self.client.post(self.url(path)).form(form);
-        if let Some(t) = token {
-            r = r.bearer_auth(t);
-        }
-        r.send().await.expect("request")
+        self.send(self.client.post(self.url(path)).form(form), token)
+            .await
     }
 
     pub async fn post_json(&self, path: &str, body: &Value, token: Option<&str>) -> Response {
-        let mut r = self.client.post(self.url(path)).json(body);
-        if let Some(t) = token {
-            r = r.bearer_auth(t);
-        }
-        r.send().await.expect("request")
+        self.send(self.client.post(self.url(path)).json(body), token)
+            .await
     }
 
-    pub async fn get(&self, path: &str, token: Option<&str>) -> Response {
-        let mut r = self.client.get(self.url(path));
-        if let Some(t) = token {
-            r = r.bearer_auth(t);
-        }
-        r.send().await.expect("request")
+    pub async fn patch_json(&self, path: &str, body: &Value, token: Option<&str>) -> Response {
+        self.send(self.client.patch(self.url(path)).json(body), token)
+            .await
     }
 
     pub async fn delete(&self, path: &str, token: Option<&str>) -> Response {
-        let mut r = self.client.delete(self.url(path));
-        if let Some(t) = token {
-            r = r.bearer_auth(t);
-        }
-        r.send().await.expect("request")
+        self.send(self.client.delete(self.url(path)), token).await
+    }
+
+    // ----- accounts, tokens and keys -----
+
+    /// `POST /account/register`
+    pub async fn register(&self, username: &str, email: &str, password: &str) -> Response {
+        self.post_form(
+            "/account/register",
+            &[
+                ("username", username),
+                ("email", email),
+                ("password", password),
+            ],
+            None,
+        )
+        .await
+    }
+
+    /// `POST /account/getToken`
+    pub async fn get_token(&self, username: &str, password: &str) -> Response {
+        self.post_form(
+            "/account/getToken",
+            &[("username", username), ("password", password)],
+            None,
+        )
+        .await
+    }
+
+    /// A new API token of `name`.
+    pub async fn token(&self, name: &str, password: &str) -> String {
+        let r = self.get_token(name, password).await;
+        assert_eq!(r.status(), StatusCode::OK);
+        let body: Value = r.json().await.unwrap();
+        body[0]["token"].as_str().expect("token").to_string()
     }
 
     /// Registers `name` (password `password-<name>`) and logs in.
     pub async fn user(&self, name: &str) -> TestUser {
         let password = format!("password-{name}");
-        let email = format!("{name}@example.com");
         let r = self
-            .post_form(
-                "/account/register",
-                &[
-                    ("username", name),
-                    ("email", &email),
-                    ("password", &password),
-                ],
-                None,
-            )
+            .register(name, &format!("{name}@example.com"), &password)
             .await;
         assert_eq!(
             r.status(),
@@ -159,27 +209,252 @@ impl TestApp {
         }
     }
 
-    pub async fn token(&self, name: &str, password: &str) -> String {
-        let r = self
-            .post_form(
-                "/account/getToken",
-                &[("username", name), ("password", password)],
-                None,
-            )
-            .await;
-        assert_eq!(r.status(), StatusCode::OK);
-        let body: Value = r.json().await.unwrap();
-        body[0]["token"].as_str().expect("token").to_string()
+    /// `GET /v1/account`: who the token is.
+    pub async fn account(&self, token: &str) -> Response {
+        self.get("/v1/account", Some(token)).await
+    }
+
+    /// `POST /v1/auth/exchange`: a JWT pair for a token (or for a refresh token).
+    pub async fn exchange(&self, token: Option<&str>) -> Response {
+        self.send(self.client.post(self.url("/v1/auth/exchange")), token)
+            .await
+    }
+
+    /// `POST /v1/api-keys`
+    pub async fn create_api_key(&self, token: &str, name: &str) -> Response {
+        self.post_form("/v1/api-keys", &[("name", name)], Some(token))
+            .await
+    }
+
+    /// `DELETE /v1/api-keys/{id}`
+    pub async fn revoke_api_key(&self, token: &str, id: &str) -> Response {
+        self.delete(&format!("/v1/api-keys/{id}"), Some(token))
+            .await
+    }
+
+    /// `POST /account/addkey`: registers an SSH public key (an OpenSSH line).
+    pub async fn add_ssh_key(&self, token: &str, public_key: &str) -> Response {
+        self.post_form("/account/addkey", &[("sshkey", public_key)], Some(token))
+            .await
+    }
+
+    /// `GET /v1/ssh-keys`
+    pub async fn ssh_keys(&self, token: &str) -> Response {
+        self.get("/v1/ssh-keys", Some(token)).await
+    }
+
+    /// `DELETE /v1/ssh-keys/{id or URL-encoded fingerprint}`
+    pub async fn delete_ssh_key(&self, token: &str, id: &str) -> Response {
+        self.delete(&format!("/v1/ssh-keys/{id}"), Some(token))
+            .await
+    }
+
+    /// `GET /v1/users` (admins only).
+    pub async fn users(&self, token: &str) -> Response {
+        self.get("/v1/users", Some(token)).await
+    }
+
+    /// `GET /v1/users/{name}` (admins only).
+    pub async fn get_user(&self, token: &str, name: &str) -> Response {
+        self.get(&format!("/v1/users/{name}"), Some(token)).await
+    }
+
+    // ----- apps through the Scalefog routes -----
+
+    /// `POST /instances/create` with these fields (`appname`, `region`).
+    pub async fn create_instance(&self, token: &str, form: &[(&str, &str)]) -> Response {
+        self.post_form("/instances/create", form, Some(token)).await
     }
 
     /// Creates an app and returns its JSON.
     pub async fn create_app(&self, token: &str, name: &str) -> Value {
-        let r = self
-            .post_form("/instances/create", &[("appname", name)], Some(token))
-            .await;
+        let r = self.create_instance(token, &[("appname", name)]).await;
         assert_eq!(r.status(), StatusCode::OK, "create {name}");
         r.json().await.unwrap()
     }
+
+    /// `GET /instances`: the caller's apps.
+    pub async fn instances(&self, token: &str) -> Response {
+        self.get("/instances", Some(token)).await
+    }
+
+    /// `GET /instances/delete/{name}`
+    pub async fn delete_instance(&self, token: &str, name: &str) -> Response {
+        self.get(&format!("/instances/delete/{name}"), Some(token))
+            .await
+    }
+
+    /// `GET /instances/stop/{name}`
+    pub async fn stop_instance(&self, token: &str, name: &str) -> Response {
+        self.get(&format!("/instances/stop/{name}"), Some(token))
+            .await
+    }
+
+    /// `GET /instances/start/{name}`
+    pub async fn start_instance(&self, token: &str, name: &str) -> Response {
+        self.get(&format!("/instances/start/{name}"), Some(token))
+            .await
+    }
+
+    // ----- an app through /v1/instances/{name} -----
+
+    fn app_path(name: &str, rest: &str) -> String {
+        format!("/v1/instances/{name}{rest}")
+    }
+
+    /// `GET /v1/instances/{name}`
+    pub async fn get_app(&self, token: &str, name: &str) -> Response {
+        self.get(&Self::app_path(name, ""), Some(token)).await
+    }
+
+    /// `PATCH /v1/instances/{name}`: its settings (memory, cpu, health path, deploy branch).
+    pub async fn update_app(&self, token: &str, name: &str, settings: &Value) -> Response {
+        self.patch_json(&Self::app_path(name, ""), settings, Some(token))
+            .await
+    }
+
+    /// `DELETE /v1/instances/{name}`
+    pub async fn delete_app(&self, token: &str, name: &str) -> Response {
+        self.delete(&Self::app_path(name, ""), Some(token)).await
+    }
+
+    /// `GET /v1/instances/{name}/env`: its config vars.
+    pub async fn config(&self, token: &str, name: &str) -> Response {
+        self.get(&Self::app_path(name, "/env"), Some(token)).await
+    }
+
+    /// `PATCH /v1/instances/{name}/env`: sets config vars (a new release).
+    pub async fn set_config(&self, token: &str, name: &str, vars: &Value) -> Response {
+        self.patch_json(&Self::app_path(name, "/env"), vars, Some(token))
+            .await
+    }
+
+    /// `DELETE /v1/instances/{name}/env/{key}` (a new release).
+    pub async fn unset_config(&self, token: &str, name: &str, key: &str) -> Response {
+        self.delete(&Self::app_path(name, &format!("/env/{key}")), Some(token))
+            .await
+    }
+
+    /// `POST /v1/instances/{name}/start`
+    pub async fn start_app(&self, token: &str, name: &str) -> Response {
+        self.post_json(&Self::app_path(name, "/start"), &json!({}), Some(token))
+            .await
+    }
+
+    /// `POST /v1/instances/{name}/restart`
+    pub async fn restart_app(&self, token: &str, name: &str) -> Response {
+        self.post_json(&Self::app_path(name, "/restart"), &json!({}), Some(token))
+            .await
+    }
+
+    /// `POST /v1/instances/{name}/rollback` with `{}` (the previous release) or
+    /// `{"release": "vN"}`.
+    pub async fn rollback(&self, token: &str, name: &str, body: &Value) -> Response {
+        self.post_json(&Self::app_path(name, "/rollback"), body, Some(token))
+            .await
+    }
+
+    /// `POST /v1/instances/{name}/deploys/current/cancel`
+    pub async fn cancel_deploy(&self, token: &str, name: &str) -> Response {
+        self.post_json(
+            &Self::app_path(name, "/deploys/current/cancel"),
+            &json!({}),
+            Some(token),
+        )
+        .await
+    }
+
+    /// `GET /v1/instances/{name}/releases`, newest first.
+    pub async fn releases(&self, token: &str, name: &str) -> Response {
+        self.get(&Self::app_path(name, "/releases"), Some(token))
+            .await
+    }
+
+    /// `GET /v1/instances/{name}/builds`, newest first.
+    pub async fn builds(&self, token: &str, name: &str) -> Response {
+        self.get(&Self::app_path(name, "/builds"), Some(token))
+            .await
+    }
+
+    /// `GET /v1/instances/{name}/builds/{id}/log`
+    pub async fn build_log(&self, token: &str, name: &str, id: &str) -> Response {
+        self.get(
+            &Self::app_path(name, &format!("/builds/{id}/log")),
+            Some(token),
+        )
+        .await
+    }
+
+    /// `GET /v1/instances/{name}/logs?{query}` (`tail=N`, `follow=1`: a stream of events).
+    pub async fn logs(&self, token: &str, name: &str, query: &str) -> Response {
+        self.get(
+            &Self::app_path(name, &format!("/logs?{query}")),
+            Some(token),
+        )
+        .await
+    }
+
+    /// `GET /v1/instances/{name}/domains`
+    pub async fn domains(&self, token: &str, name: &str) -> Response {
+        self.get(&Self::app_path(name, "/domains"), Some(token))
+            .await
+    }
+
+    /// `POST /v1/instances/{name}/domains` with the form `domain=...`.
+    pub async fn add_domain(&self, token: &str, name: &str, domain: &str) -> Response {
+        self.post_form(
+            &Self::app_path(name, "/domains"),
+            &[("domain", domain)],
+            Some(token),
+        )
+        .await
+    }
+
+    /// `DELETE /v1/instances/{name}/domains/{domain}`
+    pub async fn remove_domain(&self, token: &str, name: &str, domain: &str) -> Response {
+        self.delete(
+            &Self::app_path(name, &format!("/domains/{domain}")),
+            Some(token),
+        )
+        .await
+    }
+
+    // ----- the rest -----
+
+    /// `GET /healthz`
+    pub async fn health(&self) -> Response {
+        self.get("/healthz", None).await
+    }
+
+    /// `GET /console/sign-in`: the page, with a new anonymous CSRF cookie.
+    pub async fn sign_in_page(&self) -> Response {
+        self.get("/console/sign-in", None).await
+    }
+
+    /// `POST /console/sign-in` as the console's form sends it: `csrf` both as the anonymous
+    /// CSRF cookie and in the form.
+    pub async fn sign_in(&self, csrf: &str, username: &str, password: &str) -> Response {
+        self.client
+            .post(self.url("/console/sign-in"))
+            .header("cookie", format!("scalefog_csrf={csrf}"))
+            .form(&[
+                ("csrf", csrf),
+                ("username", username),
+                ("password", password),
+            ])
+            .send()
+            .await
+            .expect("request")
+    }
+}
+
+/// A port nothing listens on right now, for servers whose port must be known before they start
+/// (or an address that refuses connections).
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("a free port")
+        .port()
 }
 
 /// Reads a JSON error body and checks its shape: `{"error", "message"}`.

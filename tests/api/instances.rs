@@ -28,12 +28,7 @@ async fn create_then_list_shows_the_instance_with_its_fields() {
         remote.starts_with("ssh://git@127.0.0.1:") && remote.ends_with("/my-app.git"),
         "{remote}"
     );
-    let list: Value = app
-        .get("/instances", Some(&u.token))
-        .await
-        .json()
-        .await
-        .unwrap();
+    let list: Value = app.instances(&u.token).await.json().await.unwrap();
     assert_eq!(list.as_array().unwrap().len(), 1);
     assert_eq!(list[0]["name"], "my-app");
 }
@@ -44,9 +39,7 @@ async fn without_a_name_a_readable_unique_name_is_generated() {
     let u = app.user("alice").await;
     let mut names = std::collections::HashSet::new();
     for _ in 0..5 {
-        let r = app
-            .post_form("/instances/create", &[], Some(&u.token))
-            .await;
+        let r = app.create_instance(&u.token, &[]).await;
         assert_eq!(r.status(), StatusCode::OK);
         let inst: Value = r.json().await.unwrap();
         let name = inst["name"].as_str().unwrap().to_string();
@@ -60,9 +53,7 @@ async fn invalid_app_names_are_400() {
     let app = spawn_app().await;
     let u = app.user("alice").await;
     for bad in ["../x", "A", &"a".repeat(64), "x", "app-", "my_app", "1app"] {
-        let r = app
-            .post_form("/instances/create", &[("appname", bad)], Some(&u.token))
-            .await;
+        let r = app.create_instance(&u.token, &[("appname", bad)]).await;
         assert_eq!(r.status(), StatusCode::BAD_REQUEST, "{bad}");
         assert_eq!(error_body(r).await["field"], "appname");
     }
@@ -75,11 +66,7 @@ async fn a_taken_app_name_is_a_409_even_across_users() {
     let b = app.user("bob").await;
     app.create_app(&a.token, "shared-name").await;
     let r = app
-        .post_form(
-            "/instances/create",
-            &[("appname", "shared-name")],
-            Some(&b.token),
-        )
+        .create_instance(&b.token, &[("appname", "shared-name")])
         .await;
     assert_eq!(r.status(), StatusCode::CONFLICT);
 }
@@ -93,19 +80,11 @@ async fn regions_list_maps_ids_to_names_and_an_unknown_region_is_400() {
     assert_eq!(body, serde_json::json!([{"1": "Europe"}]));
     let u = app.user("alice").await;
     let r = app
-        .post_form(
-            "/instances/create",
-            &[("appname", "in-europe"), ("region", "1")],
-            Some(&u.token),
-        )
+        .create_instance(&u.token, &[("appname", "in-europe"), ("region", "1")])
         .await;
     assert_eq!(r.status(), StatusCode::OK);
     let r = app
-        .post_form(
-            "/instances/create",
-            &[("appname", "nowhere"), ("region", "99")],
-            Some(&u.token),
-        )
+        .create_instance(&u.token, &[("appname", "nowhere"), ("region", "99")])
         .await;
     assert_eq!(r.status(), StatusCode::BAD_REQUEST);
     assert_eq!(error_body(r).await["field"], "region");
@@ -131,34 +110,23 @@ async fn another_users_instance_is_404_on_every_route() {
     let c = app.user("carol").await;
     for token in [&c.token] {
         assert_eq!(
-            app.get("/v1/instances/bobs-app", Some(token))
-                .await
-                .status(),
+            app.get_app(token, "bobs-app").await.status(),
             StatusCode::NOT_FOUND
         );
         assert_eq!(
-            app.delete("/v1/instances/bobs-app", Some(token))
-                .await
-                .status(),
+            app.delete_app(token, "bobs-app").await.status(),
             StatusCode::NOT_FOUND
         );
         assert_eq!(
-            app.get("/instances/delete/bobs-app", Some(token))
-                .await
-                .status(),
+            app.delete_instance(token, "bobs-app").await.status(),
             StatusCode::NOT_FOUND
         );
-        let list: Value = app
-            .get("/instances", Some(token))
-            .await
-            .json()
-            .await
-            .unwrap();
+        let list: Value = app.instances(token).await.json().await.unwrap();
         assert_eq!(list.as_array().unwrap().len(), 0);
     }
     // The same message as for an app that does not exist, so existence does not leak.
-    let hidden = error_body(app.get("/v1/instances/bobs-app", Some(&c.token)).await).await;
-    let missing = error_body(app.get("/v1/instances/no-such-app", Some(&c.token)).await).await;
+    let hidden = error_body(app.get_app(&c.token, "bobs-app").await).await;
+    let missing = error_body(app.get_app(&c.token, "no-such-app").await).await;
     assert_eq!(hidden["error"], missing["error"]);
     assert_eq!(
         hidden["message"].as_str().unwrap().replace("bobs-app", "X"),
@@ -175,17 +143,10 @@ async fn another_users_instance_is_404_on_every_route() {
         .await
         .unwrap();
     assert_eq!(all.as_array().unwrap().len(), 1);
-    let mine: Value = app
-        .get("/instances", Some(&a.token))
-        .await
-        .json()
-        .await
-        .unwrap();
+    let mine: Value = app.instances(&a.token).await.json().await.unwrap();
     assert_eq!(mine.as_array().unwrap().len(), 0);
     assert_eq!(
-        app.get("/v1/instances/bobs-app", Some(&a.token))
-            .await
-            .status(),
+        app.get_app(&a.token, "bobs-app").await.status(),
         StatusCode::OK
     );
 }
@@ -195,27 +156,19 @@ async fn delete_removes_the_instance_and_frees_its_name() {
     let app = spawn_app().await;
     let u = app.user("alice").await;
     app.create_app(&u.token, "short-lived").await;
-    let r = app
-        .get("/instances/delete/short-lived", Some(&u.token))
-        .await;
+    let r = app.delete_instance(&u.token, "short-lived").await;
     assert_eq!(r.status(), StatusCode::OK);
     assert_eq!(
-        app.get("/v1/instances/short-lived", Some(&u.token))
-            .await
-            .status(),
+        app.get_app(&u.token, "short-lived").await.status(),
         StatusCode::NOT_FOUND
     );
     app.create_app(&u.token, "short-lived").await;
     assert_eq!(
-        app.delete("/v1/instances/short-lived", Some(&u.token))
-            .await
-            .status(),
+        app.delete_app(&u.token, "short-lived").await.status(),
         StatusCode::NO_CONTENT
     );
     assert_eq!(
-        app.get("/instances/delete/short-lived", Some(&u.token))
-            .await
-            .status(),
+        app.delete_instance(&u.token, "short-lived").await.status(),
         StatusCode::NOT_FOUND
     );
 }
@@ -324,24 +277,12 @@ async fn lists_show_every_change_at_once() {
     let u = app.user("alice").await;
     let count = |v: Value| v.as_array().unwrap().len();
     assert_eq!(
-        count(
-            app.get("/instances", Some(&u.token))
-                .await
-                .json()
-                .await
-                .unwrap()
-        ),
+        count(app.instances(&u.token).await.json().await.unwrap()),
         0
     );
     app.create_app(&u.token, "first-app").await;
     assert_eq!(
-        count(
-            app.get("/instances", Some(&u.token))
-                .await
-                .json()
-                .await
-                .unwrap()
-        ),
+        count(app.instances(&u.token).await.json().await.unwrap()),
         1
     );
     assert_eq!(
@@ -359,34 +300,17 @@ async fn lists_show_every_change_at_once() {
     assert_eq!(r.headers()["x-total-count"], "2");
     assert_eq!(r.headers()["content-type"], "application/json");
     assert_eq!(
-        count(
-            app.get("/instances", Some(&u.token))
-                .await
-                .json()
-                .await
-                .unwrap()
-        ),
+        count(app.instances(&u.token).await.json().await.unwrap()),
         2
     );
-    app.get("/instances/delete/first-app", Some(&u.token)).await;
-    let list: Value = app
-        .get("/instances", Some(&u.token))
-        .await
-        .json()
-        .await
-        .unwrap();
+    app.delete_instance(&u.token, "first-app").await;
+    let list: Value = app.instances(&u.token).await.json().await.unwrap();
     assert_eq!(count(list.clone()), 1);
     assert_eq!(list[0]["name"], "second-app");
     // Another user's list is their own, even right after alice's was cached.
     let b = app.user("bob").await;
     assert_eq!(
-        count(
-            app.get("/instances", Some(&b.token))
-                .await
-                .json()
-                .await
-                .unwrap()
-        ),
+        count(app.instances(&b.token).await.json().await.unwrap()),
         0
     );
 }

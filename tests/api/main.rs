@@ -1,11 +1,8 @@
 //! One integration-test binary (faster to link than one per file); each module is a feature.
 
-// The harness offers helpers that only some features' tests use.
-#[allow(dead_code)]
+// Shared by the features' tests below.
 mod dockerapp;
-#[allow(dead_code)]
 mod gitssh;
-#[allow(dead_code)]
 mod helpers;
 
 mod accounts;

@@ -134,12 +134,7 @@ async fn instances_are_listed_per_user_found_and_deleted() {
         .await
         .unwrap();
     assert_eq!(all.as_array().unwrap().len(), 2);
-    let bob_id = app
-        .get("/v1/users/bob", Some(k))
-        .await
-        .json::<Value>()
-        .await
-        .unwrap()["id"]
+    let bob_id = app.get_user(k, "bob").await.json::<Value>().await.unwrap()["id"]
         .as_str()
         .unwrap()
         .to_string();

@@ -209,10 +209,7 @@ async fn a_stopped_app_gets_a_503_page_naming_its_state() {
 async fn an_upstream_that_refuses_connections_gets_a_502_page() {
     let _gate = MEMORY_GATE.read().await;
     let app = spawn_app().await;
-    let dead = {
-        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        l.local_addr().unwrap()
-    };
+    let dead = SocketAddr::from(([127, 0, 0, 1], free_port()));
     app.route("broken", dead);
     let r = app.via_router("broken.localhost", "/").await;
     assert_eq!(r.status(), StatusCode::BAD_GATEWAY);
@@ -756,19 +753,13 @@ async fn custom_domains_are_added_routed_listed_and_removed_through_the_api() {
     assert_eq!(body["domain"], "www.example.org");
     assert_eq!(body["cname"], "blog.localhost");
 
-    // Adding it again changes nothing.
+    // Adding it again (as a form) changes nothing.
     let r = app
-        .post_form(
-            "/v1/instances/blog/domains",
-            &[("domain", "www.example.org")],
-            Some(&alice.token),
-        )
+        .add_domain(&alice.token, "blog", "www.example.org")
         .await;
     assert_eq!(r.status(), StatusCode::OK);
 
-    let r = app
-        .get("/v1/instances/blog/domains", Some(&alice.token))
-        .await;
+    let r = app.domains(&alice.token, "blog").await;
     assert_eq!(r.status(), StatusCode::OK);
     let list: Value = r.json().await.unwrap();
     assert_eq!(list.as_array().unwrap().len(), 1);
@@ -783,10 +774,7 @@ async fn custom_domains_are_added_routed_listed_and_removed_through_the_api() {
     assert_eq!(body["app"], "blog");
 
     let r = app
-        .delete(
-            "/v1/instances/blog/domains/www.example.org",
-            Some(&alice.token),
-        )
+        .remove_domain(&alice.token, "blog", "www.example.org")
         .await;
     assert_eq!(r.status(), StatusCode::NO_CONTENT);
     assert_eq!(
@@ -794,15 +782,10 @@ async fn custom_domains_are_added_routed_listed_and_removed_through_the_api() {
         StatusCode::NOT_FOUND
     );
     let r = app
-        .delete(
-            "/v1/instances/blog/domains/www.example.org",
-            Some(&alice.token),
-        )
+        .remove_domain(&alice.token, "blog", "www.example.org")
         .await;
     assert_eq!(r.status(), StatusCode::NOT_FOUND);
-    let r = app
-        .get("/v1/instances/blog/domains", Some(&alice.token))
-        .await;
+    let r = app.domains(&alice.token, "blog").await;
     assert_eq!(r.json::<Value>().await.unwrap(), json!([]));
 }
 
@@ -814,24 +797,13 @@ async fn a_domain_belongs_to_one_app_and_invalid_or_platform_names_are_refused()
     let bob = app.user("bob").await;
     app.create_app(&alice.token, "blog").await;
     app.create_app(&bob.token, "shop").await;
-    let add = |token: &str, inst: &str, domain: &str| {
-        let (token, path, domain) = (
-            token.to_string(),
-            format!("/v1/instances/{inst}/domains"),
-            domain.to_string(),
-        );
-        let app = &app;
-        async move {
-            app.post_form(&path, &[("domain", domain.as_str())], Some(&token))
-                .await
-        }
-    };
-
     assert_eq!(
-        add(&alice.token, "blog", "example.org").await.status(),
+        app.add_domain(&alice.token, "blog", "example.org")
+            .await
+            .status(),
         StatusCode::CREATED
     );
-    let r = add(&bob.token, "shop", "EXAMPLE.org").await;
+    let r = app.add_domain(&bob.token, "shop", "EXAMPLE.org").await;
     assert_eq!(r.status(), StatusCode::CONFLICT);
     let body = error_body(r).await;
     assert!(
@@ -846,7 +818,7 @@ async fn a_domain_belongs_to_one_app_and_invalid_or_platform_names_are_refused()
         "1.2.3.4",
         "*.example.org",
     ] {
-        let r = add(&bob.token, "shop", bad).await;
+        let r = app.add_domain(&bob.token, "shop", bad).await;
         assert_eq!(r.status(), StatusCode::BAD_REQUEST, "{bad}");
         assert_eq!(error_body(r).await["field"], "domain", "{bad}");
     }
@@ -856,7 +828,7 @@ async fn a_domain_belongs_to_one_app_and_invalid_or_platform_names_are_refused()
         "localhost.",
         "a.b.localhost",
     ] {
-        let r = add(&bob.token, "shop", platform).await;
+        let r = app.add_domain(&bob.token, "shop", platform).await;
         assert_eq!(r.status(), StatusCode::BAD_REQUEST, "{platform}");
     }
     let r = app
@@ -866,13 +838,13 @@ async fn a_domain_belongs_to_one_app_and_invalid_or_platform_names_are_refused()
 
     // Other users' apps are invisible, as everywhere in the API.
     assert_eq!(
-        app.get("/v1/instances/blog/domains", Some(&bob.token))
-            .await
-            .status(),
+        app.domains(&bob.token, "blog").await.status(),
         StatusCode::NOT_FOUND
     );
     assert_eq!(
-        add(&bob.token, "blog", "bob.example.net").await.status(),
+        app.add_domain(&bob.token, "blog", "bob.example.net")
+            .await
+            .status(),
         StatusCode::NOT_FOUND
     );
     assert_eq!(
@@ -881,12 +853,12 @@ async fn a_domain_belongs_to_one_app_and_invalid_or_platform_names_are_refused()
     );
 
     // Once alice lets it go, bob may have it.
-    let r = app
-        .delete("/v1/instances/blog/domains/example.org", Some(&alice.token))
-        .await;
+    let r = app.remove_domain(&alice.token, "blog", "example.org").await;
     assert_eq!(r.status(), StatusCode::NO_CONTENT);
     assert_eq!(
-        add(&bob.token, "shop", "example.org").await.status(),
+        app.add_domain(&bob.token, "shop", "example.org")
+            .await
+            .status(),
         StatusCode::CREATED
     );
     assert_eq!(

@@ -194,10 +194,7 @@ async fn a_push_with_another_users_key_is_refused_like_a_missing_app() {
         .await;
     assert_eq!(r.status(), reqwest::StatusCode::CREATED);
     // Over HTTP too, Alice's app does not exist for Bob.
-    let r = w
-        .app
-        .get("/v1/instances/alices-app", Some(&bob.token))
-        .await;
+    let r = w.app.get_app(&bob.token, "alices-app").await;
     assert_eq!(r.status(), reqwest::StatusCode::NOT_FOUND);
     assert_eq!(error_body(r).await["error"], "not_found");
     let wt = work_tree(&w, "src", &[("a.txt", "a\n")]).await;
@@ -397,9 +394,7 @@ async fn agent_forwarding_is_refused() {
 async fn local_port_forwarding_is_refused() {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let w = world().await;
-    let local = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    let local_port = local.local_addr().unwrap().port();
-    drop(local);
+    let local_port = free_port();
     let mut words: Vec<String> = w
         .key
         .ssh_command(w.app.ssh_port)
@@ -437,7 +432,7 @@ async fn local_port_forwarding_is_refused() {
     tunnel.start_kill().unwrap();
     let _ = tunnel.wait().await;
     // The same request sent directly is answered: only the forwarding was refused.
-    let direct = w.app.get("/healthz", None).await;
+    let direct = w.app.health().await;
     assert!(direct.status().is_success());
 }
 
@@ -508,10 +503,7 @@ async fn a_second_push_to_the_same_app_waits_and_says_why() {
     let wt = work_tree(&w, "src", &[("a.txt", "a\n")]).await;
     let first = tokio::spawn({
         let (wt, remote) = (wt.clone(), remote.clone());
-        let key = Key {
-            private: w.key.private.clone(),
-            public: w.key.public.clone(),
-        };
+        let key = w.key.clone();
         async move { git(&wt, &key, port, &["push", &remote, "main"]).await }
     });
     entered.notified().await;
@@ -739,10 +731,7 @@ async fn stopping_the_server_mid_push_rejects_the_push() {
     let wt = work_tree(&w, "src", &[("a.txt", "a\n")]).await;
     let push = tokio::spawn({
         let (wt, remote) = (wt.clone(), remote.clone());
-        let key = Key {
-            private: w.key.private.clone(),
-            public: w.key.public.clone(),
-        };
+        let key = w.key.clone();
         async move { git(&wt, &key, port, &["push", &remote, "main"]).await }
     });
     entered.notified().await;
@@ -789,10 +778,7 @@ async fn an_app_gets_a_repository_on_create_and_loses_it_on_delete() {
     let repo = w.app.data_dir.join("repos/short-lived.git");
     assert!(repo.join("HEAD").exists());
     assert!(repo.join("hooks/pre-receive").exists());
-    let r = w
-        .app
-        .delete("/v1/instances/short-lived", Some(&w.user.token))
-        .await;
+    let r = w.app.delete_app(&w.user.token, "short-lived").await;
     assert_eq!(r.status(), reqwest::StatusCode::NO_CONTENT);
     assert!(!repo.exists());
 }
@@ -861,13 +847,7 @@ async fn the_host_key_is_served_and_stays_the_same_across_restarts() {
         };
         let key = if round == 0 {
             let k = keygen(keep.path(), "alice").await;
-            let r = app
-                .post_form(
-                    "/account/addkey",
-                    &[("sshkey", &k.public)],
-                    Some(&user.token),
-                )
-                .await;
+            let r = app.add_ssh_key(&user.token, &k.public).await;
             assert!(r.status().is_success());
             k
         } else {
@@ -923,8 +903,7 @@ async fn spawn_until_started(data: &Path) -> StoppableApp {
 
 /// A server whose shutdown can be awaited, for restarts on one data dir.
 struct StoppableApp {
-    client: reqwest::Client,
-    base: String,
+    api: Api,
     ssh_port: u16,
     stop: tokio::sync::oneshot::Sender<()>,
     task: tokio::task::JoinHandle<anyhow::Result<()>>,
@@ -935,15 +914,14 @@ impl StoppableApp {
         app.services()
             .git
             .set_hook_program(env!("CARGO_BIN_EXE_scalefog"));
-        let base = format!("http://127.0.0.1:{}", app.http_port());
+        let api = Api::new(format!("http://127.0.0.1:{}", app.http_port()));
         let ssh_port = app.ssh_port();
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
         let task = tokio::spawn(app.run_until_stopped(async move {
             let _ = stopped.await;
         }));
         StoppableApp {
-            client: reqwest::Client::new(),
-            base,
+            api,
             ssh_port,
             stop,
             task,
@@ -954,60 +932,12 @@ impl StoppableApp {
         let _ = self.stop.send(());
         self.task.await.unwrap().unwrap();
     }
+}
 
-    async fn get(&self, path: &str, token: Option<&str>) -> reqwest::Response {
-        let mut r = self.client.get(format!("{}{path}", self.base));
-        if let Some(t) = token {
-            r = r.bearer_auth(t);
-        }
-        r.send().await.unwrap()
-    }
+impl std::ops::Deref for StoppableApp {
+    type Target = Api;
 
-    async fn post_form(
-        &self,
-        path: &str,
-        form: &[(&str, &str)],
-        token: Option<&str>,
-    ) -> reqwest::Response {
-        let mut r = self.client.post(format!("{}{path}", self.base)).form(form);
-        if let Some(t) = token {
-            r = r.bearer_auth(t);
-        }
-        r.send().await.unwrap()
-    }
-
-    async fn user(&self, name: &str) -> TestUser {
-        let password = format!("password-{name}");
-        let r = self
-            .post_form(
-                "/account/register",
-                &[
-                    ("username", name),
-                    ("email", &format!("{name}@example.com")),
-                    ("password", &password),
-                ],
-                None,
-            )
-            .await;
-        assert!(r.status().is_success());
-        TestUser {
-            token: self.token(name, &password).await,
-            username: name.into(),
-            password,
-        }
-    }
-
-    async fn token(&self, name: &str, password: &str) -> String {
-        let body: Value = self
-            .post_form(
-                "/account/getToken",
-                &[("username", name), ("password", password)],
-                None,
-            )
-            .await
-            .json()
-            .await
-            .unwrap();
-        body[0]["token"].as_str().unwrap().to_string()
+    fn deref(&self) -> &Api {
+        &self.api
     }
 }

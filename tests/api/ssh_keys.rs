@@ -1,22 +1,10 @@
 //! SSH public keys: add (Scalefog and /v1), list with fingerprints, delete, uniqueness.
 
+use crate::gitssh::keygen_of_type;
 use crate::helpers::*;
 use reqwest::StatusCode;
 use serde_json::Value;
 use std::process::Command;
-
-/// Generates a key pair with the real ssh-keygen and returns the public key line.
-pub fn keygen(dir: &std::path::Path, name: &str, kind: &[&str]) -> String {
-    let path = dir.join(name);
-    let status = Command::new("ssh-keygen")
-        .args(kind)
-        .args(["-q", "-N", "", "-C", name, "-f"])
-        .arg(&path)
-        .status()
-        .expect("ssh-keygen runs");
-    assert!(status.success());
-    std::fs::read_to_string(path.with_extension("pub")).unwrap()
-}
 
 #[tokio::test]
 async fn addkey_accepts_ed25519_ecdsa_and_rsa_2048_keys() {
@@ -28,10 +16,8 @@ async fn addkey_accepts_ed25519_ecdsa_and_rsa_2048_keys() {
         ("ec", &["-t", "ecdsa", "-b", "256"][..]),
         ("rsa", &["-t", "rsa", "-b", "2048"][..]),
     ] {
-        let key = keygen(dir.path(), name, kind);
-        let r = app
-            .post_form("/account/addkey", &[("sshkey", &key)], Some(&u.token))
-            .await;
+        let key = keygen_of_type(dir.path(), name, kind).await.public;
+        let r = app.add_ssh_key(&u.token, &key).await;
         assert_eq!(r.status(), StatusCode::OK, "{name}");
         let body: Value = r.json().await.unwrap();
         assert_eq!(body[0]["success"], "true");
@@ -42,7 +28,7 @@ async fn addkey_accepts_ed25519_ecdsa_and_rsa_2048_keys() {
                 .starts_with("SHA256:")
         );
     }
-    let r = app.get("/v1/ssh-keys", Some(&u.token)).await;
+    let r = app.ssh_keys(&u.token).await;
     assert_eq!(r.headers()["x-total-count"], "3");
     let keys: Value = r.json().await.unwrap();
     let expected = String::from_utf8(
@@ -65,10 +51,10 @@ async fn a_weak_rsa_key_or_garbage_is_a_400() {
     let app = spawn_app().await;
     let u = app.user("alice").await;
     let dir = tempfile::tempdir().unwrap();
-    let weak = keygen(dir.path(), "weak", &["-t", "rsa", "-b", "1024"]);
-    let r = app
-        .post_form("/account/addkey", &[("sshkey", &weak)], Some(&u.token))
-        .await;
+    let weak = keygen_of_type(dir.path(), "weak", &["-t", "rsa", "-b", "1024"])
+        .await
+        .public;
+    let r = app.add_ssh_key(&u.token, &weak).await;
     assert_eq!(r.status(), StatusCode::BAD_REQUEST);
     assert!(
         error_body(r).await["message"]
@@ -76,13 +62,7 @@ async fn a_weak_rsa_key_or_garbage_is_a_400() {
             .unwrap()
             .contains("2048")
     );
-    let r = app
-        .post_form(
-            "/account/addkey",
-            &[("sshkey", "ssh-ed25519 garbage")],
-            Some(&u.token),
-        )
-        .await;
+    let r = app.add_ssh_key(&u.token, "ssh-ed25519 garbage").await;
     assert_eq!(r.status(), StatusCode::BAD_REQUEST);
     assert_eq!(error_body(r).await["field"], "sshkey");
     let r = app.post_form("/account/addkey", &[], Some(&u.token)).await;
@@ -95,27 +75,19 @@ async fn a_key_registered_to_anyone_is_a_409() {
     let a = app.user("alice").await;
     let b = app.user("bob").await;
     let dir = tempfile::tempdir().unwrap();
-    let key = keygen(dir.path(), "k", &["-t", "ed25519"]);
+    let key = keygen_of_type(dir.path(), "k", &["-t", "ed25519"])
+        .await
+        .public;
     assert_eq!(
-        app.post_form("/account/addkey", &[("sshkey", &key)], Some(&a.token))
-            .await
-            .status(),
+        app.add_ssh_key(&a.token, &key).await.status(),
         StatusCode::OK
     );
     assert_eq!(
-        app.post_form("/account/addkey", &[("sshkey", &key)], Some(&a.token))
-            .await
-            .status(),
+        app.add_ssh_key(&a.token, &key).await.status(),
         StatusCode::CONFLICT
     );
     let other_comment = key.replace(" k\n", " other-comment\n");
-    let r = app
-        .post_form(
-            "/account/addkey",
-            &[("sshkey", &other_comment)],
-            Some(&b.token),
-        )
-        .await;
+    let r = app.add_ssh_key(&b.token, &other_comment).await;
     assert_eq!(r.status(), StatusCode::CONFLICT);
 }
 
@@ -125,8 +97,12 @@ async fn keys_are_deleted_by_fingerprint_or_id_and_only_by_their_owner() {
     let a = app.user("alice").await;
     let b = app.user("bob").await;
     let dir = tempfile::tempdir().unwrap();
-    let k1 = keygen(dir.path(), "k1", &["-t", "ed25519"]);
-    let k2 = keygen(dir.path(), "k2", &["-t", "ed25519"]);
+    let k1 = keygen_of_type(dir.path(), "k1", &["-t", "ed25519"])
+        .await
+        .public;
+    let k2 = keygen_of_type(dir.path(), "k2", &["-t", "ed25519"])
+        .await
+        .public;
     let r = app
         .post_form("/v1/ssh-keys", &[("public_key", &k1)], Some(&a.token))
         .await;
@@ -150,31 +126,23 @@ async fn keys_are_deleted_by_fingerprint_or_id_and_only_by_their_owner() {
         })
         .collect();
     assert_eq!(
-        app.delete(&format!("/v1/ssh-keys/{encoded}"), Some(&b.token))
-            .await
-            .status(),
+        app.delete_ssh_key(&b.token, &encoded).await.status(),
         StatusCode::NOT_FOUND
     );
     assert_eq!(
-        app.delete(&format!("/v1/ssh-keys/{encoded}"), Some(&a.token))
-            .await
-            .status(),
+        app.delete_ssh_key(&a.token, &encoded).await.status(),
         StatusCode::NO_CONTENT
     );
     let id = two["id"].as_str().unwrap();
     assert_eq!(
-        app.delete(&format!("/v1/ssh-keys/{id}"), Some(&a.token))
-            .await
-            .status(),
+        app.delete_ssh_key(&a.token, id).await.status(),
         StatusCode::NO_CONTENT
     );
-    let r = app.get("/v1/ssh-keys", Some(&a.token)).await;
+    let r = app.ssh_keys(&a.token).await;
     assert_eq!(r.headers()["x-total-count"], "0");
     // A deleted key can be added again, by anyone.
     assert_eq!(
-        app.post_form("/account/addkey", &[("sshkey", &k1)], Some(&b.token))
-            .await
-            .status(),
+        app.add_ssh_key(&b.token, &k1).await.status(),
         StatusCode::OK
     );
 }
