@@ -1,4 +1,4 @@
-//! The admin panel API under /api, with the reference's paths and status codes.
+//! The admin panel API under /api, with the paths and status codes of the panel it copies.
 
 use crate::helpers::*;
 use reqwest::StatusCode;
