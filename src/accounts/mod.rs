@@ -114,9 +114,7 @@ impl Accounts {
                 "username '{username}' is already taken"
             )));
         }
-        let hash = tokio::task::spawn_blocking(move || secrets::hash_password(password.expose()))
-            .await
-            .map_err(Error::internal)??;
+        let hash = secrets::hashing(move || secrets::hash_password(password.expose())).await??;
         let want_admin = who == Registrar::Admin && new.admin;
         self.inner
             .store
@@ -189,9 +187,7 @@ impl Accounts {
             .as_ref()
             .map_or(self.inner.dummy_hash.clone(), |u| u.password_hash.clone());
         let pw = password.to_string();
-        let ok = tokio::task::spawn_blocking(move || secrets::verify_password(&pw, &hash))
-            .await
-            .map_err(Error::internal)?;
+        let ok = secrets::hashing(move || secrets::verify_password(&pw, &hash)).await?;
         let user = match (ok, user) {
             (true, Some(user)) => user,
             _ => {

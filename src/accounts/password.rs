@@ -33,9 +33,7 @@ impl Accounts {
                 }
                 other => other,
             })?;
-        let hash = tokio::task::spawn_blocking(move || secrets::hash_password(new.expose()))
-            .await
-            .map_err(Error::internal)??;
+        let hash = secrets::hashing(move || secrets::hash_password(new.expose())).await??;
         let keep = keep_session.map(hash_token);
         let id = user.id;
         self.inner
