@@ -1,6 +1,6 @@
 //! Custom domains of an app: `GET|POST /v1/instances/{name}/domains`,
-//! `DELETE /v1/instances/{name}/domains/{domain}`. The rules are in `apps::domains` and
-//! The rules live in `apps::domains` and `routing::RouteSync` keeps the route table in step; this file translates.
+//! `DELETE /v1/instances/{name}/domains/{domain}`. The rules live in `apps::domains` and
+//! `routing::RouteSync` keeps the route table in step; this file translates.
 
 use super::error::ApiResult;
 use super::extract::{Auth, Params};

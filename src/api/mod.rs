@@ -11,6 +11,7 @@ mod panel;
 mod scalefog;
 mod v1;
 pub mod views;
+mod volumes;
 
 use crate::services::Services;
 use actix_web::http::StatusCode;
@@ -26,6 +27,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
     deploys::routes(cfg);
     hostkey::routes(cfg);
     domains::routes(cfg);
+    volumes::routes(cfg);
     v1::routes(cfg);
     panel::routes(cfg);
 }

@@ -135,6 +135,7 @@ impl Apps {
                     env: Default::default(),
                     domains: vec![],
                     created_at: domain::now(),
+                    volumes: Vec::new(),
                 };
                 w.put_instance(&inst)?;
                 Ok(inst)

@@ -180,6 +180,11 @@ pub(super) async fn app_page(ctx: &Ctx, ops: &Operations, name: &str) -> Result<
         domains: app.domains.clone(),
         cname: s.apps.links().cname(&app.name),
         domain_form: DomainForm::default(),
+        volumes: app
+            .volumes
+            .iter()
+            .map(|v| (v.name.to_string(), v.path.to_string()))
+            .collect(),
         logs_live: app.status == InstanceStatus::Running && logs.unavailable.is_none(),
         logs,
         app: rows.row(&app),

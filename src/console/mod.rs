@@ -33,6 +33,7 @@ mod pages;
 mod render;
 mod request;
 mod views;
+mod volumes;
 
 use actix_web::http::{StatusCode, header};
 use actix_web::middleware::DefaultHeaders;
@@ -91,6 +92,12 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
             .route(
                 "/apps/{name}/domains/remove",
                 web::post().to(domains::remove),
+            )
+            .route("/apps/{name}/volumes", web::get().to(volumes::show))
+            .route("/apps/{name}/volumes", web::post().to(volumes::add))
+            .route(
+                "/apps/{name}/volumes/remove",
+                web::post().to(volumes::remove),
             )
             .route("/apps/{name}/settings", web::post().to(deploys::settings))
             .route("/apps/{name}/status", web::get().to(deploys::status))
@@ -199,7 +206,7 @@ async fn asset(file: web::Path<String>) -> HttpResponse {
 #[cfg(test)]
 mod tests {
     /// The order of the module doc, with each module's source.
-    const ORDER: [(&str, &str); 14] = [
+    const ORDER: [(&str, &str); 15] = [
         ("notice", include_str!("notice.rs")),
         ("views", include_str!("views.rs")),
         ("error", include_str!("error.rs")),
@@ -214,6 +221,7 @@ mod tests {
         ("deploys", include_str!("deploys.rs")),
         ("domains", include_str!("domains.rs")),
         ("keys", include_str!("keys.rs")),
+        ("volumes", include_str!("volumes.rs")),
     ];
 
     /// What a module's source reaches through `super::` or `crate::console::` (before its own

@@ -163,6 +163,8 @@ pub struct AppPage {
     pub cname: String,
     /// The add-a-domain form: what was typed and why it was refused, after a failed add.
     pub domain_form: DomainForm,
+    /// The app's volumes: name and mount path.
+    pub volumes: Vec<(String, String)>,
     pub logs: LogView,
     /// Whether the app's output can be followed live (it has a running container).
     pub logs_live: bool,

@@ -404,6 +404,7 @@ mod tests {
             env: Default::default(),
             domains: vec![],
             created_at: 0,
+            volumes: vec![],
         }
     }
 

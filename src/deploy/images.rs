@@ -150,6 +150,7 @@ impl Deployer {
         for p in self.0.runtime.list(Some(name)).await? {
             self.0.runtime.remove(&p.id).await?;
         }
+        self.remove_app_volumes(name).await?;
         for img in self.app_images(name).await? {
             self.remove_whole_image(&img).await?;
         }

@@ -28,6 +28,7 @@ pub mod reconcile;
 mod report;
 mod source;
 mod switch;
+mod volumes;
 
 pub use lifecycle::Settings;
 pub use report::Reporter;

@@ -88,9 +88,14 @@ impl Deployer {
                 self.0.runtime.remove(&p.id).await?;
             }
         }
-        for name in apps.keys() {
+        for (name, app) in &apps {
             if let Err(e) = self.reconcile_app(name, occasion).await {
                 tracing::warn!(app = %name, error = %e, "reconcile failed");
+            }
+            if occasion == Occasion::Start
+                && let Err(e) = self.collect_removed_volumes(app).await
+            {
+                tracing::warn!(app = %name, error = %e, "cannot remove a removed volume's data");
             }
         }
         for img in self.images().await? {

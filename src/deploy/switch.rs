@@ -75,6 +75,11 @@ impl Deployer {
             port: app.port,
             memory_mb: app.memory_mb,
             cpu: app.cpu,
+            volumes: app
+                .volumes
+                .iter()
+                .map(|v| (v.name.to_string(), v.path.to_string()))
+                .collect(),
         };
         let id = self.0.runtime.start(&spec).await?;
         lock(attempt).processes.push(id.clone());

@@ -7,8 +7,8 @@ use super::{
 use crate::domain::{Error, Result};
 use bollard::Docker;
 use bollard::models::{
-    ContainerCreateBody, ContainerUpdateBody, HostConfig, PortBinding, RestartPolicy,
-    RestartPolicyNameEnum,
+    ContainerCreateBody, ContainerUpdateBody, HostConfig, Mount, MountType, PortBinding,
+    RestartPolicy, RestartPolicyNameEnum,
 };
 use bollard::query_parameters::{
     BuildImageOptionsBuilder, CreateContainerOptionsBuilder, EventsOptionsBuilder,
@@ -75,7 +75,7 @@ impl Engine {
     }
 
     /// The client, after agreeing on an API version with the engine.
-    async fn api(&self) -> Result<&Docker> {
+    pub(super) async fn api(&self) -> Result<&Docker> {
         let docker = self.client()?;
         self.negotiated
             .get_or_try_init(|| async {
@@ -136,7 +136,7 @@ impl Engine {
 }
 
 /// `key` or `key=value` label filters (all must match).
-fn label_filter(labels: &[String]) -> HashMap<String, Vec<String>> {
+pub(super) fn label_filter(labels: &[String]) -> HashMap<String, Vec<String>> {
     HashMap::from([("label".to_string(), labels.to_vec())])
 }
 
@@ -222,6 +222,18 @@ impl DockerNode for Engine {
                 )])),
                 privileged: Some(false),
                 binds: None,
+                // Named volumes only: a host path never reaches an app container.
+                mounts: Some(
+                    spec.volumes
+                        .iter()
+                        .map(|(name, path)| Mount {
+                            target: Some(path.clone()),
+                            source: Some(name.clone()),
+                            typ: Some(MountType::VOLUME),
+                            ..Default::default()
+                        })
+                        .collect(),
+                ),
                 cap_drop: Some(vec!["ALL".into()]),
                 // Enough to bind a port below 1024 inside the container, nothing else.
                 cap_add: Some(vec!["NET_BIND_SERVICE".into()]),
@@ -506,6 +518,22 @@ impl DockerNode for Engine {
                 .take_while(|id| id.starts_with("sha256:"))
                 .collect())
         })
+    }
+
+    fn create_volume<'a>(
+        &'a self,
+        name: &'a str,
+        labels: &'a HashMap<String, String>,
+    ) -> BoxFuture<'a, Result<()>> {
+        Box::pin(self.create_volume_now(name, labels))
+    }
+
+    fn remove_volume<'a>(&'a self, name: &'a str) -> BoxFuture<'a, Result<bool>> {
+        Box::pin(self.remove_volume_now(name))
+    }
+
+    fn volumes<'a>(&'a self, labels: &'a [String]) -> BoxFuture<'a, Result<Vec<String>>> {
+        Box::pin(self.volumes_now(labels))
     }
 
     fn remove_image<'a>(&'a self, reference: &'a str) -> BoxFuture<'a, Result<()>> {

@@ -9,6 +9,7 @@
 //! exercised against a real engine by the integration tests.
 
 mod engine;
+mod volumes;
 
 pub use engine::Engine;
 
@@ -25,6 +26,8 @@ pub const LABEL: &str = "scalefog";
 pub const LABEL_APP: &str = "scalefog.app";
 /// Label naming the release (`3`) a container runs.
 pub const LABEL_RELEASE: &str = "scalefog.release";
+/// On a volume: its name within the app.
+pub const LABEL_VOLUME: &str = "scalefog.volume";
 /// Label naming the node (id) a container runs on.
 pub const LABEL_NODE: &str = "scalefog.node";
 /// Label naming the Scalefog installation (its data dir's id): two installations, or two test
@@ -46,6 +49,11 @@ impl Installation {
             f.push(format!("{LABEL_APP}={app}"));
         }
         f
+    }
+
+    /// The Docker volume behind volume `volume` of `app`: one per installation, app and name.
+    pub fn volume_name(&self, app: &str, volume: &str) -> String {
+        format!("scalefog-{}-{app}-{volume}", self.id)
     }
 
     /// The labels of an app's object (of one release, when given).
@@ -76,6 +84,8 @@ pub struct RunSpec {
     pub cpu: f64,
     pub pids_limit: i64,
     pub labels: HashMap<String, String>,
+    /// Named volumes (Docker volume name, path in the container); never host paths.
+    pub volumes: Vec<(String, String)>,
 }
 
 /// What the core needs to know about a container.
@@ -191,4 +201,14 @@ pub trait DockerNode: Send + Sync + 'static {
     fn remove_unused_image<'a>(&'a self, id: &'a str) -> BoxFuture<'a, Result<bool>>;
     /// Events of containers carrying all the label filters, until the connection drops.
     fn events(&self, labels: &[String]) -> BoxStream<'static, Result<ContainerEvent>>;
+    /// Creates a named volume with these labels; an existing one is kept as it is.
+    fn create_volume<'a>(
+        &'a self,
+        name: &'a str,
+        labels: &'a HashMap<String, String>,
+    ) -> BoxFuture<'a, Result<()>>;
+    /// Removes a named volume: `Ok(false)` while a container still uses it; missing is fine.
+    fn remove_volume<'a>(&'a self, name: &'a str) -> BoxFuture<'a, Result<bool>>;
+    /// The names of the volumes carrying all the label filters.
+    fn volumes<'a>(&'a self, labels: &'a [String]) -> BoxFuture<'a, Result<Vec<String>>>;
 }

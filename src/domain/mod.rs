@@ -10,6 +10,7 @@ mod push_record;
 mod records;
 mod session;
 pub mod sshkey;
+mod volumes;
 
 pub use app_settings::*;
 pub use deploys::*;
@@ -19,6 +20,7 @@ pub use names::{AppName, Email, Password, Username};
 pub use push_record::*;
 pub use records::*;
 pub use session::{SESSION_TTL_SECS, Session};
+pub use volumes::{AppVolume, MAX_VOLUMES_PER_APP, MountPath, VolumeName};
 
 /// Seconds since the Unix epoch, the one clock every record uses.
 pub fn now() -> i64 {

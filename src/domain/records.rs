@@ -103,6 +103,9 @@ pub struct Instance {
     pub env: BTreeMap<ConfigKey, String>,
     pub domains: Vec<String>,
     pub created_at: i64,
+    /// Persistent volumes, mounted into every process of every release.
+    #[serde(default)]
+    pub volumes: Vec<super::AppVolume>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]

@@ -3,7 +3,9 @@
 //! reconcile finds it again after a crash.
 
 use super::{ProcessEvent, ProcessSpec, ProcessState, ProcessStatus, Runtime};
-use crate::docker::{ContainerInfo, DockerNode, Installation, LABEL_RELEASE, RunSpec};
+use crate::docker::{
+    ContainerInfo, DockerNode, Installation, LABEL_RELEASE, LABEL_VOLUME, RunSpec,
+};
 use crate::domain::Result;
 use futures_util::StreamExt;
 use futures_util::future::BoxFuture;
@@ -78,7 +80,18 @@ impl Runtime for Containers {
                 labels: self
                     .installation
                     .labels(&spec.app, spec.node, Some(spec.release)),
+                volumes: Vec::with_capacity(spec.volumes.len()),
             };
+            let mut run = run;
+            for (name, path) in &spec.volumes {
+                let volume = self.installation.volume_name(&spec.app, name);
+                let mut labels = self.installation.labels(&spec.app, spec.node, None);
+                labels.insert(LABEL_VOLUME.to_string(), name.clone());
+                // Idempotent: the first process to mount a volume creates it, labelled, so
+                // that it is found again (and removed with its app) whatever happens meanwhile.
+                self.docker.create_volume(&volume, &labels).await?;
+                run.volumes.push((volume, path.clone()));
+            }
             self.docker.run(&run).await
         })
     }
@@ -126,6 +139,29 @@ impl Runtime for Containers {
         follow: bool,
     ) -> BoxStream<'static, Result<String>> {
         self.docker.logs(id, tail, follow)
+    }
+
+    fn remove_volume<'a>(&'a self, app: &'a str, name: &'a str) -> BoxFuture<'a, Result<bool>> {
+        Box::pin(async move {
+            self.docker
+                .remove_volume(&self.installation.volume_name(app, name))
+                .await
+        })
+    }
+
+    fn volumes<'a>(&'a self, app: &'a str) -> BoxFuture<'a, Result<Vec<String>>> {
+        Box::pin(async move {
+            let mut filters = self.installation.filters(Some(app));
+            filters.push(LABEL_VOLUME.to_string());
+            let prefix = self.installation.volume_name(app, "");
+            Ok(self
+                .docker
+                .volumes(&filters)
+                .await?
+                .into_iter()
+                .filter_map(|v| v.strip_prefix(&prefix).map(str::to_string))
+                .collect())
+        })
     }
 
     fn events(&self) -> BoxStream<'static, Result<ProcessEvent>> {

@@ -32,6 +32,8 @@ pub struct ProcessSpec {
     pub port: u16,
     pub memory_mb: u32,
     pub cpu: f64,
+    /// The app's persistent volumes (name, path inside the process), created when missing.
+    pub volumes: Vec<(String, String)>,
 }
 
 /// Where a process is in its life.
@@ -110,4 +112,9 @@ pub trait Runtime: Send + Sync + 'static {
     -> BoxStream<'static, Result<String>>;
     /// Changes in this installation's processes, until the connection drops.
     fn events(&self) -> BoxStream<'static, Result<ProcessEvent>>;
+    /// Deletes the data of volume `name` of `app`: `Ok(false)` while a process still mounts it.
+    /// Missing is fine.
+    fn remove_volume<'a>(&'a self, app: &'a str, name: &'a str) -> BoxFuture<'a, Result<bool>>;
+    /// The names of the volumes `app` has data in.
+    fn volumes<'a>(&'a self, app: &'a str) -> BoxFuture<'a, Result<Vec<String>>>;
 }

@@ -28,6 +28,7 @@ fn instance(name: &str, owner: u64) -> Instance {
         env: Default::default(),
         domains: vec![],
         created_at: 0,
+        volumes: vec![],
     }
 }
 

@@ -976,6 +976,37 @@ async fn every_form_works_with_javascript_disabled() {
         .await;
     assert!(b.text(".flash").await.contains("Removed www.example.org"));
 
+    // A volume: a refused path is said in the flash; an added one is listed with its path and
+    // removed after a confirmation, like a domain.
+    b.fill("#volume-name", "data").await;
+    b.fill("#volume-path", "relative").await;
+    b.click_then("#volume-add", ".flash-err").await;
+    assert!(
+        b.text(".flash-err")
+            .await
+            .contains("No volume was added: 'relative' cannot be a volume's path")
+    );
+    b.fill("#volume-name", "data").await;
+    b.fill("#volume-path", "/data").await;
+    b.click_then("#volume-add", "[data-volume=data]").await;
+    assert!(b.text("[data-volume=data]").await.contains("/data"));
+    assert_eq!(
+        app.services
+            .store
+            .read(|r| r.instance(&name))
+            .unwrap()
+            .unwrap()
+            .volumes[0]
+            .path
+            .as_str(),
+        "/data"
+    );
+    b.shot_of("#volumes", "25-nojs-volume-added").await;
+    b.find("#volumes summary").await.click().await.unwrap();
+    b.click_then("#volumes .popover-panel button", "#volumes .empty-inline")
+        .await;
+    assert!(b.text(".flash").await.contains("Removed volume data"));
+
     // The delete button is enabled without JS; the server checks the typed name.
     b.fill("#confirm", "wrong-name").await;
     b.click_then("#delete-app", ".flash").await;
@@ -1038,6 +1069,8 @@ async fn a_second_user_gets_a_404_page_for_the_first_users_app() {
         "builds/current/cancel",
         "domains",
         "domains/remove",
+        "volumes",
+        "volumes/remove",
     ] {
         let r = console
             .post(
@@ -1051,6 +1084,9 @@ async fn a_second_user_gets_a_404_page_for_the_first_users_app() {
                     ("value", "stolen"),
                     ("memory", "64"),
                     ("domain", "stolen.example.org"),
+                    ("name", "stolen"),
+                    ("path", "/stolen"),
+                    ("volume", "stolen"),
                 ],
             )
             .await;
@@ -1064,6 +1100,7 @@ async fn a_second_user_gets_a_404_page_for_the_first_users_app() {
     let alices = alices.unwrap();
     assert!(alices.env.is_empty(), "nothing was changed");
     assert!(alices.domains.is_empty(), "nothing was changed");
+    assert!(alices.volumes.is_empty(), "nothing was changed");
     let list = console
         .get(&app, "/console/apps")
         .await

@@ -1036,3 +1036,163 @@ async fn deleting_an_app_while_another_builds_on_their_shared_layers_never_break
         assert!(gone.status().is_success());
     }
 }
+
+/// Writes a random token to `/data/first` the first time any process of the app starts, and
+/// serves a copy of it: a process that sees the same token sees the same volume.
+const SERVE_VOLUME: &str = r#"CMD ["/bin/busybox", "sh", "-c", "test -f /data/first || echo $RANDOM$RANDOM$RANDOM > /data/first; cp /data/first /www/first.txt 2>/dev/null || echo none > /www/first.txt; exec /bin/busybox httpd -f -p $PORT -h /www"]"#;
+
+fn volumes_of(app: &str) -> Vec<String> {
+    docker(&[
+        "volume",
+        "ls",
+        "-q",
+        "--filter",
+        &format!("label=scalefog.app={app}"),
+    ])
+    .split_whitespace()
+    .map(String::from)
+    .collect()
+}
+
+#[tokio::test]
+async fn a_file_on_a_volume_survives_redeploys_rollbacks_restarts_and_a_scalefog_restart_and_goes_with_its_app()
+ {
+    let data = tempfile::tempdir().unwrap();
+    let data_dir = data.path().join("data");
+    let dd = data_dir.clone();
+    let f = fixture_with("volume", move |c| c.data_dir = dd).await;
+    f.deploy("one", &dockerfile("", SERVE_VOLUME)).await;
+    assert_eq!(f.body("/first.txt").await, "none", "no volume yet");
+    let token = f.user.token.clone();
+
+    // Bad input is refused with the field named; nothing is mounted by it.
+    for (volume, path, field) in [
+        ("data", "relative", "path"),
+        ("data", "/proc/x", "path"),
+        ("Data!", "/data", "name"),
+    ] {
+        let r = f.app.add_volume(&token, &f.name, volume, path).await;
+        assert_eq!(r.status(), StatusCode::BAD_REQUEST);
+        assert_eq!(error_body(r).await["field"], field);
+    }
+    let other = f.app.user("mallory").await;
+    let r = f
+        .app
+        .add_volume(&other.token, &f.name, "data", "/data")
+        .await;
+    assert_eq!(
+        r.status(),
+        StatusCode::NOT_FOUND,
+        "another user's app is not found"
+    );
+
+    // Adding it gives the running app a new process with it mounted.
+    let r = f.app.add_volume(&token, &f.name, "data", "/data/").await;
+    assert_eq!(r.status(), StatusCode::CREATED);
+    let v: Value = r.json().await.unwrap();
+    assert_eq!(
+        (v["name"].as_str(), v["path"].as_str()),
+        (Some("data"), Some("/data"))
+    );
+    let r = f.app.add_volume(&token, &f.name, "data", "/other").await;
+    assert_eq!(r.status(), StatusCode::CONFLICT);
+    let r = f
+        .app
+        .add_volume(&token, &f.name, "cache", "/data/cache")
+        .await;
+    assert_eq!(
+        error_body(r).await["field"],
+        "path",
+        "overlapping paths are refused"
+    );
+    let first = f.body("/first.txt").await;
+    assert_ne!(first, "none");
+    assert_eq!(volumes_of(&f.name).len(), 1);
+
+    // A redeploy, a rollback and a restart each start a new process: same data.
+    f.deploy("two", &dockerfile("", SERVE_VOLUME)).await;
+    assert_eq!(f.body("/").await, "two");
+    assert_eq!(f.body("/first.txt").await, first);
+    let r = f.app.rollback(&token, &f.name, &json!({})).await;
+    assert!(r.status().is_success(), "rollback: {}", r.status());
+    assert_eq!(f.body("/").await, "one");
+    assert_eq!(f.body("/first.txt").await, first);
+    let r = f.app.restart_app(&token, &f.name).await;
+    assert!(r.status().is_success());
+    assert_eq!(f.body("/first.txt").await, first);
+
+    // Scalefog restarts; then the app's process is replaced: same data.
+    let Fixture {
+        app,
+        name,
+        repo: _repo,
+        _cleanup,
+        ..
+    } = f;
+    drop(app);
+    let store_path = data_dir.join("scalefog.redb");
+    for _ in 0..100 {
+        if scalefog::store::Store::open(&store_path).is_ok() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let dd = data_dir.clone();
+    let app = spawn_app_with(move |c| {
+        c.data_dir = dd;
+        c.health_timeout = 10;
+    })
+    .await;
+    let page = |app: &TestApp| {
+        let Some(Target::Serving(addr)) = app.services.routes.get(&name) else {
+            panic!("{name} is not serving");
+        };
+        async move {
+            reqwest::get(format!("http://{addr}/first.txt"))
+                .await
+                .unwrap()
+                .text()
+                .await
+                .unwrap()
+                .trim()
+                .to_string()
+        }
+    };
+    let r = app.restart_app(&token, &name).await;
+    assert!(
+        r.status().is_success(),
+        "restart after scalefog's: {}",
+        r.status()
+    );
+    assert_eq!(page(&app).await, first);
+    let listed: Value = app.volumes(&token, &name).await.json().await.unwrap();
+    assert_eq!(listed[0]["name"], "data");
+
+    // Removed: the new process has no volume, and its data goes once the old one is gone.
+    let r = app.remove_volume(&token, &name, "data").await;
+    assert_eq!(r.status(), StatusCode::NO_CONTENT);
+    assert_eq!(page(&app).await, "none");
+    let mut gone = false;
+    for _ in 0..300 {
+        if volumes_of(&name).is_empty() {
+            gone = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(gone, "the removed volume's data is deleted");
+    let r = app.remove_volume(&token, &name, "data").await;
+    assert_eq!(r.status(), StatusCode::NOT_FOUND);
+
+    // A volume goes with its app.
+    let r = app.add_volume(&token, &name, "keep", "/data").await;
+    assert_eq!(r.status(), StatusCode::CREATED);
+    assert_ne!(page(&app).await, "none");
+    assert_eq!(volumes_of(&name).len(), 1);
+    let r = app.delete_app(&token, &name).await;
+    assert!(r.status().is_success());
+    assert!(
+        volumes_of(&name).is_empty(),
+        "deleting the app deletes its volumes"
+    );
+}

@@ -42,6 +42,10 @@ impl Drop for DockerCleanup {
         for id in ids.split_whitespace() {
             docker(&["rmi", "-f", id]);
         }
+        let names = docker(&["volume", "ls", "-q", "--filter", &self.filter()]);
+        for name in names.split_whitespace() {
+            docker(&["volume", "rm", "-f", name]);
+        }
     }
 }
 

@@ -419,6 +419,31 @@ impl Api {
         .await
     }
 
+    /// `GET /v1/instances/{name}/volumes`
+    pub async fn volumes(&self, token: &str, name: &str) -> Response {
+        self.get(&Self::app_path(name, "/volumes"), Some(token))
+            .await
+    }
+
+    /// `POST /v1/instances/{name}/volumes` with `{"name": ..., "path": ...}`.
+    pub async fn add_volume(&self, token: &str, name: &str, volume: &str, path: &str) -> Response {
+        self.post_json(
+            &Self::app_path(name, "/volumes"),
+            &serde_json::json!({"name": volume, "path": path}),
+            Some(token),
+        )
+        .await
+    }
+
+    /// `DELETE /v1/instances/{name}/volumes/{volume}`
+    pub async fn remove_volume(&self, token: &str, name: &str, volume: &str) -> Response {
+        self.delete(
+            &Self::app_path(name, &format!("/volumes/{volume}")),
+            Some(token),
+        )
+        .await
+    }
+
     // ----- the rest -----
 
     /// `GET /healthz`

@@ -897,6 +897,7 @@ async fn stored_custom_domains_are_routed_from_the_start_and_answer_503_before_a
                     env: Default::default(),
                     domains: vec!["legacy.example.com".into()],
                     created_at: 0,
+                    volumes: vec![],
                 })
             })
             .unwrap();

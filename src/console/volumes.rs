@@ -1,0 +1,56 @@
+//! An app's persistent volumes from the app page: add one (name and path), remove one. The rules
+//! and the restart with the new mounts are the deploy engine's, as for the JSON API.
+
+use super::apps::app_path;
+use super::error::{PageResult, sentence};
+use super::notice::Flash;
+use super::request::{Ctx, SignedForm, redirect_with};
+use crate::domain::Error;
+use actix_web::web;
+
+/// Where the forms send the browser back to: the volumes section of the app page.
+fn section(app: &str) -> String {
+    format!("{}#volumes", app_path(app))
+}
+
+pub async fn add(form: SignedForm, name: web::Path<String>) -> PageResult {
+    let (ctx, f) = (&form.ctx, &form.fields);
+    // Someone else's app is the 404 page, whatever the form says.
+    let app = ctx.services.apps.get(&ctx.who, &name)?;
+    let flash = match ctx
+        .services
+        .deployer
+        .add_volume(&app, f.get("name"), f.get("path"))
+        .await
+    {
+        Ok(v) => Flash::ok(format!(
+            "Added volume {} at {}; every process of {} mounts it from now on.",
+            v.name, v.path, app.name
+        )),
+        Err(Error::Internal(cause)) => return Err(Error::Internal(cause).into()),
+        Err(e) => Flash::err(sentence(&format!("No volume was added: {e}"))),
+    };
+    Ok(ctx.redirect(&section(&app.name), flash))
+}
+
+pub async fn remove(form: SignedForm, name: web::Path<String>) -> PageResult {
+    let (ctx, f) = (&form.ctx, &form.fields);
+    let app = ctx.services.apps.get(&ctx.who, &name)?;
+    let volume = f.get("volume");
+    let flash = match ctx.services.deployer.remove_volume(&app, volume).await {
+        Ok(()) => Flash::ok(format!(
+            "Removed volume {} from {}; its data is deleted.",
+            volume.trim(),
+            app.name
+        )),
+        Err(Error::Internal(cause)) => return Err(Error::Internal(cause).into()),
+        Err(e) => Flash::err(sentence(&format!("Nothing was removed: {e}"))),
+    };
+    Ok(ctx.redirect(&section(&app.name), flash))
+}
+
+/// A bookmarked or reloaded form address leads back to the app page.
+pub async fn show(ctx: Ctx, name: web::Path<String>) -> PageResult {
+    let app = ctx.services.apps.get(&ctx.who, &name)?;
+    Ok(redirect_with(&ctx.req, &section(&app.name), None))
+}
