@@ -10,8 +10,10 @@ use std::sync::Mutex;
 /// Which list: (user id, route, `all`, offset, limit).
 pub type ListKey = (u64, &'static str, bool, u64, u64);
 
-/// Bounds memory: when more pages than this are cached, the cache starts afresh.
+/// Bounds memory: when more pages than this are cached, or their bodies would take more than
+/// [`MAX_BYTES`], the cache keeps only the current generation's, or starts afresh.
 const MAX_ENTRIES: usize = 1024;
+const MAX_BYTES: usize = 8 << 20;
 
 #[derive(Default)]
 pub struct ListCache {
@@ -30,10 +32,17 @@ impl ListCache {
     }
 
     pub fn put(&self, key: ListKey, generation: u64, body: Bytes, total: u64) {
+        if body.len() > MAX_BYTES {
+            return;
+        }
         let mut entries = locks::lock(&self.entries);
-        if entries.len() >= MAX_ENTRIES {
+        let full = |e: &HashMap<ListKey, (u64, Bytes, u64)>| {
+            e.len() >= MAX_ENTRIES
+                || e.values().map(|(_, b, _)| b.len()).sum::<usize>() + body.len() > MAX_BYTES
+        };
+        if full(&entries) {
             entries.retain(|_, (g, ..)| *g == generation);
-            if entries.len() >= MAX_ENTRIES {
+            if full(&entries) {
                 entries.clear();
             }
         }
@@ -53,5 +62,33 @@ mod tests {
         assert!(c.get(&k, 7).is_some());
         assert!(c.get(&k, 8).is_none());
         assert!(c.get(&(2, "v1", false, 0, 50), 7).is_none());
+    }
+
+    #[test]
+    fn the_bodies_kept_never_add_up_to_more_than_the_byte_bound() {
+        let c = ListCache::default();
+        let big = Bytes::from(vec![b'x'; 3 << 20]);
+        for user in 0..5 {
+            c.put((user, "all", false, 0, 0), 1, big.clone(), 0);
+            let kept: usize = locks::lock(&c.entries)
+                .values()
+                .map(|(_, b, _)| b.len())
+                .sum();
+            assert!(kept <= MAX_BYTES, "{kept}");
+            assert!(
+                c.get(&(user, "all", false, 0, 0), 1).is_some(),
+                "the newest is kept"
+            );
+        }
+        c.put(
+            (9, "all", false, 0, 0),
+            1,
+            Bytes::from(vec![0; MAX_BYTES + 1]),
+            0,
+        );
+        assert!(
+            c.get(&(9, "all", false, 0, 0), 1).is_none(),
+            "too big to keep"
+        );
     }
 }
