@@ -221,6 +221,7 @@ impl DockerNode for Engine {
                     }]),
                 )])),
                 privileged: Some(false),
+                network_mode: spec.network.clone(),
                 binds: None,
                 // Named volumes only: a host path never reaches an app container.
                 mounts: Some(
@@ -534,6 +535,14 @@ impl DockerNode for Engine {
 
     fn volumes<'a>(&'a self, labels: &'a [String]) -> BoxFuture<'a, Result<Vec<String>>> {
         Box::pin(self.volumes_now(labels))
+    }
+
+    fn ensure_isolated_network<'a>(
+        &'a self,
+        name: &'a str,
+        labels: &'a HashMap<String, String>,
+    ) -> BoxFuture<'a, Result<()>> {
+        Box::pin(self.ensure_isolated_network_now(name, labels))
     }
 
     fn remove_image<'a>(&'a self, reference: &'a str) -> BoxFuture<'a, Result<()>> {

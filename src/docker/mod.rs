@@ -9,6 +9,7 @@
 //! exercised against a real engine by the integration tests.
 
 mod engine;
+mod networks;
 mod volumes;
 
 pub use engine::Engine;
@@ -51,6 +52,11 @@ impl Installation {
         f
     }
 
+    /// The network every app container of this installation runs on (see `docker::networks`).
+    pub fn apps_network(&self) -> String {
+        format!("scalefog-{}-apps", self.id)
+    }
+
     /// The Docker volume behind volume `volume` of `app`: one per installation, app and name.
     pub fn volume_name(&self, app: &str, volume: &str) -> String {
         format!("scalefog-{}-{app}-{volume}", self.id)
@@ -86,6 +92,8 @@ pub struct RunSpec {
     pub labels: HashMap<String, String>,
     /// Named volumes (Docker volume name, path in the container); never host paths.
     pub volumes: Vec<(String, String)>,
+    /// The network to run on instead of Docker's default bridge.
+    pub network: Option<String>,
 }
 
 /// What the core needs to know about a container.
@@ -211,4 +219,11 @@ pub trait DockerNode: Send + Sync + 'static {
     fn remove_volume<'a>(&'a self, name: &'a str) -> BoxFuture<'a, Result<bool>>;
     /// The names of the volumes carrying all the label filters.
     fn volumes<'a>(&'a self, labels: &'a [String]) -> BoxFuture<'a, Result<Vec<String>>>;
+    /// Makes sure a bridge network of this name exists, on which containers cannot reach each
+    /// other (only the host reaches them); an existing one is kept as it is.
+    fn ensure_isolated_network<'a>(
+        &'a self,
+        name: &'a str,
+        labels: &'a HashMap<String, String>,
+    ) -> BoxFuture<'a, Result<()>>;
 }

@@ -4,12 +4,14 @@
 
 use super::{ProcessEvent, ProcessSpec, ProcessState, ProcessStatus, Runtime};
 use crate::docker::{
-    ContainerInfo, DockerNode, Installation, LABEL_RELEASE, LABEL_VOLUME, RunSpec,
+    ContainerInfo, DockerNode, Installation, LABEL, LABEL_INSTALL, LABEL_RELEASE, LABEL_VOLUME,
+    RunSpec,
 };
 use crate::domain::Result;
 use futures_util::StreamExt;
 use futures_util::future::BoxFuture;
 use futures_util::stream::BoxStream;
+use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
@@ -81,8 +83,16 @@ impl Runtime for Containers {
                     .installation
                     .labels(&spec.app, spec.node, Some(spec.release)),
                 volumes: Vec::with_capacity(spec.volumes.len()),
+                network: Some(self.installation.apps_network()),
             };
             let mut run = run;
+            let installation_labels = HashMap::from([
+                (LABEL.to_string(), "1".to_string()),
+                (LABEL_INSTALL.to_string(), self.installation.id.clone()),
+            ]);
+            self.docker
+                .ensure_isolated_network(&self.installation.apps_network(), &installation_labels)
+                .await?;
             for (name, path) in &spec.volumes {
                 let volume = self.installation.volume_name(&spec.app, name);
                 let mut labels = self.installation.labels(&spec.app, spec.node, None);

@@ -46,6 +46,10 @@ impl Drop for DockerCleanup {
         for name in names.split_whitespace() {
             docker(&["volume", "rm", "-f", name]);
         }
+        let ids = docker(&["network", "ls", "-q", "--filter", &self.filter()]);
+        for id in ids.split_whitespace() {
+            docker(&["network", "rm", id]);
+        }
     }
 }
 
