@@ -91,9 +91,17 @@ impl Params {
         Ok(p)
     }
     fn merge_urlencoded(&mut self, bytes: &[u8], what: &str) -> Result<(), Error> {
-        let pairs: Vec<(String, String)> = serde_urlencoded::from_bytes(bytes).map_err(|_| {
-            Error::invalid("body", format!("the {what} is not valid form encoding"))
-        })?;
+        let bad = || Error::invalid("body", format!("the {what} is not valid form encoding"));
+        let pairs: Vec<(String, String)> =
+            serde_urlencoded::from_bytes(bytes).map_err(|_| bad())?;
+        // Decodable is not enough: no form field is named by control characters or holds a NUL
+        // (three NUL bytes would otherwise be one field with a strange name, and be ignored).
+        if pairs
+            .iter()
+            .any(|(k, v)| k.is_empty() || k.chars().any(char::is_control) || v.contains('\0'))
+        {
+            return Err(bad());
+        }
         self.0.extend(pairs);
         Ok(())
     }
