@@ -7,8 +7,8 @@ use super::{
 use crate::domain::{Error, Result};
 use bollard::Docker;
 use bollard::models::{
-    ContainerCreateBody, ContainerUpdateBody, HostConfig, Mount, MountType, PortBinding,
-    RestartPolicy, RestartPolicyNameEnum,
+    ContainerCreateBody, ContainerUpdateBody, HostConfig, HostConfigLogConfig, Mount, MountType,
+    PortBinding, RestartPolicy, RestartPolicyNameEnum,
 };
 use bollard::query_parameters::{
     BuildImageOptionsBuilder, CreateContainerOptionsBuilder, EventsOptionsBuilder,
@@ -136,6 +136,10 @@ impl Engine {
 }
 
 /// `key` or `key=value` label filters (all must match).
+/// An app container's log rotates at this size, keeping this many files.
+const LOG_MAX_SIZE: &str = "10m";
+const LOG_MAX_FILES: u32 = 3;
+
 pub(super) fn label_filter(labels: &[String]) -> HashMap<String, Vec<String>> {
     HashMap::from([("label".to_string(), labels.to_vec())])
 }
@@ -221,6 +225,14 @@ impl DockerNode for Engine {
                     }]),
                 )])),
                 privileged: Some(false),
+                // A chatty app must not fill the disk: its log rotates (the last ~30 MB kept).
+                log_config: Some(HostConfigLogConfig {
+                    typ: Some("json-file".into()),
+                    config: Some(HashMap::from([
+                        ("max-size".to_string(), LOG_MAX_SIZE.to_string()),
+                        ("max-file".to_string(), LOG_MAX_FILES.to_string()),
+                    ])),
+                }),
                 network_mode: spec.network.clone(),
                 binds: None,
                 // Named volumes only: a host path never reaches an app container.

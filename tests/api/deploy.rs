@@ -513,6 +513,10 @@ async fn memory_and_cpu_limits_and_hardening_flags_are_on_the_container() {
     );
     assert!(h["PidsLimit"].as_i64().unwrap() > 0);
     assert_eq!(h["RestartPolicy"]["Name"], "unless-stopped");
+    // Its log rotates, so a chatty app cannot fill the disk.
+    assert_eq!(h["LogConfig"]["Type"], "json-file");
+    assert_eq!(h["LogConfig"]["Config"]["max-size"], "10m");
+    assert_eq!(h["LogConfig"]["Config"]["max-file"], "3");
     assert!(
         h["Binds"].is_null() && c["Mounts"] == json!([]),
         "no host mounts"
