@@ -1,15 +1,13 @@
 //! [`DockerNode`] through bollard, for one engine endpoint; the one mapping from Docker's errors
 //! to domain errors ([`Engine::map_err`]).
 
+use super::host_config::host_config;
 use super::{
     BuildOutput, ContainerEvent, ContainerInfo, DockerNode, ImageInfo, LABEL_APP, RunSpec,
 };
 use crate::domain::{Error, Result};
 use bollard::Docker;
-use bollard::models::{
-    ContainerCreateBody, ContainerUpdateBody, HostConfig, HostConfigLogConfig, Mount, MountType,
-    PortBinding, RestartPolicy, RestartPolicyNameEnum,
-};
+use bollard::models::{ContainerCreateBody, ContainerUpdateBody};
 use bollard::query_parameters::{
     BuildImageOptionsBuilder, CreateContainerOptionsBuilder, EventsOptionsBuilder,
     InspectContainerOptions, ListContainersOptionsBuilder, ListImagesOptionsBuilder,
@@ -136,10 +134,6 @@ impl Engine {
 }
 
 /// `key` or `key=value` label filters (all must match).
-/// An app container's log rotates at this size, keeping this many files.
-const LOG_MAX_SIZE: &str = "10m";
-const LOG_MAX_FILES: u32 = 3;
-
 pub(super) fn label_filter(labels: &[String]) -> HashMap<String, Vec<String>> {
     HashMap::from([("label".to_string(), labels.to_vec())])
 }
@@ -206,56 +200,7 @@ impl DockerNode for Engine {
         Box::pin(async move {
             let docker = self.api().await?;
             let port_key = format!("{}/tcp", spec.port);
-            let host = HostConfig {
-                memory: Some(i64::from(spec.memory_mb) * 1024 * 1024),
-                // No swap beyond the memory limit: the limit means what it says.
-                memory_swap: Some(i64::from(spec.memory_mb) * 1024 * 1024),
-                nano_cpus: Some((spec.cpu * 1e9) as i64),
-                pids_limit: Some(spec.pids_limit),
-                restart_policy: Some(RestartPolicy {
-                    name: Some(RestartPolicyNameEnum::UNLESS_STOPPED),
-                    maximum_retry_count: None,
-                }),
-                port_bindings: Some(HashMap::from([(
-                    port_key.clone(),
-                    Some(vec![PortBinding {
-                        // Loopback only: the router is the one way in from outside.
-                        host_ip: Some("127.0.0.1".into()),
-                        host_port: Some(String::new()),
-                    }]),
-                )])),
-                privileged: Some(false),
-                // A chatty app must not fill the disk: its log rotates (the last ~30 MB kept).
-                log_config: Some(HostConfigLogConfig {
-                    typ: Some("json-file".into()),
-                    config: Some(HashMap::from([
-                        ("max-size".to_string(), LOG_MAX_SIZE.to_string()),
-                        ("max-file".to_string(), LOG_MAX_FILES.to_string()),
-                    ])),
-                }),
-                network_mode: spec.network.clone(),
-                binds: None,
-                // Named volumes only: a host path never reaches an app container.
-                mounts: Some(
-                    spec.volumes
-                        .iter()
-                        .map(|(name, path)| Mount {
-                            target: Some(path.clone()),
-                            source: Some(name.clone()),
-                            typ: Some(MountType::VOLUME),
-                            ..Default::default()
-                        })
-                        .collect(),
-                ),
-                cap_drop: Some(vec!["ALL".into()]),
-                // Enough to bind a port below 1024 inside the container, nothing else.
-                cap_add: Some(vec!["NET_BIND_SERVICE".into()]),
-                security_opt: Some(vec!["no-new-privileges:true".into()]),
-                // A tiny init as PID 1 forwards SIGTERM to the app (a PID 1 app would ignore it
-                // and only die at SIGKILL) and reaps zombies.
-                init: Some(true),
-                ..Default::default()
-            };
+            let host = host_config(spec, &port_key);
             let body = ContainerCreateBody {
                 image: Some(spec.image.clone()),
                 env: Some(spec.env.iter().map(|(k, v)| format!("{k}={v}")).collect()),

@@ -9,6 +9,7 @@
 //! exercised against a real engine by the integration tests.
 
 mod engine;
+mod host_config;
 mod networks;
 mod volumes;
 
