@@ -328,6 +328,42 @@ async fn an_api_key_is_shown_once_authenticates_and_stops_when_revoked() {
     assert_eq!(error_body(r).await["field"], "name");
 }
 
+/// `DELETE /v1/tokens/current` sent with an API key revokes that key: it stops working and is
+/// no longer listed, as if revoked by id.
+#[tokio::test]
+async fn an_api_key_that_signs_itself_out_is_revoked_and_no_longer_listed() {
+    let app = spawn_app().await;
+    let u = app.user("alice").await;
+    let created: Value = app
+        .create_api_key(&u.token, "ci")
+        .await
+        .json()
+        .await
+        .unwrap();
+    let key = created["key"].as_str().unwrap().to_string();
+    let r = app
+        .client
+        .delete(app.url("/v1/tokens/current"))
+        .header("x-api-key", &key)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::NO_CONTENT);
+    assert_eq!(app.account(&key).await.status(), StatusCode::UNAUTHORIZED);
+    let list: Value = app
+        .get("/v1/api-keys", Some(&u.token))
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(list.as_array().unwrap().len(), 0, "{list}");
+    assert_eq!(
+        app.account(&u.token).await.status(),
+        StatusCode::OK,
+        "the token that made the key still works"
+    );
+}
+
 #[tokio::test]
 async fn another_users_api_key_cannot_be_revoked() {
     let app = spawn_app().await;
