@@ -209,11 +209,7 @@ impl Accounts {
                 .jwt
                 .verify(credential, secrets::JwtUse::Access)
                 .map_err(|_| bad())?;
-            let user = self
-                .inner
-                .store
-                .read(|r| r.user(claims.sub))?
-                .ok_or_else(bad)?;
+            let user = self.bound_user(&claims).ok_or_else(bad)?;
             return Ok(Principal {
                 user,
                 token_hash: None,
@@ -267,22 +263,47 @@ impl Accounts {
             .await
     }
 
-    /// Exchanges a token (or a refresh JWT) for a short-lived access JWT and a refresh JWT.
+    /// Exchanges a token (or a refresh JWT) for a short-lived access JWT and a refresh JWT, both
+    /// bound to the token and the password: revoking the token, or changing the password, ends
+    /// them at once.
     pub fn exchange(&self, credential: &str) -> Result<secrets::JwtPair> {
         let credential = credential.trim();
-        let user_id = if credential.contains('.') {
-            self.inner
+        let bound = if credential.contains('.') {
+            let expired = || Error::Unauthorized("invalid or expired refresh token".into());
+            let claims = self
+                .inner
                 .jwt
                 .verify(credential, secrets::JwtUse::Refresh)
-                .map_err(|_| Error::Unauthorized("invalid or expired refresh token".into()))?
-                .sub
+                .map_err(|_| expired())?;
+            let user = self.bound_user(&claims).ok_or_else(expired)?;
+            secrets::Bound {
+                sub: user.id,
+                cred: claims.cred,
+                pwd: secrets::password_mark(&user.password_hash),
+            }
         } else {
-            self.authenticate(credential)?.user.id
+            let who = self.authenticate(credential)?;
+            secrets::Bound {
+                sub: who.user.id,
+                cred: who.token_hash.unwrap_or_default(),
+                pwd: secrets::password_mark(&who.user.password_hash),
+            }
         };
-        if self.inner.store.read(|r| r.user(user_id))?.is_none() {
-            return Err(Error::Unauthorized("invalid or expired credentials".into()));
-        }
-        self.inner.jwt.issue(user_id)
+        self.inner.jwt.issue(&bound)
+    }
+
+    /// The account a verified JWT speaks for, if the credential it came from still exists for
+    /// that account and the password is still the one it was issued under.
+    fn bound_user(&self, claims: &secrets::Claims) -> Option<User> {
+        let (token, user) = self
+            .inner
+            .store
+            .read(|r| Ok((r.token(&claims.cred)?, r.user(claims.sub)?)))
+            .ok()?;
+        let (token, user) = (token?, user?);
+        let same_password =
+            secrets::ct_eq(&secrets::password_mark(&user.password_hash), &claims.pwd);
+        (token.user_id == user.id && same_password).then_some(user)
     }
 
     pub async fn create_api_key(&self, who: &Principal, name: &str) -> Result<(ApiKey, String)> {

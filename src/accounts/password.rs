@@ -5,9 +5,10 @@ use crate::domain::{Error, Password, Result};
 use std::net::IpAddr;
 
 impl Accounts {
-    /// Replaces the caller's password after checking the current one, and signs out every other
-    /// console session of the account (`keep_session` is the id of the one making the change).
-    /// API tokens and keys are left alone: they are separate credentials, revoked one by one.
+    /// Replaces the caller's password after checking the current one, and signs out everywhere
+    /// else: every other console session of the account (`keep_session` is the id of the one
+    /// making the change), every login token but the caller's, and every JWT (they are bound to
+    /// the password). Named API keys stay: they are deliberate credentials, revoked one by one.
     pub async fn change_password(
         &self,
         who: &Principal,
@@ -35,6 +36,7 @@ impl Accounts {
             })?;
         let hash = secrets::hashing(move || secrets::hash_password(new.expose())).await??;
         let keep = keep_session.map(hash_token);
+        let keep_token = who.token_hash.clone();
         let id = user.id;
         self.inner
             .store
@@ -47,6 +49,11 @@ impl Accounts {
                 for h in w.session_hashes_of(id)? {
                     if keep.as_deref() != Some(h.as_str()) {
                         w.delete_session(&h)?;
+                    }
+                }
+                for h in w.login_token_hashes_of(id)? {
+                    if keep_token.as_deref() != Some(h.as_str()) {
+                        w.delete_token(&h)?;
                     }
                 }
                 Ok(())

@@ -80,6 +80,25 @@ pub struct Claims {
     #[serde(rename = "use")]
     pub use_: JwtUse,
     pub iss: String,
+    /// The stored hash of the token or API key the pair was exchanged from: revoking that
+    /// credential ends the JWTs at once.
+    pub cred: String,
+    /// [`password_mark`] of the account when the pair was issued: a password change ends them.
+    pub pwd: String,
+}
+
+/// A short mark of a password hash, for binding JWTs to the password they were issued under
+/// without carrying the hash itself.
+pub fn password_mark(password_hash: &str) -> String {
+    hex::encode(&Sha256::digest(password_hash.as_bytes())[..8])
+}
+
+/// What a JWT pair is bound to: the account, the credential it came from, the password.
+#[derive(Debug, Clone)]
+pub struct Bound {
+    pub sub: UserId,
+    pub cred: String,
+    pub pwd: String,
 }
 
 #[derive(Debug, Serialize)]
@@ -128,26 +147,28 @@ impl JwtKeys {
         }
     }
 
-    fn sign(&self, sub: UserId, use_: JwtUse, ttl: i64) -> Result<String> {
+    fn sign(&self, bound: &Bound, use_: JwtUse, ttl: i64) -> Result<String> {
         let now = crate::domain::now();
         let claims = Claims {
-            sub,
+            sub: bound.sub,
             exp: now + ttl,
             iat: now,
             use_,
             iss: ISSUER.into(),
+            cred: bound.cred.clone(),
+            pwd: bound.pwd.clone(),
         };
         jsonwebtoken::encode(&Header::new(Algorithm::HS256), &claims, &self.enc)
             .map_err(Error::internal)
     }
 
-    pub fn issue(&self, sub: UserId) -> Result<JwtPair> {
+    pub fn issue(&self, bound: &Bound) -> Result<JwtPair> {
         Ok(JwtPair {
-            access_token: self.sign(sub, JwtUse::Access, ACCESS_TTL_SECS)?,
+            access_token: self.sign(bound, JwtUse::Access, ACCESS_TTL_SECS)?,
             token_type: "Bearer",
             expires_in: ACCESS_TTL_SECS,
-            refresh_token: self.sign(sub, JwtUse::Refresh, REFRESH_TTL_SECS)?,
-            account_id: sub.to_string(),
+            refresh_token: self.sign(bound, JwtUse::Refresh, REFRESH_TTL_SECS)?,
+            account_id: bound.sub.to_string(),
         })
     }
 
@@ -223,7 +244,12 @@ mod tests {
     #[test]
     fn a_refresh_jwt_is_not_an_access_jwt_and_another_secret_rejects_both() {
         let keys = JwtKeys::from_secret(&[7u8; 32]);
-        let pair = keys.issue(42).unwrap();
+        let bound = Bound {
+            sub: 42,
+            cred: hash_token("t"),
+            pwd: password_mark("h"),
+        };
+        let pair = keys.issue(&bound).unwrap();
         assert_eq!(
             keys.verify(&pair.access_token, JwtUse::Access).unwrap().sub,
             42

@@ -310,6 +310,26 @@ macro_rules! readers {
             pub fn token(&self, hash: &str) -> Result<Option<TokenRecord>> {
                 get_json(&self.$open(TOKENS)?, hash)
             }
+            /// The hashes of a user's login tokens (not API keys).
+            pub fn login_token_hashes_of(&self, user: UserId) -> Result<Vec<String>> {
+                let hashes: Vec<String> = {
+                    let idx = self.$open(TOKENS_BY_USER)?;
+                    let rows = idx.range((user, "")..(user + 1, "")).map_err(db_err)?;
+                    rows.map(|r| r.map(|(k, _)| k.value().1.to_string()))
+                        .collect::<Result<_, _>>()
+                        .map_err(db_err)?
+                };
+                let mut login = Vec::with_capacity(hashes.len());
+                for h in hashes {
+                    if self
+                        .token(&h)?
+                        .is_some_and(|t| t.kind == crate::domain::TokenKind::Login)
+                    {
+                        login.push(h);
+                    }
+                }
+                Ok(login)
+            }
             pub fn api_key(&self, id: u64) -> Result<Option<ApiKey>> {
                 get_json(&self.$open(API_KEYS)?, id)
             }

@@ -423,6 +423,74 @@ async fn a_token_exchanges_for_a_jwt_that_authenticates_until_it_expires() {
     assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
 }
 
+/// JWTs are bound to the credential they were exchanged from: revoking it ends both the access
+/// and the refresh JWT at once, while JWTs from another credential keep working.
+#[tokio::test]
+async fn revoking_a_token_or_an_api_key_ends_the_jwts_exchanged_from_it_at_once() {
+    let app = spawn_app().await;
+    let u = app.user("alice").await;
+    let created: Value = app
+        .create_api_key(&u.token, "ci")
+        .await
+        .json()
+        .await
+        .unwrap();
+    let key = created["key"].as_str().unwrap().to_string();
+    let from_token: Value = app.exchange(Some(&u.token)).await.json().await.unwrap();
+    let from_key: Value = app.exchange(Some(&key)).await.json().await.unwrap();
+    let jwt = |p: &Value, which: &str| p[which].as_str().unwrap().to_string();
+    let works = |status: StatusCode| status == StatusCode::OK;
+    assert!(works(
+        app.account(&jwt(&from_token, "access_token"))
+            .await
+            .status()
+    ));
+    assert!(works(
+        app.account(&jwt(&from_key, "access_token")).await.status()
+    ));
+
+    // Sign the token out: its JWTs fail, the key's do not.
+    let r = app.delete("/v1/tokens/current", Some(&u.token)).await;
+    assert_eq!(r.status(), StatusCode::NO_CONTENT);
+    assert_eq!(
+        app.account(&jwt(&from_token, "access_token"))
+            .await
+            .status(),
+        StatusCode::UNAUTHORIZED
+    );
+    let r = app.exchange(Some(&jwt(&from_token, "refresh_token"))).await;
+    assert_eq!(
+        r.status(),
+        StatusCode::UNAUTHORIZED,
+        "the refresh JWT is dead too"
+    );
+    assert!(works(
+        app.account(&jwt(&from_key, "access_token")).await.status()
+    ));
+    let refreshed: Value = app
+        .exchange(Some(&jwt(&from_key, "refresh_token")))
+        .await
+        .json()
+        .await
+        .unwrap();
+
+    // Revoke the key by id: its JWTs, and those refreshed from them, fail.
+    let token = app.token("alice", "password-alice").await;
+    let id = created["id"].as_str().unwrap();
+    assert_eq!(
+        app.revoke_api_key(&token, id).await.status(),
+        StatusCode::NO_CONTENT
+    );
+    for p in [&from_key, &refreshed] {
+        assert_eq!(
+            app.account(&jwt(p, "access_token")).await.status(),
+            StatusCode::UNAUTHORIZED
+        );
+        let r = app.exchange(Some(&jwt(p, "refresh_token"))).await;
+        assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
+    }
+}
+
 #[tokio::test]
 async fn only_admins_list_and_delete_users() {
     let app = spawn_app().await;

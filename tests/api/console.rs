@@ -1476,3 +1476,59 @@ async fn closed_registration_hides_the_register_page() {
     assert_eq!(r.status(), StatusCode::FORBIDDEN);
     assert!(r.text().await.unwrap().contains("Registration is closed"));
 }
+
+/// Changing the password signs the account out everywhere else: other login tokens and every
+/// JWT stop working at once; the session that made the change and named API keys stay.
+#[tokio::test]
+async fn a_password_change_revokes_other_tokens_and_every_jwt() {
+    let app = spawn_app().await;
+    let u = app.user("alice").await;
+    let created: serde_json::Value = app
+        .create_api_key(&u.token, "ci")
+        .await
+        .json()
+        .await
+        .unwrap();
+    let key = created["key"].as_str().unwrap().to_string();
+    let pair: serde_json::Value = app.exchange(Some(&u.token)).await.json().await.unwrap();
+    let from_key: serde_json::Value = app.exchange(Some(&key)).await.json().await.unwrap();
+    let console = console_sign_in(&app, "alice", "password-alice").await;
+
+    let r = console
+        .post(
+            &app,
+            "/console/account/password",
+            &[
+                ("csrf", console.csrf.as_str()),
+                ("current_password", "password-alice"),
+                ("new_password", "password-alice-2"),
+                ("confirm_password", "password-alice-2"),
+            ],
+        )
+        .await;
+    let page = console.follow(&app, r).await;
+    assert!(page.contains("Password changed"), "{page}");
+
+    assert_eq!(
+        app.account(&u.token).await.status(),
+        StatusCode::UNAUTHORIZED
+    );
+    for p in [&pair, &from_key] {
+        let access = p["access_token"].as_str().unwrap();
+        assert_eq!(app.account(access).await.status(), StatusCode::UNAUTHORIZED);
+        let r = app.exchange(p["refresh_token"].as_str()).await;
+        assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
+    }
+    assert_eq!(
+        app.account(&key).await.status(),
+        StatusCode::OK,
+        "API keys stay"
+    );
+    assert_eq!(
+        console.get(&app, "/console/apps").await.status(),
+        StatusCode::OK,
+        "the session that made the change stays"
+    );
+    let fresh = app.token("alice", "password-alice-2").await;
+    assert_eq!(app.account(&fresh).await.status(), StatusCode::OK);
+}
