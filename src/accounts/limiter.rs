@@ -1,5 +1,10 @@
 //! Failed-login rate limiting, per username and per client address, in memory.
 //! A restart forgets the counts; that is acceptable for slowing down online guessing.
+//!
+//! The rule: ten failures for one username in 15 minutes lock that username, except from an
+//! address the account signed in from successfully in the last 30 days; fifty failures from one
+//! address lock that address for every username. So guessing a victim's password from
+//! elsewhere cannot lock the victim out of their own usual addresses.
 
 use crate::domain::Error;
 use crate::locks;
@@ -21,7 +26,12 @@ pub struct LoginLimiter {
 struct State {
     users: HashMap<String, Window>,
     addrs: HashMap<IpAddr, Window>,
+    /// Where each account last signed in successfully from, and when.
+    trusted: HashMap<(String, IpAddr), Instant>,
 }
+
+/// How long a successful sign-in makes its address exempt from its username's lock.
+const TRUST_FOR: Duration = Duration::from_secs(30 * 24 * 3600);
 
 #[derive(Debug, Clone, Copy)]
 struct Window {
@@ -55,7 +65,12 @@ impl LoginLimiter {
         let over = |w: Option<&Window>, max: u32| {
             w.is_some_and(|w| now.duration_since(w.start) < self.window && w.failures >= max)
         };
-        if over(st.users.get(username), self.per_user) || over(st.addrs.get(&addr), self.per_addr) {
+        let trusted = st
+            .trusted
+            .get(&(username.to_string(), addr))
+            .is_some_and(|at| now.duration_since(*at) < TRUST_FOR);
+        let user_locked = !trusted && over(st.users.get(username), self.per_user);
+        if user_locked || over(st.addrs.get(&addr), self.per_addr) {
             return Err(Error::RateLimited(format!(
                 "too many failed sign-in attempts; try again in {} minutes",
                 self.window.as_secs().div_ceil(60)
@@ -91,8 +106,20 @@ impl LoginLimiter {
         }));
     }
 
-    pub fn succeeded(&self, username: &str) {
-        locks::lock(&self.state).users.remove(username);
+    /// A right password from `addr`: the username's failures are forgotten and the address is
+    /// trusted for it (see the module doc).
+    pub fn succeeded(&self, username: &str, addr: IpAddr) {
+        let now = Instant::now();
+        let mut st = locks::lock(&self.state);
+        st.users.remove(username);
+        if st.trusted.len() > MAX_KEYS {
+            st.trusted
+                .retain(|_, at| now.duration_since(*at) < TRUST_FOR);
+            if st.trusted.len() > MAX_KEYS {
+                st.trusted.clear();
+            }
+        }
+        st.trusted.insert((username.to_string(), addr), now);
     }
 }
 
@@ -130,5 +157,31 @@ mod tests {
         let a: IpAddr = "10.0.0.1".parse().unwrap();
         l.failed("x", a);
         assert!(l.check("x", a).is_ok());
+    }
+
+    #[test]
+    fn guessing_from_elsewhere_does_not_lock_the_owner_out_of_an_address_they_signed_in_from() {
+        let l = LoginLimiter::new(Duration::from_secs(60), 10, 1000);
+        let home: IpAddr = "192.0.2.1".parse().unwrap();
+        let attacker: IpAddr = "198.51.100.7".parse().unwrap();
+        l.check("victim", home).unwrap();
+        l.succeeded("victim", home);
+        for _ in 0..10 {
+            l.check("victim", attacker).unwrap();
+            l.failed("victim", attacker);
+        }
+        assert!(matches!(
+            l.check("victim", attacker),
+            Err(Error::RateLimited(_))
+        ));
+        assert!(
+            l.check("victim", home).is_ok(),
+            "the owner's own address is not locked"
+        );
+        let other: IpAddr = "203.0.113.9".parse().unwrap();
+        assert!(
+            matches!(l.check("victim", other), Err(Error::RateLimited(_))),
+            "a new address still is"
+        );
     }
 }

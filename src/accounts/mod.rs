@@ -195,7 +195,7 @@ impl Accounts {
                 return Err(Error::Unauthorized("invalid username or password".into()));
             }
         };
-        self.inner.limiter.succeeded(username);
+        self.inner.limiter.succeeded(username, client);
         Ok(user)
     }
 

@@ -218,13 +218,15 @@ impl russh::server::Handler for Connection {
         _user: &str,
         offer: PublicKeyOffer<'_>,
     ) -> Result<Auth, Self::Error> {
-        // Checked before the client signs, to spare both sides the work for unknown keys.
-        if !self.limiter.allowed(self.peer) {
-            tracing::warn!(peer = %self.peer, "ssh authentication rate limit reached");
-            return Ok(self.reject());
-        }
+        // A registered key is always let through: the limit is against scans of unknown keys,
+        // and must not lock out the users behind an address someone else scans from.
         Ok(match self.user_of(offer.public_key) {
             Some(_) => Auth::Accept,
+            None if !self.limiter.allowed(self.peer) => {
+                // A scan: each further attempt costs it a new connection and handshake.
+                tracing::warn!(peer = %self.peer, "ssh authentication rate limit reached");
+                return Err(russh::Error::Disconnect);
+            }
             None => self.reject(),
         })
     }
@@ -234,9 +236,6 @@ impl russh::server::Handler for Connection {
         _user: &str,
         key: VerifiedPublicKey<'_>,
     ) -> Result<Auth, Self::Error> {
-        if !self.limiter.allowed(self.peer) {
-            return Ok(self.reject());
-        }
         match self.user_of(key.public_key) {
             Some(user) => {
                 tracing::info!(peer = %self.peer, user = %user.username, "ssh login");

@@ -139,21 +139,37 @@ async fn a_wrong_password_and_an_unknown_user_get_the_same_401() {
     assert_eq!(error_body(r1).await, error_body(r2).await);
 }
 
+/// Ten wrong passwords for one username lock it, even with the right password, except from an
+/// address the account signed in from before: guessing from elsewhere cannot lock the owner out.
 #[tokio::test]
 async fn repeated_failed_logins_are_rate_limited_with_429() {
     let app = spawn_app().await;
+    // The owner registers and signs in from 127.0.0.1; the guesser works from 127.0.0.2.
     let u = app.user("alice").await;
+    let guesser = Api {
+        client: reqwest::Client::builder()
+            .local_address(std::net::IpAddr::from([127, 0, 0, 2]))
+            .build()
+            .unwrap(),
+        base: app.base.clone(),
+    };
     for _ in 0..10 {
-        let r = app.get_token("alice", "wrong-password").await;
+        let r = guesser.get_token("alice", "wrong-password").await;
         assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
     }
-    let r = app.get_token("alice", &u.password).await;
+    let r = guesser.get_token("alice", &u.password).await;
     assert_eq!(
         r.status(),
         StatusCode::TOO_MANY_REQUESTS,
         "even the right password waits out the window"
     );
     assert_eq!(error_body(r).await["error"], "rate_limited");
+    let r = app.get_token("alice", &u.password).await;
+    assert_eq!(
+        r.status(),
+        StatusCode::OK,
+        "the owner's own address is not locked out"
+    );
 }
 
 #[tokio::test]

@@ -1452,7 +1452,11 @@ async fn signing_out_revokes_the_session_on_the_server() {
 #[tokio::test]
 async fn too_many_failed_sign_ins_get_a_friendly_429_page() {
     let app = spawn_app().await;
-    app.user("alice").await;
+    // Registered but never signed in, so no address is exempt from the username's lock.
+    let r = app
+        .register("alice", "alice@example.com", "password-alice")
+        .await;
+    assert!(r.status().is_success());
     let page = app.sign_in_page().await;
     let anon = cookie_value(&cookie_from(&page, "scalefog_csrf").unwrap());
     let mut last = StatusCode::OK;

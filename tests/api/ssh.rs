@@ -288,6 +288,25 @@ async fn an_unregistered_key_is_refused() {
     );
 }
 
+/// An address that keeps offering unknown keys is cut off, but a registered key from that same
+/// address still gets in: a scan must not lock out the users behind a shared address.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_key_scan_from_an_address_does_not_lock_out_registered_keys_from_it() {
+    let w = world().await;
+    let port = w.app.ssh_port;
+    let remote = remote_of(&w.app.create_app(&w.user.token, "shared-addr").await);
+    let stranger = keygen(w.dir.path(), "stranger").await;
+    // Past the limit of 60 failures per address (each run offers the one unknown key).
+    for _ in 0..61 {
+        let out = git(w.dir.path(), &stranger, port, &["ls-remote", &remote]).await;
+        assert!(!out.status.success());
+    }
+    let out = git(w.dir.path(), &w.key, port, &["ls-remote", &remote]).await;
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let out = git(w.dir.path(), &stranger, port, &["ls-remote", &remote]).await;
+    assert!(!out.status.success(), "an unknown key is still refused");
+}
+
 // ---------------------------------------------------------------------------------------------
 // Everything but git is refused
 
