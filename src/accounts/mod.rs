@@ -248,14 +248,16 @@ impl Accounts {
                 "a JWT cannot be revoked; it expires by itself. Revoke the token it was exchanged from",
             ));
         };
-        let user_id = who.id();
         // An API key signing itself out is revoked as a whole: its record goes with its hash,
         // so the key list does not show a key that no longer works.
         self.inner
             .store
             .write_async(move |w| {
-                let keys = w.api_keys_of(user_id, Slice::ALL)?.items;
-                match keys.into_iter().find(|k| k.token_hash == hash) {
+                let key = match w.token(&hash)?.map(|t| t.kind) {
+                    Some(TokenKind::ApiKey(id)) => w.api_key(id)?,
+                    _ => None,
+                };
+                match key {
                     Some(key) => w.delete_api_key(&key),
                     None => w.delete_token(&hash),
                 }
