@@ -186,15 +186,7 @@ impl Deployer {
     pub async fn restart(&self, app: &Instance) -> Result<Instance> {
         self.locked(&app.name, move |this, app, attempt| {
             async move {
-                let release = this.current_release(&app)?;
-                this.roll_out(
-                    &app,
-                    &release,
-                    Record::Current,
-                    &Reporter::silent(),
-                    &attempt,
-                )
-                .await?;
+                this.relaunch_current(&app, &attempt).await?;
                 this.instance(&app.name)
             }
             .boxed()

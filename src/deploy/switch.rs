@@ -55,6 +55,18 @@ impl Deployer {
             .await
     }
 
+    /// Starts a new process of the app's current release and switches to it: a restart with no
+    /// gap, also how a changed set of volumes reaches a running app.
+    pub(super) async fn relaunch_current(
+        &self,
+        app: &Instance,
+        attempt: &SharedAttempt,
+    ) -> Result<()> {
+        let release = self.current_release(app)?;
+        self.roll_out(app, &release, Record::Current, &Reporter::silent(), attempt)
+            .await
+    }
+
     /// Starts a process for `release` and waits for it to pass its health check. The process is
     /// recorded in `attempt`, so a failure removes it.
     async fn launch(

@@ -4,8 +4,6 @@
 //! restarts because every process of every release mounts the same named volume.
 
 use super::Deployer;
-use super::report::Reporter;
-use super::switch::Record;
 use crate::domain::{
     self, AppVolume, Error, Instance, InstanceStatus, MAX_VOLUMES_PER_APP, MountPath, Result,
     VolumeName,
@@ -101,10 +99,7 @@ impl Deployer {
     /// new one.
     async fn remount(&self, app: &Instance, attempt: &super::control::SharedAttempt) -> Result<()> {
         if app.status == InstanceStatus::Running && app.release.is_some() {
-            let release = self.current_release(app)?;
-            return self
-                .roll_out(app, &release, Record::Current, &Reporter::silent(), attempt)
-                .await;
+            return self.relaunch_current(app, attempt).await;
         }
         if let Some(d) = self.0.store.read(|r| r.deployment(&app.name))? {
             self.0.runtime.remove(&d.container).await?;
