@@ -4,7 +4,7 @@
 //! keep the route table in step.
 
 use super::apps::{app_page, app_path};
-use super::error::{PageResult, inline, sentence};
+use super::error::{PageResult, inline, outcome};
 use super::notice::Flash;
 use super::ops::Operations;
 use super::render::render;
@@ -63,20 +63,22 @@ pub async fn remove(form: SignedForm, name: web::Path<String>) -> PageResult {
     let (ctx, f) = (&form.ctx, &form.fields);
     let app = ctx.services.apps.get(&ctx.who, &name)?;
     let domain = f.get("domain");
-    let flash = match ctx
+    let removed = ctx
         .services
         .apps
         .remove_domain(&ctx.who, &app.name, domain)
-        .await
-    {
-        Ok(app) => Flash::ok(format!(
-            "Removed {} from {}; requests for it are no longer routed to the app.",
-            domain.trim(),
-            app.name
-        )),
-        Err(Error::Internal(cause)) => return Err(Error::Internal(cause).into()),
-        Err(e) => Flash::err(sentence(&format!("Nothing was removed: {e}"))),
-    };
+        .await;
+    let flash = outcome(
+        removed,
+        |app| {
+            format!(
+                "Removed {} from {}; requests for it are no longer routed to the app.",
+                domain.trim(),
+                app.name
+            )
+        },
+        "Nothing was removed",
+    )?;
     Ok(ctx.redirect(&section(&app.name), flash))
 }
 

@@ -2,6 +2,7 @@
 //! redirect, a 403 for a forged or stale form, and a title and message for every domain error,
 //! with the status the JSON API would use. `render` turns them into responses.
 
+use super::notice::Flash;
 use crate::domain::Error;
 use actix_web::HttpResponse;
 use actix_web::http::StatusCode;
@@ -125,4 +126,19 @@ pub fn sentence(m: &str) -> String {
         s.push('.');
     }
     s
+}
+
+/// The flash for an action the user's input can refuse: `done`'s message when it worked, the
+/// refusal after `refused` ("Nothing was removed") when it did not; a fault of ours is the
+/// error page instead.
+pub fn outcome<T>(
+    result: Result<T, Error>,
+    done: impl FnOnce(T) -> String,
+    refused: &str,
+) -> Result<Flash, ConsoleError> {
+    match result {
+        Ok(v) => Ok(Flash::ok(done(v))),
+        Err(Error::Internal(cause)) => Err(Error::Internal(cause).into()),
+        Err(e) => Ok(Flash::err(sentence(&format!("{refused}: {e}")))),
+    }
 }

@@ -2,10 +2,8 @@
 //! and the restart with the new mounts are the deploy engine's, as for the JSON API.
 
 use super::apps::app_path;
-use super::error::{PageResult, sentence};
-use super::notice::Flash;
+use super::error::{PageResult, outcome};
 use super::request::{Ctx, SignedForm, redirect_with};
-use crate::domain::Error;
 use actix_web::web;
 
 /// Where the forms send the browser back to: the volumes section of the app page.
@@ -17,19 +15,21 @@ pub async fn add(form: SignedForm, name: web::Path<String>) -> PageResult {
     let (ctx, f) = (&form.ctx, &form.fields);
     // Someone else's app is the 404 page, whatever the form says.
     let app = ctx.services.apps.get(&ctx.who, &name)?;
-    let flash = match ctx
+    let added = ctx
         .services
         .deployer
         .add_volume(&app, f.get("name"), f.get("path"))
-        .await
-    {
-        Ok(v) => Flash::ok(format!(
-            "Added volume {} at {}; every process of {} mounts it from now on.",
-            v.name, v.path, app.name
-        )),
-        Err(Error::Internal(cause)) => return Err(Error::Internal(cause).into()),
-        Err(e) => Flash::err(sentence(&format!("No volume was added: {e}"))),
-    };
+        .await;
+    let flash = outcome(
+        added,
+        |v| {
+            format!(
+                "Added volume {} at {}; every process of {} mounts it from now on.",
+                v.name, v.path, app.name
+            )
+        },
+        "No volume was added",
+    )?;
     Ok(ctx.redirect(&section(&app.name), flash))
 }
 
@@ -37,15 +37,18 @@ pub async fn remove(form: SignedForm, name: web::Path<String>) -> PageResult {
     let (ctx, f) = (&form.ctx, &form.fields);
     let app = ctx.services.apps.get(&ctx.who, &name)?;
     let volume = f.get("volume");
-    let flash = match ctx.services.deployer.remove_volume(&app, volume).await {
-        Ok(()) => Flash::ok(format!(
-            "Removed volume {} from {}; its data is deleted.",
-            volume.trim(),
-            app.name
-        )),
-        Err(Error::Internal(cause)) => return Err(Error::Internal(cause).into()),
-        Err(e) => Flash::err(sentence(&format!("Nothing was removed: {e}"))),
-    };
+    let removed = ctx.services.deployer.remove_volume(&app, volume).await;
+    let flash = outcome(
+        removed,
+        |()| {
+            format!(
+                "Removed volume {} from {}; its data is deleted.",
+                volume.trim(),
+                app.name
+            )
+        },
+        "Nothing was removed",
+    )?;
     Ok(ctx.redirect(&section(&app.name), flash))
 }
 
