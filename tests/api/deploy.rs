@@ -701,6 +701,18 @@ async fn a_running_deploy_can_be_cancelled_and_a_second_push_waits_with_a_messag
     assert!(f.app_containers().is_empty());
 }
 
+/// Waits until a stopped server has let go of the store file in `data_dir`, so that another
+/// can open it.
+async fn store_released(data_dir: &Path) {
+    let store_path = data_dir.join("scalefog.redb");
+    for _ in 0..100 {
+        if scalefog::store::Store::open(&store_path).is_ok() {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
 #[tokio::test]
 async fn restarting_scalefog_does_not_restart_apps_and_reconcile_removes_orphans() {
     let data = tempfile::tempdir().unwrap();
@@ -743,14 +755,7 @@ async fn restarting_scalefog_does_not_restart_apps_and_reconcile_removes_orphans
         _cleanup,
     } = f;
     drop(app);
-    // The old server lets go of the store file.
-    let store_path = data_dir.join("scalefog.redb");
-    for _ in 0..100 {
-        if scalefog::store::Store::open(&store_path).is_ok() {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    store_released(&data_dir).await;
     let dd = data_dir.clone();
     let app = spawn_app_with(move |c| c.data_dir = dd).await;
     let mut clean = false;
@@ -1134,13 +1139,7 @@ async fn a_file_on_a_volume_survives_redeploys_rollbacks_restarts_and_a_scalefog
         ..
     } = f;
     drop(app);
-    let store_path = data_dir.join("scalefog.redb");
-    for _ in 0..100 {
-        if scalefog::store::Store::open(&store_path).is_ok() {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    store_released(&data_dir).await;
     let dd = data_dir.clone();
     let app = spawn_app_with(move |c| {
         c.data_dir = dd;
