@@ -3,6 +3,7 @@
 //! Secrets are never stored: passwords as argon2id hashes, tokens and API keys as SHA-256
 //! hashes. Hashing and verifying passwords is deliberately slow, so it runs off the async workers.
 
+mod hashing;
 mod limiter;
 mod password;
 mod secrets;
@@ -78,7 +79,7 @@ struct Inner {
 
 impl Accounts {
     pub fn new(store: Store, registration: Registration, jwt: JwtKeys) -> Result<Accounts> {
-        let dummy_hash = secrets::hash_password("scalefog-dummy-password")?;
+        let dummy_hash = hashing::hash_password("scalefog-dummy-password")?;
         Ok(Accounts {
             inner: Arc::new(Inner {
                 store,
@@ -114,7 +115,7 @@ impl Accounts {
                 "username '{username}' is already taken"
             )));
         }
-        let hash = secrets::hashing(move || secrets::hash_password(password.expose())).await??;
+        let hash = hashing::hashing(move || hashing::hash_password(password.expose())).await??;
         let want_admin = who == Registrar::Admin && new.admin;
         self.inner
             .store
@@ -187,7 +188,7 @@ impl Accounts {
             .as_ref()
             .map_or(self.inner.dummy_hash.clone(), |u| u.password_hash.clone());
         let pw = password.to_string();
-        let ok = secrets::hashing(move || secrets::verify_password(&pw, &hash)).await?;
+        let ok = hashing::hashing(move || hashing::verify_password(&pw, &hash)).await?;
         let user = match (ok, user) {
             (true, Some(user)) => user,
             _ => {

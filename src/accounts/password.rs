@@ -1,6 +1,6 @@
 //! Changing one's own password.
 
-use super::{Accounts, Principal, hash_token, secrets};
+use super::{Accounts, Principal, hash_token, hashing};
 use crate::domain::{Error, Password, Result};
 use std::net::IpAddr;
 
@@ -34,7 +34,7 @@ impl Accounts {
                 }
                 other => other,
             })?;
-        let hash = secrets::hashing(move || secrets::hash_password(new.expose())).await??;
+        let hash = hashing::hashing(move || hashing::hash_password(new.expose())).await??;
         let keep = keep_session.map(hash_token);
         let keep_token = who.token_hash.clone();
         let id = user.id;

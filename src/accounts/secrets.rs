@@ -1,47 +1,11 @@
-//! Password hashing, token generation and hashing, and JWTs.
+//! Token generation and hashing, and JWTs. (Passwords are hashed in `hashing`.)
 
 use crate::domain::{Error, Result, UserId};
-use argon2::Argon2;
-use argon2::password_hash::phc::PasswordHash;
-use argon2::password_hash::{PasswordHasher, PasswordVerifier};
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
 use rand::RngCore;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use std::path::Path;
-
-/// How many password hashes run at once. Each holds 19 MiB while it runs, so without a bound
-/// twenty sign-ins at once would need ~380 MiB; more than two at once would not finish sooner on
-/// the small machines Scalefog is for, as each keeps a core busy.
-const HASHES_AT_ONCE: usize = 2;
-static HASHING: tokio::sync::Semaphore = tokio::sync::Semaphore::const_new(HASHES_AT_ONCE);
-
-/// Runs `f` (a password hash or check) on a blocking thread, at most [`HASHES_AT_ONCE`] at once;
-/// the others wait their turn.
-pub async fn hashing<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> Result<T> {
-    let _turn = HASHING.acquire().await.map_err(Error::internal)?;
-    tokio::task::spawn_blocking(f)
-        .await
-        .map_err(Error::internal)
-}
-
-/// argon2id with the crate's defaults, which are OWASP's (m=19 MiB, t=2, p=1).
-pub fn hash_password(password: &str) -> Result<String> {
-    Argon2::default()
-        .hash_password(password.as_bytes())
-        .map(|h| h.to_string())
-        .map_err(Error::internal)
-}
-
-pub fn verify_password(password: &str, phc: &str) -> bool {
-    PasswordHash::new(phc)
-        .map(|h| {
-            Argon2::default()
-                .verify_password(password.as_bytes(), &h)
-                .is_ok()
-        })
-        .unwrap_or(false)
-}
 
 /// A new API token: 128 random bits as 32 lowercase hex characters.
 pub fn generate_token() -> String {
@@ -190,29 +154,6 @@ impl JwtKeys {
 mod tests {
     use super::*;
 
-    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-    async fn no_more_than_two_hashes_run_at_once_and_every_one_gets_its_turn() {
-        use std::sync::Arc;
-        use std::sync::atomic::{AtomicUsize, Ordering};
-        let (now, most) = (Arc::new(AtomicUsize::new(0)), Arc::new(AtomicUsize::new(0)));
-        let tasks: Vec<_> = (0..8)
-            .map(|i| {
-                let (now, most) = (now.clone(), most.clone());
-                tokio::spawn(hashing(move || {
-                    let running = now.fetch_add(1, Ordering::SeqCst) + 1;
-                    most.fetch_max(running, Ordering::SeqCst);
-                    let ok = verify_password("wrong", &hash_password(&format!("pw{i}")).unwrap());
-                    now.fetch_sub(1, Ordering::SeqCst);
-                    ok
-                }))
-            })
-            .collect();
-        for t in tasks {
-            assert!(!t.await.unwrap().unwrap());
-        }
-        assert_eq!(most.load(Ordering::SeqCst), HASHES_AT_ONCE);
-    }
-
     #[test]
     fn tokens_are_32_lowercase_hex_and_differ() {
         let a = generate_token();
@@ -230,15 +171,6 @@ mod tests {
         assert_eq!(h.len(), 64);
         assert_eq!(h, hash_token("6e8c5284926716591f9efb0935db8298"));
         assert_ne!(h, hash_token("6e8c5284926716591f9efb0935db8299"));
-    }
-
-    #[test]
-    fn passwords_hash_with_argon2id_and_verify() {
-        let h = hash_password("correct horse").unwrap();
-        assert!(h.starts_with("$argon2id$v=19$m=19456,t=2,p=1$"), "{h}");
-        assert!(verify_password("correct horse", &h));
-        assert!(!verify_password("wrong horse", &h));
-        assert!(!verify_password("x", "not a hash"));
     }
 
     #[test]
