@@ -7,9 +7,11 @@ mod domains;
 mod names;
 
 use crate::accounts::Principal;
-use crate::domain::{self, AppName, Error, Instance, InstanceStatus, Region, Result};
+use crate::domain::{
+    self, AppName, Error, Instance, InstanceStatus, Limits, QuotaUse, Region, Result, UserId,
+};
 use crate::locks;
-use crate::store::{Page, Slice, Store};
+use crate::store::{Page, Slice, Store, Writer};
 use std::sync::{Arc, RwLock};
 
 /// Something that holds per-app resources (a git repo, containers) and must set them up when an
@@ -56,14 +58,17 @@ impl Links {
 pub struct Apps {
     store: Store,
     links: Links,
+    /// The installation's abuse limits; users' own quotas are on their records.
+    limits: Limits,
     resources: Arc<RwLock<Vec<Arc<dyn AppResources>>>>,
 }
 
 impl Apps {
-    pub fn new(store: Store, links: Links) -> Apps {
+    pub fn new(store: Store, links: Links, limits: Limits) -> Apps {
         Apps {
             store,
             links,
+            limits,
             resources: Arc::default(),
         }
     }
@@ -90,9 +95,15 @@ impl Apps {
         };
         let region = self.resolve_region(region)?;
         let owner_id = who.id();
+        let limits = self.limits;
         let inst = self
             .store
             .write_async(move |w| {
+                // In the creating transaction: two creates at once cannot both pass.
+                check_quota(w, &limits, owner_id, |u| QuotaUse {
+                    apps: u.apps + 1,
+                    memory_mb: u.memory_mb + u64::from(domain::DEFAULT_MEMORY_MB),
+                })?;
                 let name = match name {
                     Some(n) => {
                         if w.instance(n.as_str())?.is_some() {
@@ -136,6 +147,7 @@ impl Apps {
                     domains: vec![],
                     created_at: domain::now(),
                     volumes: Vec::new(),
+                    read_only_rootfs: false,
                 };
                 w.put_instance(&inst)?;
                 Ok(inst)
@@ -253,4 +265,25 @@ impl Apps {
             .write_async(move |w| w.delete_instance(&name))
             .await
     }
+
+    /// The installation's abuse limits.
+    pub fn limits(&self) -> &Limits {
+        &self.limits
+    }
+}
+
+/// Refuses a change that would take `owner`'s use beyond their quota: `after` says what the
+/// change makes of their current use. Call it in the transaction that makes the change, so
+/// concurrent changes are counted one after the other.
+pub fn check_quota(
+    w: &Writer,
+    limits: &Limits,
+    owner: UserId,
+    after: impl FnOnce(QuotaUse) -> QuotaUse,
+) -> Result<()> {
+    let user = w
+        .user(owner)?
+        .ok_or_else(|| Error::NotFound(format!("no user '{owner}'")))?;
+    let before = w.quota_use(owner)?;
+    limits.check(&user.quota, &user.username, before, after(before))
 }

@@ -405,6 +405,7 @@ mod tests {
             domains: vec![],
             created_at: 0,
             volumes: vec![],
+            read_only_rootfs: false,
         }
     }
 
@@ -419,6 +420,7 @@ mod tests {
                 password_hash: String::new(),
                 admin: false,
                 created_at: 0,
+                quota: Default::default(),
             },
             updates: branches
                 .iter()

@@ -60,6 +60,10 @@ pub struct DeploySettings {
     pub health_timeout: Duration,
     /// Identifies this installation's objects in a shared Docker engine.
     pub install_id: String,
+    /// How app containers' logs rotate.
+    pub log_rotation: crate::docker::LogRotation,
+    /// Abuse limits, checked when an app's memory changes.
+    pub limits: crate::domain::Limits,
 }
 
 /// The id of this installation, kept in the data dir (created on first start). Every Docker
@@ -115,7 +119,11 @@ impl Deployer {
         };
         Deployer(Arc::new(Inner {
             store,
-            runtime: Arc::new(Containers::new(docker.clone(), installation.clone())),
+            runtime: Arc::new(Containers::new(
+                docker.clone(),
+                installation.clone(),
+                settings.log_rotation.clone(),
+            )),
             docker,
             installation,
             routes,

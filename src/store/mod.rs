@@ -8,7 +8,7 @@
 //! tables of their own, kept in step inside the same transaction as the record.
 
 use crate::domain::{
-    ApiKey, Error, Instance, Node, Region, Result, SshKey, TokenRecord, User, UserId,
+    ApiKey, Error, Instance, Node, QuotaUse, Region, Result, SshKey, TokenRecord, User, UserId,
 };
 use redb::{
     Database, ReadOnlyTable, ReadTransaction, ReadableDatabase, ReadableTable,
@@ -363,6 +363,15 @@ macro_rules! readers {
                     items.extend(get_json::<&str, Instance>(&t, n.as_str())?);
                 }
                 Ok(Page { items, total })
+            }
+            /// What `owner`'s apps take, for their quota: how many, and their memory together.
+            pub fn quota_use(&self, owner: UserId) -> Result<QuotaUse> {
+                let mut used = QuotaUse::default();
+                for inst in self.instances_of(owner, Slice::ALL)?.items {
+                    used.apps += 1;
+                    used.memory_mb += u64::from(inst.memory_mb);
+                }
+                Ok(used)
             }
             /// Every instance, in name order, optionally only those matching `keep`.
             pub fn instances_where(
