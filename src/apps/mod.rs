@@ -2,6 +2,9 @@
 //!
 //! Every access check for an app lives here ([`Apps::get`]): owners see their apps, admins see
 //! every app, anyone else gets `NotFound`, so the existence of other users' apps never leaks.
+//!
+//! Deletion is an intent recorded first (status `deleting`), then carried out; a deletion cut
+//! short by a crash is finished at the next start ([`Apps::finish_deletions`]).
 
 mod domains;
 mod names;
@@ -252,18 +255,60 @@ impl Apps {
         }
     }
 
-    /// Deletes an app: first every registered resource (repo, containers, images), then the
-    /// record, so a crash in between leaves a record whose deletion can simply be retried.
+    /// Deletes an app. The intent is recorded first, in one transaction (status `deleting`:
+    /// from then on nothing restarts, routes or changes the app); then every registered
+    /// resource goes (containers, images, volumes, repository, routes), and the record last. A
+    /// crash in between leaves the intent, which the next start (or another DELETE) finishes.
     pub async fn delete(&self, who: &Principal, name: &str) -> Result<()> {
         let inst = self.get(who, name)?;
+        let name = inst.name.clone();
+        let inst = self
+            .store
+            .write_async(move |w| {
+                let mut inst = w
+                    .instance(&name)?
+                    .ok_or_else(|| Error::NotFound(format!("no app named '{name}'")))?;
+                inst.status = InstanceStatus::Deleting;
+                w.put_instance(&inst)?;
+                Ok(inst)
+            })
+            .await?;
+        self.changed(&inst);
+        self.finish_deletion(&inst).await
+    }
+
+    /// Removes what a deleting app holds, then its record.
+    async fn finish_deletion(&self, inst: &Instance) -> Result<()> {
         let resources: Vec<_> = locks::read(&self.resources).clone();
         for r in resources {
-            r.remove(&inst).await?;
+            r.remove(inst).await?;
         }
         let name = inst.name.clone();
         self.store
             .write_async(move |w| w.delete_instance(&name))
             .await
+    }
+
+    /// Finishes every deletion a stop of Scalefog cut short. An app whose deletion fails again
+    /// stays `deleting` (nothing runs or routes) and is named in the log.
+    pub async fn finish_deletions(&self) {
+        let deleting = match self
+            .store
+            .read(|r| r.instances_where(Slice::ALL, |i| i.status == InstanceStatus::Deleting))
+        {
+            Ok(page) => page.items,
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot list the apps being deleted");
+                return;
+            }
+        };
+        for inst in deleting {
+            tracing::info!(app = %inst.name, "finishing a deletion cut short by a stop");
+            self.changed(&inst);
+            if let Err(e) = self.finish_deletion(&inst).await {
+                tracing::warn!(app = %inst.name, error = %e, "cannot finish deleting an app");
+            }
+        }
     }
 
     /// The installation's abuse limits.

@@ -207,7 +207,9 @@ impl Deployer {
                     w.put_build(&b)?;
                 }
                 w.put_build_log(id, &log)?;
-                if let Some(mut i) = w.instance(&name)? {
+                if let Some(mut i) = w.instance(&name)?
+                    && i.status != InstanceStatus::Deleting
+                {
                     i.status = if i.release.is_none() {
                         InstanceStatus::Failed
                     } else if prior_status == InstanceStatus::Building {

@@ -144,11 +144,18 @@ impl Deployer {
         self.0.runtime.as_ref()
     }
 
+    /// The app's record, to operate on: an app being deleted is refused, so no deploy or
+    /// setting starts on it.
     fn instance(&self, name: &str) -> Result<Instance> {
-        self.0
+        let inst = self
+            .0
             .store
             .read(|r| r.instance(name))?
-            .ok_or_else(|| no_app(name))
+            .ok_or_else(|| no_app(name))?;
+        if inst.status == crate::domain::InstanceStatus::Deleting {
+            return Err(Error::Conflict(format!("'{name}' is being deleted")));
+        }
+        Ok(inst)
     }
 
     /// Loads the app, lets `change` change it, and writes it back, in one transaction.

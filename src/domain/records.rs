@@ -72,6 +72,9 @@ pub enum InstanceStatus {
     Stopped,
     Crashed,
     Failed,
+    /// Deletion is under way (or was cut short and the next start finishes it): nothing runs,
+    /// nothing routes, and no write but the deletion's own touches the app again.
+    Deleting,
 }
 
 impl InstanceStatus {
@@ -83,6 +86,7 @@ impl InstanceStatus {
             InstanceStatus::Stopped => "stopped",
             InstanceStatus::Crashed => "crashed",
             InstanceStatus::Failed => "failed",
+            InstanceStatus::Deleting => "deleting",
         }
     }
 }

@@ -1305,3 +1305,4 @@ async fn an_app_container_cannot_open_a_connection_to_another_apps_container() {
 }
 
 mod containers;
+mod deletion;
