@@ -114,6 +114,43 @@ pub struct SettingsArgs {
         global = true
     )]
     pub health_timeout: Option<String>,
+    /// An app container's log is rotated at this size: bytes, or a number with k, m or g
+    /// [default: 10m]
+    #[arg(
+        long,
+        env = "SCALEFOG_LOG_MAX_SIZE",
+        value_name = "SIZE",
+        global = true
+    )]
+    pub log_max_size: Option<String>,
+    /// How many log files of an app container are kept, the current one included [default: 3]
+    #[arg(long, env = "SCALEFOG_LOG_MAX_FILES", value_name = "N", global = true)]
+    pub log_max_files: Option<String>,
+    /// The most memory one app may have, in MiB [default: 16384]
+    #[arg(
+        long,
+        env = "SCALEFOG_MAX_APP_MEMORY",
+        value_name = "MIB",
+        global = true
+    )]
+    pub max_app_memory: Option<String>,
+    /// Apps one user may own, unless an admin set theirs [default: no limit]
+    #[arg(
+        long,
+        env = "SCALEFOG_MAX_APPS_PER_USER",
+        value_name = "N",
+        global = true
+    )]
+    pub max_apps_per_user: Option<String>,
+    /// Memory one user's apps may have together, in MiB, unless an admin set theirs
+    /// [default: no limit]
+    #[arg(
+        long,
+        env = "SCALEFOG_MAX_MEMORY_PER_USER",
+        value_name = "MIB",
+        global = true
+    )]
+    pub max_memory_per_user: Option<String>,
 }
 
 /// The TOML file: the same keys, all optional; unknown keys are an error (a typo must not be
@@ -138,6 +175,11 @@ struct FileSettings {
     max_concurrent_deploys: Option<u64>,
     deploy_timeout: Option<u64>,
     health_timeout: Option<u64>,
+    log_max_size: Option<String>,
+    log_max_files: Option<u64>,
+    max_app_memory: Option<u64>,
+    max_apps_per_user: Option<u64>,
+    max_memory_per_user: Option<u64>,
 }
 
 /// Resolved settings: every value present and valid, every path absolute.
@@ -163,6 +205,10 @@ pub struct Config {
     pub deploy_timeout: u64,
     /// Seconds.
     pub health_timeout: u64,
+    /// How app containers' logs rotate.
+    pub log_rotation: crate::docker::LogRotation,
+    /// Abuse limits: memory per app, apps and memory per user.
+    pub limits: crate::domain::Limits,
     /// The router's time limits. Not a setting (the defaults suit every deployment we know
     /// of); tests shorten them to see them act.
     pub router_timeouts: crate::router::Timeouts,
@@ -213,6 +259,32 @@ fn parse_count(
         )));
     }
     Ok(v)
+}
+
+/// [`parse_count`] for a limit that is off unless set.
+fn parse_optional_count(
+    name: &str,
+    flag: &Option<String>,
+    file: Option<u64>,
+    min: u64,
+) -> Result<Option<u64>, ConfigError> {
+    if flag.is_none() && file.is_none() {
+        return Ok(None);
+    }
+    parse_count(name, flag, file, min, min).map(Some)
+}
+
+/// A log size as Docker's json-file driver takes it: bytes, or a number with `k`, `m` or `g`.
+fn parse_log_size(v: &str) -> Result<String, ConfigError> {
+    let v = v.trim().to_ascii_lowercase();
+    let digits = v.trim_end_matches(['k', 'm', 'g']);
+    let unit_ok = v.len() - digits.len() <= 1;
+    match digits.parse::<u64>() {
+        Ok(n) if n > 0 && unit_ok => Ok(v),
+        _ => Err(ConfigError(format!(
+            "invalid log_max_size '{v}': expected a size like 10m, 512k or 1g"
+        ))),
+    }
 }
 
 impl Config {
@@ -362,6 +434,45 @@ impl Config {
             30,
             1,
         )?;
+        let log_rotation = crate::docker::LogRotation {
+            max_size: parse_log_size(&pick(&args.log_max_size, &file.log_max_size, "10m"))?,
+            max_files: u32::try_from(parse_count(
+                "log_max_files",
+                &args.log_max_files,
+                file.log_max_files,
+                3,
+                1,
+            )?)
+            .map_err(|_| ConfigError("invalid log_max_files: too large".into()))?,
+        };
+        let max_app_memory = parse_count(
+            "max_app_memory",
+            &args.max_app_memory,
+            file.max_app_memory,
+            crate::domain::Limits::default().max_app_memory_mb.into(),
+            16,
+        )?;
+        if max_app_memory > 1_048_576 {
+            return Err(ConfigError(format!(
+                "invalid max_app_memory '{max_app_memory}': must be at most 1048576 (1 TiB)"
+            )));
+        }
+        let limits = crate::domain::Limits {
+            max_app_memory_mb: max_app_memory as u32,
+            max_apps_per_user: parse_optional_count(
+                "max_apps_per_user",
+                &args.max_apps_per_user,
+                file.max_apps_per_user,
+                0,
+            )?
+            .map(|n| u32::try_from(n).unwrap_or(u32::MAX)),
+            max_memory_per_user_mb: parse_optional_count(
+                "max_memory_per_user",
+                &args.max_memory_per_user,
+                file.max_memory_per_user,
+                16,
+            )?,
+        };
         Ok(Config {
             data_dir,
             http_listen,
@@ -378,6 +489,8 @@ impl Config {
             max_concurrent_deploys,
             deploy_timeout,
             health_timeout,
+            log_rotation,
+            limits,
             router_timeouts: Default::default(),
         })
     }
@@ -403,6 +516,8 @@ impl Config {
             max_concurrent_deploys: 4,
             deploy_timeout: 900,
             health_timeout: 30,
+            log_rotation: Default::default(),
+            limits: Default::default(),
             router_timeouts: Default::default(),
         }
     }
@@ -516,6 +631,66 @@ mod tests {
         })
         .unwrap_err();
         assert!(e.0.contains("htp_listen"), "{e}");
+    }
+
+    #[test]
+    fn log_rotation_and_abuse_limits_come_from_the_file_and_flags_and_bad_ones_are_named() {
+        let c = Config::load(&SettingsArgs::default()).unwrap();
+        assert_eq!(c.log_rotation, crate::docker::LogRotation::default());
+        assert_eq!(c.limits, crate::domain::Limits::default());
+        let dir = tempfile::tempdir().unwrap();
+        let f = dir.path().join("s.toml");
+        std::fs::write(
+            &f,
+            "log_max_size = \"2M\"\nlog_max_files = 5\nmax_app_memory = 2048\nmax_apps_per_user = 3\n",
+        )
+        .unwrap();
+        let c = Config::load(&SettingsArgs {
+            config: Some(f),
+            max_memory_per_user: Some("4096".into()),
+            ..Default::default()
+        })
+        .unwrap();
+        assert_eq!(
+            (c.log_rotation.max_size.as_str(), c.log_rotation.max_files),
+            ("2m", 5)
+        );
+        assert_eq!(c.limits.max_app_memory_mb, 2048);
+        assert_eq!(c.limits.max_apps_per_user, Some(3));
+        assert_eq!(c.limits.max_memory_per_user_mb, Some(4096));
+        for (args, name) in [
+            (
+                SettingsArgs {
+                    log_max_size: Some("10mb".into()),
+                    ..Default::default()
+                },
+                "log_max_size",
+            ),
+            (
+                SettingsArgs {
+                    log_max_files: Some("0".into()),
+                    ..Default::default()
+                },
+                "log_max_files",
+            ),
+            (
+                SettingsArgs {
+                    max_app_memory: Some("2000000".into()),
+                    ..Default::default()
+                },
+                "max_app_memory",
+            ),
+            (
+                SettingsArgs {
+                    max_memory_per_user: Some("lots".into()),
+                    ..Default::default()
+                },
+                "max_memory_per_user",
+            ),
+        ] {
+            let e = Config::load(&args).unwrap_err();
+            assert!(e.0.contains(name), "{e}");
+        }
     }
 
     #[test]

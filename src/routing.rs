@@ -297,7 +297,12 @@ impl AppResources for RouteSync {
     }
     fn changed(&self, app: &Instance) {
         self.0.set_domains(&app.name, &app.domains);
-        self.0.set_app_if_absent(&app.name, Target::unrouted(app));
+        if app.status == InstanceStatus::Deleting {
+            // Its containers are about to go: no request may reach them any more.
+            self.0.set_app(&app.name, Target::unrouted(app));
+        } else {
+            self.0.set_app_if_absent(&app.name, Target::unrouted(app));
+        }
     }
 }
 

@@ -41,7 +41,7 @@ impl Services {
         nodes.ensure_local(&config.region_name, &config.docker_host)?;
         let jwt = JwtKeys::load_or_create(&config.jwt_secret_path())?;
         let accounts = Accounts::new(store.clone(), config.registration, jwt)?;
-        let apps = Apps::new(store.clone(), links);
+        let apps = Apps::new(store.clone(), links, config.limits);
         let engine = Engine::new(&config.docker_host);
         let push_handler = PushHandlers::default();
         let git = Git::new(
@@ -50,7 +50,6 @@ impl Services {
             store.clone(),
             push_handler.clone(),
         );
-        apps.register_resources(git.resources());
         let routes = RouteTable::default();
         let deployer = Deployer::new(
             store.clone(),
@@ -62,9 +61,14 @@ impl Services {
                 timeout: std::time::Duration::from_secs(config.deploy_timeout),
                 health_timeout: std::time::Duration::from_secs(config.health_timeout),
                 install_id: crate::deploy::install_id(&config.data_dir)?,
+                log_rotation: config.log_rotation.clone(),
+                limits: config.limits,
             },
         );
+        // Removed in this order when an app is deleted: its containers, images and volumes,
+        // then its repository, then (last, see below) its routes.
         apps.register_resources(std::sync::Arc::new(deployer.clone()));
+        apps.register_resources(git.resources());
         // Last, so that on deletion the routes go only once the containers are gone.
         let route_sync = RouteSync(routes.clone());
         route_sync.load(&apps)?;

@@ -183,7 +183,12 @@ impl Application {
             self.services.store.clone(),
         ));
         // Rebuilds the route table from Docker and follows container events.
-        let reconciler = tokio::spawn(self.services.deployer.clone().run_reconciler());
+        let reconciler = tokio::spawn(
+            self.services
+                .deployer
+                .clone()
+                .run_reconciler(self.services.apps.clone()),
+        );
         let hooks = tokio::spawn(self.services.git.clone().serve_hooks(self.hooks));
         let ssh = crate::ssh::SshServer::start(
             self.ssh,

@@ -138,6 +138,7 @@ impl Accounts {
                     password_hash: hash,
                     admin: first || want_admin,
                     created_at: domain::now(),
+                    quota: Default::default(),
                 };
                 w.put_user(&user)?;
                 Ok(user)
@@ -451,6 +452,33 @@ impl Accounts {
             .ok_or_else(|| Error::NotFound(format!("no user '{id_or_name}'")))
     }
 
+    /// Gives a user limits of their own (admins only): `change` replaces each limit it names,
+    /// `Some(None)` returning that one to the installation's. One transaction.
+    pub async fn set_quota(
+        &self,
+        who: &Principal,
+        id_or_name: &str,
+        change: QuotaChange,
+    ) -> Result<User> {
+        let id = self.find_user(who, id_or_name)?.id;
+        self.inner
+            .store
+            .write_async(move |w| {
+                let mut user = w
+                    .user(id)?
+                    .ok_or_else(|| Error::NotFound(format!("no user '{id}'")))?;
+                if let Some(v) = change.max_apps {
+                    user.quota.max_apps = v;
+                }
+                if let Some(v) = change.max_memory_mb {
+                    user.quota.max_memory_mb = v;
+                }
+                w.put_user(&user)?;
+                Ok(user)
+            })
+            .await
+    }
+
     pub fn find_user_by_email(&self, who: &Principal, email: &str) -> Result<User> {
         require_admin(who)?;
         let email = email.trim().to_ascii_lowercase();
@@ -459,6 +487,14 @@ impl Accounts {
             .read(|r| r.user_by_email(&email))?
             .ok_or_else(|| Error::NotFound(format!("no user with email '{email}'")))
     }
+}
+
+/// A change of one user's limits: each outer `None` keeps that limit as it is, `Some(None)`
+/// returns it to the installation's.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct QuotaChange {
+    pub max_apps: Option<Option<u32>>,
+    pub max_memory_mb: Option<Option<u64>>,
 }
 
 /// The one check for admin-only operations.

@@ -406,7 +406,7 @@ async fn delete_env(
     Ok(HttpResponse::NoContent().finish())
 }
 
-/// memory (MiB), cpu (cores), health_path, deploy_branch.
+/// memory (MiB), cpu (cores), health_path, deploy_branch, read_only_rootfs.
 async fn patch_instance(
     s: web::Data<Services>,
     Auth(who): Auth,
@@ -444,6 +444,7 @@ async fn patch_instance(
         deploy_branch: p
             .first(&["deploy_branch", "branch"])
             .map(|s| s.trim().to_string()),
+        read_only_rootfs: p.boolean("read_only_rootfs")?,
     };
     let app = s.deployer.update_settings(&app, settings).await?;
     Ok(HttpResponse::Ok().json(instance_json(&s, &app)))

@@ -85,6 +85,18 @@ impl Params {
             Some("1" | "true" | "yes" | "on")
         )
     }
+    /// A yes/no value when given (`true`/`false`, `1`/`0`, `on`/`off`), or `400` naming it.
+    pub fn boolean(&self, name: &str) -> Result<Option<bool>, Error> {
+        match self.get(name).map(str::trim).filter(|v| !v.is_empty()) {
+            None => Ok(None),
+            Some("1" | "true" | "yes" | "on") => Ok(Some(true)),
+            Some("0" | "false" | "no" | "off") => Ok(Some(false)),
+            Some(_) => Err(Error::invalid(
+                name,
+                format!("'{name}' must be true or false"),
+            )),
+        }
+    }
     pub fn from_query(req: &HttpRequest) -> Result<Params, Error> {
         let mut p = Params::default();
         p.merge_urlencoded(req.query_string().as_bytes(), "query string")?;

@@ -4,8 +4,10 @@
 use super::error::ApiResult;
 use super::extract::{Auth, Params, credential_of, pagination};
 use super::list_cache::ListCache;
-use super::views::{ApiKeyView, InstanceRenderer, NodeView, RegionView, SshKeyView, UserView};
-use crate::accounts::{NewUser, Registrar};
+use super::views::{
+    ApiKeyView, InstanceRenderer, NodeView, QuotaView, RegionView, SshKeyView, UserView,
+};
+use crate::accounts::{NewUser, QuotaChange, Registrar, require_admin};
 use crate::domain::Error;
 use crate::nodes::NewNode;
 use crate::services::Services;
@@ -20,6 +22,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
             .route("/users", web::post().to(register))
             .route("/users", web::get().to(users))
             .route("/users/{id}", web::get().to(user))
+            .route("/users/{id}", web::patch().to(patch_user))
             .route("/users/{id}", web::delete().to(delete_user))
             .route("/tokens", web::post().to(login))
             .route("/tokens/current", web::delete().to(logout))
@@ -244,7 +247,51 @@ async fn user(
     Auth(who): Auth,
     id: web::Path<String>,
 ) -> ApiResult<HttpResponse> {
-    Ok(HttpResponse::Ok().json(UserView::from(&s.accounts.find_user(&who, &id)?)))
+    let user = s.accounts.find_user(&who, &id)?;
+    Ok(HttpResponse::Ok().json(user_with_quota(&s, &user)?))
+}
+
+/// A user as `GET /v1/users/{id}` shows one: with their quota.
+fn user_with_quota(s: &Services, user: &crate::domain::User) -> Result<serde_json::Value, Error> {
+    let used = s.store.read(|r| r.quota_use(user.id))?;
+    let mut v = serde_json::to_value(UserView::from(user)).map_err(Error::internal)?;
+    v["quota"] = serde_json::to_value(QuotaView::new(s.apps.limits(), &user.quota, used))
+        .map_err(Error::internal)?;
+    Ok(v)
+}
+
+/// Sets a user's own limits (admins only): `max_apps` and `max_memory` (MiB), each a number,
+/// or `default` for the installation's.
+async fn patch_user(
+    s: web::Data<Services>,
+    Auth(who): Auth,
+    id: web::Path<String>,
+    p: Params,
+) -> ApiResult<HttpResponse> {
+    fn limit<T: std::str::FromStr>(p: &Params, field: &str) -> Result<Option<Option<T>>, Error> {
+        match p.get(field).map(str::trim) {
+            None => Ok(None),
+            Some("default") => Ok(Some(None)),
+            Some(v) => v.parse::<T>().map(|n| Some(Some(n))).map_err(|_| {
+                Error::invalid(
+                    field,
+                    format!(
+                        "'{field}' must be a whole number, or 'default' for the installation's"
+                    ),
+                )
+            }),
+        }
+    }
+    require_admin(&who)?;
+    let change = QuotaChange {
+        max_apps: limit(&p, "max_apps")?,
+        max_memory_mb: limit(&p, "max_memory")?,
+    };
+    if change.max_apps.is_none() && change.max_memory_mb.is_none() {
+        return Err(Error::invalid("max_apps", "give max_apps or max_memory to change").into());
+    }
+    let user = s.accounts.set_quota(&who, &id, change).await?;
+    Ok(HttpResponse::Ok().json(user_with_quota(&s, &user)?))
 }
 
 async fn delete_user(

@@ -1,6 +1,8 @@
 //! JSON shapes of the API, kept apart from the stored records so either can change alone.
 
-use crate::domain::{ApiKey, Instance, Node, Region, SshKey, User, UserId, rfc3339};
+use crate::domain::{
+    ApiKey, Instance, Limits, Node, QuotaUse, Region, SshKey, User, UserId, UserQuota, rfc3339,
+};
 use crate::services::Services;
 use serde::Serialize;
 use std::collections::HashMap;
@@ -26,6 +28,39 @@ impl From<&User> for UserView {
     }
 }
 
+/// A user's quota as an admin reads it: the limits that apply (their own, else the
+/// installation's; `null`: none) and what their apps take now.
+#[derive(Serialize)]
+pub struct QuotaView {
+    pub max_apps: Option<u32>,
+    /// MiB
+    pub max_memory: Option<u64>,
+    pub apps: u64,
+    /// MiB
+    pub memory: u64,
+    /// Which limits are the user's own rather than the installation's.
+    pub own: Vec<&'static str>,
+}
+
+impl QuotaView {
+    pub fn new(limits: &Limits, quota: &UserQuota, used: QuotaUse) -> QuotaView {
+        let mut own = vec![];
+        if quota.max_apps.is_some() {
+            own.push("max_apps");
+        }
+        if quota.max_memory_mb.is_some() {
+            own.push("max_memory");
+        }
+        QuotaView {
+            max_apps: limits.max_apps(quota),
+            max_memory: limits.max_memory_mb(quota),
+            apps: used.apps,
+            memory: used.memory_mb,
+            own,
+        }
+    }
+}
+
 #[derive(Serialize)]
 pub struct InstanceView {
     pub id: String,
@@ -46,6 +81,7 @@ pub struct InstanceView {
     pub health_path: String,
     pub deploy_branch: String,
     pub domains: Vec<String>,
+    pub read_only_rootfs: bool,
     pub created_at: String,
 }
 
@@ -105,6 +141,7 @@ impl<'a> InstanceRenderer<'a> {
             health_path: i.health_path.to_string(),
             deploy_branch: i.deploy_branch.to_string(),
             domains: i.domains.clone(),
+            read_only_rootfs: i.read_only_rootfs,
             created_at: rfc3339(i.created_at),
         }
     }

@@ -2,14 +2,19 @@
 //!
 //! Every access check for an app lives here ([`Apps::get`]): owners see their apps, admins see
 //! every app, anyone else gets `NotFound`, so the existence of other users' apps never leaks.
+//!
+//! Deletion is an intent recorded first (status `deleting`), then carried out; a deletion cut
+//! short by a crash is finished at the next start ([`Apps::finish_deletions`]).
 
 mod domains;
 mod names;
 
 use crate::accounts::Principal;
-use crate::domain::{self, AppName, Error, Instance, InstanceStatus, Region, Result};
+use crate::domain::{
+    self, AppName, Error, Instance, InstanceStatus, Limits, QuotaUse, Region, Result, UserId,
+};
 use crate::locks;
-use crate::store::{Page, Slice, Store};
+use crate::store::{Page, Slice, Store, Writer};
 use std::sync::{Arc, RwLock};
 
 /// Something that holds per-app resources (a git repo, containers) and must set them up when an
@@ -56,14 +61,17 @@ impl Links {
 pub struct Apps {
     store: Store,
     links: Links,
+    /// The installation's abuse limits; users' own quotas are on their records.
+    limits: Limits,
     resources: Arc<RwLock<Vec<Arc<dyn AppResources>>>>,
 }
 
 impl Apps {
-    pub fn new(store: Store, links: Links) -> Apps {
+    pub fn new(store: Store, links: Links, limits: Limits) -> Apps {
         Apps {
             store,
             links,
+            limits,
             resources: Arc::default(),
         }
     }
@@ -90,9 +98,15 @@ impl Apps {
         };
         let region = self.resolve_region(region)?;
         let owner_id = who.id();
+        let limits = self.limits;
         let inst = self
             .store
             .write_async(move |w| {
+                // In the creating transaction: two creates at once cannot both pass.
+                check_quota(w, &limits, owner_id, |u| QuotaUse {
+                    apps: u.apps + 1,
+                    memory_mb: u.memory_mb + u64::from(domain::DEFAULT_MEMORY_MB),
+                })?;
                 let name = match name {
                     Some(n) => {
                         if w.instance(n.as_str())?.is_some() {
@@ -136,6 +150,7 @@ impl Apps {
                     domains: vec![],
                     created_at: domain::now(),
                     volumes: Vec::new(),
+                    read_only_rootfs: false,
                 };
                 w.put_instance(&inst)?;
                 Ok(inst)
@@ -240,17 +255,80 @@ impl Apps {
         }
     }
 
-    /// Deletes an app: first every registered resource (repo, containers, images), then the
-    /// record, so a crash in between leaves a record whose deletion can simply be retried.
+    /// Deletes an app. The intent is recorded first, in one transaction (status `deleting`:
+    /// from then on nothing restarts, routes or changes the app); then every registered
+    /// resource goes (containers, images, volumes, repository, routes), and the record last. A
+    /// crash in between leaves the intent, which the next start (or another DELETE) finishes.
     pub async fn delete(&self, who: &Principal, name: &str) -> Result<()> {
         let inst = self.get(who, name)?;
+        let name = inst.name.clone();
+        let inst = self
+            .store
+            .write_async(move |w| {
+                let mut inst = w
+                    .instance(&name)?
+                    .ok_or_else(|| Error::NotFound(format!("no app named '{name}'")))?;
+                inst.status = InstanceStatus::Deleting;
+                w.put_instance(&inst)?;
+                Ok(inst)
+            })
+            .await?;
+        self.changed(&inst);
+        self.finish_deletion(&inst).await
+    }
+
+    /// Removes what a deleting app holds, then its record.
+    async fn finish_deletion(&self, inst: &Instance) -> Result<()> {
         let resources: Vec<_> = locks::read(&self.resources).clone();
         for r in resources {
-            r.remove(&inst).await?;
+            r.remove(inst).await?;
         }
         let name = inst.name.clone();
         self.store
             .write_async(move |w| w.delete_instance(&name))
             .await
     }
+
+    /// Finishes every deletion a stop of Scalefog cut short. An app whose deletion fails again
+    /// stays `deleting` (nothing runs or routes) and is named in the log.
+    pub async fn finish_deletions(&self) {
+        let deleting = match self
+            .store
+            .read(|r| r.instances_where(Slice::ALL, |i| i.status == InstanceStatus::Deleting))
+        {
+            Ok(page) => page.items,
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot list the apps being deleted");
+                return;
+            }
+        };
+        for inst in deleting {
+            tracing::info!(app = %inst.name, "finishing a deletion cut short by a stop");
+            self.changed(&inst);
+            if let Err(e) = self.finish_deletion(&inst).await {
+                tracing::warn!(app = %inst.name, error = %e, "cannot finish deleting an app");
+            }
+        }
+    }
+
+    /// The installation's abuse limits.
+    pub fn limits(&self) -> &Limits {
+        &self.limits
+    }
+}
+
+/// Refuses a change that would take `owner`'s use beyond their quota: `after` says what the
+/// change makes of their current use. Call it in the transaction that makes the change, so
+/// concurrent changes are counted one after the other.
+pub fn check_quota(
+    w: &Writer,
+    limits: &Limits,
+    owner: UserId,
+    after: impl FnOnce(QuotaUse) -> QuotaUse,
+) -> Result<()> {
+    let user = w
+        .user(owner)?
+        .ok_or_else(|| Error::NotFound(format!("no user '{owner}'")))?;
+    let before = w.quota_use(owner)?;
+    limits.check(&user.quota, &user.username, before, after(before))
 }

@@ -157,6 +157,7 @@ pub(super) async fn app_page(ctx: &Ctx, ops: &Operations, name: &str) -> Result<
         node,
         deploy_branch: app.deploy_branch.to_string(),
         health_path: app.health_path.to_string(),
+        read_only_rootfs: app.read_only_rootfs,
         created: date(app.created_at),
         has_ssh_key: has_ssh_key(ctx)?,
         releases: releases

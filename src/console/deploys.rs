@@ -301,6 +301,17 @@ pub async fn settings(
             cpu,
             health_path: given("health_path").map(String::from),
             deploy_branch: given("deploy_branch").map(String::from),
+            read_only_rootfs: match given("read_only_rootfs") {
+                None => None,
+                Some("on") => Some(true),
+                Some("off") => Some(false),
+                Some(_) => {
+                    return Err(Error::invalid(
+                        "read_only_rootfs",
+                        "the root filesystem is either read-only or writable",
+                    ));
+                }
+            },
         })
     })();
     let settings = match parsed {
@@ -320,6 +331,13 @@ pub async fn settings(
                 }
                 if i.deploy_branch != a.deploy_branch {
                     notes.push(format!("Pushes to {} deploy from now on.", i.deploy_branch));
+                }
+                if i.read_only_rootfs != a.read_only_rootfs {
+                    notes.push(if i.read_only_rootfs {
+                        "Its containers now start with a read-only root filesystem.".into()
+                    } else {
+                        "Its containers now start with a writable root filesystem.".into()
+                    });
                 }
                 if i.health_path != a.health_path {
                     notes.push(format!("The next deploy is checked at {}.", i.health_path));

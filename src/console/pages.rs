@@ -145,6 +145,7 @@ pub struct AppPage {
     pub node: String,
     pub deploy_branch: String,
     pub health_path: String,
+    pub read_only_rootfs: bool,
     pub created: String,
     pub has_ssh_key: bool,
     pub releases: Vec<ReleaseRow>,

@@ -31,6 +31,11 @@ pub fn status_view(s: InstanceStatus) -> StatusView {
         ),
         InstanceStatus::Crashed => ("crashed", "Crashed", "The app's process exited."),
         InstanceStatus::Failed => ("failed", "Failed", "The last deploy did not succeed."),
+        InstanceStatus::Deleting => (
+            "stopped",
+            "Deleting",
+            "Being deleted; delete it again if this stays.",
+        ),
     };
     StatusView { class, label, hint }
 }

@@ -207,7 +207,9 @@ impl Deployer {
                     w.put_build(&b)?;
                 }
                 w.put_build_log(id, &log)?;
-                if let Some(mut i) = w.instance(&name)? {
+                if let Some(mut i) = w.instance(&name)?
+                    && i.status != InstanceStatus::Deleting
+                {
                     i.status = if i.release.is_none() {
                         InstanceStatus::Failed
                     } else if prior_status == InstanceStatus::Building {
@@ -405,6 +407,7 @@ mod tests {
             domains: vec![],
             created_at: 0,
             volumes: vec![],
+            read_only_rootfs: false,
         }
     }
 
@@ -419,6 +422,7 @@ mod tests {
                 password_hash: String::new(),
                 admin: false,
                 created_at: 0,
+                quota: Default::default(),
             },
             updates: branches
                 .iter()

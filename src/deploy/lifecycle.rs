@@ -5,9 +5,10 @@
 use super::report::Reporter;
 use super::switch::Record;
 use super::{Deployer, KEEP_RELEASE_IMAGES, STOP_GRACE};
+use crate::apps::check_quota;
 use crate::domain::{
-    self, ConfigKey, DeployBranch, Error, HealthPath, Instance, InstanceStatus, Release,
-    ReleaseStatus, Result, check_config_value, check_cpu, check_memory_mb,
+    self, ConfigKey, DeployBranch, Error, HealthPath, Instance, InstanceStatus, Limits, QuotaUse,
+    Release, ReleaseStatus, Result, check_config_value, check_cpu, check_memory_mb,
 };
 use crate::routing::Target;
 use crate::store::Slice;
@@ -21,6 +22,7 @@ pub struct Settings {
     pub cpu: Option<f64>,
     pub health_path: Option<String>,
     pub deploy_branch: Option<String>,
+    pub read_only_rootfs: Option<bool>,
 }
 
 /// [`Settings`] once every given value has passed its rule.
@@ -29,12 +31,16 @@ struct Parsed {
     cpu: Option<f64>,
     health_path: Option<HealthPath>,
     deploy_branch: Option<DeployBranch>,
+    read_only_rootfs: Option<bool>,
 }
 
 impl Settings {
-    fn parse(self) -> Result<Parsed> {
+    fn parse(self, limits: &Limits) -> Result<Parsed> {
         Ok(Parsed {
-            memory_mb: self.memory_mb.map(check_memory_mb).transpose()?,
+            memory_mb: self
+                .memory_mb
+                .map(|m| check_memory_mb(m).and_then(|m| limits.check_app_memory(m)))
+                .transpose()?,
             cpu: self.cpu.map(check_cpu).transpose()?,
             health_path: self
                 .health_path
@@ -46,6 +52,7 @@ impl Settings {
                 .as_deref()
                 .map(DeployBranch::parse)
                 .transpose()?,
+            read_only_rootfs: self.read_only_rootfs,
         })
     }
 }
@@ -268,33 +275,69 @@ impl Deployer {
         .await
     }
 
-    /// Changes memory, CPU, health path and deploy branch. New limits apply to the running
-    /// process at once.
+    /// Changes memory, CPU, health path, deploy branch and whether the root filesystem is
+    /// read-only. The record changes first, in the transaction that checks the owner's memory
+    /// quota; then new limits apply to the running process at once, and a new root means a new
+    /// process (with no gap).
     pub async fn update_settings(&self, app: &Instance, s: Settings) -> Result<Instance> {
-        let s = s.parse()?;
-        self.locked(&app.name, move |this, app, _| {
+        let s = s.parse(&self.0.settings.limits)?;
+        self.locked(&app.name, move |this, app, attempt| {
             async move {
                 let memory = s.memory_mb.unwrap_or(app.memory_mb);
                 let cpu = s.cpu.unwrap_or(app.cpu);
-                if (memory != app.memory_mb || cpu != app.cpu)
-                    && let Some(d) = this.0.store.read(|r| r.deployment(&app.name))?
-                {
-                    this.0
-                        .runtime
-                        .update_limits(&d.container, memory, cpu)
-                        .await?;
+                let limits = this.0.settings.limits;
+                let name = app.name.clone();
+                let updated = this
+                    .0
+                    .store
+                    .write_async(move |w| {
+                        let mut i = super::app_in(w, &name)?;
+                        let (old, new) = (u64::from(i.memory_mb), u64::from(memory));
+                        check_quota(w, &limits, i.owner_id, |u| QuotaUse {
+                            memory_mb: u.memory_mb - old + new,
+                            ..u
+                        })?;
+                        i.memory_mb = memory;
+                        i.cpu = cpu;
+                        if let Some(p) = s.health_path {
+                            i.health_path = p;
+                        }
+                        if let Some(b) = s.deploy_branch {
+                            i.deploy_branch = b;
+                        }
+                        if let Some(ro) = s.read_only_rootfs {
+                            i.read_only_rootfs = ro;
+                        }
+                        w.put_instance(&i)?;
+                        Ok(i)
+                    })
+                    .await?;
+                let dep = this.0.store.read(|r| r.deployment(&app.name))?;
+                let applied = match &dep {
+                    Some(d) if (memory, cpu) != (app.memory_mb, app.cpu) => {
+                        this.0
+                            .runtime
+                            .update_limits(&d.container, memory, cpu)
+                            .await
+                    }
+                    _ => Ok(()),
+                };
+                let applied = match applied {
+                    Ok(()) if updated.read_only_rootfs != app.read_only_rootfs => {
+                        this.remount(&updated, &attempt).await
+                    }
+                    other => other,
+                };
+                if let Err(e) = applied {
+                    // What the process runs with is what the record says: put it back.
+                    let (memory, cpu, ro) = (app.memory_mb, app.cpu, app.read_only_rootfs);
+                    this.change_app(&app.name, move |i| {
+                        (i.memory_mb, i.cpu, i.read_only_rootfs) = (memory, cpu, ro);
+                    })
+                    .await?;
+                    return Err(e);
                 }
-                this.change_app(&app.name, move |i| {
-                    i.memory_mb = memory;
-                    i.cpu = cpu;
-                    if let Some(p) = s.health_path {
-                        i.health_path = p;
-                    }
-                    if let Some(b) = s.deploy_branch {
-                        i.deploy_branch = b;
-                    }
-                })
-                .await
+                Ok(updated)
             }
             .boxed()
         })

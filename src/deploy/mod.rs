@@ -60,6 +60,10 @@ pub struct DeploySettings {
     pub health_timeout: Duration,
     /// Identifies this installation's objects in a shared Docker engine.
     pub install_id: String,
+    /// How app containers' logs rotate.
+    pub log_rotation: crate::docker::LogRotation,
+    /// Abuse limits, checked when an app's memory changes.
+    pub limits: crate::domain::Limits,
 }
 
 /// The id of this installation, kept in the data dir (created on first start). Every Docker
@@ -115,7 +119,11 @@ impl Deployer {
         };
         Deployer(Arc::new(Inner {
             store,
-            runtime: Arc::new(Containers::new(docker.clone(), installation.clone())),
+            runtime: Arc::new(Containers::new(
+                docker.clone(),
+                installation.clone(),
+                settings.log_rotation.clone(),
+            )),
             docker,
             installation,
             routes,
@@ -136,11 +144,18 @@ impl Deployer {
         self.0.runtime.as_ref()
     }
 
+    /// The app's record, to operate on: an app being deleted is refused, so no deploy or
+    /// setting starts on it.
     fn instance(&self, name: &str) -> Result<Instance> {
-        self.0
+        let inst = self
+            .0
             .store
             .read(|r| r.instance(name))?
-            .ok_or_else(|| no_app(name))
+            .ok_or_else(|| no_app(name))?;
+        if inst.status == crate::domain::InstanceStatus::Deleting {
+            return Err(Error::Conflict(format!("'{name}' is being deleted")));
+        }
+        Ok(inst)
     }
 
     /// Loads the app, lets `change` change it, and writes it back, in one transaction.

@@ -4,12 +4,14 @@
 //! should run with the processes the runtime has: remove orphans (processes of deleted apps,
 //! leftovers of a deploy interrupted by a crash), mark crashed apps, start what should run, and
 //! never restart what already runs. Builds left `running` by a crash are marked failed, and at
-//! start the images of releases that were never recorded are removed.
+//! start the images of releases that were never recorded are removed, and deletions a crash
+//! cut short are finished. An app being deleted never runs or routes again.
 
 use super::control::SharedAttempt;
 use super::report::Reporter;
 use super::switch::Record;
 use super::{Deployer, STOP_GRACE};
+use crate::apps::Apps;
 use crate::domain::{self, BuildStatus, InstanceStatus, Result};
 use crate::routing::Target;
 use crate::runtime::{ProcessState, ProcessStatus};
@@ -29,9 +31,14 @@ pub enum Occasion {
 impl Deployer {
     /// Reconciles every app, then follows Docker events until the task is dropped. Survives Docker
     /// being down or restarting: it retries, and reconciles everything after reconnecting.
-    pub async fn run_reconciler(self) {
+    /// `apps` finishes the deletions a stop cut short (it holds every resource of an app, the
+    /// repository and routes besides what the deploy engine holds).
+    pub async fn run_reconciler(self, apps: Apps) {
         let mut occasion = Occasion::Start;
         loop {
+            if occasion == Occasion::Start {
+                apps.finish_deletions().await;
+            }
             match self.reconcile_all(occasion).await {
                 Ok(()) => {}
                 Err(e) => {
@@ -202,6 +209,14 @@ impl Deployer {
         };
         let routes = &self.0.routes;
         match (app.status, status) {
+            (InstanceStatus::Deleting, _) => {
+                // Its deletion is under way or will be finished at the next start; whatever
+                // still runs of it goes now and is never restarted.
+                if let Some(d) = &dep {
+                    self.0.runtime.remove(&d.container).await?;
+                }
+                routes.set_app(name, Target::unrouted(&app));
+            }
             (InstanceStatus::Stopped, Some(p)) => {
                 if p.running() {
                     self.0.runtime.stop(&p.id, STOP_GRACE).await?;

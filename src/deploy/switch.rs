@@ -92,6 +92,7 @@ impl Deployer {
                 .iter()
                 .map(|v| (v.name.to_string(), v.path.to_string()))
                 .collect(),
+            read_only_rootfs: app.read_only_rootfs,
         };
         let id = self.0.runtime.start(&spec).await?;
         lock(attempt).processes.push(id.clone());

@@ -94,10 +94,14 @@ impl Deployer {
         .await
     }
 
-    /// Gives the app's processes its current set of volumes: a running app gets a new process
-    /// of its current release; a stopped app's process is removed, so that starting it makes a
-    /// new one.
-    async fn remount(&self, app: &Instance, attempt: &super::control::SharedAttempt) -> Result<()> {
+    /// Gives the app's processes what its record now says they start with (its volumes, a
+    /// read-only root): a running app gets a new process of its current release; a stopped
+    /// app's process is removed, so that starting it makes a new one.
+    pub(super) async fn remount(
+        &self,
+        app: &Instance,
+        attempt: &super::control::SharedAttempt,
+    ) -> Result<()> {
         if app.status == InstanceStatus::Running && app.release.is_some() {
             return self.relaunch_current(app, attempt).await;
         }

@@ -1,5 +1,6 @@
 //! What an app container may do and use: limits, no privileges or capabilities beyond binding
-//! a low port, no host mounts, a loopback-only published port, a rotating log.
+//! a low port, no host mounts, a loopback-only published port, a rotating log, and (when its
+//! app asks) a read-only root filesystem.
 
 use super::RunSpec;
 use bollard::models::{
@@ -7,10 +8,6 @@ use bollard::models::{
     RestartPolicyNameEnum,
 };
 use std::collections::HashMap;
-
-/// An app container's log rotates at this size, keeping this many files.
-const LOG_MAX_SIZE: &str = "10m";
-const LOG_MAX_FILES: u32 = 3;
 
 /// The host side of an app container of `spec`, publishing `port_key` (`5000/tcp`).
 pub(super) fn host_config(spec: &RunSpec, port_key: &str) -> HostConfig {
@@ -33,13 +30,19 @@ pub(super) fn host_config(spec: &RunSpec, port_key: &str) -> HostConfig {
             }]),
         )])),
         privileged: Some(false),
-        // A chatty app must not fill the disk: its log rotates (the last ~30 MB kept).
+        // A chatty app must not fill the disk: its log rotates.
         log_config: Some(HostConfigLogConfig {
             typ: Some("json-file".into()),
             config: Some(HashMap::from([
-                ("max-size".to_string(), LOG_MAX_SIZE.to_string()),
-                ("max-file".to_string(), LOG_MAX_FILES.to_string()),
+                ("max-size".to_string(), spec.log.max_size.clone()),
+                ("max-file".to_string(), spec.log.max_files.to_string()),
             ])),
+        }),
+        readonly_rootfs: Some(spec.read_only_rootfs),
+        // Most programs need somewhere to write scratch files. A tmpfs is charged to the
+        // container's memory, so its memory limit bounds it too.
+        tmpfs: spec.read_only_rootfs.then(|| {
+            HashMap::from([("/tmp".to_string(), "rw,nosuid,nodev,mode=1777".to_string())])
         }),
         network_mode: spec.network.clone(),
         binds: None,

@@ -95,6 +95,26 @@ pub struct RunSpec {
     pub volumes: Vec<(String, String)>,
     /// The network to run on instead of Docker's default bridge.
     pub network: Option<String>,
+    /// The root filesystem is read-only; a tmpfs at `/tmp` stays writable.
+    pub read_only_rootfs: bool,
+    pub log: LogRotation,
+}
+
+/// How a container's log (Docker's json-file) rotates: at `max_size` (`10m`), keeping
+/// `max_files` files.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LogRotation {
+    pub max_size: String,
+    pub max_files: u32,
+}
+
+impl Default for LogRotation {
+    fn default() -> Self {
+        LogRotation {
+            max_size: "10m".into(),
+            max_files: 3,
+        }
+    }
 }
 
 /// What the core needs to know about a container.

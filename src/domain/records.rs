@@ -16,6 +16,9 @@ pub struct User {
     pub password_hash: String,
     pub admin: bool,
     pub created_at: i64,
+    /// Limits set for this user by an admin, over the installation's defaults.
+    #[serde(default)]
+    pub quota: super::UserQuota,
 }
 
 /// What a stored token hash stands for.
@@ -69,6 +72,9 @@ pub enum InstanceStatus {
     Stopped,
     Crashed,
     Failed,
+    /// Deletion is under way (or was cut short and the next start finishes it): nothing runs,
+    /// nothing routes, and no write but the deletion's own touches the app again.
+    Deleting,
 }
 
 impl InstanceStatus {
@@ -80,6 +86,7 @@ impl InstanceStatus {
             InstanceStatus::Stopped => "stopped",
             InstanceStatus::Crashed => "crashed",
             InstanceStatus::Failed => "failed",
+            InstanceStatus::Deleting => "deleting",
         }
     }
 }
@@ -106,6 +113,9 @@ pub struct Instance {
     /// Persistent volumes, mounted into every process of every release.
     #[serde(default)]
     pub volumes: Vec<super::AppVolume>,
+    /// Its processes' root filesystem is read-only (a tmpfs at `/tmp` stays writable).
+    #[serde(default)]
+    pub read_only_rootfs: bool,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]

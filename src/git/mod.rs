@@ -161,6 +161,10 @@ impl Git {
         progress: &Progress,
     ) -> Result<GitProcess> {
         let inst = self.inner.apps.get(who, app)?;
+        if inst.status == crate::domain::InstanceStatus::Deleting {
+            // Its repository is going (or gone): neither recreated nor read.
+            return Err(Error::Conflict(format!("'{}' is being deleted", inst.name)));
+        }
         let name = AppName::parse(&inst.name)?;
         // Repairs an app whose repository is missing (created before repositories existed, or
         // interrupted creation); refreshes the hook.

@@ -5,7 +5,7 @@
 use super::{ProcessEvent, ProcessSpec, ProcessState, ProcessStatus, Runtime};
 use crate::docker::{
     ContainerInfo, DockerNode, Installation, LABEL, LABEL_INSTALL, LABEL_RELEASE, LABEL_VOLUME,
-    RunSpec,
+    LogRotation, RunSpec,
 };
 use crate::domain::Result;
 use futures_util::StreamExt;
@@ -24,13 +24,20 @@ const PIDS_LIMIT: i64 = 512;
 pub struct Containers {
     docker: Arc<dyn DockerNode>,
     installation: Installation,
+    /// How every container's log rotates (settings `log_max_size`, `log_max_files`).
+    log: LogRotation,
 }
 
 impl Containers {
-    pub fn new(docker: Arc<dyn DockerNode>, installation: Installation) -> Containers {
+    pub fn new(
+        docker: Arc<dyn DockerNode>,
+        installation: Installation,
+        log: LogRotation,
+    ) -> Containers {
         Containers {
             docker,
             installation,
+            log,
         }
     }
 
@@ -84,6 +91,8 @@ impl Runtime for Containers {
                     .labels(&spec.app, spec.node, Some(spec.release)),
                 volumes: Vec::with_capacity(spec.volumes.len()),
                 network: Some(self.installation.apps_network()),
+                read_only_rootfs: spec.read_only_rootfs,
+                log: self.log.clone(),
             };
             let mut run = run;
             let installation_labels = HashMap::from([

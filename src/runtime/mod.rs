@@ -34,6 +34,8 @@ pub struct ProcessSpec {
     pub cpu: f64,
     /// The app's persistent volumes (name, path inside the process), created when missing.
     pub volumes: Vec<(String, String)>,
+    /// Its root filesystem is read-only but for a scratch `/tmp`.
+    pub read_only_rootfs: bool,
 }
 
 /// Where a process is in its life.

@@ -8,7 +8,8 @@
 //! tables of their own, kept in step inside the same transaction as the record.
 
 use crate::domain::{
-    ApiKey, Error, Instance, Node, Region, Result, SshKey, TokenRecord, User, UserId,
+    ApiKey, Error, Instance, InstanceStatus, Node, QuotaUse, Region, Result, SshKey, TokenRecord,
+    User, UserId,
 };
 use redb::{
     Database, ReadOnlyTable, ReadTransaction, ReadableDatabase, ReadableTable,
@@ -364,6 +365,15 @@ macro_rules! readers {
                 }
                 Ok(Page { items, total })
             }
+            /// What `owner`'s apps take, for their quota: how many, and their memory together.
+            pub fn quota_use(&self, owner: UserId) -> Result<QuotaUse> {
+                let mut used = QuotaUse::default();
+                for inst in self.instances_of(owner, Slice::ALL)?.items {
+                    used.apps += 1;
+                    used.memory_mb += u64::from(inst.memory_mb);
+                }
+                Ok(used)
+            }
             /// Every instance, in name order, optionally only those matching `keep`.
             pub fn instances_where(
                 &self,
@@ -505,13 +515,19 @@ impl Writer {
         Ok(())
     }
 
+    /// Writes an app's record. A record marked `Deleting` stays so: a deploy, an event or a
+    /// setting racing the deletion must not bring the app back to life (its resources are
+    /// going), so such a write fails and its transaction rolls back.
     pub fn put_instance(&mut self, inst: &Instance) -> Result<()> {
-        if let Some(old) = self.instance(&inst.name)?
-            && old.owner_id != inst.owner_id
-        {
-            self.rw(INSTANCES_BY_OWNER)?
-                .remove((old.owner_id, old.name.as_str()))
-                .map_err(db_err)?;
+        if let Some(old) = self.instance(&inst.name)? {
+            if old.status == InstanceStatus::Deleting && inst.status != InstanceStatus::Deleting {
+                return Err(Error::Conflict(format!("'{}' is being deleted", inst.name)));
+            }
+            if old.owner_id != inst.owner_id {
+                self.rw(INSTANCES_BY_OWNER)?
+                    .remove((old.owner_id, old.name.as_str()))
+                    .map_err(db_err)?;
+            }
         }
         self.rw(INSTANCES)?
             .insert(inst.name.as_str(), encode(inst)?.as_slice())

@@ -9,6 +9,7 @@ fn user(id: u64, name: &str) -> User {
         password_hash: "x".into(),
         admin: false,
         created_at: 0,
+        quota: Default::default(),
     }
 }
 
@@ -29,6 +30,7 @@ fn instance(name: &str, owner: u64) -> Instance {
         domains: vec![],
         created_at: 0,
         volumes: vec![],
+        read_only_rootfs: false,
     }
 }
 

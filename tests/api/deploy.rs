@@ -1303,3 +1303,6 @@ async fn an_app_container_cannot_open_a_connection_to_another_apps_container() {
         String::from_utf8_lossy(&own.stderr)
     );
 }
+
+mod containers;
+mod deletion;

@@ -13,6 +13,7 @@ mod deploy;
 mod e2e;
 mod instances;
 mod panel;
+mod quotas;
 mod router;
 mod ssh;
 mod ssh_keys;

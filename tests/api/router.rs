@@ -898,6 +898,7 @@ async fn stored_custom_domains_are_routed_from_the_start_and_answer_503_before_a
                     domains: vec!["legacy.example.com".into()],
                     created_at: 0,
                     volumes: vec![],
+                    read_only_rootfs: false,
                 })
             })
             .unwrap();
