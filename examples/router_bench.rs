@@ -5,18 +5,19 @@
 //! `Application` (the same code `scalefog serve` runs) in a temporary data dir and sets one
 //! route on its route table, exactly as the deploy engine would.
 //!
-//! Usage: `router_bench <proxy_listen> <app> <upstream ip:port>`; stops on SIGTERM/SIGINT.
+//! Usage: `router_bench <proxy_listen> <app> <upstream ip:port>[,<ip:port>…]` (several upstreams
+//! are replicas, balanced as the deploy engine's would be); stops on SIGTERM/SIGINT.
 //! Logging follows `SCALEFOG_LOG` (default `warn`: no access log lines, like `access_log off`).
 
 use scalefog::config::Config;
-use scalefog::routing::Target;
+use scalefog::routing::{Backends, Target};
 use scalefog::startup::{Application, shutdown_signal};
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let args: Vec<String> = std::env::args().collect();
     let [_, listen, app, upstream] = args.as_slice() else {
-        anyhow::bail!("usage: router_bench <proxy_listen> <app> <upstream ip:port>");
+        anyhow::bail!("usage: router_bench <proxy_listen> <app> <upstream ip:port>[,<ip:port>…]");
     };
     let filter = tracing_subscriber::EnvFilter::try_from_env("SCALEFOG_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
@@ -27,11 +28,16 @@ async fn main() -> anyhow::Result<()> {
     let dir = tempfile::tempdir()?;
     let mut config = Config::for_tests(&dir.path().join("data"));
     config.proxy_listen = listen.parse()?;
+    let addrs = upstream
+        .split(',')
+        .map(str::parse)
+        .collect::<Result<Vec<_>, _>>()?;
+    let backends = Backends::new(addrs).ok_or_else(|| anyhow::anyhow!("no upstream given"))?;
     let application = Application::build(config).await?;
     application
         .services()
         .routes
-        .set_app(app, Target::Serving(upstream.parse()?));
+        .set_app(app, Target::Serving(backends));
     println!(
         "routing http://{app}.localhost:{} to {upstream}",
         application.proxy_port()

@@ -16,13 +16,90 @@ use std::sync::{Arc, Mutex, RwLock};
 /// Where requests for an app go right now.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Target {
-    /// Forward to this address (the current release's published port).
-    Serving(SocketAddr),
+    /// Forward to one of these addresses (the published ports of the current release's `web`
+    /// replicas).
+    Serving(Backends),
     /// The app exists but nothing serves it; the text is its state (`stopped`, `created`, ...).
     Unavailable(String),
 }
 
+/// The addresses of an app's `web` replicas, and whose turn it is. Balancing is round robin
+/// over client connections: a connection keeps its upstream replica while that replica stays
+/// in the set (see `router::upstream`), so a keep-alive client costs no reconnects.
+#[derive(Debug, Clone)]
+pub struct Backends {
+    addrs: Arc<[SocketAddr]>,
+    turn: Arc<std::sync::atomic::AtomicUsize>,
+}
+
+impl PartialEq for Backends {
+    fn eq(&self, other: &Self) -> bool {
+        self.addrs == other.addrs
+    }
+}
+impl Eq for Backends {}
+
+/// The addresses, comma-separated (one address reads as itself).
+impl std::fmt::Display for Backends {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        for (i, a) in self.addrs.iter().enumerate() {
+            if i > 0 {
+                f.write_str(", ")?;
+            }
+            write!(f, "{a}")?;
+        }
+        Ok(())
+    }
+}
+
+impl Backends {
+    /// The set, never empty: `None` for no addresses.
+    pub fn new(addrs: Vec<SocketAddr>) -> Option<Backends> {
+        (!addrs.is_empty()).then(|| Backends {
+            addrs: addrs.into(),
+            turn: Arc::default(),
+        })
+    }
+
+    pub fn one(addr: SocketAddr) -> Backends {
+        Backends {
+            addrs: Arc::new([addr]),
+            turn: Arc::default(),
+        }
+    }
+
+    pub fn addrs(&self) -> &[SocketAddr] {
+        &self.addrs
+    }
+
+    /// The first address (the only one, for an app of one replica).
+    pub fn first(&self) -> SocketAddr {
+        self.addrs[0]
+    }
+
+    pub fn contains(&self, addr: SocketAddr) -> bool {
+        self.addrs.contains(&addr)
+    }
+
+    /// The next address in turn.
+    pub fn pick(&self) -> SocketAddr {
+        if self.addrs.len() == 1 {
+            return self.addrs[0];
+        }
+        let i = self.turn.fetch_add(1, Ordering::Relaxed);
+        self.addrs[i % self.addrs.len()]
+    }
+}
+
 impl Target {
+    /// Serving `addrs`, or unavailable as `state` when there are none.
+    pub fn serving_or(addrs: Vec<SocketAddr>, state: &str) -> Target {
+        match Backends::new(addrs) {
+            Some(b) => Target::Serving(b),
+            None => Target::Unavailable(state.to_string()),
+        }
+    }
+
     /// The target of an app the deploy engine has not routed (yet): unavailable, naming its
     /// state, so its hosts answer 503 rather than 404.
     pub fn unrouted(inst: &Instance) -> Target {
@@ -314,11 +391,11 @@ mod tests {
     fn hosts_route_by_app_label_and_custom_domain_in_any_case() {
         let t = RouteTable::default();
         let a: SocketAddr = "127.0.0.1:1234".parse().unwrap();
-        t.set_app("blog", Target::Serving(a));
+        t.set_app("blog", Target::Serving(Backends::one(a)));
         t.set_domains("blog", &["www.Example.org".into()]);
         assert_eq!(
             t.lookup("BLOG.localhost", "localhost"),
-            Some(("blog".into(), Target::Serving(a)))
+            Some(("blog".into(), Target::Serving(Backends::one(a))))
         );
         assert_eq!(t.lookup("www.example.org.", "localhost").unwrap().0, "blog");
         assert_eq!(t.lookup("other.localhost", "localhost"), None);
@@ -331,11 +408,25 @@ mod tests {
     fn set_if_absent_never_overwrites_a_deployed_target() {
         let t = RouteTable::default();
         let a: SocketAddr = "127.0.0.1:1234".parse().unwrap();
-        t.set_app("blog", Target::Serving(a));
+        t.set_app("blog", Target::Serving(Backends::one(a)));
         t.set_app_if_absent("blog", Target::Unavailable("created".into()));
-        assert_eq!(t.get("blog"), Some(Target::Serving(a)));
+        assert_eq!(t.get("blog"), Some(Target::Serving(Backends::one(a))));
         t.set_app_if_absent("shop", Target::Unavailable("created".into()));
         assert_eq!(t.get("shop"), Some(Target::Unavailable("created".into())));
+    }
+
+    #[test]
+    fn backends_take_turns() {
+        let a: SocketAddr = "127.0.0.1:1".parse().unwrap();
+        let b: SocketAddr = "127.0.0.1:2".parse().unwrap();
+        let set = Backends::new(vec![a, b]).unwrap();
+        let picks: Vec<_> = (0..4).map(|_| set.pick()).collect();
+        assert_eq!(picks, [a, b, a, b]);
+        assert!(Backends::new(vec![]).is_none());
+        assert_eq!(
+            Target::serving_or(vec![], "stopped"),
+            Target::Unavailable("stopped".into())
+        );
     }
 
     #[test]

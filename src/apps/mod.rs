@@ -151,6 +151,7 @@ impl Apps {
                     created_at: domain::now(),
                     volumes: Vec::new(),
                     read_only_rootfs: false,
+                    formation: Default::default(),
                 };
                 w.put_instance(&inst)?;
                 Ok(inst)

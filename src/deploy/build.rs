@@ -243,6 +243,17 @@ impl Deployer {
             app.name,
             short_commit(sha)
         ));
+        let procfile = source::read_procfile(repo_dir, git_env, sha).await?;
+        if !procfile.processes.is_empty() {
+            let types: Vec<&str> = procfile.processes.keys().map(String::as_str).collect();
+            rep.line(format!(
+                "-----> Procfile declares process types: {}",
+                types.join(", ")
+            ));
+        }
+        if procfile.release.is_some() {
+            rep.line("-----> Procfile declares a release command");
+        }
         let version = self.next_release(&app.name)?;
         let tag = format!("scalefog/{}:v{version}", app.name);
         lock(&attempt).image = Some(tag.clone());
@@ -260,6 +271,8 @@ impl Deployer {
             status: ReleaseStatus::Current,
             description: format!("deploy {}", short_commit(sha)),
             build_id: Some(build.id),
+            processes: procfile.processes,
+            release_command: procfile.release,
         };
         self.roll_out(&app, &release, Record::Built(build.id), rep, &attempt)
             .await?;
@@ -408,6 +421,7 @@ mod tests {
             created_at: 0,
             volumes: vec![],
             read_only_rootfs: false,
+            formation: Default::default(),
         }
     }
 

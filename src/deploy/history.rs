@@ -2,7 +2,7 @@
 //! (live while a build runs), and the output of the process serving it.
 
 use super::Deployer;
-use crate::domain::{Build, Error, Instance, Release, Result};
+use crate::domain::{Build, DeployedProcess, Deployment, Error, Instance, Release, Result};
 use crate::store::{Page, Slice};
 use futures_util::StreamExt;
 use futures_util::stream::BoxStream;
@@ -33,10 +33,11 @@ impl Deployer {
         Ok((build, log))
     }
 
-    /// The current process's output: the last `tail` lines, then new ones when `follow`.
-    /// A followed stream outlives the process: when a deploy, rollback or restart replaces it,
-    /// the stream carries on with the new process's output from its first line; it ends when
-    /// the app's process stops without a successor.
+    /// The current processes' output, each line prefixed with the process it comes from
+    /// (`[web.1] `): the last `tail` lines of each, then new ones when `follow`. A followed
+    /// stream outlives the processes: when a deploy, rollback, restart or scale replaces them,
+    /// it carries on with the new set's output from its first line; it ends when the app's
+    /// processes stop without successors.
     pub async fn logs(
         &self,
         app: &Instance,
@@ -54,26 +55,32 @@ impl Deployer {
                 ))
             })?;
         // Fail early (503, 404) rather than inside the stream.
-        if self.0.runtime.status(&d.container).await?.is_none() {
+        let mut alive = Vec::with_capacity(d.processes.len());
+        for p in &d.processes {
+            if self.0.runtime.status(&p.id).await?.is_some() {
+                alive.push(p.clone());
+            }
+        }
+        if alive.is_empty() {
             return Err(Error::NotFound(format!(
-                "the container of '{}' is gone; restart the app",
+                "the containers of '{}' are gone; restart the app",
                 app.name
             )));
         }
-        let stream = self.0.runtime.logs(&d.container, tail, follow);
+        let stream = self.merged_logs(&alive, tail, follow);
         if !follow {
             return Ok(stream);
         }
         struct Follow {
             this: Deployer,
             app: String,
-            process: String,
+            processes: Deployment,
             stream: BoxStream<'static, Result<String>>,
         }
         let state = Follow {
             this: self.clone(),
             app: app.name.clone(),
-            process: d.container,
+            processes: d,
             stream,
         };
         Ok(futures_util::stream::unfold(state, |mut f| async move {
@@ -81,16 +88,33 @@ impl Deployer {
                 if let Some(item) = f.stream.next().await {
                     return Some((item, f));
                 }
-                // This process's output ended: it stopped, or was retired after a switch (the
-                // store names its successor before the old one is stopped).
+                // These processes' output ended: they stopped, or were retired after a switch
+                // (the store names their successors before the old ones are stopped).
                 let next = match f.this.0.store.read(|r| r.deployment(&f.app)) {
-                    Ok(Some(d)) if d.container != f.process => d.container,
+                    Ok(Some(d)) if d.processes != f.processes.processes => d,
                     _ => return None,
                 };
-                f.stream = f.this.0.runtime.logs(&next, None, true);
-                f.process = next;
+                f.stream = f.this.merged_logs(&next.processes, None, true);
+                f.processes = next;
             }
         })
         .boxed())
+    }
+
+    /// The output of `processes`, interleaved as it comes, each line marked with its process.
+    fn merged_logs(
+        &self,
+        processes: &[DeployedProcess],
+        tail: Option<u64>,
+        follow: bool,
+    ) -> BoxStream<'static, Result<String>> {
+        futures_util::stream::select_all(processes.iter().map(|p| {
+            let mark = format!("[{}] ", p.label());
+            self.0
+                .runtime
+                .logs(&p.id, tail, follow)
+                .map(move |line| line.map(|l| format!("{mark}{l}")))
+        }))
+        .boxed()
     }
 }

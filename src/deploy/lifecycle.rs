@@ -3,12 +3,12 @@
 //! that changes what serves goes through the switch with no gap in service.
 
 use super::report::Reporter;
-use super::switch::Record;
+use super::switch::{Record, SCALED_TO_ZERO};
 use super::{Deployer, KEEP_RELEASE_IMAGES, STOP_GRACE};
 use crate::apps::check_quota;
 use crate::domain::{
     self, ConfigKey, DeployBranch, Error, HealthPath, Instance, InstanceStatus, Limits, QuotaUse,
-    Release, ReleaseStatus, Result, check_config_value, check_cpu, check_memory_mb,
+    Release, ReleaseStatus, Result, WEB, check_config_value, check_cpu, check_memory_mb,
 };
 use crate::routing::Target;
 use crate::store::Slice;
@@ -201,49 +201,72 @@ impl Deployer {
         .await
     }
 
-    /// Starts the current release: its stopped process when it still exists, else a new one.
+    /// Starts the current release: its stopped processes when they all still exist and are of
+    /// the current release and formation, else a new set.
     pub async fn start(&self, app: &Instance) -> Result<Instance> {
         self.locked(&app.name, move |this, app, attempt| {
             async move {
                 let release = this.current_release(&app)?;
                 let dep = this.0.store.read(|r| r.deployment(&app.name))?;
-                let existing = match &dep {
-                    Some(d) => this.0.runtime.status(&d.container).await?,
-                    None => None,
-                };
-                match (dep, existing) {
-                    (Some(_), Some(p)) if p.running() && app.status == InstanceStatus::Running => {
-                        Ok(app)
-                    }
-                    (Some(d), Some(_)) if d.release == release.version => {
-                        this.0.runtime.resume(&d.container).await?;
-                        let endpoint = match this
-                            .healthy_endpoint(&app, &d.container, &Reporter::silent())
-                            .await
-                        {
-                            Ok(endpoint) => endpoint,
-                            Err(e) => {
-                                // Leave it stopped, as it was.
-                                let _ = this.0.runtime.stop(&d.container, STOP_GRACE).await;
-                                return Err(e);
-                            }
-                        };
-                        let inst = this.set_status(&app.name, InstanceStatus::Running).await?;
-                        this.0.routes.set_app(&app.name, Target::Serving(endpoint));
-                        Ok(inst)
-                    }
-                    _ => {
-                        this.roll_out(
-                            &app,
-                            &release,
-                            Record::Current,
-                            &Reporter::silent(),
-                            &attempt,
-                        )
-                        .await?;
-                        this.instance(&app.name)
+                let wanted: usize = domain::scales(&release.processes, &app.formation)
+                    .iter()
+                    .map(|s| usize::from(s.replicas))
+                    .sum();
+                let mut existing = Vec::new();
+                for p in dep.iter().flat_map(|d| &d.processes) {
+                    if let Some(status) = this.0.runtime.status(&p.id).await? {
+                        existing.push((p.clone(), status));
                     }
                 }
+                let whole = dep.as_ref().is_some_and(|d| {
+                    d.release == release.version
+                        && d.processes.len() == wanted
+                        && existing.len() == wanted
+                });
+                if whole
+                    && app.status == InstanceStatus::Running
+                    && existing.iter().all(|(_, s)| s.running())
+                {
+                    return Ok(app);
+                }
+                if !whole {
+                    this.roll_out(
+                        &app,
+                        &release,
+                        Record::Current,
+                        &Reporter::silent(),
+                        &attempt,
+                    )
+                    .await?;
+                    return this.instance(&app.name);
+                }
+                let mut web = Vec::new();
+                for (p, _) in &existing {
+                    this.0.runtime.resume(&p.id).await?;
+                }
+                for (p, _) in &existing {
+                    if p.kind != WEB {
+                        continue;
+                    }
+                    match this
+                        .healthy_endpoint(&app, &p.id, "", &Reporter::silent())
+                        .await
+                    {
+                        Ok(endpoint) => web.push(endpoint),
+                        Err(e) => {
+                            // Leave them stopped, as they were.
+                            for (p, _) in &existing {
+                                let _ = this.0.runtime.stop(&p.id, STOP_GRACE).await;
+                            }
+                            return Err(e);
+                        }
+                    }
+                }
+                let inst = this.set_status(&app.name, InstanceStatus::Running).await?;
+                this.0
+                    .routes
+                    .set_app(&app.name, Target::serving_or(web, SCALED_TO_ZERO));
+                Ok(inst)
             }
             .boxed()
         })
@@ -266,7 +289,8 @@ impl Deployer {
                     .routes
                     .set_app(&app.name, Target::Unavailable("stopped".into()));
                 if let Some(d) = this.0.store.read(|r| r.deployment(&app.name))? {
-                    this.0.runtime.stop(&d.container, STOP_GRACE).await?;
+                    let stops = d.ids().map(|id| this.0.runtime.stop(id, STOP_GRACE));
+                    futures_util::future::try_join_all(stops).await?;
                 }
                 Ok(inst)
             }
@@ -315,10 +339,12 @@ impl Deployer {
                 let dep = this.0.store.read(|r| r.deployment(&app.name))?;
                 let applied = match &dep {
                     Some(d) if (memory, cpu) != (app.memory_mb, app.cpu) => {
-                        this.0
-                            .runtime
-                            .update_limits(&d.container, memory, cpu)
+                        let updates = d
+                            .ids()
+                            .map(|id| this.0.runtime.update_limits(id, memory, cpu));
+                        futures_util::future::try_join_all(updates)
                             .await
+                            .map(|_| ())
                     }
                     _ => Ok(()),
                 };

@@ -25,6 +25,7 @@ mod history;
 mod images;
 mod lifecycle;
 pub mod reconcile;
+mod release_phase;
 mod report;
 mod source;
 mod switch;

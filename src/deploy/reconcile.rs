@@ -9,10 +9,10 @@
 
 use super::control::SharedAttempt;
 use super::report::Reporter;
-use super::switch::Record;
+use super::switch::{Record, SCALED_TO_ZERO};
 use super::{Deployer, STOP_GRACE};
 use crate::apps::Apps;
-use crate::domain::{self, BuildStatus, InstanceStatus, Result};
+use crate::domain::{self, BuildStatus, DeployedProcess, Instance, InstanceStatus, Result, WEB};
 use crate::routing::Target;
 use crate::runtime::{ProcessState, ProcessStatus};
 use crate::store::Slice;
@@ -194,7 +194,7 @@ impl Deployer {
         let dep = self.0.store.read(|r| r.deployment(name))?;
         let retiring = self.0.retiring.snapshot();
         for p in &processes {
-            let current = dep.as_ref().is_some_and(|d| d.container == p.id);
+            let current = dep.as_ref().is_some_and(|d| d.contains(&p.id));
             if !current && !retiring.contains(&p.id) {
                 tracing::info!(app = %name, process = %p.id, "removing a process that is not current");
                 self.0.runtime.remove(&p.id).await?;
@@ -203,55 +203,38 @@ impl Deployer {
         if occasion == Occasion::Start {
             self.remove_unreleased_images(&app.name).await;
         }
-        let status: Option<ProcessStatus> = match &dep {
-            Some(d) => self.0.runtime.status(&d.container).await?,
-            None => None,
-        };
+        // The deployment's processes as the runtime has them; `None` for one that is gone.
+        let mut current: Vec<(DeployedProcess, Option<ProcessStatus>)> = Vec::new();
+        for p in dep.iter().flat_map(|d| &d.processes) {
+            current.push((p.clone(), self.0.runtime.status(&p.id).await?));
+        }
+        let whole = dep.is_some() && current.iter().all(|(_, s)| s.is_some());
         let routes = &self.0.routes;
-        match (app.status, status) {
-            (InstanceStatus::Deleting, _) => {
+        match app.status {
+            InstanceStatus::Deleting => {
                 // Its deletion is under way or will be finished at the next start; whatever
                 // still runs of it goes now and is never restarted.
-                if let Some(d) = &dep {
-                    self.0.runtime.remove(&d.container).await?;
+                for (p, _) in &current {
+                    self.0.runtime.remove(&p.id).await?;
                 }
                 routes.set_app(name, Target::unrouted(&app));
             }
-            (InstanceStatus::Stopped, Some(p)) => {
-                if p.running() {
-                    self.0.runtime.stop(&p.id, STOP_GRACE).await?;
+            InstanceStatus::Stopped if dep.is_some() => {
+                for (_, s) in &current {
+                    if let Some(s) = s.as_ref().filter(|s| s.running()) {
+                        self.0.runtime.stop(&s.id, STOP_GRACE).await?;
+                    }
                 }
                 routes.set_app(name, Target::Unavailable("stopped".into()));
             }
-            (
-                InstanceStatus::Running | InstanceStatus::Crashed | InstanceStatus::Building,
-                Some(p),
-            ) if p.running() => {
-                if let Some(addr) = p.endpoint {
-                    routes.set_app(name, Target::Serving(addr));
-                }
-                if app.status == InstanceStatus::Crashed {
-                    self.set_status(name, InstanceStatus::Running).await?;
-                }
+            InstanceStatus::Running | InstanceStatus::Crashed | InstanceStatus::Building
+                if whole =>
+            {
+                self.keep_running(&app, current, occasion).await?;
             }
-            (InstanceStatus::Running | InstanceStatus::Crashed, Some(p)) => {
-                if occasion == Occasion::Start {
-                    // It should run and is down (host reboot, Docker restarted without it).
-                    self.0.runtime.resume(&p.id).await?;
-                    if let Some(addr) = self.0.runtime.status(&p.id).await?.and_then(|s| s.endpoint)
-                    {
-                        routes.set_app(name, Target::Serving(addr));
-                    }
-                    self.set_status(name, InstanceStatus::Running).await?;
-                } else if crashed(p.state) {
-                    tracing::warn!(app = %name, state = ?p.state, "app crashed");
-                    self.set_status(name, InstanceStatus::Crashed).await?;
-                    routes.set_app(name, Target::Unavailable("crashed".into()));
-                }
-            }
-            (InstanceStatus::Running | InstanceStatus::Crashed, None) if app.release.is_some() => {
-                // The process is gone but the app should run: start its release again.
-                tracing::info!(app = %name, "process missing; starting the current release");
+            InstanceStatus::Running | InstanceStatus::Crashed if app.release.is_some() => {
+                // Processes are gone but the app should run: start its release again.
+                tracing::info!(app = %name, "processes missing; starting the current release");
                 let release = self.current_release(&app)?;
                 let attempt = SharedAttempt::default();
                 let r = self
@@ -270,7 +253,7 @@ impl Deployer {
                 }
                 r?;
             }
-            (status, _) => {
+            status => {
                 let state = if status == InstanceStatus::Building && app.release.is_none() {
                     "created"
                 } else {
@@ -278,6 +261,68 @@ impl Deployer {
                 };
                 routes.set_app(name, Target::Unavailable(state.into()));
             }
+        }
+        Ok(())
+    }
+
+    /// An app that should run and has all its processes: at start, those that are down are
+    /// started (host reboot, Docker restarted without them); the router gets the `web`
+    /// replicas that run, skipping the others while the runtime brings them back. The app is
+    /// crashed only when it has `web` replicas and none of them runs.
+    async fn keep_running(
+        &self,
+        app: &Instance,
+        mut current: Vec<(DeployedProcess, Option<ProcessStatus>)>,
+        occasion: Occasion,
+    ) -> Result<()> {
+        let name = app.name.as_str();
+        if occasion == Occasion::Start {
+            for (p, s) in &mut current {
+                if s.as_ref().is_some_and(|s| !s.running()) {
+                    self.0.runtime.resume(&p.id).await?;
+                    *s = self.0.runtime.status(&p.id).await?;
+                }
+            }
+        }
+        let webs = current.iter().filter(|(p, _)| p.kind == WEB).count();
+        let mut serving = Vec::new();
+        let mut down = Vec::new();
+        for (p, s) in &current {
+            match s {
+                Some(s) if s.running() => {
+                    if p.kind == WEB
+                        && let Some(addr) = s.endpoint
+                    {
+                        serving.push(addr);
+                    }
+                }
+                Some(s) => down.push((p.label(), s.state)),
+                None => {}
+            }
+        }
+        for (label, state) in &down {
+            if crashed(*state) {
+                tracing::warn!(app = %name, process = %label, ?state, "process crashed");
+            }
+        }
+        let web_crashed = webs > 0 && serving.is_empty();
+        if web_crashed && down.iter().any(|(_, state)| crashed(*state)) {
+            self.set_status(name, InstanceStatus::Crashed).await?;
+            self.0
+                .routes
+                .set_app(name, Target::Unavailable("crashed".into()));
+            return Ok(());
+        }
+        let idle = if webs == 0 {
+            SCALED_TO_ZERO
+        } else {
+            "restarting"
+        };
+        self.0
+            .routes
+            .set_app(name, Target::serving_or(serving, idle));
+        if app.status == InstanceStatus::Crashed && !web_crashed {
+            self.set_status(name, InstanceStatus::Running).await?;
         }
         Ok(())
     }

@@ -6,7 +6,7 @@
 //! option into a step of its own (a container created and committed, about 0.2 s each), so five
 //! labels given as options cost about a second per deploy; one `LABEL` line is one step.
 
-use crate::domain::{Error, Result};
+use crate::domain::{Error, Procfile, Result};
 use bytes::Bytes;
 use futures_util::StreamExt;
 use futures_util::stream::BoxStream;
@@ -63,6 +63,26 @@ pub async fn read_dockerfile(
          - answering HTTP on the health-check path (default /) below 500, or accepting TCP",
         &sha[..7.min(sha.len())]
     )))
+}
+
+/// The commit's root `Procfile`, parsed; an empty one when there is none (the image's command
+/// is then `web`). One that does not parse fails the deploy, naming the line.
+pub async fn read_procfile(
+    repo_dir: &Path,
+    git_env: &[(String, String)],
+    sha: &str,
+) -> Result<Procfile> {
+    let out = git(repo_dir, git_env)
+        .args(["cat-file", "blob", &format!("{sha}:Procfile")])
+        .output()
+        .await
+        .map_err(|e| Error::internal(format!("cannot run git: {e}")))?;
+    if !out.status.success() {
+        return Ok(Procfile::default());
+    }
+    let text = String::from_utf8(out.stdout)
+        .map_err(|_| Error::DeployFailed("the Procfile is not UTF-8 text".into()))?;
+    Procfile::parse(&text)
 }
 
 /// The app's Dockerfile with `labels` appended as one `LABEL` line (sorted, so the text is stable),

@@ -6,11 +6,12 @@ use super::control::SharedAttempt;
 use super::report::shown;
 use super::{Deployer, RETIRE_GRACE, Reporter, STOP_GRACE, app_in, health, supersede};
 use crate::domain::{
-    self, BuildStatus, Deployment, Error, Instance, InstanceStatus, Release, Result,
+    self, BuildStatus, DeployedProcess, Deployment, Error, Instance, InstanceStatus, Release,
+    Result, WEB,
 };
 use crate::locks;
 use crate::routing::Target;
-use crate::runtime::ProcessSpec;
+use crate::runtime::{ProcessSpec, ProcessState};
 use futures_util::StreamExt;
 use locks::lock;
 use std::collections::HashSet;
@@ -18,7 +19,10 @@ use std::net::SocketAddr;
 use std::sync::Mutex;
 use std::time::Duration;
 
-/// What the switch records besides the new process.
+/// What an app's hosts say while its formation runs no `web` process.
+pub(super) const SCALED_TO_ZERO: &str = "scaled to zero (no web process)";
+
+/// What the switch records besides the new processes.
 #[derive(Debug, Clone, Copy)]
 pub(super) enum Record {
     /// A new release, from a build that now succeeded (its log is the reporter's).
@@ -39,9 +43,17 @@ impl Retiring {
     }
 }
 
+/// A process of a new set, started and passed its check; `endpoint` is where the router
+/// reaches a `web` replica.
+struct Launched {
+    process: DeployedProcess,
+    endpoint: Option<SocketAddr>,
+}
+
 impl Deployer {
-    /// Starts `release` in a new process, health-checks it and switches to it; the process
-    /// serving before is retired. A failure leaves the previous release serving.
+    /// Starts `release` as a new set of processes (its formation), health-checks each and
+    /// switches to them; the processes serving before are retired. A failure leaves the
+    /// previous release serving.
     pub(super) async fn roll_out(
         &self,
         app: &Instance,
@@ -50,13 +62,15 @@ impl Deployer {
         rep: &Reporter,
         attempt: &SharedAttempt,
     ) -> Result<()> {
-        let (process, endpoint) = self.launch(app, release, rep, attempt).await?;
-        self.switch(app, release, record, process, endpoint, rep, attempt)
-            .await
+        if !matches!(record, Record::Current) {
+            self.release_phase(app, release, rep, attempt).await?;
+        }
+        let set = self.launch(app, release, rep, attempt).await?;
+        self.switch(app, release, record, set, rep, attempt).await
     }
 
-    /// Starts a new process of the app's current release and switches to it: a restart with no
-    /// gap, also how a changed set of volumes reaches a running app.
+    /// Starts a new set of the app's current release and switches to it: a restart with no
+    /// gap, also how a changed set of volumes or a new formation reaches a running app.
     pub(super) async fn relaunch_current(
         &self,
         app: &Instance,
@@ -67,20 +81,36 @@ impl Deployer {
             .await
     }
 
-    /// Starts a process for `release` and waits for it to pass its health check. The process is
-    /// recorded in `attempt`, so a failure removes it.
-    async fn launch(
-        &self,
+    /// What one process of `release` runs: its command, `PORT` and the config, limits and
+    /// volumes.
+    pub(super) fn process_spec(
         app: &Instance,
         release: &Release,
-        rep: &Reporter,
-        attempt: &SharedAttempt,
-    ) -> Result<(String, SocketAddr)> {
+        kind: &str,
+        replica: u8,
+        command: Option<&str>,
+    ) -> Result<ProcessSpec> {
         let mut env = vec![("PORT".to_string(), app.port.to_string())];
         env.extend(release.env.iter().map(|(k, v)| (k.to_string(), v.clone())));
-        let spec = ProcessSpec {
+        let command = match command {
+            Some(c) => Some(
+                domain::split_command(c)
+                    .ok_or_else(|| {
+                        Error::DeployFailed(format!("the command of '{kind}' does not parse: {c}"))
+                    })?
+                    .into_iter()
+                    .map(|arg| expand_vars(&arg, &env))
+                    .collect(),
+            ),
+            None => None,
+        };
+        Ok(ProcessSpec {
             app: app.name.clone(),
             release: release.version,
+            kind: kind.to_string(),
+            replica,
+            command,
+            once: false,
             node: app.node_id,
             image: release.image.clone(),
             env,
@@ -93,11 +123,87 @@ impl Deployer {
                 .map(|v| (v.name.to_string(), v.path.to_string()))
                 .collect(),
             read_only_rootfs: app.read_only_rootfs,
-        };
-        let id = self.0.runtime.start(&spec).await?;
-        lock(attempt).processes.push(id.clone());
-        let endpoint = self.healthy_endpoint(app, &id, rep).await?;
-        Ok((id, endpoint))
+        })
+    }
+
+    /// Starts every process of `release`'s formation and waits until each passes its check:
+    /// `web` replicas the health check, the others running. The processes are recorded in
+    /// `attempt`, so a failure removes them.
+    async fn launch(
+        &self,
+        app: &Instance,
+        release: &Release,
+        rep: &Reporter,
+        attempt: &SharedAttempt,
+    ) -> Result<Vec<Launched>> {
+        let scales = domain::scales(&release.processes, &app.formation);
+        let mut started = Vec::new();
+        for scale in &scales {
+            for replica in 1..=scale.replicas {
+                let spec = Self::process_spec(
+                    app,
+                    release,
+                    &scale.kind,
+                    replica,
+                    scale.command.as_deref(),
+                )?;
+                let id = self.0.runtime.start(&spec).await?;
+                lock(attempt).processes.push(id.clone());
+                started.push(DeployedProcess {
+                    kind: scale.kind.clone(),
+                    replica,
+                    id,
+                });
+            }
+        }
+        let several = started.len() > 1;
+        if several {
+            let names: Vec<String> = started.iter().map(DeployedProcess::label).collect();
+            rep.line(format!("-----> Starting {}", names.join(", ")));
+        }
+        let checks = started.into_iter().map(|process| async move {
+            let label = if several {
+                process.label()
+            } else {
+                String::new()
+            };
+            let endpoint = if process.kind == WEB {
+                Some(self.healthy_endpoint(app, &process.id, &label, rep).await?)
+            } else {
+                self.running(&process, rep).await?;
+                None
+            };
+            Ok::<_, Error>(Launched { process, endpoint })
+        });
+        futures_util::future::try_join_all(checks).await
+    }
+
+    /// Waits until a process nothing routes to runs (it has no health check of its own); one
+    /// that exits instead fails the deploy with its last output.
+    async fn running(&self, process: &DeployedProcess, rep: &Reporter) -> Result<()> {
+        let started = std::time::Instant::now();
+        loop {
+            let status = self.0.runtime.status(&process.id).await?.ok_or_else(|| {
+                Error::DeployFailed(format!("{} disappeared as it started", process.label()))
+            })?;
+            match status.state {
+                ProcessState::Running => {
+                    rep.line(format!("-----> {} is running", process.label()));
+                    return Ok(());
+                }
+                ProcessState::Starting if started.elapsed() < self.0.settings.health_timeout => {
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                }
+                state => {
+                    let e = Error::DeployFailed(format!(
+                        "{} did not start: {state:?}",
+                        process.label()
+                    ));
+                    self.show_last_output(&process.id, &e, rep).await;
+                    return Err(e);
+                }
+            }
+        }
     }
 
     /// Waits until `process` passes the app's health check, and returns where the router reaches
@@ -106,6 +212,7 @@ impl Deployer {
         &self,
         app: &Instance,
         process: &str,
+        label: &str,
         rep: &Reporter,
     ) -> Result<SocketAddr> {
         let checked = health::wait_healthy(
@@ -124,47 +231,56 @@ impl Deployer {
         });
         match checked {
             Ok(endpoint) => {
-                rep.line("-----> Health check passed");
+                rep.line(if label.is_empty() {
+                    "-----> Health check passed".to_string()
+                } else {
+                    format!("-----> Health check passed ({label})")
+                });
                 Ok(endpoint)
             }
             Err(e) => {
-                rep.line(format!(" !     {}", shown(&e)));
-                rep.line(" !     Last output of the new process:");
-                let mut tail = self.0.runtime.logs(process, Some(30), false);
-                let mut any = false;
-                while let Ok(Some(Ok(line))) =
-                    tokio::time::timeout(Duration::from_secs(2), tail.next()).await
-                {
-                    rep.line(format!(" !     | {line}"));
-                    any = true;
-                }
-                if !any {
-                    rep.line(" !     | (no output)");
-                }
+                self.show_last_output(process, &e, rep).await;
                 Err(e)
             }
         }
     }
 
-    /// Makes a healthy process current: one store transaction, then the route table, then the
-    /// previous process is retired after a grace period.
-    #[allow(clippy::too_many_arguments)]
+    /// Shows the pusher why a new process failed, with its last output.
+    async fn show_last_output(&self, process: &str, e: &Error, rep: &Reporter) {
+        rep.line(format!(" !     {}", shown(e)));
+        rep.line(" !     Last output of the new process:");
+        let mut tail = self.0.runtime.logs(process, Some(30), false);
+        let mut any = false;
+        while let Ok(Some(Ok(line))) =
+            tokio::time::timeout(Duration::from_secs(2), tail.next()).await
+        {
+            rep.line(format!(" !     | {line}"));
+            any = true;
+        }
+        if !any {
+            rep.line(" !     | (no output)");
+        }
+    }
+
+    /// Makes a healthy set current: one store transaction, then the route table, then the
+    /// previous processes are retired after a grace period.
     async fn switch(
         &self,
         app: &Instance,
         release: &Release,
         record: Record,
-        process: String,
-        endpoint: SocketAddr,
+        set: Vec<Launched>,
         rep: &Reporter,
         attempt: &SharedAttempt,
     ) -> Result<()> {
         let name = app.name.clone();
+        let web: Vec<SocketAddr> = set.iter().filter_map(|l| l.endpoint).collect();
         let deployment = Deployment {
             app: name.clone(),
             release: release.version,
-            container: process.clone(),
+            processes: set.into_iter().map(|l| l.process).collect(),
         };
+        let current = deployment.clone();
         let release = release.clone();
         let log = matches!(record, Record::Built(_)).then(|| rep.text());
         let previous = self
@@ -195,11 +311,13 @@ impl Deployer {
             })
             .await?;
         lock(attempt).commit();
-        self.0.routes.set_app(&app.name, Target::Serving(endpoint));
-        if let Some(prev) = previous
-            && prev.container != process
-        {
-            self.retire(prev.container);
+        self.0
+            .routes
+            .set_app(&app.name, Target::serving_or(web, SCALED_TO_ZERO));
+        for old in previous.iter().flat_map(|p| p.ids()) {
+            if !current.contains(old) {
+                self.retire(old.to_string());
+            }
         }
         Ok(())
     }
@@ -238,9 +356,65 @@ impl Deployer {
                 Ok(old)
             })
             .await?;
-        if let Some(d) = old {
-            self.0.runtime.remove(&d.container).await?;
+        for id in old.iter().flat_map(|d| d.ids()) {
+            self.0.runtime.remove(id).await?;
         }
         Ok(())
+    }
+}
+
+/// `arg` with `$NAME` and `${NAME}` replaced by the value of `NAME` in `env` (`PORT` and the
+/// config vars), as a shell would, since no shell runs a Procfile command. Any other `$` stays
+/// as written, for a shell the command itself starts (`sh -c '… $i …'`).
+fn expand_vars(arg: &str, env: &[(String, String)]) -> String {
+    let lookup = |name: &str| env.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str());
+    let mut out = String::with_capacity(arg.len());
+    let mut rest = arg;
+    while let Some(at) = rest.find('$') {
+        out.push_str(&rest[..at]);
+        let after = &rest[at + 1..];
+        let (name, len) = if let Some(braced) = after.strip_prefix('{') {
+            match braced.find('}') {
+                Some(end) => (&braced[..end], end + 2),
+                None => ("", 0),
+            }
+        } else {
+            let end = after
+                .find(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
+                .unwrap_or(after.len());
+            (&after[..end], end)
+        };
+        match lookup(name).filter(|_| !name.is_empty()) {
+            Some(value) => {
+                out.push_str(value);
+                rest = &after[len..];
+            }
+            None => {
+                out.push('$');
+                rest = after;
+            }
+        }
+    }
+    out.push_str(rest);
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::expand_vars;
+
+    #[test]
+    fn procfile_arguments_get_port_and_config_but_keep_other_dollars() {
+        let env = vec![
+            ("PORT".to_string(), "5000".to_string()),
+            ("DB".to_string(), "pg://x".to_string()),
+        ];
+        assert_eq!(expand_vars("0.0.0.0:$PORT", &env), "0.0.0.0:5000");
+        assert_eq!(expand_vars("${DB}/app", &env), "pg://x/app");
+        assert_eq!(
+            expand_vars("for i in 1 2; do echo $i; done", &env),
+            "for i in 1 2; do echo $i; done"
+        );
+        assert_eq!(expand_vars("cost $5 ${NOPE} $", &env), "cost $5 ${NOPE} $");
     }
 }

@@ -106,7 +106,9 @@ impl Deployer {
             return self.relaunch_current(app, attempt).await;
         }
         if let Some(d) = self.0.store.read(|r| r.deployment(&app.name))? {
-            self.0.runtime.remove(&d.container).await?;
+            for id in d.ids() {
+                self.0.runtime.remove(id).await?;
+            }
         }
         Ok(())
     }

@@ -199,13 +199,14 @@ impl DockerNode for Engine {
     fn run<'a>(&'a self, spec: &'a RunSpec) -> BoxFuture<'a, Result<String>> {
         Box::pin(async move {
             let docker = self.api().await?;
-            let port_key = format!("{}/tcp", spec.port);
-            let host = host_config(spec, &port_key);
+            let port_key = spec.port.map(|p| format!("{p}/tcp"));
+            let host = host_config(spec, port_key.as_deref());
             let body = ContainerCreateBody {
                 image: Some(spec.image.clone()),
                 env: Some(spec.env.iter().map(|(k, v)| format!("{k}={v}")).collect()),
                 labels: Some(spec.labels.clone()),
-                exposed_ports: Some(vec![port_key]),
+                exposed_ports: port_key.map(|k| vec![k]),
+                cmd: spec.cmd.clone(),
                 host_config: Some(host),
                 ..Default::default()
             };

@@ -9,8 +9,8 @@ use bollard::models::{
 };
 use std::collections::HashMap;
 
-/// The host side of an app container of `spec`, publishing `port_key` (`5000/tcp`).
-pub(super) fn host_config(spec: &RunSpec, port_key: &str) -> HostConfig {
+/// The host side of an app container of `spec`, publishing `port_key` (`5000/tcp`) if any.
+pub(super) fn host_config(spec: &RunSpec, port_key: Option<&str>) -> HostConfig {
     HostConfig {
         memory: Some(i64::from(spec.memory_mb) * 1024 * 1024),
         // No swap beyond the memory limit: the limit means what it says.
@@ -18,17 +18,23 @@ pub(super) fn host_config(spec: &RunSpec, port_key: &str) -> HostConfig {
         nano_cpus: Some((spec.cpu * 1e9) as i64),
         pids_limit: Some(spec.pids_limit),
         restart_policy: Some(RestartPolicy {
-            name: Some(RestartPolicyNameEnum::UNLESS_STOPPED),
+            name: Some(if spec.restart {
+                RestartPolicyNameEnum::UNLESS_STOPPED
+            } else {
+                RestartPolicyNameEnum::NO
+            }),
             maximum_retry_count: None,
         }),
-        port_bindings: Some(HashMap::from([(
-            port_key.to_string(),
-            Some(vec![PortBinding {
-                // Loopback only: the router is the one way in from outside.
-                host_ip: Some("127.0.0.1".into()),
-                host_port: Some(String::new()),
-            }]),
-        )])),
+        port_bindings: port_key.map(|key| {
+            HashMap::from([(
+                key.to_string(),
+                Some(vec![PortBinding {
+                    // Loopback only: the router is the one way in from outside.
+                    host_ip: Some("127.0.0.1".into()),
+                    host_port: Some(String::new()),
+                }]),
+            )])
+        }),
         privileged: Some(false),
         // A chatty app must not fill the disk: its log rotates.
         log_config: Some(HostConfigLogConfig {

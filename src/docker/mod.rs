@@ -30,6 +30,8 @@ pub const LABEL_APP: &str = "scalefog.app";
 pub const LABEL_RELEASE: &str = "scalefog.release";
 /// On a volume: its name within the app.
 pub const LABEL_VOLUME: &str = "scalefog.volume";
+/// On a container: its process type and replica (`web.1`).
+pub const LABEL_PROCESS: &str = "scalefog.process";
 /// Label naming the node (id) a container runs on.
 pub const LABEL_NODE: &str = "scalefog.node";
 /// Label naming the Scalefog installation (its data dir's id): two installations, or two test
@@ -85,8 +87,13 @@ pub struct RunSpec {
     pub image: String,
     /// `PORT` and the config vars.
     pub env: Vec<(String, String)>,
-    /// The port the app listens on inside the container.
-    pub port: u16,
+    /// The port the app listens on inside the container, published on loopback for the
+    /// router; `None` for processes nothing routes to.
+    pub port: Option<u16>,
+    /// The command instead of the image's `CMD` (its `ENTRYPOINT` stays).
+    pub cmd: Option<Vec<String>>,
+    /// Docker brings it back when it exits (unless stopped); off for a run to completion.
+    pub restart: bool,
     pub memory_mb: u32,
     pub cpu: f64,
     pub pids_limit: i64,

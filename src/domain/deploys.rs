@@ -32,6 +32,13 @@ pub struct Release {
     /// What made it: `deploy abc1234`, `rollback to v2`, `set FOO, BAR`.
     pub description: String,
     pub build_id: Option<u64>,
+    /// The Procfile's process types and commands; empty without a Procfile (then `web` runs the
+    /// image's own command).
+    #[serde(default)]
+    pub processes: BTreeMap<String, String>,
+    /// The Procfile's `release:` command, run once before the release serves.
+    #[serde(default)]
+    pub release_command: Option<String>,
 }
 
 #[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
@@ -71,11 +78,69 @@ pub struct Build {
     pub error: Option<String>,
 }
 
-/// The process an app's current release runs in (its id in the runtime): what the router points
-/// at.
+/// The processes an app's current release runs in: what the router points at (its `web`
+/// replicas) and what reconcile keeps running.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(from = "StoredDeployment")]
 pub struct Deployment {
     pub app: String,
     pub release: u32,
-    pub container: String,
+    pub processes: Vec<DeployedProcess>,
+}
+
+/// One process of a deployment.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct DeployedProcess {
+    /// Its process type (`web`, `worker`, …).
+    #[serde(rename = "type")]
+    pub kind: String,
+    /// 1-based, as in `web.1`.
+    pub replica: u8,
+    /// Its id in the runtime.
+    pub id: String,
+}
+
+impl DeployedProcess {
+    /// `web.1`, as logs and pages name it.
+    pub fn label(&self) -> String {
+        format!("{}.{}", self.kind, self.replica)
+    }
+}
+
+impl Deployment {
+    pub fn ids(&self) -> impl Iterator<Item = &str> {
+        self.processes.iter().map(|p| p.id.as_str())
+    }
+    pub fn contains(&self, id: &str) -> bool {
+        self.ids().any(|p| p == id)
+    }
+}
+
+/// A deployment as stored: before process types, one `container` (the web process).
+#[derive(Deserialize)]
+struct StoredDeployment {
+    app: String,
+    release: u32,
+    #[serde(default)]
+    processes: Vec<DeployedProcess>,
+    #[serde(default)]
+    container: Option<String>,
+}
+
+impl From<StoredDeployment> for Deployment {
+    fn from(s: StoredDeployment) -> Deployment {
+        let mut processes = s.processes;
+        if let Some(id) = s.container {
+            processes.push(DeployedProcess {
+                kind: super::WEB.to_string(),
+                replica: 1,
+                id,
+            });
+        }
+        Deployment {
+            app: s.app,
+            release: s.release,
+            processes,
+        }
+    }
 }

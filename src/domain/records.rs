@@ -116,6 +116,10 @@ pub struct Instance {
     /// Its processes' root filesystem is read-only (a tmpfs at `/tmp` stays writable).
     #[serde(default)]
     pub read_only_rootfs: bool,
+    /// Replicas per process type, as set by the user (`PATCH …/formation`); a type not named
+    /// runs [`super::DEFAULT_REPLICAS`].
+    #[serde(default)]
+    pub formation: BTreeMap<String, u8>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]

@@ -6,7 +6,7 @@ use super::upstream::{self, Slot};
 use super::watchdog::Watch;
 use super::{Scheme, Shared};
 use crate::locks;
-use crate::routing::Target;
+use crate::routing::{Backends, Target};
 use bytes::Bytes;
 use http_body_util::{Either, Full};
 use hyper::body::{Body as _, Incoming};
@@ -378,7 +378,7 @@ async fn forward(
     req: Request<Incoming>,
     forwarded: Option<HeaderValue>,
     app: &str,
-    upstream: SocketAddr,
+    upstream: Backends,
     json: bool,
 ) -> Response<Body> {
     let (mut parts, body) = req.into_parts();
@@ -431,12 +431,17 @@ async fn forward(
     let response = async {
         if upgrade {
             // Boxed: see `Slot::send`.
-            Box::pin(upstream::send_upgrade(upstream, upstream_req, connect)).await
+            Box::pin(upstream::send_upgrade(
+                upstream.pick(),
+                upstream_req,
+                connect,
+            ))
+            .await
         } else {
             let idle = client.watch.idle_before_wait();
             client
                 .upstream
-                .send(upstream, upstream_req, connect, idle)
+                .send(&upstream, upstream_req, connect, idle)
                 .await
         }
     };
@@ -449,7 +454,7 @@ async fn forward(
     let mut resp = match sent {
         Ok(Ok(r)) => r,
         Ok(Err(e)) => {
-            tracing::warn!(%app, %upstream, error = %e, "upstream failed");
+            tracing::warn!(%app, error = %e, "upstream failed");
             return page(
                 json,
                 Page {
@@ -463,7 +468,7 @@ async fn forward(
             );
         }
         Err(_) => {
-            tracing::warn!(%app, %upstream, "upstream timed out");
+            tracing::warn!(%app, "upstream timed out");
             return page(
                 json,
                 Page {

@@ -17,6 +17,7 @@
 
 use super::proxy::RequestBody;
 use crate::locks;
+use crate::routing::Backends;
 use hyper::body::Incoming;
 use hyper::client::conn::http1::{Connection, SendRequest};
 use hyper::{Request, Response};
@@ -108,9 +109,14 @@ impl Slot {
     /// answer, if it can be repeated safely (see [`replay`]) and the connection may well have
     /// been closed under it: it was `idle` for [`LONG_IDLE`] or more, or the app has closed
     /// connections of this client connection before.
+    ///
+    /// With several replicas, the kept connection's replica serves while it is in the set; a
+    /// new connection goes to the next replica in turn, skipping one that refuses (nothing was
+    /// sent yet), and a request that can be repeated safely goes once to another replica when
+    /// a new connection fails before its answer.
     pub(super) async fn send(
         &self,
-        addr: SocketAddr,
+        backends: &Backends,
         mut req: Request<RequestBody>,
         connect_timeout: Duration,
         idle: Duration,
@@ -118,7 +124,7 @@ impl Slot {
         let kept = {
             let mut inner = self.lock();
             match inner.sender.take() {
-                Some((a, s)) if a == addr => Some(s),
+                Some((a, s)) if backends.contains(a) => Some((a, s)),
                 // Another address (a new release): the old connection is done with, since
                 // its client connection sends one request at a time.
                 _ => {
@@ -127,7 +133,7 @@ impl Slot {
                 }
             }
         };
-        if let Some(mut sender) = kept {
+        if let Some((addr, mut sender)) = kept {
             // Ready at once in the common case; else the driver (polled by this same task)
             // is finishing the previous response, or the connection has closed. The rare
             // paths (this wait, connecting) are boxed: every request's future is moved into
@@ -162,15 +168,38 @@ impl Slot {
                 }
             }
         }
-        let (mut sender, driver) = Box::pin(connect(addr, connect_timeout)).await?;
-        let response = sender.send_request(req);
-        {
-            let mut inner = self.lock();
-            inner.sender = Some((addr, sender));
-            inner.driver = Some(Box::pin(driver));
+        let replicas = backends.addrs().len();
+        let mut tries = 0;
+        loop {
+            tries += 1;
+            let addr = backends.pick();
+            let (mut sender, driver) = match Box::pin(connect(addr, connect_timeout)).await {
+                Ok(c) => c,
+                Err(e) if tries < replicas => {
+                    tracing::debug!(%addr, error = %e, "replica refused; trying the next");
+                    continue;
+                }
+                Err(e) => return Err(e),
+            };
+            let again = if tries < replicas { replay(&req) } else { None };
+            let response = sender.send_request(req);
+            {
+                let mut inner = self.lock();
+                inner.sender = Some((addr, sender));
+                inner.driver = Some(Box::pin(driver));
+            }
+            self.new.store(true, Relaxed);
+            match (response.await, again) {
+                (Ok(r), _) => return Ok(r),
+                (Err(e), Some(again)) => {
+                    tracing::debug!(%addr, error = %chain(&e), "replica failed; repeating the request on the next");
+                    self.lock().driver = None;
+                    self.lock().sender = None;
+                    req = again;
+                }
+                (Err(e), None) => return Err(e.into()),
+            }
         }
-        self.new.store(true, Relaxed);
-        Ok(response.await?)
     }
 }
 

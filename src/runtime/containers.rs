@@ -4,10 +4,11 @@
 
 use super::{ProcessEvent, ProcessSpec, ProcessState, ProcessStatus, Runtime};
 use crate::docker::{
-    ContainerInfo, DockerNode, Installation, LABEL, LABEL_INSTALL, LABEL_RELEASE, LABEL_VOLUME,
-    LogRotation, RunSpec,
+    ContainerInfo, DockerNode, Installation, LABEL, LABEL_INSTALL, LABEL_PROCESS, LABEL_RELEASE,
+    LABEL_VOLUME, LogRotation, RunSpec,
 };
 use crate::domain::Result;
+use crate::domain::WEB;
 use futures_util::StreamExt;
 use futures_util::future::BoxFuture;
 use futures_util::stream::BoxStream;
@@ -64,6 +65,7 @@ impl Containers {
                 .map(|(ip, p)| SocketAddr::new(ip, p)),
             app: c.app().map(str::to_string),
             release: c.labels.get(LABEL_RELEASE).and_then(|r| r.parse().ok()),
+            process: c.labels.get(LABEL_PROCESS).cloned(),
             id: c.id,
             state,
         }
@@ -75,14 +77,18 @@ impl Runtime for Containers {
         Box::pin(async move {
             let run = RunSpec {
                 name: format!(
-                    "scalefog-{}-v{}-{}",
+                    "scalefog-{}-v{}-{}.{}-{}",
                     spec.app,
                     spec.release,
+                    spec.kind,
+                    spec.replica,
                     hex::encode(rand::random::<[u8; 3]>())
                 ),
                 image: spec.image.clone(),
                 env: spec.env.clone(),
-                port: spec.port,
+                port: (spec.kind == WEB).then_some(spec.port),
+                cmd: spec.command.clone(),
+                restart: !spec.once,
                 memory_mb: spec.memory_mb,
                 cpu: spec.cpu,
                 pids_limit: PIDS_LIMIT,
@@ -95,6 +101,10 @@ impl Runtime for Containers {
                 log: self.log.clone(),
             };
             let mut run = run;
+            run.labels.insert(
+                LABEL_PROCESS.to_string(),
+                format!("{}.{}", spec.kind, spec.replica),
+            );
             let installation_labels = HashMap::from([
                 (LABEL.to_string(), "1".to_string()),
                 (LABEL_INSTALL.to_string(), self.installation.id.clone()),

@@ -23,12 +23,19 @@ use std::time::Duration;
 pub struct ProcessSpec {
     pub app: String,
     pub release: u32,
+    /// Its process type (`web` is the routed one) and replica number (from 1).
+    pub kind: String,
+    pub replica: u8,
+    /// The Procfile's command as arguments; `None` runs the image's own.
+    pub command: Option<Vec<String>>,
+    /// Runs to completion once (a release command) instead of being kept running.
+    pub once: bool,
     /// The node record the app is placed on.
     pub node: u64,
     pub image: String,
     /// `PORT` and the config vars.
     pub env: Vec<(String, String)>,
-    /// The port the app listens on inside its box.
+    /// The port the app listens on inside its box; published for the router only for `web`.
     pub port: u16,
     pub memory_mb: u32,
     pub cpu: f64,
@@ -63,6 +70,8 @@ pub struct ProcessStatus {
     /// The app and release it runs, from the runtime's own records (labels).
     pub app: Option<String>,
     pub release: Option<u32>,
+    /// Its process type and replica (`web.1`), from the runtime's records.
+    pub process: Option<String>,
     pub state: ProcessState,
     /// Where the router reaches it (only from [`Runtime::status`]).
     pub endpoint: Option<SocketAddr>,

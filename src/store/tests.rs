@@ -31,6 +31,7 @@ fn instance(name: &str, owner: u64) -> Instance {
         created_at: 0,
         volumes: vec![],
         read_only_rootfs: false,
+        formation: Default::default(),
     }
 }
 

@@ -195,7 +195,9 @@ impl Fixture {
             .read(|r| r.deployment(&self.name))
             .unwrap()
             .expect("a deployment")
-            .container
+            .processes[0]
+            .id
+            .clone()
     }
 
     fn app_containers(&self) -> Vec<String> {
@@ -1228,7 +1230,9 @@ async fn an_app_container_cannot_open_a_connection_to_another_apps_container() {
         .read(|r| r.deployment(&b))
         .unwrap()
         .unwrap()
-        .container;
+        .processes[0]
+        .id
+        .clone();
     let b_ip = inspect(&b_container)["NetworkSettings"]["Networks"][&network]["IPAddress"]
         .as_str()
         .expect("B is on the apps network")

@@ -13,7 +13,7 @@ use hyper::{Request, Response};
 use hyper_util::rt::TokioIo;
 use hyper_util::server::graceful::GracefulShutdown;
 use reqwest::StatusCode;
-use scalefog::routing::Target;
+use scalefog::routing::{Backends, Target};
 use serde_json::{Value, json};
 use std::convert::Infallible;
 use std::net::SocketAddr;
@@ -119,7 +119,9 @@ impl TestApp {
     }
 
     fn route(&self, app: &str, upstream: SocketAddr) {
-        self.services.routes.set_app(app, Target::Serving(upstream));
+        self.services
+            .routes
+            .set_app(app, Target::Serving(Backends::one(upstream)));
     }
 }
 
@@ -320,7 +322,7 @@ async fn on_shutdown_a_request_in_progress_is_answered_and_idle_connections_are_
     let routes = RouteTable::default();
     routes.set_app(
         "slow",
-        Target::Serving(slow_upstream(Duration::from_secs(3)).await),
+        Target::Serving(Backends::one(slow_upstream(Duration::from_secs(3)).await)),
     );
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let port = listener.local_addr().unwrap().port();
@@ -899,6 +901,7 @@ async fn stored_custom_domains_are_routed_from_the_start_and_answer_503_before_a
                     created_at: 0,
                     volumes: vec![],
                     read_only_rootfs: false,
+                    formation: Default::default(),
                 })
             })
             .unwrap();
