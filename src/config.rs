@@ -151,6 +151,28 @@ pub struct SettingsArgs {
         global = true
     )]
     pub max_memory_per_user: Option<String>,
+    /// Memory limit of a build's RUN steps, in MB (at most 2047) [default: 1024]
+    #[arg(long, env = "SCALEFOG_BUILD_MEMORY", value_name = "MB", global = true)]
+    pub build_memory: Option<String>,
+    /// CPUs a build's RUN steps may use, e.g. 0.5 [default: 1]
+    #[arg(long, env = "SCALEFOG_BUILD_CPUS", value_name = "CPUS", global = true)]
+    pub build_cpus: Option<String>,
+    /// Seconds an SSH connection has to authenticate before it is closed [default: 30]
+    #[arg(
+        long,
+        env = "SCALEFOG_SSH_LOGIN_GRACE",
+        value_name = "SECS",
+        global = true
+    )]
+    pub ssh_login_grace: Option<String>,
+    /// SSH connections not yet authenticated allowed at once from one address [default: 10]
+    #[arg(
+        long,
+        env = "SCALEFOG_SSH_MAX_UNAUTHENTICATED",
+        value_name = "N",
+        global = true
+    )]
+    pub ssh_max_unauthenticated: Option<String>,
 }
 
 /// The TOML file: the same keys, all optional; unknown keys are an error (a typo must not be
@@ -180,6 +202,10 @@ struct FileSettings {
     max_app_memory: Option<u64>,
     max_apps_per_user: Option<u64>,
     max_memory_per_user: Option<u64>,
+    build_memory: Option<u64>,
+    build_cpus: Option<f64>,
+    ssh_login_grace: Option<u64>,
+    ssh_max_unauthenticated: Option<u64>,
 }
 
 /// Resolved settings: every value present and valid, every path absolute.
@@ -209,6 +235,14 @@ pub struct Config {
     pub log_rotation: crate::docker::LogRotation,
     /// Abuse limits: memory per app, apps and memory per user.
     pub limits: crate::domain::Limits,
+    /// MB, for each build's RUN steps.
+    pub build_memory: u32,
+    /// CPUs, for each build's RUN steps.
+    pub build_cpus: f64,
+    /// Seconds.
+    pub ssh_login_grace: u64,
+    /// Per client address.
+    pub ssh_max_unauthenticated: usize,
     /// The router's time limits. Not a setting (the defaults suit every deployment we know
     /// of); tests shorten them to see them act.
     pub router_timeouts: crate::router::Timeouts,
@@ -286,6 +320,32 @@ fn parse_log_size(v: &str) -> Result<String, ConfigError> {
         ))),
     }
 }
+/// A number of CPUs (`0.5`, `2`) from the flag/env text or the file; `default` when neither is
+/// set. Docker's smallest CPU quota is 1 ms per 100 ms period, hence at least 0.01.
+fn parse_cpus(
+    name: &str,
+    flag: &Option<String>,
+    file: Option<f64>,
+    default: f64,
+) -> Result<f64, ConfigError> {
+    let v = match flag {
+        Some(text) => text.trim().parse::<f64>().map_err(|_| {
+            ConfigError(format!(
+                "invalid {name} '{text}': expected a number of CPUs, e.g. 1.5"
+            ))
+        })?,
+        None => file.unwrap_or(default),
+    };
+    if !(0.01..=1024.0).contains(&v) {
+        return Err(ConfigError(format!(
+            "invalid {name} '{v}': must be between 0.01 and 1024"
+        )));
+    }
+    Ok(v)
+}
+
+/// Docker's build API takes the memory limit in bytes as a 32-bit number.
+const MAX_BUILD_MEMORY_MB: u64 = 2047;
 
 impl Config {
     pub fn load(args: &SettingsArgs) -> Result<Config, ConfigError> {
@@ -473,6 +533,36 @@ impl Config {
                 16,
             )?,
         };
+        // 1 GB: room for a typical `npm install` or `cargo build` of a small app, while a 2 GB
+        // host keeps memory for the apps it runs.
+        let build_memory = parse_count(
+            "build_memory",
+            &args.build_memory,
+            file.build_memory,
+            1024,
+            16,
+        )?;
+        if build_memory > MAX_BUILD_MEMORY_MB {
+            return Err(ConfigError(format!(
+                "invalid build_memory '{build_memory}': must be at most {MAX_BUILD_MEMORY_MB} \
+                 (Docker's build API takes the limit as a 32-bit number of bytes)"
+            )));
+        }
+        let build_cpus = parse_cpus("build_cpus", &args.build_cpus, file.build_cpus, 1.0)?;
+        let ssh_login_grace = parse_count(
+            "ssh_login_grace",
+            &args.ssh_login_grace,
+            file.ssh_login_grace,
+            30,
+            1,
+        )?;
+        let ssh_max_unauthenticated = parse_count(
+            "ssh_max_unauthenticated",
+            &args.ssh_max_unauthenticated,
+            file.ssh_max_unauthenticated,
+            10,
+            1,
+        )? as usize;
         Ok(Config {
             data_dir,
             http_listen,
@@ -491,6 +581,10 @@ impl Config {
             health_timeout,
             log_rotation,
             limits,
+            build_memory: build_memory as u32,
+            build_cpus,
+            ssh_login_grace,
+            ssh_max_unauthenticated,
             router_timeouts: Default::default(),
         })
     }
@@ -518,6 +612,10 @@ impl Config {
             health_timeout: 30,
             log_rotation: Default::default(),
             limits: Default::default(),
+            build_memory: 1024,
+            build_cpus: 1.0,
+            ssh_login_grace: 30,
+            ssh_max_unauthenticated: 10,
             router_timeouts: Default::default(),
         }
     }
@@ -560,6 +658,27 @@ mod tests {
         assert!(c.data_dir.is_absolute() && c.data_dir.ends_with("scalefog-data"));
         assert_eq!(c.https_listen, None);
         assert_eq!(c.tls_dir, c.data_dir.join("certs"));
+        assert_eq!((c.build_memory, c.build_cpus), (1024, 1.0));
+        assert_eq!((c.ssh_login_grace, c.ssh_max_unauthenticated), (30, 10));
+    }
+
+    #[test]
+    fn build_limits_and_ssh_limits_come_from_the_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let f = dir.path().join("s.toml");
+        std::fs::write(
+            &f,
+            "build_memory = 512\nbuild_cpus = 2\nssh_login_grace = 10\nssh_max_unauthenticated = 3\n",
+        )
+        .unwrap();
+        let c = Config::load(&SettingsArgs {
+            config: Some(f),
+            build_cpus: Some("0.5".into()),
+            ..Default::default()
+        })
+        .unwrap();
+        assert_eq!((c.build_memory, c.build_cpus), (512, 0.5));
+        assert_eq!((c.ssh_login_grace, c.ssh_max_unauthenticated), (10, 3));
     }
 
     #[test]
@@ -622,6 +741,39 @@ mod tests {
         })
         .unwrap_err();
         assert!(e.0.contains("deploy_timeout"), "{e}");
+        for (args, name) in [
+            (
+                SettingsArgs {
+                    build_memory: Some("4096".into()),
+                    ..Default::default()
+                },
+                "build_memory",
+            ),
+            (
+                SettingsArgs {
+                    build_cpus: Some("0".into()),
+                    ..Default::default()
+                },
+                "build_cpus",
+            ),
+            (
+                SettingsArgs {
+                    ssh_login_grace: Some("0".into()),
+                    ..Default::default()
+                },
+                "ssh_login_grace",
+            ),
+            (
+                SettingsArgs {
+                    ssh_max_unauthenticated: Some("many".into()),
+                    ..Default::default()
+                },
+                "ssh_max_unauthenticated",
+            ),
+        ] {
+            let e = Config::load(&args).unwrap_err();
+            assert!(e.0.contains(name), "{e}");
+        }
         let dir = tempfile::tempdir().unwrap();
         let f = dir.path().join("s.toml");
         std::fs::write(&f, "htp_listen = \"x\"\n").unwrap();

@@ -5,6 +5,7 @@ use super::control::SharedAttempt;
 use super::report::shown;
 use super::switch::Record;
 use super::{Deployer, Reporter, source};
+use crate::docker::BuildLimits;
 use crate::domain::{
     self, Build, BuildStatus, Error, Instance, InstanceStatus, Release, ReleaseStatus, Result,
     short_commit,
@@ -304,6 +305,16 @@ impl Deployer {
                 Some(d) => (Some(d), source::BUILD_DOCKERFILE, HashMap::new()),
                 None => (None, "Dockerfile", labels),
             };
+        let installation = &self.0.installation;
+        let limits = BuildLimits {
+            memory_mb: self.0.settings.build_memory_mb,
+            cpus: self.0.settings.build_cpus,
+            network: installation.build_network(),
+        };
+        self.0
+            .docker
+            .ensure_isolated_network(&limits.network, &installation.own_labels())
+            .await?;
         let out = |line: &str| rep.line(format!("       {line}"));
         let mut first_try = true;
         let archived = loop {
@@ -313,7 +324,14 @@ impl Deployer {
                 let _building = super::images::building().await;
                 self.0
                     .docker
-                    .build(tag, build_file, build_labels.clone(), context, &out)
+                    .build(
+                        tag,
+                        build_file,
+                        build_labels.clone(),
+                        &limits,
+                        context,
+                        &out,
+                    )
                     .await
             };
             let archived = child.wait_with_output().await;

@@ -59,6 +59,9 @@ pub struct DeploySettings {
     pub max_concurrent: usize,
     pub timeout: Duration,
     pub health_timeout: Duration,
+    /// Memory (MB) and CPUs of a build's `RUN` steps.
+    pub build_memory_mb: u32,
+    pub build_cpus: f64,
     /// Identifies this installation's objects in a shared Docker engine.
     pub install_id: String,
     /// How app containers' logs rotate.

@@ -3,7 +3,8 @@
 
 use super::host_config::host_config;
 use super::{
-    BuildOutput, ContainerEvent, ContainerInfo, DockerNode, ImageInfo, LABEL_APP, RunSpec,
+    BuildLimits, BuildOutput, ContainerEvent, ContainerInfo, DockerNode, ImageInfo, LABEL_APP,
+    RunSpec,
 };
 use crate::domain::{Error, Result};
 use bollard::Docker;
@@ -133,6 +134,9 @@ impl Engine {
     }
 }
 
+/// The CFS period of a build's CPU quota (Docker's default, 100 ms).
+const CPU_PERIOD_US: i32 = 100_000;
+
 /// `key` or `key=value` label filters (all must match).
 pub(super) fn label_filter(labels: &[String]) -> HashMap<String, Vec<String>> {
     HashMap::from([("label".to_string(), labels.to_vec())])
@@ -156,17 +160,27 @@ impl DockerNode for Engine {
         tag: &'a str,
         dockerfile: &'a str,
         labels: HashMap<String, String>,
+        limits: &'a BuildLimits,
         context: BoxStream<'static, std::io::Result<Bytes>>,
         out: BuildOutput<'a>,
     ) -> BoxFuture<'a, Result<()>> {
         Box::pin(async move {
             let docker = self.api().await?;
+            // The setting is at most 2047 MB, so the bytes fit the API's 32-bit field.
+            let memory = i32::try_from(i64::from(limits.memory_mb) * 1024 * 1024)
+                .map_err(|_| Error::internal("build_memory exceeds Docker's build API"))?;
             let opts = BuildImageOptionsBuilder::default()
                 .dockerfile(dockerfile)
                 .t(tag)
                 .rm(true)
                 .forcerm(true)
                 .labels(&labels)
+                .memory(memory)
+                // No swap beyond the memory limit, as for app containers.
+                .memswap(memory)
+                .cpuperiod(CPU_PERIOD_US)
+                .cpuquota((limits.cpus * f64::from(CPU_PERIOD_US)) as i32)
+                .networkmode(&limits.network)
                 .build();
             let mut stream =
                 docker.build_image(opts, None, Some(bollard::body_try_stream(context)));

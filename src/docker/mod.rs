@@ -60,6 +60,20 @@ impl Installation {
         format!("scalefog-{}-apps", self.id)
     }
 
+    /// The network builds run on (see `docker::networks`): apart from the apps' network, so a
+    /// build's `RUN` step cannot connect to an app container.
+    pub fn build_network(&self) -> String {
+        format!("scalefog-{}-build", self.id)
+    }
+
+    /// The labels of an object of the installation as a whole (its networks).
+    pub fn own_labels(&self) -> HashMap<String, String> {
+        HashMap::from([
+            (LABEL.to_string(), "1".to_string()),
+            (LABEL_INSTALL.to_string(), self.id.clone()),
+        ])
+    }
+
     /// The Docker volume behind volume `volume` of `app`: one per installation, app and name.
     pub fn volume_name(&self, app: &str, volume: &str) -> String {
         format!("scalefog-{}-{app}-{volume}", self.id)
@@ -122,6 +136,16 @@ impl Default for LogRotation {
             max_files: 3,
         }
     }
+}
+
+/// What a build's `RUN` steps may use. Docker's build API has no process limit and no
+/// capability setting for them (see README, Security).
+#[derive(Debug, Clone, PartialEq)]
+pub struct BuildLimits {
+    pub memory_mb: u32,
+    pub cpus: f64,
+    /// The network they run on instead of Docker's default bridge.
+    pub network: String,
 }
 
 /// What the core needs to know about a container.
@@ -192,12 +216,13 @@ pub trait DockerNode: Send + Sync + 'static {
     fn endpoint(&self) -> &str;
     /// Builds `context` (a tar stream) with the Dockerfile at `dockerfile` (a path inside it) into
     /// an image tagged `tag`, adding `labels`; output lines go to `out`. A failing build is
-    /// `DeployFailed` with Docker's message.
+    /// `DeployFailed` with Docker's message. `RUN` steps get `limits`.
     fn build<'a>(
         &'a self,
         tag: &'a str,
         dockerfile: &'a str,
         labels: HashMap<String, String>,
+        limits: &'a BuildLimits,
         context: BoxStream<'static, std::io::Result<Bytes>>,
         out: BuildOutput<'a>,
     ) -> BoxFuture<'a, Result<()>>;

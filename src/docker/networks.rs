@@ -1,6 +1,9 @@
-//! The bridge network app containers run on: one per installation, with inter-container
-//! traffic disabled, so that no app container can open a connection to another's. The host
-//! (the router, the health check) still reaches every container.
+//! The bridge networks of an installation, each with inter-container traffic disabled: one app
+//! containers run on, so that no app container can open a connection to another's (the host,
+//! i.e. the router and the health check, still reaches every container); and one builds run on,
+//! so that a build's `RUN` step reaches neither an app container (Docker drops traffic between
+//! two bridges) nor another build, while its outbound traffic (package installs) goes out
+//! through the host as usual.
 
 use super::engine::Engine;
 use crate::domain::{Error, Result};

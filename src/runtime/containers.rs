@@ -4,15 +4,14 @@
 
 use super::{ProcessEvent, ProcessSpec, ProcessState, ProcessStatus, Runtime};
 use crate::docker::{
-    ContainerInfo, DockerNode, Installation, LABEL, LABEL_INSTALL, LABEL_PROCESS, LABEL_RELEASE,
-    LABEL_VOLUME, LogRotation, RunSpec,
+    ContainerInfo, DockerNode, Installation, LABEL_PROCESS, LABEL_RELEASE, LABEL_VOLUME,
+    LogRotation, RunSpec,
 };
 use crate::domain::Result;
 use crate::domain::WEB;
 use futures_util::StreamExt;
 use futures_util::future::BoxFuture;
 use futures_util::stream::BoxStream;
-use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
@@ -105,12 +104,11 @@ impl Runtime for Containers {
                 LABEL_PROCESS.to_string(),
                 format!("{}.{}", spec.kind, spec.replica),
             );
-            let installation_labels = HashMap::from([
-                (LABEL.to_string(), "1".to_string()),
-                (LABEL_INSTALL.to_string(), self.installation.id.clone()),
-            ]);
             self.docker
-                .ensure_isolated_network(&self.installation.apps_network(), &installation_labels)
+                .ensure_isolated_network(
+                    &self.installation.apps_network(),
+                    &self.installation.own_labels(),
+                )
                 .await?;
             for (name, path) in &spec.volumes {
                 let volume = self.installation.volume_name(&spec.app, name);

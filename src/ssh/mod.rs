@@ -3,6 +3,10 @@
 //! ([`crate::git`]) starts. Everything else (shells, terminals, forwarding, subsystems, other
 //! commands) is refused with one line on stderr and exit status 1.
 //!
+//! Connections are accepted here ([`login`]): each must authenticate within
+//! `ssh_login_grace`, and one address may have at most `ssh_max_unauthenticated` connections
+//! that have not.
+//!
 //! Access decisions are the core's (`Apps::get` via `Git::start`); this module only maps their
 //! outcome to what an SSH client sees ([`errors`]).
 
@@ -10,21 +14,23 @@ pub mod command;
 pub mod errors;
 pub mod hostkey;
 pub mod limit;
+pub mod login;
 
 use crate::accounts::Principal;
 use crate::domain::{Error, User};
 use crate::push::Progress;
 use crate::services::Services;
 use limit::AuthLimiter;
+use login::{PendingLogin, PendingLogins};
 use russh::keys::{HashAlg, PrivateKey};
 use russh::server::{Auth, ChannelOpenHandle, Msg, PublicKeyOffer, Session, VerifiedPublicKey};
 use russh::{Channel, ChannelId, ChannelOpenFailure, MethodKind, MethodSet};
 use std::collections::HashMap;
-use std::net::{IpAddr, SocketAddr};
+use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::io::AsyncWriteExt;
-use tokio::sync::oneshot;
+use tokio::sync::{oneshot, watch};
 use tokio::task::JoinHandle;
 
 /// The russh settings: our host key, public-key authentication only, and flow-control sizes
@@ -66,26 +72,52 @@ impl SshServer {
         key: PrivateKey,
         services: Arc<Services>,
     ) -> std::io::Result<SshServer> {
-        use russh::server::Server as _;
         listener.set_nonblocking(true)?;
         let listener = tokio::net::TcpListener::from_std(listener)?;
         let config = Arc::new(server_config(key));
-        let (stop, stopped) = oneshot::channel::<()>();
+        let grace = Duration::from_secs(services.config.ssh_login_grace);
+        let pending = PendingLogins::new(services.config.ssh_max_unauthenticated);
+        let limiter = Arc::new(AuthLimiter::default());
+        let (stop, mut stopped) = oneshot::channel::<()>();
+        let (stopping, stopping_rx) = watch::channel(false);
         let task = tokio::spawn(async move {
-            let mut acceptor = Acceptor {
-                services,
-                limiter: Arc::new(AuthLimiter::default()),
-            };
-            let running = acceptor.run_on_socket(config, &listener);
-            let handle = running.handle();
-            tokio::pin!(running);
-            tokio::select! {
-                r = &mut running => r,
-                _ = stopped => {
-                    handle.shutdown("scalefog is shutting down".into());
-                    running.await
-                }
+            loop {
+                let (socket, peer) = tokio::select! {
+                    accepted = listener.accept() => match accepted {
+                        Ok(a) => a,
+                        Err(e) => {
+                            // Out of file descriptors, usually: it passes as connections end.
+                            tracing::warn!(error = %e, "ssh accept failed");
+                            tokio::time::sleep(Duration::from_millis(100)).await;
+                            continue;
+                        }
+                    },
+                    _ = &mut stopped => break,
+                };
+                let Some((login, authenticated)) = pending.admit(peer.ip()) else {
+                    tracing::debug!(%peer, "ssh connection refused: too many unauthenticated");
+                    continue;
+                };
+                let _ = socket.set_nodelay(true);
+                let connection = Connection {
+                    services: services.clone(),
+                    limiter: limiter.clone(),
+                    peer: peer.ip(),
+                    login: Some(login),
+                    user: None,
+                    channels: HashMap::new(),
+                };
+                tokio::spawn(login::serve(
+                    config.clone(),
+                    socket,
+                    connection,
+                    grace,
+                    authenticated,
+                    stopping_rx.clone(),
+                ));
             }
+            let _ = stopping.send(true);
+            Ok(())
         });
         Ok(SshServer {
             stop: Some(stop),
@@ -106,34 +138,13 @@ impl SshServer {
     }
 }
 
-struct Acceptor {
-    services: Arc<Services>,
-    limiter: Arc<AuthLimiter>,
-}
-
-impl russh::server::Server for Acceptor {
-    type Handler = Connection;
-
-    fn new_client(&mut self, peer: Option<SocketAddr>) -> Connection {
-        Connection {
-            services: self.services.clone(),
-            limiter: self.limiter.clone(),
-            peer: peer.map_or(IpAddr::from([0, 0, 0, 0]), |p| p.ip()),
-            user: None,
-            channels: HashMap::new(),
-        }
-    }
-
-    fn handle_session_error(&mut self, error: russh::Error) {
-        tracing::debug!(error = %error, "ssh session ended with an error");
-    }
-}
-
 /// One client connection.
 pub struct Connection {
     services: Arc<Services>,
     limiter: Arc<AuthLimiter>,
     peer: IpAddr,
+    /// Until it authenticates.
+    login: Option<PendingLogin>,
     user: Option<User>,
     /// Session channels opened and not yet running a command.
     channels: HashMap<ChannelId, Opened>,
@@ -240,6 +251,9 @@ impl russh::server::Handler for Connection {
             Some(user) => {
                 tracing::info!(peer = %self.peer, user = %user.username, "ssh login");
                 self.user = Some(user);
+                if let Some(login) = self.login.take() {
+                    login.authenticated();
+                }
                 Ok(Auth::Accept)
             }
             None => Ok(self.reject()),

@@ -1310,3 +1310,188 @@ async fn an_app_container_cannot_open_a_connection_to_another_apps_container() {
 
 mod containers;
 mod deletion;
+/// A Dockerfile whose `RUN` steps have busybox's applets on `PATH` and a shell, then `run`.
+fn shell_dockerfile(run: &str) -> String {
+    dockerfile(
+        &format!(
+            "SHELL [\"/bin/busybox\", \"sh\", \"-c\"]\nRUN /bin/busybox --install -s /bin && mkdir /www\n{run}\n"
+        ),
+        SERVE,
+    )
+}
+
+/// Deploys `repo`'s commit `sha` to app `name` of `f`'s server; the error and the pushed lines
+/// when it is rejected.
+async fn deploy_other(f: &Fixture, name: &str, repo: &Repo, sha: &str) -> Result<(), String> {
+    let (progress, mut rx) = Progress::channel();
+    let verdict = f
+        .app
+        .services
+        .deployer
+        .handle(&f.push_of(name, repo, sha), &progress)
+        .await;
+    drop(progress);
+    let mut lines = vec![];
+    while let Some(l) = rx.recv().await {
+        lines.push(l);
+    }
+    match verdict {
+        Ok(Verdict::Accepted) => Ok(()),
+        Ok(Verdict::Rejected { reason }) => Err(format!("{reason}\n{}", lines.join("\n"))),
+        Err(e) => Err(format!("{e}\n{}", lines.join("\n"))),
+    }
+}
+
+/// A build's `RUN` step runs on the installation's build network: it cannot connect to an app
+/// container (on the apps network) nor to a container on Docker's default bridge, where builds
+/// used to run; it still reaches the host (outbound traffic, as package installs need).
+#[tokio::test]
+async fn a_build_step_cannot_reach_app_containers_or_the_default_bridge_but_reaches_outside() {
+    let f = fixture("buildnet-a").await;
+    f.deploy("a", &dockerfile("", SERVE)).await;
+    let apps_network = format!("scalefog-{}-apps", f._cleanup.0);
+    let a_ip =
+        inspect(&f.current_container())["NetworkSettings"]["Networks"][&apps_network]["IPAddress"]
+            .as_str()
+            .expect("A is on the apps network")
+            .to_string();
+    // A container on the default bridge, labelled so that the cleanup removes it.
+    let image = format!("scalefog/{}:v1", f.name);
+    let bystander = docker(&[
+        "run",
+        "-d",
+        "--label",
+        "scalefog=1",
+        "--label",
+        &format!("scalefog.install={}", f._cleanup.0),
+        "-e",
+        "PORT=5000",
+        &image,
+    ]);
+    assert!(!bystander.is_empty(), "the bystander container starts");
+    let bystander_ip = inspect(&bystander)["NetworkSettings"]["Networks"]["bridge"]["IPAddress"]
+        .as_str()
+        .expect("the bystander is on the default bridge")
+        .to_string();
+    // Both answer (from the host).
+    for ip in [&a_ip, &bystander_ip] {
+        let page = reqwest::get(format!("http://{ip}:5000/"))
+            .await
+            .expect("the host reaches the container");
+        assert_eq!(page.text().await.unwrap().trim(), "a");
+    }
+    // Outside: a server of this test process, on every host address.
+    let outside = tokio::net::TcpListener::bind("0.0.0.0:0").await.unwrap();
+    let outside_port = outside.local_addr().unwrap().port();
+    tokio::spawn(async move {
+        use tokio::io::AsyncWriteExt;
+        while let Ok((mut conn, _)) = outside.accept().await {
+            let _ = conn
+                .write_all(b"HTTP/1.0 200 OK\r\nContent-Length: 2\r\n\r\nok")
+                .await;
+        }
+    });
+
+    let b = unique("buildnet-b");
+    f.app.create_app(&f.user.token, &b).await;
+    let b_repo = Repo::new();
+    let probe = format!(
+        "RUN reach() {{ if timeout 3 wget -q -O /dev/null \"$1\"; then echo reached; \
+         else echo unreachable; fi; }}; \
+         gateway=$(ip route | awk '/^default/ {{print $3}}'); \
+         echo \"app:$(reach http://{a_ip}:5000/) bridge:$(reach http://{bystander_ip}:5000/) \
+         outside:$(reach http://$gateway:{outside_port}/)\" > /www/net.txt"
+    );
+    let sha = b_repo.commit("b", Some(&shell_dockerfile(&probe)));
+    deploy_other(&f, &b, &b_repo, &sha)
+        .await
+        .expect("B deploys");
+    let Some(Target::Serving(b_addr)) = f.app.services.routes.get(&b) else {
+        panic!("B is not serving");
+    };
+    let seen = reqwest::get(format!("http://{b_addr}/net.txt"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert_eq!(
+        seen.trim(),
+        "app:unreachable bridge:unreachable outside:reached"
+    );
+}
+
+/// `RUN` steps get `build_memory` (without swap) and `build_cpus`; a step that allocates more
+/// is killed and the push rejected.
+#[tokio::test]
+async fn a_build_step_gets_build_memory_and_build_cpus_and_is_killed_beyond_its_memory() {
+    let f = fixture_with("buildlimits", |c| {
+        c.build_memory = 48;
+        c.build_cpus = 0.5;
+    })
+    .await;
+    // cgroup v1 files, else v2's.
+    let record = "RUN (cat /sys/fs/cgroup/memory/memory.limit_in_bytes \
+                  /sys/fs/cgroup/cpu/cpu.cfs_quota_us || cat /sys/fs/cgroup/memory.max \
+                  /sys/fs/cgroup/cpu.max) > /www/limits.txt 2>/dev/null";
+    f.deploy("limits", &shell_dockerfile(record)).await;
+    let limits = f.body("/limits.txt").await;
+    let words: Vec<&str> = limits.split_whitespace().collect();
+    assert_eq!(words[0], (48 * 1024 * 1024).to_string(), "{limits}");
+    assert_eq!(words[1], "50000", "{limits}");
+
+    // `tail` keeps the whole (newline-free) input: 300 MB.
+    let hog = "RUN head -c 300m /dev/zero | tail > /dev/null";
+    let sha = f.repo.commit("hog", Some(&shell_dockerfile(hog)));
+    let (r, lines) = f.push(&sha).await;
+    let err = r.expect_err("the push is rejected");
+    assert!(
+        lines
+            .iter()
+            .any(|l| l.contains("returned a non-zero code: 137")),
+        "killed (SIGKILL, 128 + 9): {err}\n{}",
+        lines.join("\n")
+    );
+    assert_eq!(f.body("/limits.txt").await, limits, "v1 keeps serving");
+}
+
+/// A build is bounded by `deploy_timeout`: past it the push is rejected and Docker stops the
+/// step (nothing is left running on the build network).
+#[tokio::test]
+async fn a_build_past_deploy_timeout_is_rejected_and_its_step_stopped() {
+    let f = fixture_with("buildtime", |c| c.deploy_timeout = 5).await;
+    let build_network = format!("scalefog-{}-build", f._cleanup.0);
+    let sha = f
+        .repo
+        .commit("slow", Some(&shell_dockerfile("RUN sleep 600")));
+    let f = Arc::new(f);
+    let push = {
+        let f = f.clone();
+        tokio::spawn(async move { f.push(&sha).await })
+    };
+    let on_network = || {
+        docker(&[
+            "network",
+            "inspect",
+            "-f",
+            "{{len .Containers}}",
+            &build_network,
+        ])
+    };
+    let until = |want: &'static str| async move {
+        let mut seen = String::new();
+        for _ in 0..150 {
+            seen = on_network();
+            if seen == want {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+        seen
+    };
+    assert_eq!(until("1").await, "1", "the step runs on the build network");
+    let (r, _) = push.await.unwrap();
+    let err = r.expect_err("the push is rejected");
+    assert!(err.contains("deploy_timeout"), "{err}");
+    assert_eq!(until("0").await, "0", "the build step was stopped");
+}

@@ -48,7 +48,18 @@ impl Drop for DockerCleanup {
         }
         let ids = docker(&["network", "ls", "-q", "--filter", &self.filter()]);
         for id in ids.split_whitespace() {
-            docker(&["network", "rm", id]);
+            // The step of a build cancelled at the test's end stays on the build network until
+            // Docker has stopped it, and the network cannot go before.
+            for _ in 0..150 {
+                let removed = Command::new("docker")
+                    .args(["network", "rm", id])
+                    .output()
+                    .is_ok_and(|o| o.status.success());
+                if removed {
+                    break;
+                }
+                std::thread::sleep(std::time::Duration::from_millis(200));
+            }
         }
     }
 }

@@ -28,7 +28,11 @@ struct World {
 /// These tests are about the git transport, not deploys: pushes of repositories without a
 /// Dockerfile are accepted as they are (the deploy tests cover what the deploy engine decides).
 async fn world() -> World {
-    let app = spawn_app().await;
+    world_with(|_| {}).await
+}
+
+async fn world_with(tweak: impl FnOnce(&mut scalefog::config::Config)) -> World {
+    let app = spawn_app_with(tweak).await;
     app.services
         .push_handler
         .set(Arc::new(scalefog::push::AcceptPush));
@@ -959,4 +963,140 @@ impl std::ops::Deref for StoppableApp {
     fn deref(&self) -> &Api {
         &self.api
     }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Connections that do not authenticate
+
+/// Bounds a wait that would otherwise hang the test when the server does not act.
+const HANG_GUARD: std::time::Duration = std::time::Duration::from_secs(60);
+
+/// An OpenSSH `ssh -N` with `key`, once it has authenticated; it keeps its connection open
+/// until dropped.
+async fn authenticated_connection(key: &Key, port: u16) -> tokio::process::Child {
+    use tokio::io::AsyncBufReadExt;
+    let mut child = Command::new("ssh")
+        .arg("-i")
+        .arg(&key.private)
+        .args(["-p", &port.to_string()])
+        .args(["-o", "IdentitiesOnly=yes", "-o", "BatchMode=yes"])
+        .args([
+            "-o",
+            "StrictHostKeyChecking=no",
+            "-o",
+            "UserKnownHostsFile=/dev/null",
+        ])
+        .args(["-N", "-v", "git@127.0.0.1"])
+        .stdin(Stdio::null())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("ssh runs");
+    let mut lines = tokio::io::BufReader::new(child.stderr.take().unwrap()).lines();
+    let mut seen = vec![];
+    let authenticated = tokio::time::timeout(HANG_GUARD, async {
+        while let Ok(Some(line)) = lines.next_line().await {
+            if line.contains("Authenticated to") {
+                return true;
+            }
+            seen.push(line);
+        }
+        false
+    })
+    .await;
+    assert_eq!(authenticated, Ok(true), "ssh -N: {}", seen.join("\n"));
+    // Its further debug lines must not fill the pipe and block it.
+    tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+    child
+}
+
+/// Reads what the server sends on `conn` until it closes the connection.
+async fn read_until_closed(conn: &mut tokio::net::TcpStream) -> Vec<u8> {
+    use tokio::io::AsyncReadExt;
+    let mut got = vec![];
+    let read = tokio::time::timeout(HANG_GUARD, conn.read_to_end(&mut got)).await;
+    assert!(read.is_ok(), "the server closes the connection");
+    got
+}
+
+/// A raw TCP connection to the SSH port, once the server has sent its banner (so it has been
+/// accepted and counts as not authenticated).
+async fn unauthenticated_connection(port: u16) -> tokio::net::TcpStream {
+    use tokio::io::AsyncReadExt;
+    let mut conn = tokio::net::TcpStream::connect(("127.0.0.1", port))
+        .await
+        .unwrap();
+    let mut banner = vec![];
+    while !banner.ends_with(b"\n") {
+        let mut byte = [0u8; 1];
+        let n = tokio::time::timeout(HANG_GUARD, conn.read(&mut byte))
+            .await
+            .expect("a banner")
+            .unwrap();
+        assert_eq!(n, 1, "closed before its banner: {}", text(&banner));
+        banner.push(byte[0]);
+    }
+    assert!(banner.starts_with(b"SSH-2.0-Scalefog"), "{}", text(&banner));
+    conn
+}
+
+/// A connection that sends nothing, and one that sends only its banner (so the key exchange
+/// starts and stalls), are both closed after `ssh_login_grace`; an authenticated connection
+/// older than that stays.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn connections_that_do_not_authenticate_within_the_login_grace_are_closed() {
+    use tokio::io::AsyncWriteExt;
+    let w = world_with(|c| c.ssh_login_grace = 3).await;
+    let port = w.app.ssh_port;
+    let mut logged_in = authenticated_connection(&w.key, port).await;
+
+    let mut silent = unauthenticated_connection(port).await;
+    let mut banner_only = unauthenticated_connection(port).await;
+    banner_only
+        .write_all(b"SSH-2.0-OpenSSH_9.2\r\n")
+        .await
+        .unwrap();
+    assert_eq!(read_until_closed(&mut silent).await, b"");
+    // The server's key exchange offer came first, then nothing but the close.
+    assert!(!read_until_closed(&mut banner_only).await.is_empty());
+
+    assert!(
+        logged_in.try_wait().unwrap().is_none(),
+        "the authenticated connection (opened before both) is still open"
+    );
+}
+
+/// Past `ssh_max_unauthenticated` connections from one address, further ones are closed at
+/// once, registered keys' too, until one of them ends; authenticated connections do not count.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unauthenticated_connections_from_an_address_are_capped_and_authenticated_ones_do_not_count()
+ {
+    let w = world_with(|c| c.ssh_max_unauthenticated = 2).await;
+    let port = w.app.ssh_port;
+    let remote = remote_of(&w.app.create_app(&w.user.token, "capped").await);
+    let _logged_in = [
+        authenticated_connection(&w.key, port).await,
+        authenticated_connection(&w.key, port).await,
+    ];
+    let first = unauthenticated_connection(port).await;
+    let _second = unauthenticated_connection(port).await;
+
+    let mut third = tokio::net::TcpStream::connect(("127.0.0.1", port))
+        .await
+        .unwrap();
+    assert_eq!(read_until_closed(&mut third).await, b"", "no banner");
+    let out = git(w.dir.path(), &w.key, port, &["ls-remote", &remote]).await;
+    assert!(!out.status.success(), "refused as well");
+
+    drop(first);
+    // The server frees the place once it has seen that connection end.
+    let mut out = out;
+    for _ in 0..50 {
+        out = git(w.dir.path(), &w.key, port, &["ls-remote", &remote]).await;
+        if out.status.success() {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert!(out.status.success(), "{}", text(&out.stderr));
 }
