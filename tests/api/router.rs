@@ -1034,3 +1034,71 @@ async fn https_serves_each_domain_with_its_own_certificate_chosen_by_sni() {
     let name = rustls::pki_types::ServerName::try_from("other.example.net").unwrap();
     assert!(connector.connect(name, tcp).await.is_err());
 }
+
+/// Sends `request` as it is over a new connection to the router and returns all it answers
+/// until it closes the connection. Writing and reading run together: the router may answer
+/// (and close) before it has read everything, and a write it no longer reads may then fail.
+async fn raw_exchange(port: u16, request: Vec<u8>) -> String {
+    use tokio::io::AsyncWriteExt;
+    let stream = TcpStream::connect(("127.0.0.1", port)).await.unwrap();
+    let (mut read, mut write) = stream.into_split();
+    let writer = tokio::spawn(async move {
+        let _ = write.write_all(&request).await;
+        // Kept open: a half-close would end the request for the router.
+        write
+    });
+    let mut got = Vec::new();
+    let read = tokio::time::timeout(
+        Duration::from_secs(20),
+        tokio::io::AsyncReadExt::read_to_end(&mut read, &mut got),
+    )
+    .await;
+    assert!(read.is_ok(), "the router kept the connection open");
+    drop(writer.await);
+    String::from_utf8_lossy(&got).into_owned()
+}
+
+/// The status line of an answer.
+fn status_line(answer: &str) -> &str {
+    answer.lines().next().unwrap_or_default()
+}
+
+/// The JSON body an upstream [`answer`] sent back through the router.
+fn echoed(answer: &str) -> Value {
+    let body = answer.split_once("\r\n\r\n").map_or("", |(_, b)| b);
+    serde_json::from_str(body).unwrap_or_else(|e| panic!("{e}: {answer}"))
+}
+
+#[tokio::test]
+async fn request_heads_over_64_kib_get_a_431_from_the_router() {
+    let _gate = MEMORY_GATE.read().await;
+    let app = spawn_app().await;
+    let up = Upstream::start("blog").await;
+    app.route("blog", up.addr);
+    let request = |fields: &[(usize, usize)]| {
+        let mut r = b"GET / HTTP/1.1\r\nHost: blog.localhost\r\nConnection: close\r\n".to_vec();
+        for (i, &(n, size)) in fields.iter().enumerate() {
+            for j in 0..n {
+                r.extend_from_slice(format!("x-field-{i}-{j}: ").as_bytes());
+                r.extend(std::iter::repeat_n(b'a', size));
+                r.extend_from_slice(b"\r\n");
+            }
+        }
+        r.extend_from_slice(b"\r\n");
+        r
+    };
+    // Just under the limit: forwarded.
+    let answer = raw_exchange(app.proxy_port, request(&[(60, 1000)])).await;
+    assert_eq!(status_line(&answer), "HTTP/1.1 200 OK", "{answer}");
+    assert_eq!(echoed(&answer)["app"], "blog");
+    // Many large fields, one very large field, more fields than hyper parses.
+    for fields in [&[(80, 1000)][..], &[(1, 500 * 1024)], &[(100, 10)]] {
+        let answer = raw_exchange(app.proxy_port, request(fields)).await;
+        assert_eq!(
+            status_line(&answer),
+            "HTTP/1.1 431 Request Header Fields Too Large",
+            "{fields:?}: {answer}"
+        );
+    }
+    assert_eq!(app.services.routes.counts().get("blog"), 1);
+}
