@@ -448,6 +448,20 @@ async fn forward(
     client.watch.stop_waiting();
     let mut resp = match sent {
         Ok(Ok(r)) => r,
+        // The client's body broke off or was malformed (an overflowing chunk size, say) while
+        // it streamed upstream: the client's fault, not the app's.
+        Ok(Err(e)) if e.is_request_body_error() => {
+            tracing::debug!(%app, error = %e, "the client's request body failed");
+            return page(
+                json,
+                Page {
+                    status: StatusCode::BAD_REQUEST,
+                    code: "bad_request",
+                    title: "Bad request",
+                    message: "The request body is malformed or ended early.".into(),
+                },
+            );
+        }
         Ok(Err(e)) => {
             tracing::warn!(%app, %upstream, error = %e, "upstream failed");
             return page(

@@ -1102,3 +1102,21 @@ async fn request_heads_over_64_kib_get_a_431_from_the_router() {
     }
     assert_eq!(app.services.routes.counts().get("blog"), 1);
 }
+
+#[tokio::test]
+async fn an_overflowing_chunk_size_gets_a_400_not_a_502() {
+    let _gate = MEMORY_GATE.read().await;
+    let app = spawn_app().await;
+    let sink = Upstream::start("sink").await;
+    app.route("sink", sink.addr);
+    // One chunk of 2^68 bytes: more than a 64-bit size holds.
+    let answer = raw_exchange(
+        app.proxy_port,
+        b"POST /discard HTTP/1.1\r\nHost: sink.localhost\r\nTransfer-Encoding: chunked\r\nAccept: application/json\r\n\r\n\
+          5\r\nhello\r\n100000000000000000\r\nx\r\n0\r\n\r\n"
+            .to_vec(),
+    )
+    .await;
+    assert_eq!(status_line(&answer), "HTTP/1.1 400 Bad Request", "{answer}");
+    assert!(answer.contains("\"error\":\"bad_request\""), "{answer}");
+}
