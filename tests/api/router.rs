@@ -1120,3 +1120,67 @@ async fn an_overflowing_chunk_size_gets_a_400_not_a_502() {
     assert_eq!(status_line(&answer), "HTTP/1.1 400 Bad Request", "{answer}");
     assert!(answer.contains("\"error\":\"bad_request\""), "{answer}");
 }
+
+#[tokio::test]
+async fn a_request_with_two_host_fields_gets_a_400_and_reaches_no_app() {
+    let _gate = MEMORY_GATE.read().await;
+    let app = spawn_app().await;
+    let (blog, shop) = (Upstream::start("blog").await, Upstream::start("shop").await);
+    app.route("blog", blog.addr);
+    app.route("shop", shop.addr);
+    let answer = raw_exchange(
+        app.proxy_port,
+        b"GET / HTTP/1.1\r\nHost: blog.localhost\r\nHost: shop.localhost\r\nConnection: close\r\n\r\n"
+            .to_vec(),
+    )
+    .await;
+    assert_eq!(status_line(&answer), "HTTP/1.1 400 Bad Request", "{answer}");
+    assert!(answer.contains("more than one Host"), "{answer}");
+    assert_eq!(app.services.routes.counts().get("blog"), 0);
+    assert_eq!(app.services.routes.counts().get("shop"), 0);
+}
+
+#[tokio::test]
+async fn an_absolute_form_request_goes_to_the_app_of_its_url_with_the_url_as_host() {
+    let _gate = MEMORY_GATE.read().await;
+    let app = spawn_app().await;
+    let (blog, shop) = (Upstream::start("blog").await, Upstream::start("shop").await);
+    app.route("blog", blog.addr);
+    app.route("shop", shop.addr);
+    // RFC 9112 §3.2.2: the Host field is ignored; the app sees the URL's authority as Host.
+    let answer = raw_exchange(
+        app.proxy_port,
+        b"GET http://Shop.localhost:8000/cart?item=3 HTTP/1.1\r\nHost: blog.localhost\r\nConnection: close\r\n\r\n"
+            .to_vec(),
+    )
+    .await;
+    assert_eq!(status_line(&answer), "HTTP/1.1 200 OK", "{answer}");
+    let seen = echoed(&answer);
+    assert_eq!(seen["app"], "shop");
+    assert_eq!(seen["path"], "/cart?item=3");
+    assert_eq!(seen["host"], "Shop.localhost:8000");
+    assert_eq!(seen["xhost"], "Shop.localhost:8000");
+    assert_eq!(
+        seen["forwarded"],
+        "for=127.0.0.1;host=\"shop.localhost\";proto=http"
+    );
+    assert_eq!(app.services.routes.counts().get("blog"), 0);
+
+    // Without a Host field, the same.
+    let answer = raw_exchange(
+        app.proxy_port,
+        b"GET http://blog.localhost/ HTTP/1.1\r\nConnection: close\r\n\r\n".to_vec(),
+    )
+    .await;
+    assert_eq!(echoed(&answer)["host"], "blog.localhost", "{answer}");
+
+    // Credentials in the URL (RFC 9110 §4.2.4: an error) are refused, not passed on.
+    let answer = raw_exchange(
+        app.proxy_port,
+        b"GET http://user:secret@shop.localhost/ HTTP/1.1\r\nHost: shop.localhost\r\nConnection: close\r\n\r\n"
+            .to_vec(),
+    )
+    .await;
+    assert_eq!(status_line(&answer), "HTTP/1.1 400 Bad Request", "{answer}");
+    assert_eq!(app.services.routes.counts().get("shop"), 1);
+}
