@@ -32,6 +32,12 @@ use tokio::net::TcpListener;
 use tokio::sync::{mpsc, watch};
 use wakeups::Wakeups;
 
+/// The most a request's head (request line and header fields; also a chunked body's
+/// trailers) may take: hyper answers more with a `431` and closes the connection, so it never
+/// reaches an app. As much as AWS's load balancers allow. Without it the limit would be
+/// hyper's read buffer (~400 KB): heads far larger than apps expect would be passed on to them.
+pub const MAX_REQUEST_HEAD: usize = 64 * 1024;
+
 /// How many times one poll of a connection's task goes round its parts before yielding.
 const MAX_ROUNDS: usize = 8;
 
@@ -228,6 +234,7 @@ impl Router {
         // every request).
         let conn = hyper::server::conn::http1::Builder::new()
             .header_read_timeout(None)
+            .max_header_size(MAX_REQUEST_HEAD)
             .keep_alive(true)
             .serve_connection(TokioIo::new(io), service)
             .with_upgrades();

@@ -1,5 +1,6 @@
-//! One proxied request: find the app by `Host`, rewrite the headers a proxy must rewrite
-//! (RFC 9110 §7.6), forward, and stream the answer back; or answer with a page.
+//! One proxied request: find the app by `Host` (or an absolute-form target's host), rewrite
+//! the headers a proxy must rewrite (RFC 9110 §7.6), forward, and stream the answer back; or
+//! answer with a page.
 
 use super::pages::{Page, wants_json};
 use super::upstream::{self, Slot};
@@ -46,21 +47,38 @@ fn page(json: bool, p: Page<'_>) -> Response<Body> {
     p.render(json).map(Either::Right)
 }
 
-/// The request's host without port (as sent: any case), from `Host` or an absolute-form
-/// target.
-fn host_of(req: &Request<Incoming>) -> Option<&str> {
-    let raw = req
-        .headers()
-        .get(header::HOST)
-        .and_then(|h| h.to_str().ok())
-        .or_else(|| req.uri().authority().map(|a| a.as_str()))?;
+/// The host a request is for, without port (as sent: any case), or why it names none (a 400):
+/// the authority of an absolute-form target (`GET http://host/path`), which wins over `Host`
+/// (RFC 9112 §3.2.2: a server MUST ignore `Host` then), else the one `Host` field.
+fn host_of(req: &Request<Incoming>) -> Result<&str, &'static str> {
+    // One lookup gives the field and whether there is a second: two `Host` fields may name
+    // two hosts, one read by the router and the other by the app (RFC 9112 §3.2: a 400).
+    let mut fields = req.headers().get_all(header::HOST).iter();
+    let field = fields.next();
+    if fields.next().is_some() {
+        return Err("the request has more than one Host header");
+    }
+    if let Some(authority) = req.uri().authority() {
+        // RFC 9110 §4.2.4: userinfo in an http(s) target is an error, not something to pass on.
+        if authority.as_str().contains('@') {
+            return Err("the request's URL holds credentials (user@host)");
+        }
+        return Some(authority.host())
+            .filter(|h| !h.is_empty())
+            .ok_or("the request's URL names no host");
+    }
+    let raw = field
+        .ok_or("the request names no host; send a Host header")?
+        .to_str()
+        .map_err(|_| "the request's Host header is not a host name")?;
     let host = if raw.starts_with('[') {
         // An IPv6 literal: keep the brackets, drop the port.
-        raw.split_once(']').map(|(h, _)| &raw[..=h.len()])?
+        raw.split_once(']').map(|(h, _)| &raw[..=h.len()])
     } else {
-        raw.rsplit_once(':').map_or(raw, |(h, _)| h)
+        Some(raw.rsplit_once(':').map_or(raw, |(h, _)| h))
     };
-    Some(host).filter(|h| !h.is_empty())
+    host.filter(|h| !h.is_empty())
+        .ok_or("the request's Host header is not a host name")
 }
 
 /// Whether the request asks to switch protocols (`Connection: upgrade` + `Upgrade`).
@@ -293,16 +311,19 @@ pub(super) async fn handle(
         uri: req.uri().clone(),
     });
     let json = wants_json(req.headers());
-    let Some(host) = host_of(&req) else {
-        return page(
-            json,
-            Page {
-                status: StatusCode::BAD_REQUEST,
-                code: "bad_request",
-                title: "No host",
-                message: "the request names no host; send a Host header".into(),
-            },
-        );
+    let host = match host_of(&req) {
+        Ok(host) => host,
+        Err(problem) => {
+            return page(
+                json,
+                Page {
+                    status: StatusCode::BAD_REQUEST,
+                    code: "bad_request",
+                    title: "Bad request",
+                    message: problem.into(),
+                },
+            );
+        }
     };
 
     // ACME http-01 answers come first: the name being validated may not be routed yet.
@@ -400,17 +421,12 @@ async fn forward(
             .headers
             .insert(header::CONNECTION, HeaderValue::from_static("upgrade"));
     }
-    // `present` is from before the hop-by-hop fields went: a forwarding field that `Connection`
-    // named is then looked up and found gone, which is all it costs.
-    add_forwarding(&mut parts.headers, client, present, forwarded);
-    // The upstream gets origin-form (`/path?query`) and the original Host; a client's
-    // absolute-form target (`GET http://host/path`) becomes origin-form, and its authority
-    // the Host if the request had none.
-    if parts.uri.authority().is_some() {
-        if !parts.headers.contains_key(header::HOST)
-            && let Some(a) = parts.uri.authority()
-            && let Ok(v) = HeaderValue::from_str(a.as_str())
-        {
+    // The upstream gets origin-form (`/path?query`) and the Host the request was routed by: a
+    // client's absolute-form target (`GET http://host/path`) becomes origin-form, and its
+    // authority the Host (RFC 9112 §3.2: a client sends the authority as Host), replacing any
+    // the client sent, before `X-Forwarded-Host` copies it.
+    if let Some(authority) = parts.uri.authority() {
+        if let Ok(v) = HeaderValue::from_str(authority.as_str()) {
             parts.headers.insert(header::HOST, v);
         }
         let pq = parts
@@ -420,6 +436,9 @@ async fn forward(
             .unwrap_or_else(|| PathAndQuery::from_static("/"));
         parts.uri = Uri::from(pq);
     }
+    // `present` is from before the hop-by-hop fields went: a forwarding field that `Connection`
+    // named is then looked up and found gone, which is all it costs.
+    add_forwarding(&mut parts.headers, client, present, forwarded);
     parts.version = Version::HTTP_11;
     let body = RequestBody::new(body, &client.watch);
     let upstream_req = Request::from_parts(parts, body);
@@ -453,6 +472,20 @@ async fn forward(
     client.watch.stop_waiting();
     let mut resp = match sent {
         Ok(Ok(r)) => r,
+        // The client's body broke off or was malformed (an overflowing chunk size, say) while
+        // it streamed upstream: the client's fault, not the app's.
+        Ok(Err(e)) if e.is_request_body_error() => {
+            tracing::debug!(%app, error = %e, "the client's request body failed");
+            return page(
+                json,
+                Page {
+                    status: StatusCode::BAD_REQUEST,
+                    code: "bad_request",
+                    title: "Bad request",
+                    message: "The request body is malformed or ended early.".into(),
+                },
+            );
+        }
         Ok(Err(e)) => {
             tracing::warn!(%app, error = %e, "upstream failed");
             return page(

@@ -22,6 +22,7 @@ use hyper::body::Incoming;
 use hyper::client::conn::http1::{Connection, SendRequest};
 use hyper::{Request, Response};
 use hyper_util::rt::TokioIo;
+use std::error::Error as _;
 use std::future::Future;
 use std::net::SocketAddr;
 use std::pin::Pin;
@@ -33,7 +34,8 @@ use tokio::net::TcpStream;
 
 type Driver = Pin<Box<Connection<TokioIo<TcpStream>, RequestBody>>>;
 
-/// Why a request could not be sent upstream (all answered with a 502).
+/// Why a request could not be sent upstream (answered with a 502, or a 400 if the request's
+/// own body failed).
 #[derive(Debug, thiserror::Error)]
 pub enum UpstreamError {
     #[error("cannot connect: {0}")]
@@ -42,6 +44,17 @@ pub enum UpstreamError {
     ConnectTimeout,
     #[error("{}", chain(.0))]
     Http(#[from] hyper::Error),
+}
+
+impl UpstreamError {
+    /// Whether the request failed because its own body did (the client sent a malformed body
+    /// or stopped sending it), rather than the app or the connection to it. hyper reports the
+    /// body's error as a "user" error caused by it, and our body's only errors are those of
+    /// the client's incoming body.
+    pub(super) fn is_request_body_error(&self) -> bool {
+        matches!(self, UpstreamError::Http(e) if e.is_user()
+            && e.source().is_some_and(|c| c.is::<hyper::Error>()))
+    }
 }
 
 /// An error with its causes (hyper's top-level messages are terse).

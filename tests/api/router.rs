@@ -1038,3 +1038,153 @@ async fn https_serves_each_domain_with_its_own_certificate_chosen_by_sni() {
     let name = rustls::pki_types::ServerName::try_from("other.example.net").unwrap();
     assert!(connector.connect(name, tcp).await.is_err());
 }
+
+/// Sends `request` as it is over a new connection to the router and returns all it answers
+/// until it closes the connection. Writing and reading run together: the router may answer
+/// (and close) before it has read everything, and a write it no longer reads may then fail.
+async fn raw_exchange(port: u16, request: Vec<u8>) -> String {
+    use tokio::io::AsyncWriteExt;
+    let stream = TcpStream::connect(("127.0.0.1", port)).await.unwrap();
+    let (mut read, mut write) = stream.into_split();
+    let writer = tokio::spawn(async move {
+        let _ = write.write_all(&request).await;
+        // Kept open: a half-close would end the request for the router.
+        write
+    });
+    let mut got = Vec::new();
+    let read = tokio::time::timeout(
+        Duration::from_secs(20),
+        tokio::io::AsyncReadExt::read_to_end(&mut read, &mut got),
+    )
+    .await;
+    assert!(read.is_ok(), "the router kept the connection open");
+    drop(writer.await);
+    String::from_utf8_lossy(&got).into_owned()
+}
+
+/// The status line of an answer.
+fn status_line(answer: &str) -> &str {
+    answer.lines().next().unwrap_or_default()
+}
+
+/// The JSON body an upstream [`answer`] sent back through the router.
+fn echoed(answer: &str) -> Value {
+    let body = answer.split_once("\r\n\r\n").map_or("", |(_, b)| b);
+    serde_json::from_str(body).unwrap_or_else(|e| panic!("{e}: {answer}"))
+}
+
+#[tokio::test]
+async fn request_heads_over_64_kib_get_a_431_from_the_router() {
+    let _gate = MEMORY_GATE.read().await;
+    let app = spawn_app().await;
+    let up = Upstream::start("blog").await;
+    app.route("blog", up.addr);
+    let request = |fields: &[(usize, usize)]| {
+        let mut r = b"GET / HTTP/1.1\r\nHost: blog.localhost\r\nConnection: close\r\n".to_vec();
+        for (i, &(n, size)) in fields.iter().enumerate() {
+            for j in 0..n {
+                r.extend_from_slice(format!("x-field-{i}-{j}: ").as_bytes());
+                r.extend(std::iter::repeat_n(b'a', size));
+                r.extend_from_slice(b"\r\n");
+            }
+        }
+        r.extend_from_slice(b"\r\n");
+        r
+    };
+    // Just under the limit: forwarded.
+    let answer = raw_exchange(app.proxy_port, request(&[(60, 1000)])).await;
+    assert_eq!(status_line(&answer), "HTTP/1.1 200 OK", "{answer}");
+    assert_eq!(echoed(&answer)["app"], "blog");
+    // Many large fields, one very large field, more fields than hyper parses.
+    for fields in [&[(80, 1000)][..], &[(1, 500 * 1024)], &[(100, 10)]] {
+        let answer = raw_exchange(app.proxy_port, request(fields)).await;
+        assert_eq!(
+            status_line(&answer),
+            "HTTP/1.1 431 Request Header Fields Too Large",
+            "{fields:?}: {answer}"
+        );
+    }
+    assert_eq!(app.services.routes.counts().get("blog"), 1);
+}
+
+#[tokio::test]
+async fn an_overflowing_chunk_size_gets_a_400_not_a_502() {
+    let _gate = MEMORY_GATE.read().await;
+    let app = spawn_app().await;
+    let sink = Upstream::start("sink").await;
+    app.route("sink", sink.addr);
+    // One chunk of 2^68 bytes: more than a 64-bit size holds.
+    let answer = raw_exchange(
+        app.proxy_port,
+        b"POST /discard HTTP/1.1\r\nHost: sink.localhost\r\nTransfer-Encoding: chunked\r\nAccept: application/json\r\n\r\n\
+          5\r\nhello\r\n100000000000000000\r\nx\r\n0\r\n\r\n"
+            .to_vec(),
+    )
+    .await;
+    assert_eq!(status_line(&answer), "HTTP/1.1 400 Bad Request", "{answer}");
+    assert!(answer.contains("\"error\":\"bad_request\""), "{answer}");
+}
+
+#[tokio::test]
+async fn a_request_with_two_host_fields_gets_a_400_and_reaches_no_app() {
+    let _gate = MEMORY_GATE.read().await;
+    let app = spawn_app().await;
+    let (blog, shop) = (Upstream::start("blog").await, Upstream::start("shop").await);
+    app.route("blog", blog.addr);
+    app.route("shop", shop.addr);
+    let answer = raw_exchange(
+        app.proxy_port,
+        b"GET / HTTP/1.1\r\nHost: blog.localhost\r\nHost: shop.localhost\r\nConnection: close\r\n\r\n"
+            .to_vec(),
+    )
+    .await;
+    assert_eq!(status_line(&answer), "HTTP/1.1 400 Bad Request", "{answer}");
+    assert!(answer.contains("more than one Host"), "{answer}");
+    assert_eq!(app.services.routes.counts().get("blog"), 0);
+    assert_eq!(app.services.routes.counts().get("shop"), 0);
+}
+
+#[tokio::test]
+async fn an_absolute_form_request_goes_to_the_app_of_its_url_with_the_url_as_host() {
+    let _gate = MEMORY_GATE.read().await;
+    let app = spawn_app().await;
+    let (blog, shop) = (Upstream::start("blog").await, Upstream::start("shop").await);
+    app.route("blog", blog.addr);
+    app.route("shop", shop.addr);
+    // RFC 9112 §3.2.2: the Host field is ignored; the app sees the URL's authority as Host.
+    let answer = raw_exchange(
+        app.proxy_port,
+        b"GET http://Shop.localhost:8000/cart?item=3 HTTP/1.1\r\nHost: blog.localhost\r\nConnection: close\r\n\r\n"
+            .to_vec(),
+    )
+    .await;
+    assert_eq!(status_line(&answer), "HTTP/1.1 200 OK", "{answer}");
+    let seen = echoed(&answer);
+    assert_eq!(seen["app"], "shop");
+    assert_eq!(seen["path"], "/cart?item=3");
+    assert_eq!(seen["host"], "Shop.localhost:8000");
+    assert_eq!(seen["xhost"], "Shop.localhost:8000");
+    assert_eq!(
+        seen["forwarded"],
+        "for=127.0.0.1;host=\"shop.localhost\";proto=http"
+    );
+    assert_eq!(app.services.routes.counts().get("blog"), 0);
+
+    // Without a Host field, the same.
+    let answer = raw_exchange(
+        app.proxy_port,
+        b"GET http://blog.localhost/ HTTP/1.1\r\nConnection: close\r\n\r\n".to_vec(),
+    )
+    .await;
+    assert_eq!(echoed(&answer)["host"], "blog.localhost", "{answer}");
+
+    // Credentials in the URL (RFC 9110 §4.2.4: an error) are refused, not passed on.
+    let answer = raw_exchange(
+        app.proxy_port,
+        b"GET http://user:secret@shop.localhost/ HTTP/1.1\r\nHost: shop.localhost\r\nConnection: close\r\n\r\n"
+            .to_vec(),
+    )
+    .await;
+    assert_eq!(status_line(&answer), "HTTP/1.1 400 Bad Request", "{answer}");
+    assert_eq!(app.services.routes.counts().get("shop"), 1);
+}
