@@ -73,6 +73,11 @@ impl Params {
             .ok_or_else(|| Error::missing(name))
     }
     /// The first of several accepted names (e.g. `appname` or `name`).
+    /// Every parameter, in no particular order.
+    pub fn pairs(&self) -> impl Iterator<Item = (&str, &str)> {
+        self.0.iter().map(|(k, v)| (k.as_str(), v.as_str()))
+    }
+
     pub fn first(&self, names: &[&str]) -> Option<&str> {
         names
             .iter()

@@ -5,6 +5,7 @@ mod deploys;
 mod domains;
 pub mod error;
 pub mod extract;
+mod formation;
 mod hostkey;
 pub mod list_cache;
 mod panel;
@@ -27,6 +28,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
     deploys::routes(cfg);
     hostkey::routes(cfg);
     domains::routes(cfg);
+    formation::routes(cfg);
     volumes::routes(cfg);
     v1::routes(cfg);
     panel::routes(cfg);

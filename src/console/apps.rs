@@ -181,6 +181,8 @@ pub(super) async fn app_page(ctx: &Ctx, ops: &Operations, name: &str) -> Result<
         domains: app.domains.clone(),
         cname: s.apps.links().cname(&app.name),
         domain_form: DomainForm::default(),
+        formation: s.deployer.formation(&app)?.into_iter().collect(),
+        max_replicas: crate::domain::MAX_REPLICAS,
         volumes: app
             .volumes
             .iter()

@@ -26,6 +26,7 @@ mod auth;
 mod deploys;
 mod domains;
 mod error;
+mod formation;
 mod keys;
 mod notice;
 pub mod ops;
@@ -93,6 +94,8 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
                 "/apps/{name}/domains/remove",
                 web::post().to(domains::remove),
             )
+            .route("/apps/{name}/formation", web::get().to(formation::show))
+            .route("/apps/{name}/formation", web::post().to(formation::scale))
             .route("/apps/{name}/volumes", web::get().to(volumes::show))
             .route("/apps/{name}/volumes", web::post().to(volumes::add))
             .route(
@@ -206,7 +209,7 @@ async fn asset(file: web::Path<String>) -> HttpResponse {
 #[cfg(test)]
 mod tests {
     /// The order of the module doc, with each module's source.
-    const ORDER: [(&str, &str); 15] = [
+    const ORDER: [(&str, &str); 16] = [
         ("notice", include_str!("notice.rs")),
         ("views", include_str!("views.rs")),
         ("error", include_str!("error.rs")),
@@ -222,6 +225,7 @@ mod tests {
         ("domains", include_str!("domains.rs")),
         ("keys", include_str!("keys.rs")),
         ("volumes", include_str!("volumes.rs")),
+        ("formation", include_str!("formation.rs")),
     ];
 
     /// What a module's source reaches through `super::` or `crate::console::` (before its own

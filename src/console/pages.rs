@@ -166,6 +166,10 @@ pub struct AppPage {
     pub domain_form: DomainForm,
     /// The app's volumes: name and mount path.
     pub volumes: Vec<(String, String)>,
+    /// Its process types with their replicas (the formation).
+    pub formation: Vec<(String, u8)>,
+    /// The most replicas of one type.
+    pub max_replicas: u8,
     pub logs: LogView,
     /// Whether the app's output can be followed live (it has a running container).
     pub logs_live: bool,

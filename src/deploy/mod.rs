@@ -1,10 +1,10 @@
 //! The deploy engine: a pushed commit → Docker image → health-checked process → switch.
 //!
 //! Every operation that changes what serves an app (push, rollback, config change, restart,
-//! start) ends the same way ([`Deployer::roll_out`]): a new process is started through the
-//! [`Runtime`] and must pass its health check while the old one keeps serving; then one store
-//! transaction makes it current, the route table points at it, and the old process is stopped
-//! after a grace period. A failure at any point removes what the attempt created and leaves the
+//! start, scale) ends the same way ([`Deployer::roll_out`]): a new set of processes (each
+//! Procfile type at its formation's count) is started through the [`Runtime`] and must pass its
+//! checks while the old set keeps serving; then one store transaction makes it current, the
+//! route table points at its `web` replicas, and the old set is stopped after a grace period. A failure at any point removes what the attempt created and leaves the
 //! previous release serving.
 //!
 //! One type, [`Deployer`], with its methods split by seam, one file each:
@@ -13,6 +13,8 @@
 //! - `build`     — a pushed commit → an image (`source`: the build context from git).
 //! - `switch`    — start a release's process, health-check it (`health`), switch, retire.
 //! - `lifecycle` — start, stop, restart, rollback, config vars, settings.
+//! - `formation` — how many replicas of each process type run (scaling).
+//! - `release_phase` — the Procfile's `release:` command, run before a release serves.
 //! - `history`   — releases, builds, build logs, runtime logs.
 //! - `images`    — pruning old releases' images and the build cache they leave behind.
 //! - `reconcile` — the store, the runtime and the route table kept in step, at start and after
@@ -20,6 +22,7 @@
 
 mod build;
 mod control;
+mod formation;
 mod health;
 mod history;
 mod images;
@@ -31,6 +34,7 @@ mod source;
 mod switch;
 mod volumes;
 
+pub use formation::Formation;
 pub use lifecycle::Settings;
 pub use report::Reporter;
 

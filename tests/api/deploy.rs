@@ -1310,6 +1310,7 @@ async fn an_app_container_cannot_open_a_connection_to_another_apps_container() {
 
 mod containers;
 mod deletion;
+mod processes;
 /// A Dockerfile whose `RUN` steps have busybox's applets on `PATH` and a shell, then `run`.
 fn shell_dockerfile(run: &str) -> String {
     dockerfile(

@@ -426,6 +426,18 @@ impl Api {
     }
 
     /// `POST /v1/instances/{name}/volumes` with `{"name": ..., "path": ...}`.
+    /// `GET /v1/instances/{name}/formation`.
+    pub async fn formation(&self, token: &str, name: &str) -> Response {
+        self.get(&Self::app_path(name, "/formation"), Some(token))
+            .await
+    }
+
+    /// `PATCH /v1/instances/{name}/formation` with `{"web": 3, …}`.
+    pub async fn scale(&self, token: &str, name: &str, body: &Value) -> Response {
+        self.patch_json(&Self::app_path(name, "/formation"), body, Some(token))
+            .await
+    }
+
     pub async fn add_volume(&self, token: &str, name: &str, volume: &str, path: &str) -> Response {
         self.post_json(
             &Self::app_path(name, "/volumes"),

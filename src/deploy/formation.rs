@@ -1,0 +1,67 @@
+//! Scaling: how many replicas of each process type run (the formation, Heroku's word). A
+//! change is recorded on the app and reaches a running app as a new set of its current
+//! release, started, checked and switched to like a restart, so no request fails.
+
+use super::Deployer;
+use crate::domain::{self, Instance, InstanceStatus, Result};
+use futures_util::FutureExt;
+use std::collections::BTreeMap;
+
+/// Replicas per process type.
+pub type Formation = BTreeMap<String, u8>;
+
+impl Deployer {
+    /// Every process type of the app's current release (`web` alone before its first deploy
+    /// or without a Procfile) with the replicas it runs at.
+    pub fn formation(&self, app: &Instance) -> Result<Formation> {
+        let processes = match app.release {
+            Some(_) => self.current_release(app)?.processes,
+            None => BTreeMap::new(),
+        };
+        Ok(domain::scales(&processes, &app.formation)
+            .into_iter()
+            .map(|s| (s.kind, s.replicas))
+            .collect())
+    }
+
+    /// Sets the replicas of the types `change` names (`{"web": 3}`; 0 stops a type); a running
+    /// app runs the new formation before this returns. On failure the old formation is kept
+    /// and keeps running.
+    pub async fn scale(&self, app: &Instance, change: BTreeMap<String, i64>) -> Result<Formation> {
+        self.locked(&app.name, move |this, app, attempt| {
+            async move {
+                let processes = match app.release {
+                    Some(_) => this.current_release(&app)?.processes,
+                    None => BTreeMap::new(),
+                };
+                let counts = domain::check_formation(&processes, &change)?;
+                let before = app.formation.clone();
+                let changed = counts
+                    .iter()
+                    .any(|(kind, n)| this.formation_of(&app, &processes, kind) != *n);
+                let updated = this
+                    .change_app(&app.name, move |i| i.formation.extend(counts))
+                    .await?;
+                if changed
+                    && updated.status == InstanceStatus::Running
+                    && updated.release.is_some()
+                    && let Err(e) = this.relaunch_current(&updated, &attempt).await
+                {
+                    this.change_app(&app.name, move |i| i.formation = before)
+                        .await?;
+                    return Err(e);
+                }
+                this.formation(&updated)
+            }
+            .boxed()
+        })
+        .await
+    }
+
+    fn formation_of(&self, app: &Instance, processes: &BTreeMap<String, String>, kind: &str) -> u8 {
+        domain::scales(processes, &app.formation)
+            .into_iter()
+            .find(|s| s.kind == kind)
+            .map_or(0, |s| s.replicas)
+    }
+}
