@@ -64,7 +64,6 @@ impl Browser {
             "--disable-extensions".into(),
             "--no-first-run".into(),
             "--no-default-browser-check".into(),
-            "--hide-scrollbars".into(),
             "--window-size=1280,900".into(),
             format!(
                 "--user-data-dir={}",
@@ -166,6 +165,24 @@ impl Browser {
             }
         }
         panic!("{css} kept going stale")
+    }
+
+    /// The room the element's scrollbars take (vertical bar's width, horizontal bar's height),
+    /// in CSS pixels: what a user sees as scroll widgets. (The browser shows scrollbars.)
+    async fn scrollbars(&self, css: &str) -> (i64, i64) {
+        let v = self
+            .client
+            .execute(
+                "const e = document.querySelector(arguments[0]); const s = getComputedStyle(e);\
+                 const bx = parseFloat(s.borderLeftWidth) + parseFloat(s.borderRightWidth);\
+                 const by = parseFloat(s.borderTopWidth) + parseFloat(s.borderBottomWidth);\
+                 return [Math.round(e.offsetWidth - e.clientWidth - bx),\
+                         Math.round(e.offsetHeight - e.clientHeight - by)];",
+                vec![json!(css)],
+            )
+            .await
+            .unwrap();
+        (v[0].as_i64().unwrap(), v[1].as_i64().unwrap())
     }
 
     /// Waits (up to `secs`) until the element's text contains `needle`; returns the text.
@@ -769,9 +786,45 @@ async fn a_git_push_shows_live_then_config_stop_start_rollback_and_delete_work_w
     b.shot_of("#builds", "38c-builds").await;
     b.shot_of("#logs", "38d-logs").await;
     b.shot_of("#settings", "38e-settings").await;
+    // The tabs at 1280 px: every one shows, and no scroll widget beside them.
+    assert_eq!(
+        b.scrollbars(".section-nav").await,
+        (0, 0),
+        "tab bar at 1280 px"
+    );
+    b.shot_of(".section-nav", "38f-tabs").await;
+
+    // Scaling from the Processes card: two web replicas, both routed; then back to one.
+    b.fill("#scale-web", "2").await;
+    b.find("#formation-save").await.click().await.unwrap();
+    b.wait_text(".flash", &format!("{name} now runs web=2"), 60)
+        .await;
+    match app.services.routes.get(&name) {
+        Some(scalefog::routing::Target::Serving(set)) => assert_eq!(set.addrs().len(), 2),
+        other => panic!("not serving: {other:?}"),
+    }
+    b.shot_of("#formation", "38g-processes").await;
+    b.fill("#scale-web", "1").await;
+    b.find("#formation-save").await.click().await.unwrap();
+    b.wait_text(".flash", &format!("{name} now runs web=1"), 60)
+        .await;
+
     b.client.set_window_size(390, 844).await.unwrap();
     b.goto(&app.url(&page)).await;
     b.find("#releases").await;
+    // On a phone the top navigation and the tabs scroll sideways, without bare scrollbars.
+    assert_eq!(
+        b.scrollbars(".section-nav").await,
+        (0, 0),
+        "tab bar on a phone"
+    );
+    assert_eq!(
+        b.scrollbars(".mainnav").await,
+        (0, 0),
+        "navigation on a phone"
+    );
+    b.shot_of(".topbar", "39a-nav-phone").await;
+    b.shot_of(".section-nav", "39e-tabs-phone").await;
     b.shot_full("39-app-phone").await;
     b.shot_of("#releases", "39b-releases-phone").await;
     b.shot_of("#config", "39c-config-phone").await;
