@@ -189,6 +189,7 @@ impl Application {
                 .clone()
                 .run_reconciler(self.services.apps.clone()),
         );
+        let cron = tokio::spawn(self.services.deployer.clone().run_cron());
         let hooks = tokio::spawn(self.services.git.clone().serve_hooks(self.hooks));
         let ssh = crate::ssh::SshServer::start(
             self.ssh,
@@ -232,6 +233,7 @@ impl Application {
         handle.stop(true).await;
         ssh.shutdown().await;
         hooks.abort();
+        cron.abort();
         let _ = std::fs::remove_file(self.services.git.socket_path());
         for r in routers {
             let _ = r.await;

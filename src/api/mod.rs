@@ -1,6 +1,7 @@
 //! The JSON API over HTTP (actix-web): the Scalefog routes, the `/v1` REST routes, the admin
 //! panel routes (`/api`) and the health check. Handlers translate requests into calls on the core services and back.
 
+mod cron;
 mod deploys;
 mod domains;
 pub mod error;
@@ -28,6 +29,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
     deploys::routes(cfg);
     hostkey::routes(cfg);
     domains::routes(cfg);
+    cron::routes(cfg);
     formation::routes(cfg);
     volumes::routes(cfg);
     v1::routes(cfg);

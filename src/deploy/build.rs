@@ -255,6 +255,13 @@ impl Deployer {
         if procfile.release.is_some() {
             rep.line("-----> Procfile declares a release command");
         }
+        let cron = source::read_cron_jobs(repo_dir, git_env, sha).await?;
+        if !cron.is_empty() {
+            rep.line(format!(
+                "-----> app.json declares {} cron job(s)",
+                cron.len()
+            ));
+        }
         let version = self.next_release(&app.name)?;
         let tag = format!("scalefog/{}:v{version}", app.name);
         lock(&attempt).image = Some(tag.clone());
@@ -274,6 +281,7 @@ impl Deployer {
             build_id: Some(build.id),
             processes: procfile.processes,
             release_command: procfile.release,
+            cron,
         };
         self.roll_out(&app, &release, Record::Built(build.id), rep, &attempt)
             .await?;

@@ -14,6 +14,7 @@
 //! - `switch`    — start a release's process, health-check it (`health`), switch, retire.
 //! - `lifecycle` — start, stop, restart, rollback, config vars, settings.
 //! - `formation` — how many replicas of each process type run (scaling).
+//! - `cron`      — `app.json`'s scheduled jobs, run as one-off containers.
 //! - `release_phase` — the Procfile's `release:` command, run before a release serves.
 //! - `history`   — releases, builds, build logs, runtime logs.
 //! - `images`    — pruning old releases' images and the build cache they leave behind.
@@ -22,6 +23,7 @@
 
 mod build;
 mod control;
+mod cron;
 mod formation;
 mod health;
 mod history;
@@ -34,6 +36,7 @@ mod source;
 mod switch;
 mod volumes;
 
+pub use cron::{CronClock, CronJobView};
 pub use formation::Formation;
 pub use lifecycle::Settings;
 pub use report::Reporter;
@@ -108,6 +111,9 @@ struct Inner {
     retiring: switch::Retiring,
     /// Images built on by images removed earlier, to remove once no build can be using them.
     leftovers: images::Leftovers,
+    /// The cron scheduler's time, and the jobs running now.
+    cron_clock: cron::CronClock,
+    cron_running: cron::CronRunning,
 }
 
 /// The deploy engine. Cheap to clone.
@@ -141,6 +147,8 @@ impl Deployer {
             live_logs: Default::default(),
             retiring: Default::default(),
             leftovers: Default::default(),
+            cron_clock: Default::default(),
+            cron_running: Default::default(),
         }))
     }
 

@@ -195,7 +195,13 @@ impl Deployer {
         let retiring = self.0.retiring.snapshot();
         for p in &processes {
             let current = dep.as_ref().is_some_and(|d| d.contains(&p.id));
-            if !current && !retiring.contains(&p.id) {
+            // A one-off (a cron job, a release command) belongs to no deployment; it is
+            // removed by whoever started it, or here once it has ended.
+            let one_off = p.running()
+                && p.process.as_deref().is_some_and(|label| {
+                    label.starts_with("cron.") || label.starts_with("release.")
+                });
+            if !current && !retiring.contains(&p.id) && !one_off {
                 tracing::info!(app = %name, process = %p.id, "removing a process that is not current");
                 self.0.runtime.remove(&p.id).await?;
             }

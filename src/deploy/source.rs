@@ -6,7 +6,7 @@
 //! option into a step of its own (a container created and committed, about 0.2 s each), so five
 //! labels given as options cost about a second per deploy; one `LABEL` line is one step.
 
-use crate::domain::{Error, Procfile, Result};
+use crate::domain::{CronJob, Error, Procfile, Result};
 use bytes::Bytes;
 use futures_util::StreamExt;
 use futures_util::stream::BoxStream;
@@ -83,6 +83,26 @@ pub async fn read_procfile(
     let text = String::from_utf8(out.stdout)
         .map_err(|_| Error::DeployFailed("the Procfile is not UTF-8 text".into()))?;
     Procfile::parse(&text)
+}
+
+/// The cron jobs of the commit's root `app.json`; none without one. One that does not parse
+/// fails the deploy, naming the job.
+pub async fn read_cron_jobs(
+    repo_dir: &Path,
+    git_env: &[(String, String)],
+    sha: &str,
+) -> Result<Vec<CronJob>> {
+    let out = git(repo_dir, git_env)
+        .args(["cat-file", "blob", &format!("{sha}:app.json")])
+        .output()
+        .await
+        .map_err(|e| Error::internal(format!("cannot run git: {e}")))?;
+    if !out.status.success() {
+        return Ok(Vec::new());
+    }
+    let text = String::from_utf8(out.stdout)
+        .map_err(|_| Error::DeployFailed("app.json is not UTF-8 text".into()))?;
+    crate::domain::parse_app_json(&text)
 }
 
 /// The app's Dockerfile with `labels` appended as one `LABEL` line (sorted, so the text is stable),

@@ -39,6 +39,9 @@ pub struct Release {
     /// The Procfile's `release:` command, run once before the release serves.
     #[serde(default)]
     pub release_command: Option<String>,
+    /// `app.json`'s scheduled jobs.
+    #[serde(default)]
+    pub cron: Vec<super::CronJob>,
 }
 
 #[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]

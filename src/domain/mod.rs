@@ -2,6 +2,7 @@
 //! one error type. No I/O happens here.
 
 mod app_settings;
+mod cron;
 mod deploys;
 mod error;
 mod hostname;
@@ -15,6 +16,7 @@ pub mod sshkey;
 mod volumes;
 
 pub use app_settings::*;
+pub use cron::*;
 pub use deploys::*;
 pub use error::{Error, Result};
 pub use hostname::{DomainName, is_dns_label};

@@ -22,6 +22,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 mod releases;
 
+mod cron;
 mod pushes;
 
 /// Bump when the layout changes, and add a step to [`migrate`].
@@ -171,6 +172,7 @@ impl Store {
         copy_table(&rtx, &wtx, NODES)?;
         releases::copy_tables(&rtx, &wtx)?;
         pushes::copy_tables(&rtx, &wtx)?;
+        cron::copy_tables(&rtx, &wtx)?;
         wtx.commit().map_err(db_err)?;
         Ok(())
     }
@@ -219,6 +221,7 @@ fn migrate(w: &mut Writer) -> Result<()> {
     tx.open_table(sessions::SESSIONS).map_err(db_err)?;
     tx.open_table(sessions::SESSIONS_BY_USER).map_err(db_err)?;
     pushes::create_tables(tx)?;
+    cron::create_tables(tx)?;
     let mut meta = tx.open_table(META).map_err(db_err)?;
     let current = meta
         .get("schema_version")

@@ -169,6 +169,7 @@ impl Writer {
             self.rw(BUILDS)?.remove(id).map_err(db_err)?;
             self.rw(BUILD_LOGS)?.remove(id).map_err(db_err)?;
         }
+        self.delete_cron_runs(app)?;
         self.delete_deployment(app)
     }
 }

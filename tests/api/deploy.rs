@@ -1309,6 +1309,7 @@ async fn an_app_container_cannot_open_a_connection_to_another_apps_container() {
 }
 
 mod containers;
+mod cron;
 mod deletion;
 mod processes;
 /// A Dockerfile whose `RUN` steps have busybox's applets on `PATH` and a shell, then `run`.

@@ -10,7 +10,7 @@ const IMAGE: &str = "FROM scratch\nCOPY busybox /bin/busybox\nCOPY www /www\n";
 impl Fixture {
     /// Commits `procfile` (or removes it) with the page and [`IMAGE`], pushes; the push's
     /// outcome and lines.
-    async fn push_procfile(
+    pub(super) async fn push_procfile(
         &self,
         page: &str,
         procfile: Option<&str>,
@@ -45,7 +45,7 @@ impl Fixture {
     }
 
     /// The app's containers by their process label (`web.1`), running or not.
-    fn processes(&self) -> Vec<(String, String)> {
+    pub(super) fn processes(&self) -> Vec<(String, String)> {
         let mut out: Vec<(String, String)> = self
             .app_containers()
             .into_iter()
