@@ -8,8 +8,8 @@ use super::pages::{AppPage, AppsPage, Layout, NewAppPage};
 use super::render::render;
 use super::request::{Ctx, SignedForm};
 use super::views::{
-    AppRows, BuildRow, ConfigVar, DomainForm, LiveBuild, LogView, RegionOption, ReleaseRow,
-    actions, date, region_options, trim_float,
+    AppRows, BuildRow, ConfigVar, CronJobRow, CronRunRow, DomainForm, LiveBuild, LogView,
+    RegionOption, ReleaseRow, actions, date, region_options, trim_float,
 };
 use crate::domain::{BuildStatus, Error, Instance, InstanceStatus};
 use crate::services::Services;
@@ -127,6 +127,7 @@ pub(super) async fn app_page(ctx: &Ctx, ops: &Operations, name: &str) -> Result<
     let recent = |limit| Slice { offset: 0, limit };
     let releases = s.deployer.releases(&app, recent(RELEASES_SHOWN))?;
     let builds = s.deployer.builds(&app, recent(BUILDS_SHOWN))?;
+    let (cron_jobs, cron_runs) = s.deployer.cron(&app, recent(CRON_RUNS_SHOWN))?;
     let live_build = match builds.items.first() {
         Some(b) if b.status == BuildStatus::Running => {
             let (b, log) = s.deployer.build_log(&app, &b.id.to_string())?;
@@ -182,6 +183,18 @@ pub(super) async fn app_page(ctx: &Ctx, ops: &Operations, name: &str) -> Result<
         cname: s.apps.links().cname(&app.name),
         domain_form: DomainForm::default(),
         formation: s.deployer.formation(&app)?.into_iter().collect(),
+        cron_jobs: cron_jobs
+            .into_iter()
+            .map(|j| CronJobRow {
+                next: j
+                    .next_run_at
+                    .map(|t| t.replace('T', " ").replace('Z', " UTC"))
+                    .unwrap_or_default(),
+                command: j.command,
+                schedule: j.schedule,
+            })
+            .collect(),
+        cron_runs: cron_runs.items.iter().map(CronRunRow::new).collect(),
         max_replicas: crate::domain::MAX_REPLICAS,
         volumes: app
             .volumes
@@ -197,6 +210,7 @@ pub(super) async fn app_page(ctx: &Ctx, ops: &Operations, name: &str) -> Result<
 
 const RELEASES_SHOWN: u64 = 10;
 const BUILDS_SHOWN: u64 = 5;
+const CRON_RUNS_SHOWN: u64 = 10;
 /// The app's recent output is read while the page renders; a slow Docker must not hold it up.
 const OUTPUT_WAIT: std::time::Duration = std::time::Duration::from_secs(5);
 

@@ -4,8 +4,8 @@
 use super::notice::{Flash, Pending};
 use super::request::{Ctx, Visitor};
 use super::views::{
-    Actions, ApiKeyRow, AppRow, BuildRow, ConfigVar, DomainForm, LiveBuild, LogView, NodeRow,
-    RegionOption, RegionRow, ReleaseRow, SshKeyRow, UserRow,
+    Actions, ApiKeyRow, AppRow, BuildRow, ConfigVar, CronJobRow, CronRunRow, DomainForm, LiveBuild,
+    LogView, NodeRow, RegionOption, RegionRow, ReleaseRow, SshKeyRow, UserRow,
 };
 use askama::Template;
 use std::collections::HashMap;
@@ -166,6 +166,9 @@ pub struct AppPage {
     pub domain_form: DomainForm,
     /// The app's volumes: name and mount path.
     pub volumes: Vec<(String, String)>,
+    /// Its scheduled jobs (`app.json`) and their latest runs.
+    pub cron_jobs: Vec<CronJobRow>,
+    pub cron_runs: Vec<CronRunRow>,
     /// Its process types with their replicas (the formation).
     pub formation: Vec<(String, u8)>,
     /// The most replicas of one type.

@@ -209,6 +209,42 @@ pub struct RegionRow {
     pub apps: u64,
 }
 
+/// A scheduled job of the app, for its Scheduled jobs card.
+pub struct CronJobRow {
+    pub command: String,
+    pub schedule: String,
+    pub next: String,
+}
+
+/// One run (or skipped run) of a scheduled job.
+pub struct CronRunRow {
+    pub command: String,
+    pub status: String,
+    pub exit_code: String,
+    pub when: String,
+    pub when_title: String,
+    pub output: String,
+}
+
+impl CronRunRow {
+    pub fn new(r: &crate::domain::CronRun) -> CronRunRow {
+        CronRunRow {
+            command: r.command.clone(),
+            status: match r.status {
+                crate::domain::CronStatus::Running => "running",
+                crate::domain::CronStatus::Succeeded => "succeeded",
+                crate::domain::CronStatus::Failed => "failed",
+                crate::domain::CronStatus::Skipped => "skipped",
+            }
+            .to_string(),
+            exit_code: r.exit_code.map(|c| c.to_string()).unwrap_or_default(),
+            when: ago(r.due_at),
+            when_title: datetime(r.due_at),
+            output: r.output.clone(),
+        }
+    }
+}
+
 /// `2026-03-01` from a record time; the full RFC 3339 goes in the `<time>` element.
 pub fn date(ts: i64) -> String {
     rfc3339(ts).chars().take(10).collect()

@@ -664,6 +664,13 @@ async fn a_git_push_shows_live_then_config_stop_start_rollback_and_delete_work_w
     let run =
         format!("RUN [\"/bin/busybox\", \"sh\", \"-c\", \"T={token}; echo built-$T; sleep 4\"]\n");
     let work = busybox_app(tmp.path(), &key, app.ssh_port, "hello from v1", &run).await;
+    // A scheduled job, shown on the app page with its runs.
+    std::fs::write(
+        work.join("app.json"),
+        r#"{"cron": [{"command": "/bin/busybox echo tick", "schedule": "* * * * *"}]}"#,
+    )
+    .unwrap();
+    commit(&work, &key, app.ssh_port, "a scheduled job").await;
     let remote = b
         .find("#git-remote")
         .await
@@ -808,6 +815,22 @@ async fn a_git_push_shows_live_then_config_stop_start_rollback_and_delete_work_w
     b.find("#formation-save").await.click().await.unwrap();
     b.wait_text(".flash", &format!("{name} now runs web=1"), 60)
         .await;
+
+    // The scheduled job is listed; when its minute comes (the clock moved on, not waited
+    // for), its run shows with its output.
+    assert!(b.text("#cron").await.contains("/bin/busybox echo tick"));
+    app.services.deployer.cron_clock().advance(60);
+    let mut shown = false;
+    for _ in 0..60 {
+        b.goto(&app.url(&page)).await;
+        if b.text("#cron").await.contains("succeeded") {
+            shown = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    assert!(shown, "the cron run shows: {}", b.text("#cron").await);
+    b.shot_of("#cron", "38h-cron").await;
 
     b.client.set_window_size(390, 844).await.unwrap();
     b.goto(&app.url(&page)).await;
