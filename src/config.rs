@@ -151,6 +151,15 @@ pub struct SettingsArgs {
         global = true
     )]
     pub max_memory_per_user: Option<String>,
+    /// Processes (replicas of every type) one user's apps may run together, unless an admin
+    /// set theirs [default: no limit]
+    #[arg(
+        long,
+        env = "SCALEFOG_MAX_REPLICAS_PER_USER",
+        value_name = "N",
+        global = true
+    )]
+    pub max_replicas_per_user: Option<String>,
     /// Memory limit of a build's RUN steps, in MB (at most 2047) [default: 1024]
     #[arg(long, env = "SCALEFOG_BUILD_MEMORY", value_name = "MB", global = true)]
     pub build_memory: Option<String>,
@@ -202,6 +211,7 @@ struct FileSettings {
     max_app_memory: Option<u64>,
     max_apps_per_user: Option<u64>,
     max_memory_per_user: Option<u64>,
+    max_replicas_per_user: Option<u64>,
     build_memory: Option<u64>,
     build_cpus: Option<f64>,
     ssh_login_grace: Option<u64>,
@@ -532,6 +542,13 @@ impl Config {
                 file.max_memory_per_user,
                 16,
             )?,
+            max_replicas_per_user: parse_optional_count(
+                "max_replicas_per_user",
+                &args.max_replicas_per_user,
+                file.max_replicas_per_user,
+                1,
+            )?
+            .map(|n| u32::try_from(n).unwrap_or(u32::MAX)),
         };
         // 1 GB: room for a typical `npm install` or `cargo build` of a small app, while a 2 GB
         // host keeps memory for the apps it runs.

@@ -470,6 +470,9 @@ impl Accounts {
                 if let Some(v) = change.max_apps {
                     user.quota.max_apps = v;
                 }
+                if let Some(v) = change.max_replicas {
+                    user.quota.max_replicas = v;
+                }
                 if let Some(v) = change.max_memory_mb {
                     user.quota.max_memory_mb = v;
                 }
@@ -495,6 +498,7 @@ impl Accounts {
 pub struct QuotaChange {
     pub max_apps: Option<Option<u32>>,
     pub max_memory_mb: Option<Option<u64>>,
+    pub max_replicas: Option<Option<u32>>,
 }
 
 /// The one check for admin-only operations.

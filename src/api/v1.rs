@@ -260,7 +260,8 @@ fn user_with_quota(s: &Services, user: &crate::domain::User) -> Result<serde_jso
     Ok(v)
 }
 
-/// Sets a user's own limits (admins only): `max_apps` and `max_memory` (MiB), each a number,
+/// Sets a user's own limits (admins only): `max_apps`, `max_memory` (MiB) and `max_replicas`,
+/// each a number,
 /// or `default` for the installation's.
 async fn patch_user(
     s: web::Data<Services>,
@@ -286,9 +287,15 @@ async fn patch_user(
     let change = QuotaChange {
         max_apps: limit(&p, "max_apps")?,
         max_memory_mb: limit(&p, "max_memory")?,
+        max_replicas: limit(&p, "max_replicas")?,
     };
-    if change.max_apps.is_none() && change.max_memory_mb.is_none() {
-        return Err(Error::invalid("max_apps", "give max_apps or max_memory to change").into());
+    if change.max_apps.is_none() && change.max_memory_mb.is_none() && change.max_replicas.is_none()
+    {
+        return Err(Error::invalid(
+            "max_apps",
+            "give max_apps, max_memory or max_replicas to change",
+        )
+        .into());
     }
     let user = s.accounts.set_quota(&who, &id, change).await?;
     Ok(HttpResponse::Ok().json(user_with_quota(&s, &user)?))

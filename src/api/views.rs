@@ -38,6 +38,9 @@ pub struct QuotaView {
     pub apps: u64,
     /// MiB
     pub memory: u64,
+    pub max_replicas: Option<u32>,
+    /// Processes of every type, by the apps' formations.
+    pub replicas: u64,
     /// Which limits are the user's own rather than the installation's.
     pub own: Vec<&'static str>,
 }
@@ -51,11 +54,16 @@ impl QuotaView {
         if quota.max_memory_mb.is_some() {
             own.push("max_memory");
         }
+        if quota.max_replicas.is_some() {
+            own.push("max_replicas");
+        }
         QuotaView {
             max_apps: limits.max_apps(quota),
             max_memory: limits.max_memory_mb(quota),
             apps: used.apps,
             memory: used.memory_mb,
+            max_replicas: limits.max_replicas(quota),
+            replicas: used.replicas,
             own,
         }
     }

@@ -106,6 +106,8 @@ impl Apps {
                 check_quota(w, &limits, owner_id, |u| QuotaUse {
                     apps: u.apps + 1,
                     memory_mb: u.memory_mb + u64::from(domain::DEFAULT_MEMORY_MB),
+                    // A new app runs one web process.
+                    replicas: u.replicas + 1,
                 })?;
                 let name = match name {
                     Some(n) => {

@@ -3,7 +3,8 @@
 //! release, started, checked and switched to like a restart, so no request fails.
 
 use super::Deployer;
-use crate::domain::{self, Instance, InstanceStatus, Result};
+use crate::apps::check_quota;
+use crate::domain::{self, Instance, InstanceStatus, QuotaUse, Result};
 use futures_util::FutureExt;
 use std::collections::BTreeMap;
 
@@ -39,8 +40,26 @@ impl Deployer {
                 let changed = counts
                     .iter()
                     .any(|(kind, n)| this.formation_of(&app, &processes, kind) != *n);
+                let (limits, name) = (this.0.settings.limits, app.name.clone());
                 let updated = this
-                    .change_app(&app.name, move |i| i.formation.extend(counts))
+                    .0
+                    .store
+                    .write_async(move |w| {
+                        // In the same transaction as the change: concurrent scales of one
+                        // user's apps are counted one after the other.
+                        let mut i = super::app_in(w, &name)?;
+                        let before = w.replicas_of(&i)?;
+                        i.formation.extend(counts);
+                        let after = w.replicas_of(&i)?;
+                        let memory = u64::from(i.memory_mb);
+                        check_quota(w, &limits, i.owner_id, |u| QuotaUse {
+                            replicas: u.replicas - before + after,
+                            memory_mb: u.memory_mb - memory * before + memory * after,
+                            ..u
+                        })?;
+                        w.put_instance(&i)?;
+                        Ok(i)
+                    })
                     .await?;
                 if changed
                     && updated.status == InstanceStatus::Running

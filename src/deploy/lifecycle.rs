@@ -316,9 +316,11 @@ impl Deployer {
                     .store
                     .write_async(move |w| {
                         let mut i = super::app_in(w, &name)?;
+                        // The limit is each process's: the app's share is it times its processes.
+                        let replicas = w.replicas_of(&i)?;
                         let (old, new) = (u64::from(i.memory_mb), u64::from(memory));
                         check_quota(w, &limits, i.owner_id, |u| QuotaUse {
-                            memory_mb: u.memory_mb - old + new,
+                            memory_mb: u.memory_mb - old * replicas + new * replicas,
                             ..u
                         })?;
                         i.memory_mb = memory;

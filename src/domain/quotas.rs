@@ -1,5 +1,5 @@
-//! Abuse limits: the most memory one app may have, and per user how many apps and how much
-//! memory in all. The installation's limits are settings; an admin may give one user others.
+//! Abuse limits: the most memory one app may have, and per user how many apps, how many
+//! processes (replicas of every type) and how much memory (each replica's limit) in all. The installation's limits are settings; an admin may give one user others.
 
 use super::Error;
 use serde::{Deserialize, Serialize};
@@ -13,6 +13,8 @@ pub struct Limits {
     pub max_apps_per_user: Option<u32>,
     /// MiB one user's apps may have together (`max_memory_per_user`); `None`: no limit.
     pub max_memory_per_user_mb: Option<u64>,
+    /// Processes one user's apps may run together (`max_replicas_per_user`); `None`: no limit.
+    pub max_replicas_per_user: Option<u32>,
 }
 
 /// 16 GiB per app; users unlimited, so an installation's own heavy users (and its benchmarks)
@@ -23,6 +25,7 @@ impl Default for Limits {
             max_app_memory_mb: 16 * 1024,
             max_apps_per_user: None,
             max_memory_per_user_mb: None,
+            max_replicas_per_user: None,
         }
     }
 }
@@ -32,13 +35,17 @@ impl Default for Limits {
 pub struct UserQuota {
     pub max_apps: Option<u32>,
     pub max_memory_mb: Option<u64>,
+    #[serde(default)]
+    pub max_replicas: Option<u32>,
 }
 
-/// What a user's apps take: how many, and their memory limits added up (MiB).
+/// What a user's apps take: how many, their processes (replicas of every type, by their
+/// formation), and the memory limits of those processes added up (MiB).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct QuotaUse {
     pub apps: u64,
     pub memory_mb: u64,
+    pub replicas: u64,
 }
 
 impl Limits {
@@ -64,6 +71,11 @@ impl Limits {
     /// The MiB `quota`'s user's apps may have together, if limited.
     pub fn max_memory_mb(&self, quota: &UserQuota) -> Option<u64> {
         quota.max_memory_mb.or(self.max_memory_per_user_mb)
+    }
+
+    /// The processes `quota`'s user's apps may run together, if limited.
+    pub fn max_replicas(&self, quota: &UserQuota) -> Option<u32> {
+        quota.max_replicas.or(self.max_replicas_per_user)
     }
 
     /// Whether a change taking `username`'s use from `before` to `after` fits their quota: a
@@ -94,6 +106,16 @@ impl Limits {
                 after.memory_mb
             )));
         }
+        if let Some(max) = self.max_replicas(quota)
+            && after.replicas > before.replicas
+            && after.replicas > u64::from(max)
+        {
+            return Err(Error::Forbidden(format!(
+                "quota max_replicas exceeded: the apps of {username} may run at most {max} \
+                 processes together, and this would make {}",
+                after.replicas
+            )));
+        }
         Ok(())
     }
 }
@@ -103,7 +125,11 @@ mod tests {
     use super::*;
 
     fn used(apps: u64, memory_mb: u64) -> QuotaUse {
-        QuotaUse { apps, memory_mb }
+        QuotaUse {
+            apps,
+            memory_mb,
+            replicas: apps,
+        }
     }
 
     #[test]
@@ -138,7 +164,22 @@ mod tests {
         let more = UserQuota {
             max_apps: Some(10),
             max_memory_mb: Some(4096),
+            max_replicas: None,
         };
+        let few = UserQuota {
+            max_replicas: Some(3),
+            ..more
+        };
+        let grow = |replicas| QuotaUse {
+            replicas,
+            ..used(2, 512)
+        };
+        assert!(limits.check(&few, "a", grow(2), grow(3)).is_ok());
+        let e = limits.check(&few, "a", grow(3), grow(4)).unwrap_err();
+        assert!(
+            matches!(&e, Error::Forbidden(m) if m.contains("max_replicas")),
+            "{e}"
+        );
         assert!(limits.check(&more, "a", used(2, 512), used(3, 768)).is_ok());
     }
 

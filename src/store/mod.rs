@@ -369,11 +369,27 @@ macro_rules! readers {
                 Ok(Page { items, total })
             }
             /// What `owner`'s apps take, for their quota: how many, and their memory together.
+            /// How many processes an app runs: its current release's types at its formation.
+            pub fn replicas_of(&self, inst: &Instance) -> Result<u64> {
+                let processes = match inst.release {
+                    Some(v) => self
+                        .release(&inst.name, v)?
+                        .map(|r| r.processes)
+                        .unwrap_or_default(),
+                    None => Default::default(),
+                };
+                Ok(crate::domain::scales(&processes, &inst.formation)
+                    .iter()
+                    .map(|s| u64::from(s.replicas))
+                    .sum())
+            }
             pub fn quota_use(&self, owner: UserId) -> Result<QuotaUse> {
                 let mut used = QuotaUse::default();
                 for inst in self.instances_of(owner, Slice::ALL)?.items {
+                    let replicas = self.replicas_of(&inst)?;
                     used.apps += 1;
-                    used.memory_mb += u64::from(inst.memory_mb);
+                    used.replicas += replicas;
+                    used.memory_mb += u64::from(inst.memory_mb) * replicas;
                 }
                 Ok(used)
             }

@@ -1,5 +1,5 @@
-//! Abuse limits: the most memory an app may have, and per user how many apps and how much
-//! memory in all, from the settings or set for one user by an admin.
+//! Abuse limits: the most memory an app may have, and per user how many apps, processes and how
+//! much memory in all, from the settings or set for one user by an admin.
 
 use crate::helpers::*;
 use reqwest::StatusCode;
@@ -98,7 +98,7 @@ async fn an_admin_sets_a_users_own_quota_through_the_api_and_it_holds() {
     assert_eq!(
         user["quota"],
         json!({"max_apps": 3, "max_memory": 700, "apps": 1, "memory": 256,
-               "own": ["max_apps", "max_memory"]})
+               "max_replicas": null, "replicas": 1, "own": ["max_apps", "max_memory"]})
     );
     app.create_app(&u.token, "two").await;
     // 256 + 256 of 700 MiB: a third app would make 768.
@@ -140,4 +140,77 @@ async fn an_admin_sets_a_users_own_quota_through_the_api_and_it_holds() {
     assert_eq!(user["quota"]["own"], json!(["max_memory"]));
     let r = app.create_instance(&u.token, &[("appname", "four")]).await;
     assert_eq!(r.status(), StatusCode::FORBIDDEN);
+}
+
+#[tokio::test]
+async fn scaling_counts_each_replica_against_the_process_and_memory_quotas() {
+    let app = spawn_app_with(|c| c.limits.max_replicas_per_user = Some(3)).await;
+    let admin = app.user("root").await;
+    let u = app.user("alice").await;
+    app.create_app(&u.token, "scaled").await;
+    let scale = |n: u64| {
+        let (app, token) = (&app, u.token.clone());
+        async move {
+            app.patch_json(
+                "/v1/instances/scaled/formation",
+                &json!({"web": n}),
+                Some(&token),
+            )
+            .await
+        }
+    };
+    // Memory is per replica: 2 x 256 MiB fits 600, 3 x 256 does not.
+    let r = app
+        .patch_json(
+            "/v1/users/alice",
+            &json!({"max_memory": 600}),
+            Some(&admin.token),
+        )
+        .await;
+    assert_eq!(r.status(), StatusCode::OK);
+    assert_eq!(scale(2).await.status(), StatusCode::OK);
+    let r = scale(3).await;
+    assert_eq!(r.status(), StatusCode::FORBIDDEN);
+    let message = error_body(r).await["message"].as_str().unwrap().to_string();
+    assert!(
+        message.contains("max_memory") && message.contains("768"),
+        "{message}"
+    );
+
+    // With memory to spare, the installation's max_replicas_per_user (3) holds.
+    let r = app
+        .patch_json(
+            "/v1/users/alice",
+            &json!({"max_memory": "default"}),
+            Some(&admin.token),
+        )
+        .await;
+    assert_eq!(r.status(), StatusCode::OK);
+    assert_eq!(scale(3).await.status(), StatusCode::OK);
+    let r = scale(4).await;
+    assert_eq!(r.status(), StatusCode::FORBIDDEN);
+    let message = error_body(r).await["message"].as_str().unwrap().to_string();
+    assert!(message.contains("quota max_replicas exceeded"), "{message}");
+    // A second app would be a fourth process.
+    let r = app
+        .create_instance(&u.token, &[("appname", "another")])
+        .await;
+    assert_eq!(r.status(), StatusCode::FORBIDDEN);
+
+    // An admin gives alice more, and the quota view counts her processes.
+    let r = app
+        .patch_json(
+            "/v1/users/alice",
+            &json!({"max_replicas": 5}),
+            Some(&admin.token),
+        )
+        .await;
+    assert_eq!(r.status(), StatusCode::OK);
+    let user: Value = r.json().await.unwrap();
+    assert_eq!(user["quota"]["max_replicas"], 5);
+    assert_eq!(user["quota"]["replicas"], 3);
+    assert_eq!(user["quota"]["memory"], 768);
+    assert_eq!(scale(4).await.status(), StatusCode::OK);
+    // Scaling down always works.
+    assert_eq!(scale(1).await.status(), StatusCode::OK);
 }
