@@ -15,6 +15,7 @@
 //! - `lifecycle` — start, stop, restart, rollback, config vars, settings.
 //! - `history`   — releases, builds, build logs, runtime logs.
 //! - `images`    — pruning old releases' images and the build cache they leave behind.
+//! - `runs`      — one-off runs of a command in a new process of the current release.
 //! - `reconcile` — the store, the runtime and the route table kept in step, at start and after
 //!   every runtime event.
 
@@ -27,12 +28,14 @@ mod lifecycle;
 pub mod reconcile;
 mod release_phase;
 mod report;
+mod runs;
 mod source;
 mod switch;
 mod volumes;
 
 pub use lifecycle::Settings;
 pub use report::Reporter;
+pub use runs::{AttachedRun, RunHandle, Terminal};
 
 use crate::apps::{AppResources, Links};
 use crate::docker::{DockerNode, Installation};
@@ -59,6 +62,8 @@ pub struct DeploySettings {
     pub max_concurrent: usize,
     pub timeout: Duration,
     pub health_timeout: Duration,
+    /// How long a one-off run may take.
+    pub run_timeout: Duration,
     /// Memory (MB) and CPUs of a build's `RUN` steps.
     pub build_memory_mb: u32,
     pub build_cpus: f64,
@@ -104,6 +109,8 @@ struct Inner {
     retiring: switch::Retiring,
     /// Images built on by images removed earlier, to remove once no build can be using them.
     leftovers: images::Leftovers,
+    /// One-off runs this process watches.
+    live_runs: runs::LiveRuns,
 }
 
 /// The deploy engine. Cheap to clone.
@@ -137,6 +144,7 @@ impl Deployer {
             live_logs: Default::default(),
             retiring: Default::default(),
             leftovers: Default::default(),
+            live_runs: Default::default(),
         }))
     }
 
