@@ -8,6 +8,7 @@ pub mod extract;
 mod hostkey;
 pub mod list_cache;
 mod panel;
+mod runs;
 mod scalefog;
 mod v1;
 pub mod views;
@@ -28,6 +29,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
     hostkey::routes(cfg);
     domains::routes(cfg);
     volumes::routes(cfg);
+    runs::routes(cfg);
     v1::routes(cfg);
     panel::routes(cfg);
 }
