@@ -396,3 +396,147 @@ async fn a_detached_run_reports_its_status_exit_code_and_output_and_is_stopped_a
     assert_eq!(r.status(), StatusCode::NOT_FOUND);
     error_body(r).await;
 }
+
+/// A pseudo-terminal of `rows` × `cols` for the client, as a user's terminal window is.
+struct Pty {
+    master: std::fs::File,
+    slave: std::os::fd::OwnedFd,
+}
+
+fn pty(rows: u16, cols: u16) -> Pty {
+    use std::os::fd::FromRawFd;
+    let (mut master, mut slave) = (0, 0);
+    let size = libc::winsize {
+        ws_row: rows,
+        ws_col: cols,
+        ws_xpixel: 0,
+        ws_ypixel: 0,
+    };
+    // SAFETY: openpty writes two descriptors, which are then owned here.
+    let r = unsafe {
+        libc::openpty(
+            &mut master,
+            &mut slave,
+            std::ptr::null_mut(),
+            std::ptr::null(),
+            &size,
+        )
+    };
+    assert_eq!(r, 0, "openpty");
+    unsafe {
+        Pty {
+            master: std::fs::File::from_raw_fd(master),
+            slave: std::os::fd::OwnedFd::from_raw_fd(slave),
+        }
+    }
+}
+
+/// Resizes the window of the terminal whose master is `master`; the kernel tells the terminal's
+/// foreground process (`ssh`).
+fn resize(master: &std::fs::File, rows: u16, cols: u16) {
+    {
+        use std::os::fd::AsRawFd;
+        let size = libc::winsize {
+            ws_row: rows,
+            ws_col: cols,
+            ws_xpixel: 0,
+            ws_ypixel: 0,
+        };
+        // SAFETY: an ioctl on a descriptor this owns, with a valid winsize.
+        let r = unsafe { libc::ioctl(master.as_raw_fd(), libc::TIOCSWINSZ, &size) };
+        assert_eq!(r, 0, "TIOCSWINSZ");
+    }
+}
+
+#[tokio::test]
+async fn a_terminal_run_starts_at_the_clients_window_size_and_follows_its_changes() {
+    use std::io::{Read, Write};
+    use std::os::unix::process::CommandExt;
+    let w = world("run-size", |_| {}).await;
+    let Pty { mut master, slave } = pty(45, 123);
+    let words: Vec<String> = w
+        .key
+        .ssh_command(w.app.ssh_port)
+        .split_whitespace()
+        .map(String::from)
+        .collect();
+    let mut ssh = std::process::Command::new(&words[0]);
+    ssh.args(&words[1..])
+        .args([
+            "-t",
+            "git@127.0.0.1",
+            "run",
+            &w.name,
+            "--",
+            "/bin/busybox",
+            "sh",
+            "-c",
+        ])
+        // Each line typed shows the size; Docker sizes a terminal only once its process runs,
+        // so the command reads before it looks.
+        .arg("'while read a; do [ \"$a\" = q ] && exit 5; stty size; done'")
+        .stdin(slave.try_clone().unwrap())
+        .stdout(slave.try_clone().unwrap())
+        .stderr(slave.try_clone().unwrap());
+    // SAFETY: only async-signal-safe calls between fork and exec.
+    unsafe {
+        ssh.pre_exec(|| {
+            // ssh's own session, with the pty as its controlling terminal: it then gets the
+            // window's SIGWINCH, as in a terminal emulator.
+            if libc::setsid() < 0 || libc::ioctl(0, libc::TIOCSCTTY, 0) < 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+    let mut child = ssh.spawn().expect("ssh runs");
+    drop(slave);
+    // Read on a thread of its own: the server under test runs on this test's runtime.
+    let (chunks, mut seen) = tokio::sync::mpsc::unbounded_channel::<Vec<u8>>();
+    let mut reader = master.try_clone().unwrap();
+    std::thread::spawn(move || {
+        let mut buf = [0u8; 4096];
+        // Ends with EIO once ssh, the last holder of the terminal, exits.
+        while let Ok(n) = reader.read(&mut buf) {
+            if n == 0 || chunks.send(buf[..n].to_vec()).is_err() {
+                break;
+            }
+        }
+    });
+    let mut shown = String::new();
+    // Types a line and returns the size the command then shows.
+    let mut size_after_a_line = async || {
+        (&master).write_all(b"x\r").unwrap();
+        let before = shown.matches("\r\n").count();
+        loop {
+            let lines: Vec<&str> = shown.split("\r\n").collect();
+            let last = lines.len().saturating_sub(2);
+            let whole_lines = shown.ends_with("\r\n");
+            if whole_lines && shown.matches("\r\n").count() > before && lines[last].contains(' ') {
+                return lines[last].to_string();
+            }
+            match tokio::time::timeout(Duration::from_secs(60), seen.recv()).await {
+                Ok(Some(chunk)) => shown.push_str(&String::from_utf8_lossy(&chunk)),
+                _ => panic!("the command showed no size; the terminal shows {shown:?}"),
+            }
+        }
+    };
+    assert_eq!(size_after_a_line().await, "45 123");
+    resize(&master, 50, 100);
+    // ssh may send the line before it tells the window's change: lines typed after the change
+    // show the new size once it has reached the terminal.
+    let mut size = String::new();
+    for _ in 0..50 {
+        size = size_after_a_line().await;
+        if size != "45 123" {
+            break;
+        }
+    }
+    assert_eq!(size, "50 100");
+    master.write_all(b"q\r").unwrap();
+    let status = tokio::task::spawn_blocking(move || child.wait())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(status.code(), Some(5));
+}
