@@ -114,6 +114,10 @@ pub struct SettingsArgs {
         global = true
     )]
     pub health_timeout: Option<String>,
+    /// Seconds a one-off run (`ssh ... run`, `POST .../runs`) may take before it is stopped
+    /// [default: 3600]
+    #[arg(long, env = "SCALEFOG_RUN_TIMEOUT", value_name = "SECS", global = true)]
+    pub run_timeout: Option<String>,
     /// An app container's log is rotated at this size: bytes, or a number with k, m or g
     /// [default: 10m]
     #[arg(
@@ -206,6 +210,7 @@ struct FileSettings {
     max_concurrent_deploys: Option<u64>,
     deploy_timeout: Option<u64>,
     health_timeout: Option<u64>,
+    run_timeout: Option<u64>,
     log_max_size: Option<String>,
     log_max_files: Option<u64>,
     max_app_memory: Option<u64>,
@@ -241,6 +246,8 @@ pub struct Config {
     pub deploy_timeout: u64,
     /// Seconds.
     pub health_timeout: u64,
+    /// Seconds.
+    pub run_timeout: u64,
     /// How app containers' logs rotate.
     pub log_rotation: crate::docker::LogRotation,
     /// Abuse limits: memory per app, apps and memory per user.
@@ -504,6 +511,7 @@ impl Config {
             30,
             1,
         )?;
+        let run_timeout = parse_count("run_timeout", &args.run_timeout, file.run_timeout, 3600, 1)?;
         let log_rotation = crate::docker::LogRotation {
             max_size: parse_log_size(&pick(&args.log_max_size, &file.log_max_size, "10m"))?,
             max_files: u32::try_from(parse_count(
@@ -596,6 +604,7 @@ impl Config {
             max_concurrent_deploys,
             deploy_timeout,
             health_timeout,
+            run_timeout,
             log_rotation,
             limits,
             build_memory: build_memory as u32,
@@ -627,6 +636,7 @@ impl Config {
             max_concurrent_deploys: 4,
             deploy_timeout: 900,
             health_timeout: 30,
+            run_timeout: 3600,
             log_rotation: Default::default(),
             limits: Default::default(),
             build_memory: 1024,

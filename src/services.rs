@@ -60,6 +60,7 @@ impl Services {
                 max_concurrent: config.max_concurrent_deploys,
                 timeout: std::time::Duration::from_secs(config.deploy_timeout),
                 health_timeout: std::time::Duration::from_secs(config.health_timeout),
+                run_timeout: std::time::Duration::from_secs(config.run_timeout),
                 build_memory_mb: config.build_memory,
                 build_cpus: config.build_cpus,
                 install_id: crate::deploy::install_id(&config.data_dir)?,

@@ -10,6 +10,7 @@ mod formation;
 mod hostkey;
 pub mod list_cache;
 mod panel;
+mod runs;
 mod scalefog;
 mod v1;
 pub mod views;
@@ -32,6 +33,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
     cron::routes(cfg);
     formation::routes(cfg);
     volumes::routes(cfg);
+    runs::routes(cfg);
     v1::routes(cfg);
     panel::routes(cfg);
 }

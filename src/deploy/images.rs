@@ -157,7 +157,10 @@ impl Deployer {
         let n = name.to_string();
         self.0
             .store
-            .write_async(move |w| w.delete_deploy_records(&n))
+            .write_async(move |w| {
+                w.delete_deploy_records(&n)?;
+                w.delete_runs_of(&n)
+            })
             .await?;
         self.0.controls.forget(name);
         Ok(())

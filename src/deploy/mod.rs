@@ -18,6 +18,7 @@
 //! - `release_phase` — the Procfile's `release:` command, run before a release serves.
 //! - `history`   — releases, builds, build logs, runtime logs.
 //! - `images`    — pruning old releases' images and the build cache they leave behind.
+//! - `runs`      — one-off runs of a command in a new process of the current release.
 //! - `reconcile` — the store, the runtime and the route table kept in step, at start and after
 //!   every runtime event.
 
@@ -32,6 +33,7 @@ mod lifecycle;
 pub mod reconcile;
 mod release_phase;
 mod report;
+mod runs;
 mod source;
 mod switch;
 mod volumes;
@@ -40,6 +42,7 @@ pub use cron::{CronClock, CronJobView};
 pub use formation::Formation;
 pub use lifecycle::Settings;
 pub use report::Reporter;
+pub use runs::{AttachedRun, RunHandle, Terminal};
 
 use crate::apps::{AppResources, Links};
 use crate::docker::{DockerNode, Installation};
@@ -66,6 +69,8 @@ pub struct DeploySettings {
     pub max_concurrent: usize,
     pub timeout: Duration,
     pub health_timeout: Duration,
+    /// How long a one-off run may take.
+    pub run_timeout: Duration,
     /// Memory (MB) and CPUs of a build's `RUN` steps.
     pub build_memory_mb: u32,
     pub build_cpus: f64,
@@ -114,6 +119,8 @@ struct Inner {
     /// The cron scheduler's time, and the jobs running now.
     cron_clock: cron::CronClock,
     cron_running: cron::CronRunning,
+    /// One-off runs this process watches.
+    live_runs: runs::LiveRuns,
 }
 
 /// The deploy engine. Cheap to clone.
@@ -149,6 +156,7 @@ impl Deployer {
             leftovers: Default::default(),
             cron_clock: Default::default(),
             cron_running: Default::default(),
+            live_runs: Default::default(),
         }))
     }
 

@@ -79,6 +79,7 @@ impl Deployer {
     pub async fn reconcile_all(&self, occasion: Occasion) -> Result<()> {
         if occasion == Occasion::Start {
             self.fail_interrupted_builds().await?;
+            self.end_interrupted_runs().await?;
         }
         let processes = self.0.runtime.list(None).await?;
         let apps: HashMap<String, domain::Instance> = self
@@ -193,15 +194,20 @@ impl Deployer {
         };
         let dep = self.0.store.read(|r| r.deployment(name))?;
         let retiring = self.0.retiring.snapshot();
+        // A one-off run's process is no deployment's, and lives until its run ends; those of
+        // runs that ended (or were cut short by a stop) are leftovers like any other.
+        let runs = self.running_run_processes(name)?;
         for p in &processes {
             let current = dep.as_ref().is_some_and(|d| d.contains(&p.id));
             // A one-off (a cron job, a release command) belongs to no deployment; it is
-            // removed by whoever started it, or here once it has ended.
+            // removed by whoever started it, or here once it has ended. So is a run while
+            // its record says it runs.
             let one_off = p.running()
                 && p.process.as_deref().is_some_and(|label| {
                     label.starts_with("cron.") || label.starts_with("release.")
                 });
-            if !current && !retiring.contains(&p.id) && !one_off {
+            let run = p.process.as_ref().is_some_and(|n| runs.contains(n));
+            if !current && !retiring.contains(&p.id) && !one_off && !run {
                 tracing::info!(app = %name, process = %p.id, "removing a process that is not current");
                 self.0.runtime.remove(&p.id).await?;
             }

@@ -87,7 +87,7 @@ impl Deployer {
         app: &Instance,
         release: &Release,
         kind: &str,
-        replica: u8,
+        replica: u64,
         command: Option<&str>,
     ) -> Result<ProcessSpec> {
         let mut env = vec![("PORT".to_string(), app.port.to_string())];
@@ -144,7 +144,7 @@ impl Deployer {
                     app,
                     release,
                     &scale.kind,
-                    replica,
+                    replica.into(),
                     scale.command.as_deref(),
                 )?;
                 let id = self.0.runtime.start(&spec).await?;

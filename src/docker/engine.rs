@@ -3,17 +3,19 @@
 
 use super::host_config::host_config;
 use super::{
-    BuildLimits, BuildOutput, ContainerEvent, ContainerInfo, DockerNode, ImageInfo, LABEL_APP,
-    RunSpec,
+    Attached, BuildLimits, BuildOutput, ContainerEvent, ContainerInfo, DockerNode, ImageInfo,
+    LABEL_APP, Output, RunSpec,
 };
 use crate::domain::{Error, Result};
 use bollard::Docker;
+use bollard::container::LogOutput;
 use bollard::models::{ContainerCreateBody, ContainerUpdateBody};
 use bollard::query_parameters::{
-    BuildImageOptionsBuilder, CreateContainerOptionsBuilder, EventsOptionsBuilder,
-    InspectContainerOptions, ListContainersOptionsBuilder, ListImagesOptionsBuilder,
-    LogsOptionsBuilder, RemoveContainerOptionsBuilder, RemoveImageOptionsBuilder,
-    StopContainerOptionsBuilder,
+    AttachContainerOptionsBuilder, BuildImageOptionsBuilder, CreateContainerOptionsBuilder,
+    EventsOptionsBuilder, InspectContainerOptions, ListContainersOptionsBuilder,
+    ListImagesOptionsBuilder, LogsOptionsBuilder, RemoveContainerOptionsBuilder,
+    RemoveImageOptionsBuilder, ResizeContainerTTYOptionsBuilder, StopContainerOptionsBuilder,
+    WaitContainerOptionsBuilder,
 };
 use bytes::Bytes;
 use futures_util::future::BoxFuture;
@@ -134,6 +136,49 @@ impl Engine {
     }
 }
 
+impl Engine {
+    /// Creates the container of `spec` (not started); its id.
+    async fn create(&self, spec: &RunSpec) -> Result<String> {
+        let docker = self.api().await?;
+        let port_key = spec.port.map(|p| format!("{p}/tcp"));
+        let host = host_config(spec, port_key.as_deref());
+        let body = ContainerCreateBody {
+            image: Some(spec.image.clone()),
+            env: Some(spec.env.iter().map(|(k, v)| format!("{k}={v}")).collect()),
+            labels: Some(spec.labels.clone()),
+            exposed_ports: port_key.map(|k| vec![k]),
+            cmd: spec.cmd.clone(),
+            host_config: Some(host),
+            tty: Some(spec.tty),
+            open_stdin: Some(spec.stdin),
+            // The end of the attached input is the end of the container's stdin.
+            stdin_once: Some(spec.stdin),
+            ..Default::default()
+        };
+        let opts = CreateContainerOptionsBuilder::default()
+            .name(&spec.name)
+            .build();
+        let created = docker
+            .create_container(Some(opts), body)
+            .await
+            .map_err(|e| self.map_err(e))?;
+        Ok(created.id)
+    }
+
+    /// Starts a container just created; one that cannot start is removed.
+    async fn start_created(&self, id: &str) -> Result<()> {
+        let docker = self.api().await?;
+        if let Err(e) = docker
+            .start_container(id, None::<bollard::query_parameters::StartContainerOptions>)
+            .await
+        {
+            let _ = self.remove_container(id).await;
+            return Err(self.map_err(e));
+        }
+        Ok(())
+    }
+}
+
 /// The CFS period of a build's CPU quota (Docker's default, 100 ms).
 const CPU_PERIOD_US: i32 = 100_000;
 
@@ -212,36 +257,83 @@ impl DockerNode for Engine {
 
     fn run<'a>(&'a self, spec: &'a RunSpec) -> BoxFuture<'a, Result<String>> {
         Box::pin(async move {
+            let id = self.create(spec).await?;
+            self.start_created(&id).await?;
+            Ok(id)
+        })
+    }
+
+    fn run_attached<'a>(&'a self, spec: &'a RunSpec) -> BoxFuture<'a, Result<Attached>> {
+        Box::pin(async move {
             let docker = self.api().await?;
-            let port_key = spec.port.map(|p| format!("{p}/tcp"));
-            let host = host_config(spec, port_key.as_deref());
-            let body = ContainerCreateBody {
-                image: Some(spec.image.clone()),
-                env: Some(spec.env.iter().map(|(k, v)| format!("{k}={v}")).collect()),
-                labels: Some(spec.labels.clone()),
-                exposed_ports: port_key.map(|k| vec![k]),
-                cmd: spec.cmd.clone(),
-                host_config: Some(host),
-                ..Default::default()
-            };
-            let opts = CreateContainerOptionsBuilder::default()
-                .name(&spec.name)
+            let id = self.create(spec).await?;
+            let opts = AttachContainerOptionsBuilder::default()
+                .stream(true)
+                .stdin(spec.stdin)
+                .stdout(true)
+                .stderr(true)
                 .build();
-            let created = docker
-                .create_container(Some(opts), body)
+            let attached = match docker.attach_container(&id, Some(opts)).await {
+                Ok(a) => a,
+                Err(e) => {
+                    let _ = self.remove_container(&id).await;
+                    return Err(self.map_err(e));
+                }
+            };
+            self.start_created(&id).await?;
+            let this = self.clone();
+            let output = attached
+                .output
+                .filter_map(move |item| {
+                    let item = match item {
+                        Ok(LogOutput::StdOut { message } | LogOutput::Console { message }) => {
+                            Some(Ok(Output::Stdout(message)))
+                        }
+                        Ok(LogOutput::StdErr { message }) => Some(Ok(Output::Stderr(message))),
+                        Ok(LogOutput::StdIn { .. }) => None,
+                        Err(e) => Some(Err(this.map_err(e))),
+                    };
+                    std::future::ready(item)
+                })
+                .boxed();
+            Ok(Attached {
+                id,
+                output,
+                input: attached.input,
+            })
+        })
+    }
+
+    fn resize<'a>(&'a self, id: &'a str, cols: u16, rows: u16) -> BoxFuture<'a, Result<()>> {
+        Box::pin(async move {
+            let docker = self.api().await?;
+            let opts = ResizeContainerTTYOptionsBuilder::default()
+                .w(cols.into())
+                .h(rows.into())
+                .build();
+            docker
+                .resize_container_tty(id, opts)
                 .await
-                .map_err(|e| self.map_err(e))?;
-            if let Err(e) = docker
-                .start_container(
-                    &created.id,
-                    None::<bollard::query_parameters::StartContainerOptions>,
-                )
-                .await
-            {
-                let _ = self.remove_container(&created.id).await;
-                return Err(self.map_err(e));
+                .map_err(|e| self.map_err(e))
+        })
+    }
+
+    fn wait<'a>(&'a self, id: &'a str) -> BoxFuture<'a, Result<i64>> {
+        Box::pin(async move {
+            let docker = self.api().await?;
+            let opts = WaitContainerOptionsBuilder::default()
+                .condition("not-running")
+                .build();
+            let mut waited = docker.wait_container(id, Some(opts));
+            match waited.next().await {
+                Some(Ok(r)) => Ok(r.status_code),
+                // bollard reports a non-zero exit as an error carrying the code.
+                Some(Err(bollard::errors::Error::DockerContainerWaitError { code, .. })) => {
+                    Ok(code)
+                }
+                Some(Err(e)) => Err(self.map_err(e)),
+                None => Err(self.unavailable("the wait for a container ended without an answer")),
             }
-            Ok(created.id)
         })
     }
 

@@ -119,6 +119,27 @@ pub struct RunSpec {
     /// The root filesystem is read-only; a tmpfs at `/tmp` stays writable.
     pub read_only_rootfs: bool,
     pub log: LogRotation,
+    /// Its stdin is open to whoever attaches (a one-off run's SSH session).
+    pub stdin: bool,
+    /// It gets a terminal: output is one stream, input is the terminal's.
+    pub tty: bool,
+}
+
+/// A piece of an attached container's output.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Output {
+    /// Standard output, or the terminal's output.
+    Stdout(Bytes),
+    Stderr(Bytes),
+}
+
+/// A container started with its streams attached ([`DockerNode::run_attached`]).
+pub struct Attached {
+    pub id: String,
+    /// Everything it writes, from its start until it exits.
+    pub output: BoxStream<'static, Result<Output>>,
+    /// Its stdin (when [`RunSpec::stdin`]); shutting it down is end of input.
+    pub input: std::pin::Pin<Box<dyn tokio::io::AsyncWrite + Send>>,
 }
 
 /// How a container's log (Docker's json-file) rotates: at `max_size` (`10m`), keeping
@@ -228,6 +249,13 @@ pub trait DockerNode: Send + Sync + 'static {
     ) -> BoxFuture<'a, Result<()>>;
     /// Creates (hardened, see [`Engine`]) and starts a container; returns its id.
     fn run<'a>(&'a self, spec: &'a RunSpec) -> BoxFuture<'a, Result<String>>;
+    /// Creates a container as [`DockerNode::run`] does, attaches to its streams, then starts
+    /// it, so that none of its output is missed.
+    fn run_attached<'a>(&'a self, spec: &'a RunSpec) -> BoxFuture<'a, Result<Attached>>;
+    /// Sets the size of a running container's terminal.
+    fn resize<'a>(&'a self, id: &'a str, cols: u16, rows: u16) -> BoxFuture<'a, Result<()>>;
+    /// Waits until a started container is no longer running; its exit code.
+    fn wait<'a>(&'a self, id: &'a str) -> BoxFuture<'a, Result<i64>>;
     fn start<'a>(&'a self, id: &'a str) -> BoxFuture<'a, Result<()>>;
     /// Stops with SIGTERM, then SIGKILL after `grace_s`. Missing or stopped is fine.
     fn stop<'a>(&'a self, id: &'a str, grace_s: i32) -> BoxFuture<'a, Result<()>>;

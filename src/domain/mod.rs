@@ -11,6 +11,7 @@ mod processes;
 mod push_record;
 mod quotas;
 mod records;
+mod runs;
 mod session;
 pub mod sshkey;
 mod volumes;
@@ -25,6 +26,7 @@ pub use processes::*;
 pub use push_record::*;
 pub use quotas::{Limits, QuotaUse, UserQuota};
 pub use records::*;
+pub use runs::*;
 pub use session::{SESSION_TTL_SECS, Session};
 pub use volumes::{AppVolume, MAX_VOLUMES_PER_APP, MountPath, VolumeName};
 

@@ -9,6 +9,8 @@ use std::collections::BTreeMap;
 pub const WEB: &str = "web";
 /// The Procfile entry that runs once per release, before it serves, instead of as a process.
 pub const RELEASE: &str = "release";
+/// The kind of a one-off run's process (`run.<id>`); no Procfile type may take it.
+pub const RUN: &str = "run";
 /// Most replicas of one process type.
 pub const MAX_REPLICAS: u8 = 20;
 /// Replicas of a type the formation does not name.
@@ -51,6 +53,11 @@ impl Procfile {
                 return Err(bad(format!(
                     "'{kind}' is not a process type (1-30 of a-z, 0-9, '_', '-')"
                 )));
+            }
+            if kind == RUN {
+                return Err(bad(
+                    "'run' is reserved for one-off runs (ssh ... run APP -- COMMAND)".into(),
+                ));
             }
             if command.is_empty() {
                 return Err(bad(format!("'{kind}' has no command")));
@@ -188,6 +195,7 @@ mod tests {
             ("web:\n", 1, "no command"),
             ("web: a\nweb: b\n", 2, "declared twice"),
             ("web: echo 'open\n", 1, "unclosed quote"),
+            ("web: a\nrun: b\n", 2, "reserved for one-off runs"),
         ] {
             let e = Procfile::parse(text).unwrap_err().to_string();
             assert!(

@@ -2,7 +2,7 @@
 //! published on a loopback port for the router, labelled with its app and release so that
 //! reconcile finds it again after a crash.
 
-use super::{ProcessEvent, ProcessSpec, ProcessState, ProcessStatus, Runtime};
+use super::{Attached, ProcessEvent, ProcessSpec, ProcessState, ProcessStatus, Runtime};
 use crate::docker::{
     ContainerInfo, DockerNode, Installation, LABEL_PROCESS, LABEL_RELEASE, LABEL_VOLUME,
     LogRotation, RunSpec,
@@ -41,6 +41,58 @@ impl Containers {
         }
     }
 
+    /// The container of `spec`, its network and volumes made ready.
+    async fn run_spec(&self, spec: &ProcessSpec, stdin: bool, tty: bool) -> Result<RunSpec> {
+        let run = RunSpec {
+            name: format!(
+                "scalefog-{}-v{}-{}.{}-{}",
+                spec.app,
+                spec.release,
+                spec.kind,
+                spec.replica,
+                hex::encode(rand::random::<[u8; 3]>())
+            ),
+            image: spec.image.clone(),
+            env: spec.env.clone(),
+            port: (spec.kind == WEB).then_some(spec.port),
+            cmd: spec.command.clone(),
+            restart: !spec.once,
+            memory_mb: spec.memory_mb,
+            cpu: spec.cpu,
+            pids_limit: PIDS_LIMIT,
+            labels: self
+                .installation
+                .labels(&spec.app, spec.node, Some(spec.release)),
+            volumes: Vec::with_capacity(spec.volumes.len()),
+            network: Some(self.installation.apps_network()),
+            read_only_rootfs: spec.read_only_rootfs,
+            log: self.log.clone(),
+            stdin,
+            tty,
+        };
+        let mut run = run;
+        run.labels.insert(
+            LABEL_PROCESS.to_string(),
+            format!("{}.{}", spec.kind, spec.replica),
+        );
+        self.docker
+            .ensure_isolated_network(
+                &self.installation.apps_network(),
+                &self.installation.own_labels(),
+            )
+            .await?;
+        for (name, path) in &spec.volumes {
+            let volume = self.installation.volume_name(&spec.app, name);
+            let mut labels = self.installation.labels(&spec.app, spec.node, None);
+            labels.insert(LABEL_VOLUME.to_string(), name.clone());
+            // Idempotent: the first process to mount a volume creates it, labelled, so
+            // that it is found again (and removed with its app) whatever happens meanwhile.
+            self.docker.create_volume(&volume, &labels).await?;
+            run.volumes.push((volume, path.clone()));
+        }
+        Ok(run)
+    }
+
     fn status_of(&self, c: ContainerInfo) -> ProcessStatus {
         let state = match c.state.as_str() {
             "running" => ProcessState::Running,
@@ -74,53 +126,29 @@ impl Containers {
 impl Runtime for Containers {
     fn start<'a>(&'a self, spec: &'a ProcessSpec) -> BoxFuture<'a, Result<String>> {
         Box::pin(async move {
-            let run = RunSpec {
-                name: format!(
-                    "scalefog-{}-v{}-{}.{}-{}",
-                    spec.app,
-                    spec.release,
-                    spec.kind,
-                    spec.replica,
-                    hex::encode(rand::random::<[u8; 3]>())
-                ),
-                image: spec.image.clone(),
-                env: spec.env.clone(),
-                port: (spec.kind == WEB).then_some(spec.port),
-                cmd: spec.command.clone(),
-                restart: !spec.once,
-                memory_mb: spec.memory_mb,
-                cpu: spec.cpu,
-                pids_limit: PIDS_LIMIT,
-                labels: self
-                    .installation
-                    .labels(&spec.app, spec.node, Some(spec.release)),
-                volumes: Vec::with_capacity(spec.volumes.len()),
-                network: Some(self.installation.apps_network()),
-                read_only_rootfs: spec.read_only_rootfs,
-                log: self.log.clone(),
-            };
-            let mut run = run;
-            run.labels.insert(
-                LABEL_PROCESS.to_string(),
-                format!("{}.{}", spec.kind, spec.replica),
-            );
-            self.docker
-                .ensure_isolated_network(
-                    &self.installation.apps_network(),
-                    &self.installation.own_labels(),
-                )
-                .await?;
-            for (name, path) in &spec.volumes {
-                let volume = self.installation.volume_name(&spec.app, name);
-                let mut labels = self.installation.labels(&spec.app, spec.node, None);
-                labels.insert(LABEL_VOLUME.to_string(), name.clone());
-                // Idempotent: the first process to mount a volume creates it, labelled, so
-                // that it is found again (and removed with its app) whatever happens meanwhile.
-                self.docker.create_volume(&volume, &labels).await?;
-                run.volumes.push((volume, path.clone()));
-            }
+            let run = self.run_spec(spec, false, false).await?;
             self.docker.run(&run).await
         })
+    }
+
+    fn start_attached<'a>(
+        &'a self,
+        spec: &'a ProcessSpec,
+        stdin: bool,
+        tty: bool,
+    ) -> BoxFuture<'a, Result<Attached>> {
+        Box::pin(async move {
+            let run = self.run_spec(spec, stdin, tty).await?;
+            self.docker.run_attached(&run).await
+        })
+    }
+
+    fn resize<'a>(&'a self, id: &'a str, cols: u16, rows: u16) -> BoxFuture<'a, Result<()>> {
+        self.docker.resize(id, cols, rows)
+    }
+
+    fn wait<'a>(&'a self, id: &'a str) -> BoxFuture<'a, Result<i64>> {
+        self.docker.wait(id)
     }
 
     fn status<'a>(&'a self, id: &'a str) -> BoxFuture<'a, Result<Option<ProcessStatus>>> {

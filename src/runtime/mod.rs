@@ -10,6 +10,7 @@
 
 mod containers;
 
+pub use crate::docker::{Attached, Output};
 pub use containers::Containers;
 
 use crate::domain::Result;
@@ -23,9 +24,10 @@ use std::time::Duration;
 pub struct ProcessSpec {
     pub app: String,
     pub release: u32,
-    /// Its process type (`web` is the routed one) and replica number (from 1).
+    /// Its process type (`web` is the routed one) and replica number (from 1); for a one-off
+    /// run, `run` and the run's id.
     pub kind: String,
-    pub replica: u8,
+    pub replica: u64,
     /// The Procfile's command as arguments; `None` runs the image's own.
     pub command: Option<Vec<String>>,
     /// Runs to completion once (a release command) instead of being kept running.
@@ -104,6 +106,18 @@ pub trait Runtime: Send + Sync + 'static {
     fn status<'a>(&'a self, id: &'a str) -> BoxFuture<'a, Result<Option<ProcessStatus>>>;
     /// Every process of this installation, or of one app, running or not (without addresses).
     fn list<'a>(&'a self, app: Option<&'a str>) -> BoxFuture<'a, Result<Vec<ProcessStatus>>>;
+    /// Starts a process of `spec` with its streams attached: its stdin open when `stdin`, a
+    /// terminal when `tty`.
+    fn start_attached<'a>(
+        &'a self,
+        spec: &'a ProcessSpec,
+        stdin: bool,
+        tty: bool,
+    ) -> BoxFuture<'a, Result<Attached>>;
+    /// Sets the size of a process's terminal.
+    fn resize<'a>(&'a self, id: &'a str, cols: u16, rows: u16) -> BoxFuture<'a, Result<()>>;
+    /// Waits until a started process is no longer running; its exit code.
+    fn wait<'a>(&'a self, id: &'a str) -> BoxFuture<'a, Result<i64>>;
     /// Starts a stopped process again.
     fn resume<'a>(&'a self, id: &'a str) -> BoxFuture<'a, Result<()>>;
     /// Stops a process (SIGTERM, then SIGKILL after `grace`); it stays stopped across restarts of

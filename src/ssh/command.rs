@@ -1,5 +1,6 @@
-//! The exec command line a git client sends, parsed: shell-split, the verb checked against the
-//! allow-list, the path reduced to an app name. Nothing is ever handed to a shell.
+//! The exec command line a client sends, parsed: shell-split, the verb checked against the
+//! allow-list (git's two, and `run`), the path reduced to an app name. Nothing is ever handed to
+//! a shell.
 
 use crate::domain::AppName;
 use crate::git::Service;
@@ -13,6 +14,8 @@ pub enum Refusal {
     BadPath(String),
     /// Quotes that do not close, or no command at all.
     Unparsable,
+    /// A `run` without an app name or a command; says which.
+    BadRun(String),
 }
 
 /// A parsed request: the git service and the app.
@@ -20,6 +23,39 @@ pub enum Refusal {
 pub struct GitRequest {
     pub service: Service,
     pub app: AppName,
+}
+
+/// A one-off run: `run APP -- COMMAND [ARGS]`.
+#[derive(Debug, PartialEq, Eq)]
+pub struct RunRequest {
+    pub app: AppName,
+    /// The program and its arguments, as the client's words after the app (and `--`).
+    pub command: Vec<String>,
+}
+
+/// Parses `run APP [--] COMMAND [ARGS]` (Dokku's form); `None` when the verb is not `run`.
+pub fn parse_run(command: &[u8]) -> Option<Result<RunRequest, Refusal>> {
+    let words = shell_split(std::str::from_utf8(command).ok()?)?;
+    if words.first()? != "run" {
+        return None;
+    }
+    let Some((app, rest)) = words[1..].split_first() else {
+        return Some(Err(Refusal::BadRun("run needs an app".into())));
+    };
+    let Ok(app) = AppName::parse(app) else {
+        return Some(Err(Refusal::BadRun(format!("'{app}' is not an app name"))));
+    };
+    let command = match rest.split_first() {
+        Some((dashes, after)) if dashes == "--" => after,
+        _ => rest,
+    };
+    if command.is_empty() {
+        return Some(Err(Refusal::BadRun("run needs a command".into())));
+    }
+    Some(Ok(RunRequest {
+        app,
+        command: command.to_vec(),
+    }))
 }
 
 /// Parses `git-receive-pack '/app.git'` and its variants (`'app.git'`, `'app'`).
@@ -158,6 +194,34 @@ mod tests {
             "git-upload-pack 'my-app.git'; rm -rf /",
         ] {
             assert!(matches!(app(cmd), Err(Refusal::BadPath(_))), "{cmd}");
+        }
+    }
+
+    #[test]
+    fn run_takes_an_app_and_a_command_with_or_without_dashes() {
+        let run = |cmd: &str| parse_run(cmd.as_bytes());
+        for cmd in ["run my-app -- echo 'a b'", "run my-app echo 'a b'"] {
+            assert_eq!(
+                run(cmd),
+                Some(Ok(RunRequest {
+                    app: AppName::parse("my-app").unwrap(),
+                    command: vec!["echo".into(), "a b".into()],
+                })),
+                "{cmd}"
+            );
+        }
+        assert_eq!(run("git-upload-pack 'my-app.git'"), None);
+        assert_eq!(run("runner x"), None);
+        for (cmd, why) in [
+            ("run", "needs an app"),
+            ("run my-app", "needs a command"),
+            ("run my-app --", "needs a command"),
+            ("run ../etc -- ls", "not an app name"),
+        ] {
+            match run(cmd) {
+                Some(Err(Refusal::BadRun(m))) => assert!(m.contains(why), "{cmd}: {m}"),
+                other => panic!("{cmd}: {other:?}"),
+            }
         }
     }
 

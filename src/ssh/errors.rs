@@ -11,7 +11,7 @@ pub fn no_such_app(app: &str) -> String {
 }
 
 const ONLY_GIT: &str = "this server only accepts git push and git fetch/clone of an app: \
-     git remote add scalefog ssh://git@HOST:PORT/APP.git";
+     git remote add scalefog ssh://git@HOST:PORT/APP.git; and one-off runs: run APP -- COMMAND";
 
 pub fn refusal(r: &Refusal) -> String {
     match r {
@@ -24,6 +24,10 @@ pub fn refusal(r: &Refusal) -> String {
             printable(path)
         ),
         Refusal::Unparsable => format!("scalefog: unreadable command; {ONLY_GIT}"),
+        Refusal::BadRun(why) => format!(
+            "scalefog: {}; usage: run APP -- COMMAND [ARGS...]",
+            printable(why)
+        ),
     }
 }
 

@@ -1,7 +1,8 @@
 //! The SSH transport (russh): authenticates users by their registered public keys, accepts only
-//! `git-receive-pack` / `git-upload-pack` on an app, and pipes the git process that the core
-//! ([`crate::git`]) starts. Everything else (shells, terminals, forwarding, subsystems, other
-//! commands) is refused with one line on stderr and exit status 1.
+//! `git-receive-pack` / `git-upload-pack` on an app, piping the git process that the core
+//! ([`crate::git`]) starts, and `run APP -- COMMAND` ([`run`]), with a terminal when asked.
+//! Everything else (shells, other terminals, forwarding, subsystems, other commands) is refused
+//! with one line on stderr and exit status 1.
 //!
 //! Connections are accepted here ([`login`]): each must authenticate within
 //! `ssh_login_grace`, and one address may have at most `ssh_max_unauthenticated` connections
@@ -15,6 +16,7 @@ pub mod errors;
 pub mod hostkey;
 pub mod limit;
 pub mod login;
+mod run;
 
 use crate::accounts::Principal;
 use crate::domain::{Error, User};
@@ -153,6 +155,8 @@ pub struct Connection {
 struct Opened {
     channel: Channel<Msg>,
     git_protocol: Option<String>,
+    /// Asked for with `ssh -t`; only a run gets one.
+    terminal: Option<crate::deploy::Terminal>,
 }
 
 impl Connection {
@@ -214,6 +218,40 @@ impl Connection {
     }
 }
 
+impl Connection {
+    /// Hands the channel to a run of `request`.
+    fn start_run(
+        &mut self,
+        channel: ChannelId,
+        user: User,
+        request: command::RunRequest,
+        session: &mut Session,
+    ) -> Result<(), russh::Error> {
+        let Some(opened) = self.channels.remove(&channel) else {
+            return Ok(());
+        };
+        session.channel_success(channel)?;
+        tracing::info!(
+            peer = %self.peer,
+            user = %user.username,
+            app = %request.app,
+            tty = opened.terminal.is_some(),
+            "ssh run"
+        );
+        tokio::spawn(run::serve(
+            self.services.clone(),
+            Principal {
+                user,
+                token_hash: None,
+            },
+            request,
+            opened.channel,
+            opened.terminal,
+        ));
+        Ok(())
+    }
+}
+
 impl russh::server::Handler for Connection {
     type Error = russh::Error;
 
@@ -271,6 +309,7 @@ impl russh::server::Handler for Connection {
             Opened {
                 channel,
                 git_protocol: None,
+                terminal: None,
             },
         );
         reply.accept().await;
@@ -352,15 +391,28 @@ impl russh::server::Handler for Connection {
     async fn pty_request(
         &mut self,
         channel: ChannelId,
-        _term: &str,
-        _col_width: u32,
-        _row_height: u32,
+        term: &str,
+        col_width: u32,
+        row_height: u32,
         _pix_width: u32,
         _pix_height: u32,
         _modes: &[(russh::Pty, u32)],
         session: &mut Session,
     ) -> Result<(), Self::Error> {
-        self.refuse_request(channel, &errors::no_pty(), session)
+        // Granted for now; the command decides: a run gets it, anything else is refused.
+        if let Some(opened) = self.channels.get_mut(&channel) {
+            opened.terminal = Some(crate::deploy::Terminal {
+                term: term
+                    .chars()
+                    .filter(char::is_ascii_graphic)
+                    .take(64)
+                    .collect(),
+                cols: run::clamp(col_width),
+                rows: run::clamp(row_height),
+            });
+            session.channel_success(channel)?;
+        }
+        Ok(())
     }
 
     async fn x11_request(
@@ -415,7 +467,16 @@ impl russh::server::Handler for Connection {
         channel: ChannelId,
         session: &mut Session,
     ) -> Result<(), Self::Error> {
-        self.refuse_request(channel, &errors::no_shell(), session)
+        let terminal = self
+            .channels
+            .get(&channel)
+            .is_some_and(|o| o.terminal.is_some());
+        let message = if terminal {
+            errors::no_pty()
+        } else {
+            errors::no_shell()
+        };
+        self.refuse_request(channel, &message, session)
     }
 
     async fn subsystem_request(
@@ -440,10 +501,22 @@ impl russh::server::Handler for Connection {
             let message = errors::error(&Error::Unauthorized("no user".into()), "");
             return self.refuse_request(channel, &message, session);
         };
+        match command::parse_run(data) {
+            Some(Ok(run)) => return self.start_run(channel, user, run, session),
+            Some(Err(r)) => return self.refuse_request(channel, &errors::refusal(&r), session),
+            None => {}
+        }
         let request = match command::parse(data) {
             Ok(r) => r,
             Err(r) => return self.refuse_request(channel, &errors::refusal(&r), session),
         };
+        if self
+            .channels
+            .get(&channel)
+            .is_some_and(|o| o.terminal.is_some())
+        {
+            return self.refuse_request(channel, &errors::no_pty(), session);
+        }
         let Some(opened) = self.channels.remove(&channel) else {
             return Ok(());
         };

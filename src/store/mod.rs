@@ -25,6 +25,8 @@ mod releases;
 mod cron;
 mod pushes;
 
+mod runs;
+
 /// Bump when the layout changes, and add a step to [`migrate`].
 pub const SCHEMA_VERSION: u64 = 1;
 
@@ -173,6 +175,7 @@ impl Store {
         releases::copy_tables(&rtx, &wtx)?;
         pushes::copy_tables(&rtx, &wtx)?;
         cron::copy_tables(&rtx, &wtx)?;
+        runs::copy_tables(&rtx, &wtx)?;
         wtx.commit().map_err(db_err)?;
         Ok(())
     }
@@ -222,6 +225,7 @@ fn migrate(w: &mut Writer) -> Result<()> {
     tx.open_table(sessions::SESSIONS_BY_USER).map_err(db_err)?;
     pushes::create_tables(tx)?;
     cron::create_tables(tx)?;
+    runs::create_tables(tx)?;
     let mut meta = tx.open_table(META).map_err(db_err)?;
     let current = meta
         .get("schema_version")

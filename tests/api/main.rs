@@ -15,5 +15,6 @@ mod instances;
 mod panel;
 mod quotas;
 mod router;
+mod runs;
 mod ssh;
 mod ssh_keys;
