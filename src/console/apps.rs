@@ -9,7 +9,7 @@ use super::render::render;
 use super::request::{Ctx, SignedForm};
 use super::views::{
     AppRows, BuildRow, ConfigVar, CronJobRow, CronRunRow, DomainForm, LiveBuild, LogView,
-    RegionOption, ReleaseRow, actions, date, region_options, trim_float,
+    RegionOption, ReleaseRow, RunRow, actions, date, region_options, trim_float,
 };
 use crate::domain::{BuildStatus, Error, Instance, InstanceStatus};
 use crate::services::Services;
@@ -195,6 +195,13 @@ pub(super) async fn app_page(ctx: &Ctx, ops: &Operations, name: &str) -> Result<
             })
             .collect(),
         cron_runs: cron_runs.items.iter().map(CronRunRow::new).collect(),
+        runs: s
+            .deployer
+            .runs_of(&app.name, recent(RUNS_SHOWN))?
+            .items
+            .iter()
+            .map(RunRow::new)
+            .collect(),
         max_replicas: crate::domain::MAX_REPLICAS,
         volumes: app
             .volumes
@@ -211,6 +218,7 @@ pub(super) async fn app_page(ctx: &Ctx, ops: &Operations, name: &str) -> Result<
 const RELEASES_SHOWN: u64 = 10;
 const BUILDS_SHOWN: u64 = 5;
 const CRON_RUNS_SHOWN: u64 = 10;
+const RUNS_SHOWN: u64 = 10;
 /// The app's recent output is read while the page renders; a slow Docker must not hold it up.
 const OUTPUT_WAIT: std::time::Duration = std::time::Duration::from_secs(5);
 

@@ -33,6 +33,7 @@ pub mod ops;
 mod pages;
 mod render;
 mod request;
+mod runs;
 mod views;
 mod volumes;
 
@@ -94,6 +95,8 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
                 "/apps/{name}/domains/remove",
                 web::post().to(domains::remove),
             )
+            .route("/apps/{name}/runs", web::get().to(runs::show))
+            .route("/apps/{name}/runs", web::post().to(runs::start))
             .route("/apps/{name}/formation", web::get().to(formation::show))
             .route("/apps/{name}/formation", web::post().to(formation::scale))
             .route("/apps/{name}/volumes", web::get().to(volumes::show))
@@ -209,7 +212,7 @@ async fn asset(file: web::Path<String>) -> HttpResponse {
 #[cfg(test)]
 mod tests {
     /// The order of the module doc, with each module's source.
-    const ORDER: [(&str, &str); 16] = [
+    const ORDER: [(&str, &str); 17] = [
         ("notice", include_str!("notice.rs")),
         ("views", include_str!("views.rs")),
         ("error", include_str!("error.rs")),
@@ -226,6 +229,7 @@ mod tests {
         ("keys", include_str!("keys.rs")),
         ("volumes", include_str!("volumes.rs")),
         ("formation", include_str!("formation.rs")),
+        ("runs", include_str!("runs.rs")),
     ];
 
     /// What a module's source reaches through `super::` or `crate::console::` (before its own

@@ -5,7 +5,7 @@ use super::notice::{Flash, Pending};
 use super::request::{Ctx, Visitor};
 use super::views::{
     Actions, ApiKeyRow, AppRow, BuildRow, ConfigVar, CronJobRow, CronRunRow, DomainForm, LiveBuild,
-    LogView, NodeRow, RegionOption, RegionRow, ReleaseRow, SshKeyRow, UserRow,
+    LogView, NodeRow, RegionOption, RegionRow, ReleaseRow, RunRow, SshKeyRow, UserRow,
 };
 use askama::Template;
 use std::collections::HashMap;
@@ -166,6 +166,8 @@ pub struct AppPage {
     pub domain_form: DomainForm,
     /// The app's volumes: name and mount path.
     pub volumes: Vec<(String, String)>,
+    /// Its latest one-off runs.
+    pub runs: Vec<RunRow>,
     /// Its scheduled jobs (`app.json`) and their latest runs.
     pub cron_jobs: Vec<CronJobRow>,
     pub cron_runs: Vec<CronRunRow>,

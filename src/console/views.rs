@@ -209,6 +209,38 @@ pub struct RegionRow {
     pub apps: u64,
 }
 
+/// A one-off run of the app, for its Runs card.
+pub struct RunRow {
+    pub id: u64,
+    pub command: String,
+    pub status: &'static str,
+    pub exit_code: String,
+    pub user: String,
+    pub when: String,
+    pub when_title: String,
+    pub output: String,
+}
+
+impl RunRow {
+    pub fn new(r: &crate::domain::RunRecord) -> RunRow {
+        RunRow {
+            id: r.id,
+            // Quoted as it would be typed, so `sh -c 'a; b'` reads as one argument.
+            command: shlex::try_join(r.command.iter().map(String::as_str))
+                .unwrap_or_else(|_| r.command.join(" ")),
+            status: r.status.as_str(),
+            exit_code: r.exit_code.map(|c| c.to_string()).unwrap_or_default(),
+            user: r.user.clone(),
+            when: ago(r.started_at),
+            when_title: datetime(r.started_at),
+            output: match &r.error {
+                Some(e) => format!("{}\n({e})", r.output),
+                None => r.output.clone(),
+            },
+        }
+    }
+}
+
 /// A scheduled job of the app, for its Scheduled jobs card.
 pub struct CronJobRow {
     pub command: String,

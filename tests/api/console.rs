@@ -832,6 +832,27 @@ async fn a_git_push_shows_live_then_config_stop_start_rollback_and_delete_work_w
     assert!(shown, "the cron run shows: {}", b.text("#cron").await);
     b.shot_of("#cron", "38h-cron").await;
 
+    // A one-off run from the Runs card: it starts detached, and its outcome and output show.
+    b.fill(
+        "#run-command",
+        "/bin/busybox sh -c 'echo from-console; exit 5'",
+    )
+    .await;
+    b.find("#run-start").await.click().await.unwrap();
+    b.wait_text(".flash", "Started run", 30).await;
+    let mut done = false;
+    for _ in 0..60 {
+        b.goto(&app.url(&page)).await;
+        if b.text("#run-list").await.contains("failed (exit 5)") {
+            done = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    assert!(done, "the run shows: {}", b.text("#runs").await);
+    assert!(b.source().await.contains("from-console"));
+    b.shot_of("#runs", "38i-runs").await;
+
     b.client.set_window_size(390, 844).await.unwrap();
     b.goto(&app.url(&page)).await;
     b.find("#releases").await;
