@@ -10,7 +10,7 @@
 //! Logging follows `SCALEFOG_LOG` (default `warn`: no access log lines, like `access_log off`).
 
 use scalefog::config::Config;
-use scalefog::routing::{Backends, Target};
+use scalefog::routing::{Backends, Balance, Target};
 use scalefog::startup::{Application, shutdown_signal};
 
 #[tokio::main]
@@ -32,7 +32,14 @@ async fn main() -> anyhow::Result<()> {
         .split(',')
         .map(str::parse)
         .collect::<Result<Vec<_>, _>>()?;
-    let backends = Backends::new(addrs).ok_or_else(|| anyhow::anyhow!("no upstream given"))?;
+    // `SCALEFOG_BALANCE=rr` for round robin instead of the default (least connections), for
+    // comparing the two (bench/balance.sh).
+    let balance = match std::env::var("SCALEFOG_BALANCE").as_deref() {
+        Ok("rr") => Balance::RoundRobin,
+        _ => Balance::LeastConnections,
+    };
+    let backends = Backends::with_balance(addrs, balance)
+        .ok_or_else(|| anyhow::anyhow!("no upstream given"))?;
     let application = Application::build(config).await?;
     application
         .services()

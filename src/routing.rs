@@ -23,13 +23,27 @@ pub enum Target {
     Unavailable(String),
 }
 
-/// The addresses of an app's `web` replicas, and whose turn it is. Balancing is round robin
-/// over client connections: a connection keeps its upstream replica while that replica stays
-/// in the set (see `router::upstream`), so a keep-alive client costs no reconnects.
+/// How a new upstream connection chooses among an app's replicas.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Balance {
+    /// The replica holding the fewest of the router's upstream connections, ties taken in
+    /// turn: a replica slow to answer gets fewer new connections (see `bench/balance.sh`).
+    #[default]
+    LeastConnections,
+    /// Each replica in turn.
+    RoundRobin,
+}
+
+/// The addresses of an app's `web` replicas, how many upstream connections each holds, and
+/// whose turn it is. Balancing is per client connection: a connection keeps its upstream
+/// replica while that replica stays in the set (see `router::upstream`), so a keep-alive
+/// client costs no reconnects.
 #[derive(Debug, Clone)]
 pub struct Backends {
     addrs: Arc<[SocketAddr]>,
+    active: Arc<[AtomicU64]>,
     turn: Arc<std::sync::atomic::AtomicUsize>,
+    balance: Balance,
 }
 
 impl PartialEq for Backends {
@@ -52,20 +66,36 @@ impl std::fmt::Display for Backends {
     }
 }
 
+/// One upstream connection's place at a replica: counted while it lives.
+#[derive(Debug)]
+pub struct Lease {
+    active: Arc<[AtomicU64]>,
+    index: usize,
+}
+
+impl Drop for Lease {
+    fn drop(&mut self) {
+        self.active[self.index].fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
 impl Backends {
     /// The set, never empty: `None` for no addresses.
     pub fn new(addrs: Vec<SocketAddr>) -> Option<Backends> {
+        Self::with_balance(addrs, Balance::default())
+    }
+
+    pub fn with_balance(addrs: Vec<SocketAddr>, balance: Balance) -> Option<Backends> {
         (!addrs.is_empty()).then(|| Backends {
+            active: addrs.iter().map(|_| AtomicU64::new(0)).collect(),
             addrs: addrs.into(),
             turn: Arc::default(),
+            balance,
         })
     }
 
     pub fn one(addr: SocketAddr) -> Backends {
-        Backends {
-            addrs: Arc::new([addr]),
-            turn: Arc::default(),
-        }
+        Self::with_balance(vec![addr], Balance::default()).expect("one address")
     }
 
     pub fn addrs(&self) -> &[SocketAddr] {
@@ -81,13 +111,38 @@ impl Backends {
         self.addrs.contains(&addr)
     }
 
-    /// The next address in turn.
-    pub fn pick(&self) -> SocketAddr {
-        if self.addrs.len() == 1 {
-            return self.addrs[0];
-        }
-        let i = self.turn.fetch_add(1, Ordering::Relaxed);
-        self.addrs[i % self.addrs.len()]
+    /// The replica a new upstream connection goes to, and its place there.
+    pub fn pick(&self) -> (SocketAddr, Lease) {
+        self.pick_excluding(&[])
+            .expect("a set is never empty and nothing is excluded")
+    }
+
+    /// As [`Backends::pick`], among the replicas not in `tried` (which refused); `None` when
+    /// none is left.
+    pub fn pick_excluding(&self, tried: &[SocketAddr]) -> Option<(SocketAddr, Lease)> {
+        let n = self.addrs.len();
+        let start = if n == 1 {
+            0
+        } else {
+            self.turn.fetch_add(1, Ordering::Relaxed) % n
+        };
+        let mut candidates = (0..n)
+            .map(|k| (start + k) % n)
+            .filter(|&i| !tried.contains(&self.addrs[i]));
+        let index = match self.balance {
+            Balance::RoundRobin => candidates.next()?,
+            Balance::LeastConnections => {
+                candidates.min_by_key(|&i| self.active[i].load(Ordering::Relaxed))?
+            }
+        };
+        self.active[index].fetch_add(1, Ordering::Relaxed);
+        Some((
+            self.addrs[index],
+            Lease {
+                active: self.active.clone(),
+                index,
+            },
+        ))
     }
 }
 
@@ -233,9 +288,15 @@ impl RouteTable {
         &self.counts
     }
 
-    /// Sets where an app's requests go.
+    /// Sets where an app's requests go. The same replicas as before keep their connection
+    /// counts and turn.
     pub fn set_app(&self, app: &str, target: Target) {
         self.update(|t| {
+            if let (Some(old), Target::Serving(new)) = (t.apps.get(app), &target)
+                && old.target == Target::Serving(new.clone())
+            {
+                return;
+            }
             t.apps.insert(app.to_string(), self.route(app, target));
         });
     }
@@ -419,9 +480,21 @@ mod tests {
     fn backends_take_turns() {
         let a: SocketAddr = "127.0.0.1:1".parse().unwrap();
         let b: SocketAddr = "127.0.0.1:2".parse().unwrap();
-        let set = Backends::new(vec![a, b]).unwrap();
-        let picks: Vec<_> = (0..4).map(|_| set.pick()).collect();
+        let rr = Backends::with_balance(vec![a, b], Balance::RoundRobin).unwrap();
+        let picks: Vec<_> = (0..4).map(|_| rr.pick().0).collect();
         assert_eq!(picks, [a, b, a, b]);
+        // Least connections: a replica holding connections is passed over, even in its turn.
+        let lc = Backends::new(vec![a, b]).unwrap();
+        let (first, _held) = lc.pick();
+        assert_eq!(first, a);
+        let (second, lease) = lc.pick();
+        assert_eq!(second, b);
+        drop(lease);
+        assert_eq!(
+            lc.pick().0,
+            b,
+            "a's turn, but a holds a connection and b none"
+        );
         assert!(Backends::new(vec![]).is_none());
         assert_eq!(
             Target::serving_or(vec![], "stopped"),

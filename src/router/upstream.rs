@@ -17,7 +17,7 @@
 
 use super::proxy::RequestBody;
 use crate::locks;
-use crate::routing::Backends;
+use crate::routing::{Backends, Lease};
 use hyper::body::Incoming;
 use hyper::client::conn::http1::{Connection, SendRequest};
 use hyper::{Request, Response};
@@ -86,7 +86,7 @@ pub(super) struct Slot {
 struct Inner {
     /// Where the current connection goes and its sender; `None` while a request is being
     /// handed to it, or when there is no connection.
-    sender: Option<(SocketAddr, SendRequest<RequestBody>)>,
+    sender: Option<(SocketAddr, SendRequest<RequestBody>, Lease)>,
     driver: Option<Driver>,
 }
 
@@ -137,7 +137,7 @@ impl Slot {
         let kept = {
             let mut inner = self.lock();
             match inner.sender.take() {
-                Some((a, s)) if backends.contains(a) => Some((a, s)),
+                Some((a, s, l)) if backends.contains(a) => Some((a, s, l)),
                 // Another address (a new release): the old connection is done with, since
                 // its client connection sends one request at a time.
                 _ => {
@@ -146,7 +146,7 @@ impl Slot {
                 }
             }
         };
-        if let Some((addr, mut sender)) = kept {
+        if let Some((addr, mut sender, lease)) = kept {
             // Ready at once in the common case; else the driver (polled by this same task)
             // is finishing the previous response, or the connection has closed. The rare
             // paths (this wait, connecting) are boxed: every request's future is moved into
@@ -164,7 +164,7 @@ impl Slot {
                     None
                 };
                 let response = sender.try_send_request(req);
-                self.lock().sender = Some((addr, sender));
+                self.lock().sender = Some((addr, sender, lease));
                 match response.await {
                     Ok(r) => return Ok(r),
                     Err(mut e) => match (e.take_message(), again) {
@@ -182,23 +182,31 @@ impl Slot {
             }
         }
         let replicas = backends.addrs().len();
-        let mut tries = 0;
+        let mut tried: Vec<SocketAddr> = Vec::new();
         loop {
-            tries += 1;
-            let addr = backends.pick();
+            let Some((addr, lease)) = backends.pick_excluding(&tried) else {
+                return Err(UpstreamError::Connect(std::io::Error::other(
+                    "every replica refused",
+                )));
+            };
+            tried.push(addr);
             let (mut sender, driver) = match Box::pin(connect(addr, connect_timeout)).await {
                 Ok(c) => c,
-                Err(e) if tries < replicas => {
+                Err(e) if tried.len() < replicas => {
                     tracing::debug!(%addr, error = %e, "replica refused; trying the next");
                     continue;
                 }
                 Err(e) => return Err(e),
             };
-            let again = if tries < replicas { replay(&req) } else { None };
+            let again = if tried.len() < replicas {
+                replay(&req)
+            } else {
+                None
+            };
             let response = sender.send_request(req);
             {
                 let mut inner = self.lock();
-                inner.sender = Some((addr, sender));
+                inner.sender = Some((addr, sender, lease));
                 inner.driver = Some(Box::pin(driver));
             }
             self.new.store(true, Relaxed);
@@ -260,12 +268,14 @@ async fn connect(
 /// Sends an `Upgrade` request over a connection of its own, driven by its own task so that it
 /// can hand its socket over after `101 Switching Protocols`.
 pub(super) async fn send_upgrade(
-    addr: SocketAddr,
+    (addr, lease): (SocketAddr, Lease),
     req: Request<RequestBody>,
     connect_timeout: Duration,
 ) -> Result<Response<Incoming>, UpstreamError> {
     let (mut sender, driver) = connect(addr, connect_timeout).await?;
     tokio::spawn(async move {
+        // Counted at its replica for as long as the upgraded connection lasts.
+        let _lease = lease;
         if let Err(e) = driver.with_upgrades().await {
             tracing::debug!(error = %chain(&e), "upgraded upstream connection ended");
         }
