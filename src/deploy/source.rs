@@ -41,19 +41,45 @@ pub const BUILD_DOCKERFILE: &str = ".scalefog.Dockerfile";
 /// argument to 128 KiB); their labels are given to Docker as build options instead.
 const MAX_INLINE_DOCKERFILE: usize = 64 * 1024;
 
+/// The file at `path` in commit `sha`; `None` when the commit has none.
+async fn read_file(
+    repo_dir: &Path,
+    git_env: &[(String, String)],
+    sha: &str,
+    path: &str,
+) -> Result<Option<Vec<u8>>> {
+    let out = git(repo_dir, git_env)
+        .args(["cat-file", "blob", &format!("{sha}:{path}")])
+        .output()
+        .await
+        .map_err(|e| Error::internal(format!("cannot run git: {e}")))?;
+    Ok(out.status.success().then_some(out.stdout))
+}
+
+/// The file at `path` in commit `sha` as text; `None` when the commit has none.
+async fn read_text(
+    repo_dir: &Path,
+    git_env: &[(String, String)],
+    sha: &str,
+    path: &str,
+) -> Result<Option<String>> {
+    read_file(repo_dir, git_env, sha, path)
+        .await?
+        .map(|bytes| {
+            String::from_utf8(bytes)
+                .map_err(|_| Error::DeployFailed(format!("{path} is not UTF-8 text")))
+        })
+        .transpose()
+}
+
 /// The commit's root `Dockerfile`, or a clear error saying what is expected.
 pub async fn read_dockerfile(
     repo_dir: &Path,
     git_env: &[(String, String)],
     sha: &str,
 ) -> Result<Vec<u8>> {
-    let out = git(repo_dir, git_env)
-        .args(["cat-file", "blob", &format!("{sha}:Dockerfile")])
-        .output()
-        .await
-        .map_err(|e| Error::internal(format!("cannot run git: {e}")))?;
-    if out.status.success() {
-        return Ok(out.stdout);
+    if let Some(dockerfile) = read_file(repo_dir, git_env, sha, "Dockerfile").await? {
+        return Ok(dockerfile);
     }
     Err(Error::DeployFailed(format!(
         "no Dockerfile at the root of commit {}.\n\
@@ -72,17 +98,10 @@ pub async fn read_procfile(
     git_env: &[(String, String)],
     sha: &str,
 ) -> Result<Procfile> {
-    let out = git(repo_dir, git_env)
-        .args(["cat-file", "blob", &format!("{sha}:Procfile")])
-        .output()
-        .await
-        .map_err(|e| Error::internal(format!("cannot run git: {e}")))?;
-    if !out.status.success() {
-        return Ok(Procfile::default());
+    match read_text(repo_dir, git_env, sha, "Procfile").await? {
+        Some(text) => Procfile::parse(&text),
+        None => Ok(Procfile::default()),
     }
-    let text = String::from_utf8(out.stdout)
-        .map_err(|_| Error::DeployFailed("the Procfile is not UTF-8 text".into()))?;
-    Procfile::parse(&text)
 }
 
 /// The cron jobs of the commit's root `app.json`; none without one. One that does not parse
@@ -92,17 +111,10 @@ pub async fn read_cron_jobs(
     git_env: &[(String, String)],
     sha: &str,
 ) -> Result<Vec<CronJob>> {
-    let out = git(repo_dir, git_env)
-        .args(["cat-file", "blob", &format!("{sha}:app.json")])
-        .output()
-        .await
-        .map_err(|e| Error::internal(format!("cannot run git: {e}")))?;
-    if !out.status.success() {
-        return Ok(Vec::new());
+    match read_text(repo_dir, git_env, sha, "app.json").await? {
+        Some(text) => crate::domain::parse_app_json(&text),
+        None => Ok(Vec::new()),
     }
-    let text = String::from_utf8(out.stdout)
-        .map_err(|_| Error::DeployFailed("app.json is not UTF-8 text".into()))?;
-    crate::domain::parse_app_json(&text)
 }
 
 /// The app's Dockerfile with `labels` appended as one `LABEL` line (sorted, so the text is stable),
