@@ -202,7 +202,8 @@ impl Deployer {
             // A one-off (a cron job, a release command) belongs to no deployment; it is
             // removed by whoever started it, or here once it has ended. So is a run while
             // its record says it runs.
-            let one_off = p.running()
+            // (Created and not started yet counts as alive: its starter is about to start it.)
+            let one_off = !matches!(p.state, ProcessState::Exited { .. })
                 && p.process.as_deref().is_some_and(|label| {
                     label.starts_with("cron.") || label.starts_with("release.")
                 });
