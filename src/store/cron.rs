@@ -82,21 +82,6 @@ impl Writer {
 
     /// Removes every cron run of an app.
     pub fn delete_cron_runs(&mut self, app: &str) -> Result<()> {
-        let ids: Vec<u64> = {
-            let t = self.rw(CRON_RUNS_BY_APP)?;
-            t.range((app, 0)..=(app, u64::MAX))
-                .map_err(db_err)?
-                .map(|r| r.map(|(k, _)| k.value().1))
-                .collect::<std::result::Result<_, _>>()
-                .map_err(db_err)?
-        };
-        for id in ids {
-            self.rw(CRON_RUNS_BY_APP)?
-                .remove((app, id))
-                .map_err(db_err)?;
-            self.rw(CRON_RUNS)?.remove(id).map_err(db_err)?;
-            self.rw(RUNNING_CRON_RUNS)?.remove(id).map_err(db_err)?;
-        }
-        Ok(())
+        self.delete_records_of(app, CRON_RUNS, CRON_RUNS_BY_APP, RUNNING_CRON_RUNS)
     }
 }

@@ -472,6 +472,34 @@ impl Writer {
         self.tx.open_table(def).map_err(db_err)
     }
 
+    /// Removes every record of `app` from a table of records by id, its per-app index and its
+    /// index of records still running: the shape pushes, runs and cron runs share.
+    fn delete_records_of(
+        &mut self,
+        app: &str,
+        records: TableDefinition<u64, &[u8]>,
+        by_app: TableDefinition<(&str, u64), ()>,
+        running: TableDefinition<u64, ()>,
+    ) -> Result<()> {
+        let ids: Vec<u64> = {
+            let idx = self.rw(by_app)?;
+            idx.range((app, 0)..=(app, u64::MAX))
+                .map_err(db_err)?
+                .map(|r| r.map(|(k, _)| k.value().1))
+                .collect::<std::result::Result<_, _>>()
+                .map_err(db_err)?
+        };
+        let mut t = self.rw(records)?;
+        let mut idx = self.rw(by_app)?;
+        let mut running = self.rw(running)?;
+        for id in ids {
+            t.remove(id).map_err(db_err)?;
+            idx.remove((app, id)).map_err(db_err)?;
+            running.remove(id).map_err(db_err)?;
+        }
+        Ok(())
+    }
+
     /// The next id of a sequence (`user`, `ssh_key`, ...), starting at 1.
     pub fn next_id(&mut self, seq: &str) -> Result<u64> {
         let key = format!("seq:{seq}");

@@ -116,23 +116,7 @@ impl Writer {
 
     /// Forgets every run of an app (the app is being deleted).
     pub fn delete_runs_of(&mut self, app: &str) -> Result<()> {
-        let ids: Vec<u64> = {
-            let idx = self.rw(RUNS_BY_APP)?;
-            idx.range((app, 0)..=(app, u64::MAX))
-                .map_err(db_err)?
-                .map(|r| r.map(|(k, _)| k.value().1))
-                .collect::<std::result::Result<_, _>>()
-                .map_err(db_err)?
-        };
-        let mut t = self.rw(RUNS)?;
-        let mut idx = self.rw(RUNS_BY_APP)?;
-        let mut running = self.rw(RUNNING_RUNS)?;
-        for id in ids {
-            t.remove(id).map_err(db_err)?;
-            idx.remove((app, id)).map_err(db_err)?;
-            running.remove(id).map_err(db_err)?;
-        }
-        Ok(())
+        self.delete_records_of(app, RUNS, RUNS_BY_APP, RUNNING_RUNS)
     }
 }
 
