@@ -655,6 +655,11 @@ impl Config {
         self.data_dir.join("jwt.secret")
     }
 
+    /// The key that seals secrets at rest (see `seal`).
+    pub fn secrets_key_path(&self) -> PathBuf {
+        self.data_dir.join("secrets.key")
+    }
+
     /// A path setting relative to the data dir, made absolute.
     pub fn in_data_dir(&self, p: impl AsRef<Path>) -> PathBuf {
         absolute(&self.data_dir, p.as_ref())

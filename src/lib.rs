@@ -4,6 +4,8 @@
 //!
 //! - `domain`   — parsed names, settings and stored records, the one [`domain::Error`]. No I/O.
 //! - `locks`, `fsutil` — taking std locks whatever their poisoning; private files and dirs.
+//! - `seal`     — encrypting secrets at rest (config vars, registry credentials) under the
+//!   data dir's key.
 //! - `store`    — the redb file; typed reads and single-transaction writes.
 //! - `docker`   — the Docker Engine interface (bollard), one per node: images, containers, builds.
 //! - `runtime`  — running an app: start a release's processes, their state and endpoints, stop
@@ -52,6 +54,7 @@ pub mod push;
 pub mod router;
 pub mod routing;
 pub mod runtime;
+pub mod seal;
 pub mod services;
 pub mod ssh;
 pub mod startup;

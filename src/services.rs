@@ -11,6 +11,7 @@ use crate::git::Git;
 use crate::nodes::Nodes;
 use crate::push::PushHandlers;
 use crate::routing::{RouteSync, RouteTable};
+use crate::seal::Sealer;
 use crate::store::{Slice, Store};
 
 pub struct Services {
@@ -31,6 +32,8 @@ pub struct Services {
     pub push_handler: PushHandlers,
     /// The SSH server's host key (public half), for the API and console.
     pub ssh_host_key: ParsedKey,
+    /// Seals secrets kept in the store (config vars, registry credentials).
+    pub sealer: Sealer,
 }
 
 impl Services {
@@ -40,6 +43,7 @@ impl Services {
         let nodes = Nodes::new(store.clone());
         nodes.ensure_local(&config.region_name, &config.docker_host)?;
         let jwt = JwtKeys::load_or_create(&config.jwt_secret_path())?;
+        let sealer = Sealer::load_or_create(&config.secrets_key_path())?;
         let accounts = Accounts::new(store.clone(), config.registration, jwt)?;
         let apps = Apps::new(store.clone(), links, config.limits);
         let engine = Engine::new(&config.docker_host);
@@ -89,6 +93,7 @@ impl Services {
             git,
             push_handler,
             ssh_host_key,
+            sealer,
         })
     }
 
