@@ -77,7 +77,7 @@ impl Sealer {
         let sealed = self
             .cipher
             .encrypt(
-                XNonce::from_slice(&nonce),
+                &XNonce::from(nonce),
                 Payload {
                     msg: plain.as_bytes(),
                     aad: context.as_bytes(),
@@ -100,10 +100,11 @@ impl Sealer {
             .filter(|raw| raw.len() >= NONCE_LEN)
             .ok_or_else(broken)?;
         let (nonce, body) = raw.split_at(NONCE_LEN);
+        let nonce: [u8; NONCE_LEN] = nonce.try_into().map_err(|_| broken())?;
         let plain = self
             .cipher
             .decrypt(
-                XNonce::from_slice(nonce),
+                &XNonce::from(nonce),
                 Payload {
                     msg: body,
                     aad: context.as_bytes(),
