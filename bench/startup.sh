@@ -33,7 +33,8 @@ start() {
     --ssh-listen "127.0.0.1:$SSH" --proxy-listen "127.0.0.1:$PROXY" >>"$work/server.log" 2>&1 &
   pid=$!
 }
-# Seconds from exec to the first /healthz 200, with a clock that starts before the exec.
+# Seconds from exec to the first /healthz 200, with a clock that starts before the exec, in
+# $took (not printed: a $(…) subshell would lose $pid).
 timed_start() {
   local t0 t1
   t0=$(date +%s%N); start
@@ -42,18 +43,18 @@ timed_start() {
     sleep 0.005
   done
   t1=$(date +%s%N)
-  echo "scale=3; ($t1 - $t0) / 1000000000" | bc
+  took=$(echo "scale=3; ($t1 - $t0) / 1000000000" | bc)
 }
 median() { printf '%s\n' "$@" | sort -n | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
 
 echo "binary: $BIN, $(du -h "$BIN" | cut -f1) ($(stat -c %s "$BIN") bytes)"
 times=()
 for _ in $(seq "$ROUNDS"); do
-  rm -rf "$work/data"; times+=("$(timed_start)"); stop
+  rm -rf "$work/data"; timed_start; times+=("$took"); stop
 done
 echo "start to /healthz, empty data dir: median $(median "${times[@]}") s (${times[*]})"
 
-timed_start >/dev/null
+timed_start
 curl -sf -d "username=bench&email=bench@example.com&password=bench-password" "$api/account/register" >/dev/null
 token=$(curl -sf -d "username=bench&password=bench-password" "$api/account/getToken" | sed 's/.*"token":"\([^"]*\)".*/\1/')
 ssh-keygen -q -t ed25519 -N '' -f "$work/key"
@@ -73,5 +74,5 @@ for i in $(seq "$APPS"); do
 done
 stop
 times=()
-for _ in $(seq "$ROUNDS"); do times+=("$(timed_start)"); sleep 1; stop; done
+for _ in $(seq "$ROUNDS"); do timed_start; times+=("$took"); sleep 1; stop; done
 echo "start to /healthz, $APPS deployed apps: median $(median "${times[@]}") s (${times[*]})"
