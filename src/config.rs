@@ -87,6 +87,15 @@ pub struct SettingsArgs {
         global = true
     )]
     pub registration: Option<String>,
+    /// Which images users other than admins may deploy: `catalog` (the admins' image catalog)
+    /// or `any` [default: catalog]
+    #[arg(
+        long,
+        env = "SCALEFOG_IMAGE_POLICY",
+        value_name = "catalog|any",
+        global = true
+    )]
+    pub image_policy: Option<String>,
     /// Name of region 1, the local node's region [default: Europe]
     #[arg(long, env = "SCALEFOG_REGION_NAME", value_name = "NAME", global = true)]
     pub region_name: Option<String>,
@@ -206,6 +215,7 @@ struct FileSettings {
     docker_host: Option<String>,
     public_ssh_host: Option<String>,
     registration: Option<String>,
+    image_policy: Option<String>,
     region_name: Option<String>,
     max_concurrent_deploys: Option<u64>,
     deploy_timeout: Option<u64>,
@@ -240,6 +250,8 @@ pub struct Config {
     pub docker_host: String,
     pub public_ssh_host: String,
     pub registration: Registration,
+    /// Which images non-admins may deploy.
+    pub image_policy: crate::domain::ImagePolicy,
     pub region_name: String,
     pub max_concurrent_deploys: usize,
     /// Seconds.
@@ -489,6 +501,14 @@ impl Config {
                 )));
             }
         };
+        let image_policy = {
+            let v = pick(&args.image_policy, &file.image_policy, "catalog");
+            crate::domain::ImagePolicy::parse(&v).ok_or_else(|| {
+                ConfigError(format!(
+                    "invalid image_policy '{v}': expected 'catalog' or 'any'"
+                ))
+            })?
+        };
         let region_name = pick(&args.region_name, &file.region_name, "Europe");
         let max_concurrent_deploys = parse_count(
             "max_concurrent_deploys",
@@ -600,6 +620,7 @@ impl Config {
             docker_host,
             public_ssh_host,
             registration,
+            image_policy,
             region_name,
             max_concurrent_deploys,
             deploy_timeout,
@@ -632,6 +653,7 @@ impl Config {
                 .unwrap_or_else(|_| "unix:///var/run/docker.sock".into()),
             public_ssh_host: "127.0.0.1".into(),
             registration: Registration::Open,
+            image_policy: Default::default(),
             region_name: "Europe".into(),
             max_concurrent_deploys: 4,
             deploy_timeout: 900,
@@ -751,6 +773,13 @@ mod tests {
         assert_eq!(c.http_listen.port(), 9999);
         assert_eq!(c.domain, "flag.example.com");
         assert_eq!(c.registration, Registration::Closed);
+        assert_eq!(c.image_policy, crate::domain::ImagePolicy::Catalog);
+        let c = Config::load(&SettingsArgs {
+            image_policy: Some("any".into()),
+            ..Default::default()
+        })
+        .unwrap();
+        assert_eq!(c.image_policy, crate::domain::ImagePolicy::Any);
     }
 
     #[test]
@@ -767,6 +796,12 @@ mod tests {
         })
         .unwrap_err();
         assert!(e.0.contains("registration"), "{e}");
+        let e = Config::load(&SettingsArgs {
+            image_policy: Some("everything".into()),
+            ..Default::default()
+        })
+        .unwrap_err();
+        assert!(e.0.contains("image_policy"), "{e}");
         let e = Config::load(&SettingsArgs {
             deploy_timeout: Some("soon".into()),
             ..Default::default()

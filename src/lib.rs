@@ -13,6 +13,7 @@
 //! - `accounts` — users, passwords, tokens, API keys, JWTs, SSH keys.
 //! - `apps`     — apps ("instances"): create, list, access checks, custom domains, delete.
 //! - `nodes`    — regions and nodes (Docker endpoints).
+//! - `images`   — the image catalog, the node's images, and who may deploy which image.
 //! - `push`     — a git push as the core sees it, and the handler that decides it.
 //! - `git`      — apps' bare repositories, running receive-pack/upload-pack for an authorized
 //!   user, the per-app push lock, the pre-receive callback (unix socket) that records pushes.
@@ -48,6 +49,7 @@ pub mod docker;
 pub mod domain;
 pub mod fsutil;
 pub mod git;
+pub mod images;
 pub mod locks;
 pub mod nodes;
 pub mod push;

@@ -8,6 +8,7 @@ use crate::docker::Engine;
 use crate::domain::sshkey::ParsedKey;
 use crate::domain::{Error, Result};
 use crate::git::Git;
+use crate::images::Images;
 use crate::nodes::Nodes;
 use crate::push::PushHandlers;
 use crate::routing::{RouteSync, RouteTable};
@@ -20,6 +21,8 @@ pub struct Services {
     pub accounts: Accounts,
     pub apps: Apps,
     pub nodes: Nodes,
+    /// The image catalog, the node's images, and who may deploy which.
+    pub images: Images,
     /// The local node's engine.
     pub engine: Engine,
     /// Host → upstream, written by the deploy engine, read by the router.
@@ -47,6 +50,11 @@ impl Services {
         let accounts = Accounts::new(store.clone(), config.registration, jwt)?;
         let apps = Apps::new(store.clone(), links, config.limits);
         let engine = Engine::new(&config.docker_host);
+        let images = Images::new(
+            store.clone(),
+            std::sync::Arc::new(engine.clone()),
+            config.image_policy,
+        );
         let push_handler = PushHandlers::default();
         let git = Git::new(
             &config.data_dir,
@@ -87,6 +95,7 @@ impl Services {
             accounts,
             apps,
             nodes,
+            images,
             engine,
             routes,
             deployer,

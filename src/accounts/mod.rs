@@ -3,12 +3,14 @@
 //! Secrets are never stored: passwords as argon2id hashes, tokens and API keys as SHA-256
 //! hashes. Hashing and verifying passwords is deliberately slow, so it runs off the async workers.
 
+mod chosen_id;
 mod hashing;
 mod limiter;
 mod password;
 mod secrets;
 mod sessions;
 
+pub use chosen_id::{ChosenId, MAX_CHOSEN_ID};
 pub use limiter::LoginLimiter;
 pub use secrets::{JwtKeys, generate_token, hash_token};
 pub use sessions::NewSession;
@@ -97,6 +99,23 @@ impl Accounts {
 
     /// Creates an account. The very first account is an admin whatever was asked.
     pub async fn register(&self, who: Registrar, new: NewUser<'_>) -> Result<User> {
+        self.register_with_id(who, new, None).await
+    }
+
+    /// [`Accounts::register`] with the id an admin client chose (see [`ChosenId`]): `409` when
+    /// that id, or that external id, is taken (an external id may not be anyone's username
+    /// either, so a lookup by name or id is never ambiguous).
+    pub async fn register_with_id(
+        &self,
+        who: Registrar,
+        new: NewUser<'_>,
+        chosen: Option<ChosenId>,
+    ) -> Result<User> {
+        if chosen.is_some() && who != Registrar::Admin {
+            return Err(Error::Forbidden(
+                "only an administrator may choose a user id".into(),
+            ));
+        }
         if who == Registrar::Public && self.inner.registration == Registration::Closed {
             return Err(Error::Forbidden(
                 "registration is closed on this server; ask an administrator for an account".into(),
@@ -130,15 +149,37 @@ impl Accounts {
                         "email '{email}' is already registered"
                     )));
                 }
+                if w.user_by_external_id(username.as_str())?.is_some() {
+                    return Err(Error::Conflict(format!(
+                        "username '{username}' is already taken"
+                    )));
+                }
+                let (id, external_id) = match chosen {
+                    None => (w.next_id("user")?, None),
+                    Some(ChosenId::Number(id)) => {
+                        if w.user(id)?.is_some() {
+                            return Err(Error::Conflict(format!("user id {id} is already taken")));
+                        }
+                        w.reserve_id("user", id)?;
+                        (id, None)
+                    }
+                    Some(ChosenId::External(x)) => {
+                        if w.user_by_external_id(&x)?.is_some() || w.user_by_name(&x)?.is_some() {
+                            return Err(Error::Conflict(format!("user id '{x}' is already taken")));
+                        }
+                        (w.next_id("user")?, Some(x))
+                    }
+                };
                 let first = w.user_count()? == 0;
                 let user = User {
-                    id: w.next_id("user")?,
+                    id,
                     username: username.into_string(),
                     email: email.into_string(),
                     password_hash: hash,
                     admin: first || want_admin,
                     created_at: domain::now(),
                     quota: Default::default(),
+                    external_id,
                 };
                 w.put_user(&user)?;
                 Ok(user)
@@ -272,7 +313,7 @@ impl Accounts {
     /// them at once.
     pub fn exchange(&self, credential: &str) -> Result<secrets::JwtPair> {
         let credential = credential.trim();
-        let bound = if credential.contains('.') {
+        let (bound, user) = if credential.contains('.') {
             let expired = || Error::Unauthorized("invalid or expired refresh token".into());
             let claims = self
                 .inner
@@ -280,20 +321,26 @@ impl Accounts {
                 .verify(credential, secrets::JwtUse::Refresh)
                 .map_err(|_| expired())?;
             let user = self.bound_user(&claims).ok_or_else(expired)?;
-            secrets::Bound {
+            let bound = secrets::Bound {
                 sub: user.id,
                 cred: claims.cred,
                 pwd: secrets::password_mark(&user.password_hash),
-            }
+            };
+            (bound, user)
         } else {
             let who = self.authenticate(credential)?;
-            secrets::Bound {
+            let bound = secrets::Bound {
                 sub: who.user.id,
                 cred: who.token_hash.unwrap_or_default(),
                 pwd: secrets::password_mark(&who.user.password_hash),
-            }
+            };
+            (bound, who.user)
         };
-        self.inner.jwt.issue(&bound)
+        let identity = secrets::Identity {
+            username: user.username,
+            email: user.email,
+        };
+        self.inner.jwt.issue(&bound, &identity)
     }
 
     /// The account a verified JWT speaks for, if the credential it came from still exists for
@@ -440,14 +487,17 @@ impl Accounts {
         self.inner.store.read(|r| r.users(slice))
     }
 
-    /// Finds a user by numeric id or username (admins only).
+    /// Finds a user by numeric id, username or external id (admins only).
     pub fn find_user(&self, who: &Principal, id_or_name: &str) -> Result<User> {
         require_admin(who)?;
         self.inner
             .store
             .read(|r| match id_or_name.parse::<u64>() {
                 Ok(id) => r.user(id),
-                Err(_) => r.user_by_name(id_or_name),
+                Err(_) => match r.user_by_name(id_or_name)? {
+                    Some(u) => Ok(Some(u)),
+                    None => r.user_by_external_id(id_or_name),
+                },
             })?
             .ok_or_else(|| Error::NotFound(format!("no user '{id_or_name}'")))
     }

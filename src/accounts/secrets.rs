@@ -65,13 +65,39 @@ pub struct Bound {
     pub pwd: String,
 }
 
+/// What the JWT exchange answers, in the shape of Civo's: the access and refresh JWTs, and an
+/// OpenID Connect ID token saying who the account is.
 #[derive(Debug, Serialize)]
 pub struct JwtPair {
     pub access_token: String,
     pub token_type: &'static str,
     pub expires_in: i64,
     pub refresh_token: String,
+    pub id_token: String,
     pub account_id: String,
+}
+
+/// Who an ID token describes.
+#[derive(Debug, Clone)]
+pub struct Identity {
+    pub username: String,
+    pub email: String,
+}
+
+/// The claims of an ID token (OpenID Connect Core §2). It is for the client to read, never a
+/// credential: its `use` is `id`, which no verification accepts.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct IdClaims {
+    pub iss: String,
+    /// The account id, as a string (OIDC's `sub` is one).
+    pub sub: String,
+    pub aud: String,
+    pub exp: i64,
+    pub iat: i64,
+    #[serde(rename = "use")]
+    pub use_: String,
+    pub preferred_username: String,
+    pub email: String,
 }
 
 /// The HS256 secret, generated once into the data dir.
@@ -126,14 +152,32 @@ impl JwtKeys {
             .map_err(Error::internal)
     }
 
-    pub fn issue(&self, bound: &Bound) -> Result<JwtPair> {
+    pub fn issue(&self, bound: &Bound, who: &Identity) -> Result<JwtPair> {
         Ok(JwtPair {
             access_token: self.sign(bound, JwtUse::Access, ACCESS_TTL_SECS)?,
             token_type: "Bearer",
             expires_in: ACCESS_TTL_SECS,
             refresh_token: self.sign(bound, JwtUse::Refresh, REFRESH_TTL_SECS)?,
+            id_token: self.sign_id(bound.sub, who)?,
             account_id: bound.sub.to_string(),
         })
+    }
+
+    /// An ID token for the account, valid as long as the access token.
+    fn sign_id(&self, sub: UserId, who: &Identity) -> Result<String> {
+        let now = crate::domain::now();
+        let claims = IdClaims {
+            iss: ISSUER.into(),
+            sub: sub.to_string(),
+            aud: ISSUER.into(),
+            exp: now + ACCESS_TTL_SECS,
+            iat: now,
+            use_: "id".into(),
+            preferred_username: who.username.clone(),
+            email: who.email.clone(),
+        };
+        jsonwebtoken::encode(&Header::new(Algorithm::HS256), &claims, &self.enc)
+            .map_err(Error::internal)
     }
 
     /// Checks signature (constant time), expiry, issuer and intended use.
@@ -181,13 +225,33 @@ mod tests {
             cred: hash_token("t"),
             pwd: password_mark("h"),
         };
-        let pair = keys.issue(&bound).unwrap();
+        let who = Identity {
+            username: "alice".into(),
+            email: "a@x.io".into(),
+        };
+        let pair = keys.issue(&bound, &who).unwrap();
         assert_eq!(
             keys.verify(&pair.access_token, JwtUse::Access).unwrap().sub,
             42
         );
         assert!(keys.verify(&pair.refresh_token, JwtUse::Access).is_err());
         assert!(keys.verify(&pair.refresh_token, JwtUse::Refresh).is_ok());
+        // The ID token tells who the account is and is no credential.
+        assert!(keys.verify(&pair.id_token, JwtUse::Access).is_err());
+        assert!(keys.verify(&pair.id_token, JwtUse::Refresh).is_err());
+        let mut v = Validation::new(Algorithm::HS256);
+        v.set_audience(&[ISSUER]);
+        let id = jsonwebtoken::decode::<IdClaims>(&pair.id_token, &keys.dec, &v)
+            .unwrap()
+            .claims;
+        assert_eq!(
+            (
+                id.sub.as_str(),
+                id.preferred_username.as_str(),
+                id.email.as_str()
+            ),
+            ("42", "alice", "a@x.io")
+        );
         let other = JwtKeys::from_secret(&[8u8; 32]);
         assert!(other.verify(&pair.access_token, JwtUse::Access).is_err());
     }

@@ -1,6 +1,7 @@
 //! The admin "panel" API (`/api/...`): users (`/api/users`, `/api/getUser`, `/api/users/create`),
 //! instances (`/api/instances`, `/api/getInstance`, `/api/getUserInstance`,
-//! `/api/instance/delete`) and nodes (`/api/nodes`, `/api/nodes/create`, `/api/nodes/delete`),
+//! `/api/instance/delete`) and nodes (`/api/nodes`, `/api/nodes/create`, `/api/nodes/delete`);
+//! `/api/images` is in `api::images`. Users carry the panel's `userId` beside Scalefog's fields,
 //! with the bodies and status codes of the panel it was designed from, authenticated by an
 //! admin's key in `x-api-key` (the other credential headers work too). Its quirks are the reference's: lookups answer `201`,
 //! and a missing record is a `400`, not a `404`.
@@ -9,11 +10,13 @@ use super::error::{ApiError, ApiResult};
 use super::extract::{Auth, Params};
 use super::v1::new_node;
 use super::views::{InstanceRenderer, NodeView, UserView};
-use crate::accounts::{NewUser, Principal, Registrar, require_admin};
+use crate::accounts::{ChosenId, NewUser, Principal, Registrar, require_admin};
 use crate::domain::Error;
+use crate::domain::User;
 use crate::services::Services;
 use crate::store::Slice;
 use actix_web::{HttpResponse, web};
+use serde::Serialize;
 use serde_json::json;
 
 pub fn routes(cfg: &mut web::ServiceConfig) {
@@ -44,13 +47,32 @@ fn admin(who: &Principal) -> ApiResult<()> {
     require_admin(who).map_err(ApiError)
 }
 
+/// A user as the panel shows one: Scalefog's fields and the panel's `userId` (the id the panel
+/// chose at creation, else Scalefog's id), which `/api/getUserInstance` takes.
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct PanelUserView {
+    #[serde(flatten)]
+    pub user: UserView,
+    #[serde(rename = "userId")]
+    pub user_id: String,
+}
+
+impl From<&User> for PanelUserView {
+    fn from(u: &User) -> Self {
+        PanelUserView {
+            user: UserView::from(u),
+            user_id: u.external_id.clone().unwrap_or_else(|| u.id.to_string()),
+        }
+    }
+}
+
 async fn users(s: web::Data<Services>, Auth(who): Auth) -> ApiResult<HttpResponse> {
-    let users: Vec<UserView> = s
+    let users: Vec<PanelUserView> = s
         .accounts
         .users(&who, Slice::ALL)?
         .items
         .iter()
-        .map(UserView::from)
+        .map(PanelUserView::from)
         .collect();
     Ok(HttpResponse::Ok().json(users))
 }
@@ -67,7 +89,7 @@ async fn get_user(s: web::Data<Services>, Auth(who): Auth, p: Params) -> ApiResu
         Error::NotFound(m) => ApiError(Error::invalid("value", m)),
         other => ApiError(other),
     })?;
-    Ok(HttpResponse::Created().json(UserView::from(&user)))
+    Ok(HttpResponse::Created().json(PanelUserView::from(&user)))
 }
 
 async fn create_user(
@@ -76,14 +98,9 @@ async fn create_user(
     p: Params,
 ) -> ApiResult<HttpResponse> {
     admin(&who)?;
-    if p.get("userId").is_some_and(|v| !v.trim().is_empty()) {
-        return Err(
-            Error::invalid("userId", "userId is assigned by the server; leave it out").into(),
-        );
-    }
     let user = s
         .accounts
-        .register(
+        .register_with_id(
             Registrar::Admin,
             NewUser {
                 username: p.require("username")?,
@@ -91,9 +108,10 @@ async fn create_user(
                 password: p.require("password")?,
                 admin: p.flag("admin"),
             },
+            ChosenId::parse(p.get("userId"))?,
         )
         .await?;
-    Ok(HttpResponse::Created().json(UserView::from(&user)))
+    Ok(HttpResponse::Created().json(PanelUserView::from(&user)))
 }
 
 async fn instances(s: web::Data<Services>, Auth(who): Auth) -> ApiResult<HttpResponse> {

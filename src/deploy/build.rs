@@ -463,6 +463,7 @@ mod tests {
                 admin: false,
                 created_at: 0,
                 quota: Default::default(),
+                external_id: None,
             },
             updates: branches
                 .iter()

@@ -19,6 +19,10 @@ pub struct User {
     /// Limits set for this user by an admin, over the installation's defaults.
     #[serde(default)]
     pub quota: super::UserQuota,
+    /// The id an admin client chose for the account (the panel's `userId`) when it is not a
+    /// number; a numeric choice is the account's `id` itself. Unique, and never a username.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub external_id: Option<String>,
 }
 
 /// What a stored token hash stands for.

@@ -23,6 +23,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 mod releases;
 
 mod cron;
+mod images;
 mod pushes;
 
 mod runs;
@@ -34,6 +35,9 @@ const META: TableDefinition<&str, u64> = TableDefinition::new("meta");
 const USERS: TableDefinition<u64, &[u8]> = TableDefinition::new("users");
 const USERS_BY_NAME: TableDefinition<&str, u64> = TableDefinition::new("users_by_name");
 const USERS_BY_EMAIL: TableDefinition<&str, u64> = TableDefinition::new("users_by_email");
+/// A user's [`User::external_id`] → id.
+const USERS_BY_EXTERNAL_ID: TableDefinition<&str, u64> =
+    TableDefinition::new("users_by_external_id");
 const TOKENS: TableDefinition<&str, &[u8]> = TableDefinition::new("tokens");
 const TOKENS_BY_USER: TableDefinition<(u64, &str), ()> = TableDefinition::new("tokens_by_user");
 const API_KEYS: TableDefinition<u64, &[u8]> = TableDefinition::new("api_keys");
@@ -161,6 +165,7 @@ impl Store {
         copy_table(&rtx, &wtx, USERS)?;
         copy_table(&rtx, &wtx, USERS_BY_NAME)?;
         copy_table(&rtx, &wtx, USERS_BY_EMAIL)?;
+        copy_table(&rtx, &wtx, USERS_BY_EXTERNAL_ID)?;
         copy_table(&rtx, &wtx, TOKENS)?;
         copy_table(&rtx, &wtx, TOKENS_BY_USER)?;
         copy_table(&rtx, &wtx, API_KEYS)?;
@@ -176,6 +181,7 @@ impl Store {
         pushes::copy_tables(&rtx, &wtx)?;
         cron::copy_tables(&rtx, &wtx)?;
         runs::copy_tables(&rtx, &wtx)?;
+        images::copy_tables(&rtx, &wtx)?;
         wtx.commit().map_err(db_err)?;
         Ok(())
     }
@@ -209,6 +215,7 @@ fn migrate(w: &mut Writer) -> Result<()> {
     tx.open_table(USERS).map_err(db_err)?;
     tx.open_table(USERS_BY_NAME).map_err(db_err)?;
     tx.open_table(USERS_BY_EMAIL).map_err(db_err)?;
+    tx.open_table(USERS_BY_EXTERNAL_ID).map_err(db_err)?;
     tx.open_table(TOKENS).map_err(db_err)?;
     tx.open_table(TOKENS_BY_USER).map_err(db_err)?;
     tx.open_table(API_KEYS).map_err(db_err)?;
@@ -226,6 +233,7 @@ fn migrate(w: &mut Writer) -> Result<()> {
     pushes::create_tables(tx)?;
     cron::create_tables(tx)?;
     runs::create_tables(tx)?;
+    images::create_tables(tx)?;
     let mut meta = tx.open_table(META).map_err(db_err)?;
     let current = meta
         .get("schema_version")
@@ -295,6 +303,17 @@ macro_rules! readers {
                 let id = self
                     .$open(USERS_BY_EMAIL)?
                     .get(email)
+                    .map_err(db_err)?
+                    .map(|v| v.value());
+                match id {
+                    Some(id) => self.user(id),
+                    None => Ok(None),
+                }
+            }
+            pub fn user_by_external_id(&self, external: &str) -> Result<Option<User>> {
+                let id = self
+                    .$open(USERS_BY_EXTERNAL_ID)?
+                    .get(external)
                     .map_err(db_err)?
                     .map(|v| v.value());
                 match id {
@@ -500,6 +519,22 @@ impl Writer {
         Ok(())
     }
 
+    /// Makes the sequence `seq` continue after `taken`, an id chosen by a client, so that
+    /// [`Writer::next_id`] never hands it out again.
+    pub fn reserve_id(&mut self, seq: &str, taken: u64) -> Result<()> {
+        let key = format!("seq:{seq}");
+        let mut meta = self.rw(META)?;
+        let current = meta
+            .get(key.as_str())
+            .map_err(db_err)?
+            .map(|v| v.value())
+            .unwrap_or(0);
+        if taken > current {
+            meta.insert(key.as_str(), taken).map_err(db_err)?;
+        }
+        Ok(())
+    }
+
     /// The next id of a sequence (`user`, `ssh_key`, ...), starting at 1.
     pub fn next_id(&mut self, seq: &str) -> Result<u64> {
         let key = format!("seq:{seq}");
@@ -521,6 +556,16 @@ impl Writer {
                 .map_err(db_err)?;
             self.rw(USERS_BY_EMAIL)?
                 .remove(old.email.as_str())
+                .map_err(db_err)?;
+            if let Some(x) = &old.external_id {
+                self.rw(USERS_BY_EXTERNAL_ID)?
+                    .remove(x.as_str())
+                    .map_err(db_err)?;
+            }
+        }
+        if let Some(x) = &user.external_id {
+            self.rw(USERS_BY_EXTERNAL_ID)?
+                .insert(x.as_str(), user.id)
                 .map_err(db_err)?;
         }
         self.rw(USERS)?
@@ -563,6 +608,11 @@ impl Writer {
         self.rw(USERS_BY_EMAIL)?
             .remove(user.email.as_str())
             .map_err(db_err)?;
+        if let Some(x) = &user.external_id {
+            self.rw(USERS_BY_EXTERNAL_ID)?
+                .remove(x.as_str())
+                .map_err(db_err)?;
+        }
         Ok(())
     }
 

@@ -10,6 +10,7 @@ fn user(id: u64, name: &str) -> User {
         admin: false,
         created_at: 0,
         quota: Default::default(),
+        external_id: None,
     }
 }
 
