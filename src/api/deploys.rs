@@ -1,7 +1,7 @@
 //! Deploy and lifecycle routes: the Scalefog `GET /instances/{start,stop,restart}/:appname`, and
 //! under `/v1/instances/{name}`: start/stop/restart, rollback, releases, builds and their logs,
 //! runtime logs (optionally streamed as server-sent events), config vars, settings (PATCH) and
-//! cancelling the current deploy; plus the admin-only `GET /v1/images`.
+//! cancelling the current deploy.
 //!
 //! Handlers only parse, check access through `apps.get`, and call the deployer.
 
@@ -49,8 +49,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .route(
             "/v1/instances/{name}/deploys/current/cancel",
             web::post().to(cancel),
-        )
-        .route("/v1/images", web::get().to(images));
+        );
 }
 
 #[derive(Serialize)]
@@ -458,34 +457,4 @@ async fn cancel(
     let app = s.apps.get(&who, &name)?;
     s.deployer.cancel(&app)?;
     Ok(HttpResponse::Accepted().json(json!({"app": app.name, "cancelled": true})))
-}
-
-async fn images(
-    req: HttpRequest,
-    s: web::Data<Services>,
-    Auth(who): Auth,
-) -> ApiResult<HttpResponse> {
-    crate::accounts::require_admin(&who)?;
-    let (slice, ..) = pagination(&Params::from_query(&req)?)?;
-    let mut all = s.deployer.images().await?;
-    all.sort_by_key(|i| std::cmp::Reverse(i.created));
-    let total = all.len();
-    let items: Vec<_> = all
-        .into_iter()
-        .skip(slice.offset as usize)
-        .take(slice.limit as usize)
-        .map(|i| {
-            json!({
-                "id": i.id,
-                "tags": i.tags,
-                "app": i.labels.get(crate::docker::LABEL_APP),
-                "release": i.labels.get(crate::docker::LABEL_RELEASE),
-                "size": i.size,
-                "created_at": rfc3339(i.created),
-            })
-        })
-        .collect();
-    Ok(HttpResponse::Ok()
-        .insert_header(("X-Total-Count", total.to_string()))
-        .json(items))
 }

@@ -1,6 +1,7 @@
 //! The JSON API over HTTP (actix-web): the Scalefog routes, the `/v1` REST routes, the admin
 //! panel routes (`/api`) and the health check. Handlers translate requests into calls on the core services and back.
 
+mod account;
 mod cron;
 mod deploys;
 mod domains;
@@ -8,6 +9,7 @@ pub mod error;
 pub mod extract;
 mod formation;
 mod hostkey;
+mod images;
 pub mod list_cache;
 mod panel;
 mod runs;
@@ -28,7 +30,9 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
     scalefog::routes(cfg);
     // Before the `/v1` scope: a scope that matches a prefix answers 404 for the rest.
     deploys::routes(cfg);
+    account::routes(cfg);
     hostkey::routes(cfg);
+    images::routes(cfg);
     domains::routes(cfg);
     cron::routes(cfg);
     formation::routes(cfg);

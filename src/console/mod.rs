@@ -27,6 +27,7 @@ mod deploys;
 mod domains;
 mod error;
 mod formation;
+mod images;
 mod keys;
 mod notice;
 pub mod ops;
@@ -150,6 +151,9 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
                 web::post().to(admin::delete_node),
             )
             .route("/admin/regions", web::get().to(admin::regions))
+            .route("/admin/images", web::get().to(images::show))
+            .route("/admin/images", web::post().to(images::add))
+            .route("/admin/images/{id}/delete", web::post().to(images::remove))
             .default_service(web::to(not_found)),
     );
 }
@@ -212,7 +216,7 @@ async fn asset(file: web::Path<String>) -> HttpResponse {
 #[cfg(test)]
 mod tests {
     /// The order of the module doc, with each module's source.
-    const ORDER: [(&str, &str); 17] = [
+    const ORDER: [(&str, &str); 18] = [
         ("notice", include_str!("notice.rs")),
         ("views", include_str!("views.rs")),
         ("error", include_str!("error.rs")),
@@ -230,6 +234,7 @@ mod tests {
         ("volumes", include_str!("volumes.rs")),
         ("formation", include_str!("formation.rs")),
         ("runs", include_str!("runs.rs")),
+        ("images", include_str!("images.rs")),
     ];
 
     /// What a module's source reaches through `super::` or `crate::console::` (before its own
