@@ -456,6 +456,40 @@ impl Api {
         .await
     }
 
+    // ----- images and the account's password -----
+
+    /// `GET /v1/images?per_page=100`: the catalog (admins: and the node's images).
+    pub async fn images(&self, token: &str) -> Response {
+        self.get("/v1/images?per_page=100", Some(token)).await
+    }
+
+    /// `POST /v1/images` with `{"reference", "description"}` (admins only).
+    pub async fn add_image(&self, token: &str, reference: &str, description: &str) -> Response {
+        self.post_json(
+            "/v1/images",
+            &json!({"reference": reference, "description": description}),
+            Some(token),
+        )
+        .await
+    }
+
+    /// `DELETE /v1/images/{id or reference}` (admins only).
+    pub async fn remove_image(&self, token: &str, id: &str) -> Response {
+        self.delete(&format!("/v1/images/{id}"), Some(token)).await
+    }
+
+    /// `PUT /v1/account/password` with `{"current_password", "new_password"}`.
+    pub async fn change_password(&self, token: &str, current: &str, new: &str) -> Response {
+        let body = json!({"current_password": current, "new_password": new});
+        self.send(
+            self.client
+                .put(self.url("/v1/account/password"))
+                .json(&body),
+            Some(token),
+        )
+        .await
+    }
+
     // ----- the rest -----
 
     /// `GET /healthz`

@@ -11,6 +11,8 @@ mod cli;
 mod console;
 mod deploy;
 mod e2e;
+mod fidelity;
+mod images;
 mod instances;
 mod panel;
 mod quotas;
