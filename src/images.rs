@@ -107,7 +107,7 @@ impl Images {
         let mut listed = std::collections::HashSet::new();
         for c in catalog {
             let parsed = c.image_ref();
-            let found = parsed.as_ref().and_then(|r| on_node(r));
+            let found = parsed.as_ref().and_then(&on_node);
             if let Some(r) = &parsed {
                 listed.insert(r.key());
             }
