@@ -103,7 +103,7 @@ impl Accounts {
     }
 
     /// [`Accounts::register`] with the id an admin client chose (see [`ChosenId`]): `409` when
-    /// that id, or that external id, is taken (an external id may not be anyone's username
+    /// that id (or an id above it) was handed out, or that external id is taken (an external id may not be anyone's username
     /// either, so a lookup by name or id is never ambiguous).
     pub async fn register_with_id(
         &self,
@@ -157,10 +157,11 @@ impl Accounts {
                 let (id, external_id) = match chosen {
                     None => (w.next_id("user")?, None),
                     Some(ChosenId::Number(id)) => {
-                        if w.user(id)?.is_some() {
-                            return Err(Error::Conflict(format!("user id {id} is already taken")));
+                        if !w.claim_id("user", id)? {
+                            return Err(Error::Conflict(format!(
+                                "user id {id} is taken, or was by an account since deleted"
+                            )));
                         }
-                        w.reserve_id("user", id)?;
                         (id, None)
                     }
                     Some(ChosenId::External(x)) => {

@@ -519,9 +519,10 @@ impl Writer {
         Ok(())
     }
 
-    /// Makes the sequence `seq` continue after `taken`, an id chosen by a client, so that
-    /// [`Writer::next_id`] never hands it out again.
-    pub fn reserve_id(&mut self, seq: &str, taken: u64) -> Result<()> {
+    /// Claims `id`, chosen by a client, in the sequence `seq`: `false` when the sequence has
+    /// reached it already (the id is someone's, or was: ids are never reused, so that old
+    /// records naming it never point at a new owner); otherwise the sequence continues after it.
+    pub fn claim_id(&mut self, seq: &str, id: u64) -> Result<bool> {
         let key = format!("seq:{seq}");
         let mut meta = self.rw(META)?;
         let current = meta
@@ -529,10 +530,11 @@ impl Writer {
             .map_err(db_err)?
             .map(|v| v.value())
             .unwrap_or(0);
-        if taken > current {
-            meta.insert(key.as_str(), taken).map_err(db_err)?;
+        if id <= current {
+            return Ok(false);
         }
-        Ok(())
+        meta.insert(key.as_str(), id).map_err(db_err)?;
+        Ok(true)
     }
 
     /// The next id of a sequence (`user`, `ssh_key`, ...), starting at 1.

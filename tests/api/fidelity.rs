@@ -85,8 +85,11 @@ async fn the_panel_may_choose_a_user_id_and_find_the_user_by_it() {
         (&dave["id"], &dave["userId"]),
         (&json!("500"), &json!("500"))
     );
-    let r = create_user(&app, k, user("frank", "500")).await;
-    assert_eq!(r.status(), StatusCode::CONFLICT);
+    // Ids are never reused: not one in use, nor one below the last handed out.
+    for taken in ["500", "1", "2"] {
+        let r = create_user(&app, k, user("frank", taken)).await;
+        assert_eq!(r.status(), StatusCode::CONFLICT, "{taken}");
+    }
     let r = create_user(
         &app,
         k,
