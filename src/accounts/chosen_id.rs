@@ -1,8 +1,9 @@
 //! The user id an admin client may choose for a new account (the panel's optional `userId`).
 //!
 //! Scalefog's ids are numbers from a sequence. A number the sequence has not reached becomes the
-//! account's id (the sequence then continues after it; ids are never reused); any other text (a UUID from another system, say) is
-//! kept as the account's `external_id`, by which every admin lookup also finds it.
+//! account's id (the sequence then continues after it; ids are never reused); any other text (a
+//! UUID from another system, say) is kept as the account's `external_id`, by which every admin
+//! lookup also finds it.
 
 use crate::domain::{Error, Result};
 
