@@ -4,6 +4,8 @@
 //!
 //! - `domain`   — parsed names, settings and stored records, the one [`domain::Error`]. No I/O.
 //! - `locks`, `fsutil` — taking std locks whatever their poisoning; private files and dirs.
+//! - `metrics`  — the Prometheus registry that the core and the transports record into; each
+//!   app's router traffic and its per-minute samples (the console's sparklines).
 //! - `store`    — the redb file; typed reads and single-transaction writes.
 //! - `docker`   — the Docker Engine interface (bollard), one per node: images, containers, builds.
 //! - `runtime`  — running an app: start a release's processes, their state and endpoints, stop
@@ -47,6 +49,7 @@ pub mod domain;
 pub mod fsutil;
 pub mod git;
 pub mod locks;
+pub mod metrics;
 pub mod nodes;
 pub mod push;
 pub mod router;
