@@ -186,6 +186,15 @@ pub struct SettingsArgs {
         global = true
     )]
     pub ssh_max_unauthenticated: Option<String>,
+    /// Bearer token that may read GET /metrics besides admins (at least 16 characters) [default: none]
+    #[arg(
+        long,
+        env = "SCALEFOG_METRICS_TOKEN",
+        value_name = "TOKEN",
+        global = true,
+        hide_env_values = true
+    )]
+    pub metrics_token: Option<String>,
 }
 
 /// The TOML file: the same keys, all optional; unknown keys are an error (a typo must not be
@@ -221,6 +230,7 @@ struct FileSettings {
     build_cpus: Option<f64>,
     ssh_login_grace: Option<u64>,
     ssh_max_unauthenticated: Option<u64>,
+    metrics_token: Option<String>,
 }
 
 /// Resolved settings: every value present and valid, every path absolute.
@@ -260,6 +270,8 @@ pub struct Config {
     pub ssh_login_grace: u64,
     /// Per client address.
     pub ssh_max_unauthenticated: usize,
+    /// A bearer token that may read `GET /metrics` besides admins (for a Prometheus server).
+    pub metrics_token: Option<String>,
     /// The router's time limits. Not a setting (the defaults suit every deployment we know
     /// of); tests shorten them to see them act.
     pub router_timeouts: crate::router::Timeouts,
@@ -588,6 +600,18 @@ impl Config {
             10,
             1,
         )? as usize;
+        let metrics_token = match args.metrics_token.clone().or(file.metrics_token.clone()) {
+            Some(t) if !t.trim().is_empty() => {
+                let t = t.trim().to_string();
+                if t.len() < 16 || t.chars().any(|c| c.is_whitespace() || c.is_control()) {
+                    return Err(ConfigError(
+                        "invalid metrics_token: use at least 16 characters, without spaces".into(),
+                    ));
+                }
+                Some(t)
+            }
+            _ => None,
+        };
         Ok(Config {
             data_dir,
             http_listen,
@@ -611,6 +635,7 @@ impl Config {
             build_cpus,
             ssh_login_grace,
             ssh_max_unauthenticated,
+            metrics_token,
             router_timeouts: Default::default(),
         })
     }
@@ -643,6 +668,7 @@ impl Config {
             build_cpus: 1.0,
             ssh_login_grace: 30,
             ssh_max_unauthenticated: 10,
+            metrics_token: None,
             router_timeouts: Default::default(),
         }
     }
