@@ -63,7 +63,8 @@ impl Deployer {
         rep: &Reporter,
         attempt: &SharedAttempt,
     ) -> Result<()> {
-        if !matches!(record, Record::Current) {
+        // Timed only when there is a command: a phase that does nothing is no sample.
+        if !matches!(record, Record::Current) && release.release_command.is_some() {
             self.timed(
                 Phase::ReleasePhase,
                 self.release_phase(app, release, rep, attempt),
