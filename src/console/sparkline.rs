@@ -11,6 +11,8 @@ pub const WIDTH: u32 = 240;
 pub const HEIGHT: u32 = 40;
 /// Room kept at the top and bottom so the line's stroke is not cut.
 const PAD: f64 = 2.0;
+/// Room kept at the sides, for the dot on the newest value.
+const SIDE: f64 = 3.0;
 
 /// One series drawn: the polyline's points, and the numbers shown beside it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -31,14 +33,15 @@ impl Sparkline {
     /// `values` oldest first, one a minute; the scale is `max` (at least 1) at the top.
     fn draw(values: &[u64], max: u64) -> Sparkline {
         let max = max.max(1) as f64;
-        // One step per sample slot, so a new app's few minutes sit at the right, at the same
-        // spacing they will have once the hour is full.
-        let step = f64::from(WIDTH) / SAMPLES as f64;
+        // One step per sample slot (the full ring and the minute in progress), so a new app's
+        // few minutes sit at the right, at the spacing they will have once the hour is full.
+        let right = f64::from(WIDTH) - SIDE;
+        let step = (right - SIDE) / SAMPLES as f64;
         let n = values.len();
         let mut points = String::with_capacity(n * 12);
         let (mut last_x, mut last_y) = (0.0, 0.0);
         for (i, v) in values.iter().enumerate() {
-            let x = f64::from(WIDTH) - (n - 1 - i) as f64 * step;
+            let x = right - (n - 1 - i) as f64 * step;
             let y = f64::from(HEIGHT) - PAD - (*v as f64 / max) * (f64::from(HEIGHT) - 2.0 * PAD);
             let _ = write!(points, "{}{x:.1},{y:.1}", if i > 0 { " " } else { "" });
             (last_x, last_y) = (x, y);
@@ -99,11 +102,11 @@ mod tests {
             requests: vec![0, 10, 5],
             errors: vec![0, 1, 0],
         }));
-        assert_eq!(card.requests.points, "232.0,38.0 236.0,2.0 240.0,20.0");
+        assert_eq!(card.requests.points, "229.2,38.0 233.1,2.0 237.0,20.0");
         assert_eq!((card.requests.latest, card.requests.total), (5, 15));
         assert_eq!(
             (card.requests.last_x.as_str(), card.requests.last_y.as_str()),
-            ("240.0", "20.0")
+            ("237.0", "20.0")
         );
         assert_eq!(card.errors.peak, 1);
         assert_eq!(card.error_percent, "6.7");
@@ -113,7 +116,7 @@ mod tests {
     #[test]
     fn an_app_without_traffic_gets_a_flat_line() {
         let card = TrafficCard::new(None);
-        assert_eq!(card.requests.points, "240.0,38.0");
+        assert_eq!(card.requests.points, "237.0,38.0");
         assert_eq!(card.error_percent, "0.0");
     }
 }

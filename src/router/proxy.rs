@@ -380,7 +380,7 @@ pub(super) async fn handle(
             },
         ),
         Target::Serving(upstream) => {
-            let bytes = route.traffic.request_bytes().clone();
+            let bytes = route.traffic.request_bytes();
             forward(shared, client, req, forwarded, app, upstream, bytes, json).await
         }
     };
@@ -411,7 +411,7 @@ async fn forward(
     forwarded: Option<HeaderValue>,
     app: &str,
     upstream: Backends,
-    bytes: Counter,
+    bytes: &Counter,
     json: bool,
 ) -> Response<Body> {
     let (mut parts, body) = req.into_parts();
@@ -567,7 +567,8 @@ pub(super) struct RequestBody {
 }
 
 impl RequestBody {
-    fn new(inner: Incoming, watch: &Arc<Watch>, bytes: Counter) -> RequestBody {
+    /// `bytes` is taken (a reference count) only for a body that has any.
+    fn new(inner: Incoming, watch: &Arc<Watch>, bytes: &Counter) -> RequestBody {
         if inner.is_end_stream() {
             // Most requests: nothing to send, the wait starts now.
             watch.start_waiting();
@@ -580,7 +581,7 @@ impl RequestBody {
         RequestBody {
             inner: Some(inner),
             watch: Some(watch.clone()),
-            bytes: Some(bytes),
+            bytes: Some(bytes.clone()),
         }
     }
 
