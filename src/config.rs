@@ -735,6 +735,31 @@ mod tests {
     }
 
     #[test]
+    fn a_metrics_token_comes_from_the_file_and_a_short_one_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let f = dir.path().join("s.toml");
+        std::fs::write(&f, "metrics_token = \"scrape-token-0123456789\"\n").unwrap();
+        let args = SettingsArgs {
+            config: Some(f.clone()),
+            ..Default::default()
+        };
+        let c = Config::load(&args).unwrap();
+        assert_eq!(c.metrics_token.as_deref(), Some("scrape-token-0123456789"));
+        assert_eq!(
+            Config::load(&SettingsArgs::default())
+                .unwrap()
+                .metrics_token,
+            None
+        );
+        let short = SettingsArgs {
+            metrics_token: Some("secret".into()),
+            ..args
+        };
+        let e = Config::load(&short).unwrap_err().to_string();
+        assert!(e.contains("metrics_token"), "{e}");
+    }
+
+    #[test]
     fn https_settings_come_from_the_file_and_flags() {
         let dir = tempfile::tempdir().unwrap();
         let f = dir.path().join("s.toml");
