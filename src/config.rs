@@ -195,6 +195,15 @@ pub struct SettingsArgs {
         global = true
     )]
     pub ssh_max_unauthenticated: Option<String>,
+    /// Bearer token that may read GET /metrics besides admins (at least 16 characters) [default: none]
+    #[arg(
+        long,
+        env = "SCALEFOG_METRICS_TOKEN",
+        value_name = "TOKEN",
+        global = true,
+        hide_env_values = true
+    )]
+    pub metrics_token: Option<String>,
 }
 
 /// The TOML file: the same keys, all optional; unknown keys are an error (a typo must not be
@@ -231,6 +240,7 @@ struct FileSettings {
     build_cpus: Option<f64>,
     ssh_login_grace: Option<u64>,
     ssh_max_unauthenticated: Option<u64>,
+    metrics_token: Option<String>,
 }
 
 /// Resolved settings: every value present and valid, every path absolute.
@@ -272,6 +282,8 @@ pub struct Config {
     pub ssh_login_grace: u64,
     /// Per client address.
     pub ssh_max_unauthenticated: usize,
+    /// A bearer token that may read `GET /metrics` besides admins (for a Prometheus server).
+    pub metrics_token: Option<String>,
     /// The router's time limits. Not a setting (the defaults suit every deployment we know
     /// of); tests shorten them to see them act.
     pub router_timeouts: crate::router::Timeouts,
@@ -608,6 +620,18 @@ impl Config {
             10,
             1,
         )? as usize;
+        let metrics_token = match args.metrics_token.clone().or(file.metrics_token.clone()) {
+            Some(t) if !t.trim().is_empty() => {
+                let t = t.trim().to_string();
+                if t.len() < 16 || t.chars().any(|c| c.is_whitespace() || c.is_control()) {
+                    return Err(ConfigError(
+                        "invalid metrics_token: use at least 16 characters, without spaces".into(),
+                    ));
+                }
+                Some(t)
+            }
+            _ => None,
+        };
         Ok(Config {
             data_dir,
             http_listen,
@@ -632,6 +656,7 @@ impl Config {
             build_cpus,
             ssh_login_grace,
             ssh_max_unauthenticated,
+            metrics_token,
             router_timeouts: Default::default(),
         })
     }
@@ -665,6 +690,7 @@ impl Config {
             build_cpus: 1.0,
             ssh_login_grace: 30,
             ssh_max_unauthenticated: 10,
+            metrics_token: None,
             router_timeouts: Default::default(),
         }
     }
@@ -733,6 +759,31 @@ mod tests {
         .unwrap();
         assert_eq!((c.build_memory, c.build_cpus), (512, 0.5));
         assert_eq!((c.ssh_login_grace, c.ssh_max_unauthenticated), (10, 3));
+    }
+
+    #[test]
+    fn a_metrics_token_comes_from_the_file_and_a_short_one_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let f = dir.path().join("s.toml");
+        std::fs::write(&f, "metrics_token = \"scrape-token-0123456789\"\n").unwrap();
+        let args = SettingsArgs {
+            config: Some(f.clone()),
+            ..Default::default()
+        };
+        let c = Config::load(&args).unwrap();
+        assert_eq!(c.metrics_token.as_deref(), Some("scrape-token-0123456789"));
+        assert_eq!(
+            Config::load(&SettingsArgs::default())
+                .unwrap()
+                .metrics_token,
+            None
+        );
+        let short = SettingsArgs {
+            metrics_token: Some("secret".into()),
+            ..args
+        };
+        let e = Config::load(&short).unwrap_err().to_string();
+        assert!(e.contains("metrics_token"), "{e}");
     }
 
     #[test]

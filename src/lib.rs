@@ -6,6 +6,8 @@
 //! - `locks`, `fsutil` — taking std locks whatever their poisoning; private files and dirs.
 //! - `seal`     — encrypting secrets at rest (config vars, registry credentials) under the
 //!   data dir's key.
+//! - `metrics`  — the Prometheus registry that the core and the transports record into; each
+//!   app's router traffic and its per-minute samples (the console's sparklines).
 //! - `store`    — the redb file; typed reads and single-transaction writes.
 //! - `docker`   — the Docker Engine interface (bollard), one per node: images, containers, builds.
 //! - `runtime`  — running an app: start a release's processes, their state and endpoints, stop
@@ -51,6 +53,7 @@ pub mod fsutil;
 pub mod git;
 pub mod images;
 pub mod locks;
+pub mod metrics;
 pub mod nodes;
 pub mod push;
 pub mod router;

@@ -6,12 +6,13 @@
 use crate::apps::{AppResources, Apps};
 use crate::domain::{Instance, InstanceStatus};
 use crate::locks;
+use crate::metrics::{AppTraffic, Traffic};
 use arc_swap::ArcSwap;
 use std::borrow::Cow;
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, RwLock};
+use std::sync::{Arc, Mutex};
 
 /// Where requests for an app go right now.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -170,18 +171,20 @@ impl Target {
 }
 
 /// An app as the router finds it for a request: its name, where to send the request, and its
-/// request counter (held here so that counting is one atomic add, no map lookup).
-#[derive(Debug, Clone)]
+/// counters (held here so that counting needs no map lookup).
+#[derive(Clone)]
 pub struct Route {
     pub app: Arc<str>,
     pub target: Target,
-    requests: Arc<AtomicU64>,
+    pub traffic: Arc<AppTraffic>,
 }
 
-impl Route {
-    /// Counts one request for this app (see [`RouteTable::counts`]).
-    pub fn count_request(&self) {
-        self.requests.fetch_add(1, Ordering::Relaxed);
+impl std::fmt::Debug for Route {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Route")
+            .field("app", &self.app)
+            .field("target", &self.target)
+            .finish_non_exhaustive()
     }
 }
 
@@ -204,23 +207,29 @@ pub struct RouteTable {
     // serialised by `write_lock` so two concurrent updates cannot lose each other's change.
     current: Arc<ArcSwap<Table>>,
     write_lock: Arc<Mutex<()>>,
-    counts: RequestCounts,
+    traffic: Traffic,
     // Signalled on every update, for whoever follows the set of hosts (the ACME client).
     changes: Arc<tokio::sync::watch::Sender<()>>,
 }
 
 impl Default for RouteTable {
+    /// A table with counters of its own (not in any registry).
     fn default() -> Self {
-        RouteTable {
-            current: Arc::default(),
-            write_lock: Arc::default(),
-            counts: RequestCounts::default(),
-            changes: Arc::new(tokio::sync::watch::Sender::new(())),
-        }
+        Self::new(Traffic::default())
     }
 }
 
 impl RouteTable {
+    /// A table whose routes count into `traffic` (the one [`crate::metrics::Metrics`] exposes).
+    pub fn new(traffic: Traffic) -> RouteTable {
+        RouteTable {
+            current: Arc::default(),
+            write_lock: Arc::default(),
+            traffic,
+            changes: Arc::new(tokio::sync::watch::Sender::new(())),
+        }
+    }
+
     fn snapshot(&self) -> Arc<Table> {
         self.current.load_full()
     }
@@ -266,7 +275,7 @@ impl RouteTable {
         Route {
             app: app.into(),
             target,
-            requests: self.counts.counter(app),
+            traffic: self.traffic.app(app),
         }
     }
 
@@ -284,8 +293,8 @@ impl RouteTable {
     }
 
     /// Per-app request counters, kept by the router for metrics.
-    pub fn counts(&self) -> &RequestCounts {
-        &self.counts
+    pub fn counts(&self) -> &Traffic {
+        &self.traffic
     }
 
     /// Sets where an app's requests go. The same replicas as before keep their connection
@@ -301,12 +310,13 @@ impl RouteTable {
         });
     }
 
-    /// Forgets an app and its custom domains.
+    /// Forgets an app, its custom domains and its counters.
     pub fn remove_app(&self, app: &str) {
         self.update(|t| {
             t.apps.remove(app);
             t.domains.retain(|_, a| a != app);
         });
+        self.traffic.remove(app);
     }
 
     /// Sets the custom domains of an app (replacing its previous ones).
@@ -351,54 +361,6 @@ impl RouteTable {
     /// The target of an app by name.
     pub fn get(&self, app: &str) -> Option<Target> {
         self.snapshot().apps.get(app).map(|r| r.target.clone())
-    }
-}
-
-/// How many requests the router has forwarded (or answered) per app since start. The router
-/// counts through the counter its [`Route`] holds (one atomic add); [`RequestCounts::record`]
-/// takes a read lock first.
-#[derive(Clone, Default)]
-pub struct RequestCounts {
-    per_app: Arc<RwLock<HashMap<String, Arc<AtomicU64>>>>,
-}
-
-impl RequestCounts {
-    /// The counter of `app`, created at zero if it has none yet.
-    fn counter(&self, app: &str) -> Arc<AtomicU64> {
-        if let Some(c) = locks::read(&self.per_app).get(app) {
-            return c.clone();
-        }
-        locks::write(&self.per_app)
-            .entry(app.to_string())
-            .or_default()
-            .clone()
-    }
-
-    /// Counts one request for `app`.
-    pub fn record(&self, app: &str) {
-        if let Some(c) = locks::read(&self.per_app).get(app) {
-            c.fetch_add(1, Ordering::Relaxed);
-            return;
-        }
-        locks::write(&self.per_app)
-            .entry(app.to_string())
-            .or_default()
-            .fetch_add(1, Ordering::Relaxed);
-    }
-
-    /// Requests counted for one app.
-    pub fn get(&self, app: &str) -> u64 {
-        locks::read(&self.per_app)
-            .get(app)
-            .map_or(0, |c| c.load(Ordering::Relaxed))
-    }
-
-    /// Every app's count, by name.
-    pub fn snapshot(&self) -> BTreeMap<String, u64> {
-        locks::read(&self.per_app)
-            .iter()
-            .map(|(k, v)| (k.clone(), v.load(Ordering::Relaxed)))
-            .collect()
     }
 }
 
@@ -503,13 +465,20 @@ mod tests {
     }
 
     #[test]
-    fn request_counts_add_up_per_app() {
+    fn a_route_counts_into_its_apps_counters_until_the_app_is_removed() {
         let t = RouteTable::default();
-        t.counts().record("blog");
-        t.counts().record("blog");
-        t.counts().record("shop");
+        let a: SocketAddr = "127.0.0.1:1234".parse().unwrap();
+        t.set_app("blog", Target::Serving(Backends::one(a)));
+        let route = t.route_for("blog.localhost", "localhost").unwrap();
+        route
+            .traffic
+            .record(200, std::time::Duration::from_millis(1));
+        route
+            .traffic
+            .record(200, std::time::Duration::from_millis(1));
         assert_eq!(t.counts().get("blog"), 2);
-        assert_eq!(t.counts().snapshot().get("shop"), Some(&1));
         assert_eq!(t.counts().get("none"), 0);
+        t.remove_app("blog");
+        assert_eq!(t.counts().get("blog"), 0);
     }
 }

@@ -9,6 +9,7 @@ use crate::domain::sshkey::ParsedKey;
 use crate::domain::{Error, Result};
 use crate::git::Git;
 use crate::images::Images;
+use crate::metrics::{Metrics, Readings};
 use crate::nodes::Nodes;
 use crate::push::PushHandlers;
 use crate::routing::{RouteSync, RouteTable};
@@ -37,12 +38,15 @@ pub struct Services {
     pub ssh_host_key: ParsedKey,
     /// Seals secrets kept in the store (config vars, registry credentials).
     pub sealer: Sealer,
+    /// What every part counts, for `GET /metrics` and the console's sparklines.
+    pub metrics: Metrics,
 }
 
 impl Services {
     /// Opens the store under the data dir and builds every service on it.
     pub fn build(config: Config, links: Links, ssh_host_key: ParsedKey) -> Result<Services> {
         let store = Store::open(&config.store_path())?;
+        let metrics = Metrics::new();
         let nodes = Nodes::new(store.clone());
         nodes.ensure_local(&config.region_name, &config.docker_host)?;
         let jwt = JwtKeys::load_or_create(&config.jwt_secret_path())?;
@@ -61,8 +65,9 @@ impl Services {
             apps.clone(),
             store.clone(),
             push_handler.clone(),
+            metrics.clone(),
         );
-        let routes = RouteTable::default();
+        let routes = RouteTable::new(metrics.traffic().clone());
         let deployer = Deployer::new(
             store.clone(),
             std::sync::Arc::new(engine.clone()),
@@ -79,6 +84,7 @@ impl Services {
                 log_rotation: config.log_rotation.clone(),
                 limits: config.limits,
             },
+            metrics.clone(),
         );
         // Removed in this order when an app is deleted: its containers, images and volumes,
         // then its repository, then (last, see below) its routes.
@@ -103,7 +109,53 @@ impl Services {
             push_handler,
             ssh_host_key,
             sealer,
+            metrics,
         })
+    }
+
+    /// The metrics in Prometheus text format, for the admin or the holder of `metrics_token`;
+    /// anyone else (other users too) is `Unauthorized`.
+    pub fn metrics_text(&self, credential: Option<&str>) -> Result<String> {
+        let refused = || {
+            Error::Unauthorized(
+                "metrics need an admin's token or the metrics_token setting: send 'Authorization: Bearer <token>'"
+                    .into(),
+            )
+        };
+        let credential = credential.ok_or_else(refused)?;
+        let by_token = self
+            .config
+            .metrics_token
+            .as_deref()
+            .is_some_and(|t| token_matches(t, credential));
+        if !by_token {
+            let admin = match self.accounts.authenticate(credential) {
+                Ok(who) => who.is_admin(),
+                Err(Error::Unauthorized(_)) => false,
+                Err(e) => return Err(e),
+            };
+            if !admin {
+                return Err(refused());
+            }
+        }
+        let deployments = self.store.read(|r| r.deployments())?;
+        let mut replicas = Vec::new();
+        for d in deployments {
+            let mut by_type: std::collections::BTreeMap<&str, u64> = Default::default();
+            for p in &d.processes {
+                *by_type.entry(p.kind.as_str()).or_default() += 1;
+            }
+            replicas.extend(
+                by_type
+                    .into_iter()
+                    .map(|(kind, n)| (d.app.clone(), kind.to_string(), n)),
+            );
+        }
+        let store_bytes = std::fs::metadata(self.config.store_path()).map_or(0, |m| m.len());
+        Ok(self.metrics.render(&Readings {
+            replicas,
+            store_bytes,
+        }))
     }
 
     /// Deletes a user and everything they own (admins only; not oneself).
@@ -132,4 +184,15 @@ impl Services {
         let uid = user.id;
         self.store.write_async(move |w| w.delete_user(uid)).await
     }
+}
+
+/// Compares the SHA-256 of both in constant time: neither the content nor the length of the
+/// expected token shows in the time taken.
+fn token_matches(expected: &str, given: &str) -> bool {
+    use subtle::ConstantTimeEq;
+    let (a, b) = (
+        crate::accounts::hash_token(expected),
+        crate::accounts::hash_token(given),
+    );
+    bool::from(a.as_bytes().ct_eq(b.as_bytes()))
 }

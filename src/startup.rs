@@ -121,6 +121,9 @@ impl Application {
                 .app_data(console_ops.clone())
                 .app_data(web::PayloadConfig::new(crate::api::extract::BODY_LIMIT))
                 .wrap(actix_web::middleware::NormalizePath::trim())
+                // Outside NormalizePath: the request it sees after the call is normalised, so
+                // its route template is the one that matched.
+                .wrap(actix_web::middleware::from_fn(crate::api::metrics::observe))
                 .configure(crate::api::routes)
                 .configure(crate::console::routes)
                 .default_service(web::to(crate::api::not_found))
@@ -190,6 +193,8 @@ impl Application {
                 .run_reconciler(self.services.apps.clone()),
         );
         let cron = tokio::spawn(self.services.deployer.clone().run_cron());
+        // The console's traffic sparklines: one sample of every app a minute.
+        let sampler = tokio::spawn(self.services.metrics.traffic().clone().run_sampler());
         let hooks = tokio::spawn(self.services.git.clone().serve_hooks(self.hooks));
         let ssh = crate::ssh::SshServer::start(
             self.ssh,
@@ -234,6 +239,7 @@ impl Application {
         ssh.shutdown().await;
         hooks.abort();
         cron.abort();
+        sampler.abort();
         let _ = std::fs::remove_file(self.services.git.socket_path());
         for r in routers {
             let _ = r.await;

@@ -11,6 +11,7 @@ mod formation;
 mod hostkey;
 mod images;
 pub mod list_cache;
+pub mod metrics;
 mod panel;
 mod runs;
 mod scalefog;
@@ -27,6 +28,7 @@ use std::net::IpAddr;
 /// Registers every API route.
 pub fn routes(cfg: &mut web::ServiceConfig) {
     cfg.route("/healthz", web::get().to(healthz));
+    metrics::routes(cfg);
     scalefog::routes(cfg);
     // Before the `/v1` scope: a scope that matches a prefix answers 404 for the rest.
     deploys::routes(cfg);

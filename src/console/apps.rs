@@ -210,6 +210,7 @@ pub(super) async fn app_page(ctx: &Ctx, ops: &Operations, name: &str) -> Result<
             .collect(),
         logs_live: app.status == InstanceStatus::Running && logs.unavailable.is_none(),
         logs,
+        traffic: super::sparkline::TrafficCard::new(s.metrics.traffic().series(&app.name)),
         app: rows.row(&app),
     };
     Ok(page)

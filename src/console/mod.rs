@@ -16,8 +16,9 @@
 //! all output; every response carries a CSP without inline script, `X-Frame-Options: DENY` and
 //! a strict referrer policy.
 //!
-//! A module uses only those before it in this order (a test below checks it): `notice`, `views`,
-//! `error`, `ops`, `request`, `pages`, `render`, `apps`, then the other page handlers.
+//! A module uses only those before it in this order (a test below checks it): `notice`,
+//! `sparkline`, `views`, `error`, `ops`, `request`, `pages`, `render`, `apps`, then the other
+//! page handlers.
 
 mod account;
 mod admin;
@@ -35,6 +36,7 @@ mod pages;
 mod render;
 mod request;
 mod runs;
+mod sparkline;
 mod views;
 mod volumes;
 
@@ -216,8 +218,9 @@ async fn asset(file: web::Path<String>) -> HttpResponse {
 #[cfg(test)]
 mod tests {
     /// The order of the module doc, with each module's source.
-    const ORDER: [(&str, &str); 18] = [
+    const ORDER: [(&str, &str); 19] = [
         ("notice", include_str!("notice.rs")),
+        ("sparkline", include_str!("sparkline.rs")),
         ("views", include_str!("views.rs")),
         ("error", include_str!("error.rs")),
         ("ops", include_str!("ops.rs")),

@@ -178,6 +178,8 @@ pub struct AppPage {
     pub logs: LogView,
     /// Whether the app's output can be followed live (it has a running container).
     pub logs_live: bool,
+    /// Its request and error rates of the last hour, as sparklines.
+    pub traffic: super::sparkline::TrafficCard,
 }
 
 impl AppPage {

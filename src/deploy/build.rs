@@ -11,6 +11,7 @@ use crate::domain::{
     short_commit,
 };
 use crate::locks;
+use crate::metrics::{DeployOutcome, Phase};
 use crate::push::{Progress, Push, PushHandler, RefUpdate, Verdict};
 use futures_util::FutureExt;
 use futures_util::future::BoxFuture;
@@ -103,6 +104,11 @@ impl Deployer {
             })
             .await;
         lock(&self.0.live_logs.0).remove(&build.id);
+        self.0.metrics.deploy(match &result {
+            Ok(_) => DeployOutcome::Succeeded,
+            Err(Error::Cancelled(_)) => DeployOutcome::Cancelled,
+            Err(_) => DeployOutcome::Failed,
+        });
         match result {
             Ok(release) => {
                 rep.line(format!("=====> Deployed: {}", self.0.links.url(&app.name)));
@@ -265,8 +271,11 @@ impl Deployer {
         let version = self.next_release(&app.name)?;
         let tag = format!("scalefog/{}:v{version}", app.name);
         lock(&attempt).image = Some(tag.clone());
-        self.build_image(&app, version, &tag, repo_dir, git_env, sha, rep)
-            .await?;
+        self.timed(
+            Phase::Build,
+            self.build_image(&app, version, &tag, repo_dir, git_env, sha, rep),
+        )
+        .await?;
         rep.line(format!("-----> Releasing v{version}"));
         let release = Release {
             app: app.name.clone(),

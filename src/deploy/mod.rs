@@ -121,6 +121,8 @@ struct Inner {
     cron_running: cron::CronRunning,
     /// One-off runs this process watches.
     live_runs: runs::LiveRuns,
+    /// Deploy outcomes and phase durations are counted here.
+    metrics: crate::metrics::Metrics,
 }
 
 /// The deploy engine. Cheap to clone.
@@ -134,6 +136,7 @@ impl Deployer {
         routes: RouteTable,
         links: Links,
         settings: DeploySettings,
+        metrics: crate::metrics::Metrics,
     ) -> Deployer {
         let installation = Installation {
             id: settings.install_id.clone(),
@@ -157,7 +160,20 @@ impl Deployer {
             cron_clock: Default::default(),
             cron_running: Default::default(),
             live_runs: Default::default(),
+            metrics,
         }))
+    }
+
+    /// Runs `step`, counting the time it took as `phase` (whatever its outcome).
+    async fn timed<T>(
+        &self,
+        phase: crate::metrics::Phase,
+        step: impl std::future::Future<Output = T>,
+    ) -> T {
+        let started = std::time::Instant::now();
+        let out = step.await;
+        self.0.metrics.phase(phase, started.elapsed());
+        out
     }
 
     pub fn docker(&self) -> &dyn DockerNode {

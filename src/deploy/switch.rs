@@ -10,6 +10,7 @@ use crate::domain::{
     Result, WEB,
 };
 use crate::locks;
+use crate::metrics::Phase;
 use crate::routing::Target;
 use crate::runtime::{ProcessSpec, ProcessState};
 use futures_util::StreamExt;
@@ -62,11 +63,20 @@ impl Deployer {
         rep: &Reporter,
         attempt: &SharedAttempt,
     ) -> Result<()> {
-        if !matches!(record, Record::Current) {
-            self.release_phase(app, release, rep, attempt).await?;
+        // Timed only when there is a command: a phase that does nothing is no sample.
+        if !matches!(record, Record::Current) && release.release_command.is_some() {
+            self.timed(
+                Phase::ReleasePhase,
+                self.release_phase(app, release, rep, attempt),
+            )
+            .await?;
         }
         let set = self.launch(app, release, rep, attempt).await?;
-        self.switch(app, release, record, set, rep, attempt).await
+        self.timed(
+            Phase::Switch,
+            self.switch(app, release, record, set, rep, attempt),
+        )
+        .await
     }
 
     /// Starts a new set of the app's current release and switches to it: a restart with no
@@ -215,20 +225,24 @@ impl Deployer {
         label: &str,
         rep: &Reporter,
     ) -> Result<SocketAddr> {
-        let checked = health::wait_healthy(
-            self.0.runtime.as_ref(),
-            process,
-            &app.health_path,
-            app.port,
-            self.0.settings.health_timeout,
-            rep,
-        )
-        .await
-        .and_then(|status| {
-            status
-                .endpoint
-                .ok_or_else(|| Error::internal("the new process has no published port"))
-        });
+        let checked = self
+            .timed(
+                Phase::HealthCheck,
+                health::wait_healthy(
+                    self.0.runtime.as_ref(),
+                    process,
+                    &app.health_path,
+                    app.port,
+                    self.0.settings.health_timeout,
+                    rep,
+                ),
+            )
+            .await
+            .and_then(|status| {
+                status
+                    .endpoint
+                    .ok_or_else(|| Error::internal("the new process has no published port"))
+            });
         match checked {
             Ok(endpoint) => {
                 rep.line(if label.is_empty() {

@@ -67,6 +67,8 @@ struct Inner {
     // std Mutexes: held for a map operation only, never across an await.
     pending: Mutex<HashMap<String, Pending>>,
     locks: Arc<PushLocks>,
+    /// Push outcomes are counted here.
+    metrics: crate::metrics::Metrics,
 }
 
 /// One lock per app, taken by each push for its whole duration.
@@ -101,7 +103,13 @@ impl Drop for PendingGuard {
 }
 
 impl Git {
-    pub fn new(data_dir: &Path, apps: Apps, store: Store, handlers: PushHandlers) -> Git {
+    pub fn new(
+        data_dir: &Path,
+        apps: Apps,
+        store: Store,
+        handlers: PushHandlers,
+        metrics: crate::metrics::Metrics,
+    ) -> Git {
         let hook_program = std::env::current_exe().unwrap_or_else(|_| PathBuf::from("scalefog"));
         Git {
             inner: Arc::new(Inner {
@@ -114,6 +122,7 @@ impl Git {
                 push_timeout: RwLock::new(DEFAULT_PUSH_TIMEOUT),
                 pending: Mutex::default(),
                 locks: Arc::default(),
+                metrics,
             }),
         }
     }
@@ -335,6 +344,7 @@ impl Git {
             }
         };
         let (outcome, message, shown) = self.run_handler(push, wr).await;
+        self.inner.metrics.push(outcome == PushOutcome::Accepted);
         let code = if outcome == PushOutcome::Accepted {
             0
         } else {

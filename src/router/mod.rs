@@ -224,9 +224,9 @@ impl Router {
             let client = service_client.clone();
             async move {
                 let request = client.watch.request();
-                let response = proxy::handle(&shared, &client, req).await;
+                let (response, traffic) = proxy::handle(&shared, &client, req).await;
                 Ok::<_, std::convert::Infallible>(
-                    response.map(|body| watchdog::Tracked::new(body, request)),
+                    response.map(|body| watchdog::Tracked::new(body, request, traffic)),
                 )
             }
         });

@@ -7,6 +7,7 @@ use super::upstream::{self, Slot};
 use super::watchdog::Watch;
 use super::{Scheme, Shared};
 use crate::locks;
+use crate::metrics::AppTraffic;
 use crate::routing::{Backends, Target};
 use bytes::Bytes;
 use http_body_util::{Either, Full};
@@ -16,6 +17,7 @@ use hyper::http::uri::PathAndQuery;
 use hyper::upgrade::OnUpgrade;
 use hyper::{Request, Response, StatusCode, Uri, Version};
 use hyper_util::rt::TokioIo;
+use prometheus_client::metrics::counter::Counter;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
@@ -300,13 +302,16 @@ fn access_log_on() -> bool {
     tracing::enabled!(target: "scalefog::access", tracing::Level::INFO)
 }
 
+/// Answers one request; with the answer, the counters of the app it went to (its response
+/// body's bytes are counted as they are sent).
 pub(super) async fn handle(
     shared: &Shared,
     client: &Client,
     req: Request<Incoming>,
-) -> Response<Body> {
+) -> (Response<Body>, Option<Arc<AppTraffic>>) {
+    let started = Instant::now();
     let access = access_log_on().then(|| Access {
-        started: Instant::now(),
+        started,
         method: req.method().clone(),
         uri: req.uri().clone(),
     });
@@ -314,7 +319,7 @@ pub(super) async fn handle(
     let host = match host_of(&req) {
         Ok(host) => host,
         Err(problem) => {
-            return page(
+            let r = page(
                 json,
                 Page {
                     status: StatusCode::BAD_REQUEST,
@@ -323,6 +328,7 @@ pub(super) async fn handle(
                     message: problem.into(),
                 },
             );
+            return (r, None);
         }
     };
 
@@ -335,7 +341,7 @@ pub(super) async fn handle(
         let mut r = Response::new(Either::Right(Full::new(Bytes::from(answer))));
         r.headers_mut()
             .insert(header::CONTENT_TYPE, HeaderValue::from_static("text/plain"));
-        return r;
+        return (r, None);
     }
 
     let Some(route) = shared.routes.route_for(host, &shared.domain) else {
@@ -354,9 +360,8 @@ pub(super) async fn handle(
         if let Some(a) = access {
             tracing::info!(target: "scalefog::access", %host, method = %a.method, path = %a.uri, status = 404, ms = a.started.elapsed().as_millis() as u64, "no app for host");
         }
-        return r;
+        return (r, None);
     };
-    route.count_request();
     let app = &*route.app;
     // Taken now: the request, which the host borrows, goes upstream.
     let log_host = access.as_ref().map(|_| host.to_ascii_lowercase());
@@ -375,9 +380,13 @@ pub(super) async fn handle(
             },
         ),
         Target::Serving(upstream) => {
-            forward(shared, client, req, forwarded, app, upstream, json).await
+            let bytes = route.traffic.request_bytes();
+            forward(shared, client, req, forwarded, app, upstream, bytes, json).await
         }
     };
+    route
+        .traffic
+        .record(response.status().as_u16(), started.elapsed());
     if let (Some(a), Some(host)) = (access, log_host) {
         tracing::info!(
             target: "scalefog::access",
@@ -390,9 +399,11 @@ pub(super) async fn handle(
             peer = %client.peer,
         );
     }
-    response
+    (response, Some(route.traffic))
 }
 
+/// Sends the request to one of the app's replicas; `bytes` counts its body as it goes.
+#[allow(clippy::too_many_arguments)]
 async fn forward(
     shared: &Shared,
     client: &Client,
@@ -400,6 +411,7 @@ async fn forward(
     forwarded: Option<HeaderValue>,
     app: &str,
     upstream: Backends,
+    bytes: &Counter,
     json: bool,
 ) -> Response<Body> {
     let (mut parts, body) = req.into_parts();
@@ -440,7 +452,7 @@ async fn forward(
     // named is then looked up and found gone, which is all it costs.
     add_forwarding(&mut parts.headers, client, present, forwarded);
     parts.version = Version::HTTP_11;
-    let body = RequestBody::new(body, &client.watch);
+    let body = RequestBody::new(body, &client.watch, bytes);
     let upstream_req = Request::from_parts(parts, body);
 
     // The response-header time limit counts from the end of the request body (the body
@@ -550,21 +562,26 @@ pub(super) struct RequestBody {
     inner: Option<Incoming>,
     /// Until the body has ended.
     watch: Option<Arc<Watch>>,
+    /// The app's count of request bytes; `None` for a body known to be empty.
+    bytes: Option<Counter>,
 }
 
 impl RequestBody {
-    fn new(inner: Incoming, watch: &Arc<Watch>) -> RequestBody {
+    /// `bytes` is taken (a reference count) only for a body that has any.
+    fn new(inner: Incoming, watch: &Arc<Watch>, bytes: &Counter) -> RequestBody {
         if inner.is_end_stream() {
             // Most requests: nothing to send, the wait starts now.
             watch.start_waiting();
             return RequestBody {
                 inner: Some(inner),
                 watch: None,
+                bytes: None,
             };
         }
         RequestBody {
             inner: Some(inner),
             watch: Some(watch.clone()),
+            bytes: Some(bytes.clone()),
         }
     }
 
@@ -573,6 +590,7 @@ impl RequestBody {
         RequestBody {
             inner: None,
             watch: None,
+            bytes: None,
         }
     }
 
@@ -595,9 +613,19 @@ impl hyper::body::Body for RequestBody {
             return std::task::Poll::Ready(None);
         };
         let polled = std::pin::Pin::new(&mut *inner).poll_frame(cx);
+        let ended = inner.is_end_stream();
         match &polled {
             std::task::Poll::Ready(None) => self.ended(),
-            std::task::Poll::Ready(Some(_)) if inner.is_end_stream() => self.ended(),
+            std::task::Poll::Ready(Some(frame)) => {
+                if let (Some(bytes), Some(data)) =
+                    (&self.bytes, frame.as_ref().ok().and_then(|f| f.data_ref()))
+                {
+                    bytes.inc_by(data.len() as u64);
+                }
+                if ended {
+                    self.ended();
+                }
+            }
             _ => {}
         }
         polled

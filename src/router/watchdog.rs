@@ -12,6 +12,7 @@
 //! wakes now and then — at the next deadline it knows of, and at least every quarter of the
 //! shorter limit, so a wait that started since is caught at most that much late.
 
+use crate::metrics::AppTraffic;
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
@@ -163,17 +164,20 @@ pub(super) async fn watchdog(
 }
 
 /// A response body that ends its request's [`InFlight`] when it is dropped: after its last
-/// frame has been sent, or when the client has gone.
+/// frame has been sent, or when the client has gone. It counts its bytes into the app's
+/// traffic, when the request went to an app.
 pub(super) struct Tracked<B> {
     body: B,
     _request: InFlight,
+    traffic: Option<Arc<AppTraffic>>,
 }
 
 impl<B> Tracked<B> {
-    pub fn new(body: B, request: InFlight) -> Self {
+    pub fn new(body: B, request: InFlight, traffic: Option<Arc<AppTraffic>>) -> Self {
         Tracked {
             body,
             _request: request,
+            traffic,
         }
     }
 }
@@ -186,7 +190,14 @@ impl<B: hyper::body::Body + Unpin> hyper::body::Body for Tracked<B> {
         mut self: Pin<&mut Self>,
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<hyper::body::Frame<B::Data>, B::Error>>> {
-        Pin::new(&mut self.body).poll_frame(cx)
+        let polled = Pin::new(&mut self.body).poll_frame(cx);
+        if let (Some(traffic), Poll::Ready(Some(Ok(frame)))) = (&self.traffic, &polled)
+            && let Some(data) = frame.data_ref()
+        {
+            use bytes::Buf as _;
+            traffic.response_bytes().inc_by(data.remaining() as u64);
+        }
+        polled
     }
 
     fn is_end_stream(&self) -> bool {

@@ -108,6 +108,7 @@ impl SshServer {
                     login: Some(login),
                     user: None,
                     channels: HashMap::new(),
+                    _session: services.metrics.ssh_session(),
                 };
                 tokio::spawn(login::serve(
                     config.clone(),
@@ -150,6 +151,8 @@ pub struct Connection {
     user: Option<User>,
     /// Session channels opened and not yet running a command.
     channels: HashMap<ChannelId, Opened>,
+    /// Counts the connection as open while it lives.
+    _session: crate::metrics::SshSession,
 }
 
 struct Opened {
@@ -598,8 +601,11 @@ async fn run_git(
             };
             // Client → git. Runs on its own: git may finish before the client sends EOF, and
             // this copy must then simply stop. Dropping `stdin` at the client's EOF tells git.
+            // A push's bytes are counted as they pass.
+            let pushed = (request.service == crate::git::Service::ReceivePack)
+                .then(|| services.metrics.push_bytes().clone());
             let to_git = tokio::spawn(async move {
-                let _ = tokio::io::copy(&mut reader.make_reader(), &mut stdin).await;
+                let _ = copy_counted(&mut reader.make_reader(), &mut stdin, pushed).await;
             });
             let mut out = writer.make_writer();
             let (a, b) = tokio::join!(
@@ -624,6 +630,26 @@ async fn run_git(
     let _ = writer.exit_status(code).await;
     let _ = writer.eof().await;
     let _ = writer.close().await;
+}
+
+/// `tokio::io::copy`, adding each chunk to `counter` as it is written.
+async fn copy_counted(
+    from: &mut (impl tokio::io::AsyncRead + Unpin),
+    to: &mut (impl tokio::io::AsyncWrite + Unpin),
+    counter: Option<prometheus_client::metrics::counter::Counter>,
+) -> std::io::Result<()> {
+    use tokio::io::AsyncReadExt;
+    let mut buf = vec![0u8; 32 * 1024];
+    loop {
+        let n = from.read(&mut buf).await?;
+        if n == 0 {
+            return Ok(());
+        }
+        to.write_all(&buf[..n]).await?;
+        if let Some(c) = &counter {
+            c.inc_by(n as u64);
+        }
+    }
 }
 
 fn exit_code(status: std::process::ExitStatus) -> u32 {

@@ -99,6 +99,15 @@ macro_rules! deploy_readers {
             pub fn deployment(&self, app: &str) -> Result<Option<Deployment>> {
                 get_json(&self.$open(DEPLOYMENTS)?, app)
             }
+            /// Every app's deployment (for the metrics' replica counts).
+            pub fn deployments(&self) -> Result<Vec<Deployment>> {
+                let t = self.$open(DEPLOYMENTS)?;
+                let mut out = Vec::new();
+                for row in t.iter().map_err(db_err)? {
+                    out.push(decode(row.map_err(db_err)?.1.value())?);
+                }
+                Ok(out)
+            }
         }
     };
 }

@@ -798,6 +798,34 @@ async fn a_git_push_shows_live_then_config_stop_start_rollback_and_delete_work_w
     b.shot_of("#builds", "38c-builds").await;
     b.shot_of("#logs", "38d-logs").await;
     b.shot_of("#settings", "38e-settings").await;
+    // The Traffic card: requests through the router show in its sparklines, drawn as SVG on
+    // the server (the page's total holds every minute so far, however the minutes fell).
+    let before = app.services.routes.counts().get(&name);
+    for _ in 0..2 {
+        let r = app
+            .client
+            .get(format!("http://127.0.0.1:{}/env.txt", app.proxy_port))
+            .header("host", format!("{name}.localhost"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 200);
+    }
+    b.goto(&app.url(&page)).await;
+    let requests = b.text("#traffic-requests").await;
+    assert!(
+        requests.contains(&format!("· {} in ", before + 2)),
+        "{requests}"
+    );
+    assert_eq!(
+        b.client
+            .find_all(Locator::Css("#traffic svg.sparkline polyline"))
+            .await
+            .unwrap()
+            .len(),
+        2
+    );
+    b.shot_of("#traffic", "38j-traffic").await;
     // The tabs at 1280 px: every one shows, and no scroll widget beside them.
     assert_eq!(
         b.scrollbars(".section-nav").await,

@@ -14,6 +14,7 @@ mod e2e;
 mod fidelity;
 mod images;
 mod instances;
+mod metrics;
 mod panel;
 mod quotas;
 mod router;
