@@ -4,6 +4,7 @@
 //!
 //! - `domain`   — parsed names, settings and stored records, the one [`domain::Error`]. No I/O.
 //! - `locks`, `fsutil` — taking std locks whatever their poisoning; private files and dirs.
+//! - `drain`    — pushes and deploys in flight, which a stop waits for or cancels.
 //! - `store`    — the redb file; typed reads and single-transaction writes.
 //! - `docker`   — the Docker Engine interface (bollard), one per node: images, containers, builds.
 //! - `runtime`  — running an app: start a release's processes, their state and endpoints, stop
@@ -44,6 +45,7 @@ pub mod control;
 pub mod deploy;
 pub mod docker;
 pub mod domain;
+pub mod drain;
 pub mod fsutil;
 pub mod git;
 pub mod locks;

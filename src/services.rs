@@ -31,6 +31,8 @@ pub struct Services {
     pub push_handler: PushHandlers,
     /// The SSH server's host key (public half), for the API and console.
     pub ssh_host_key: ParsedKey,
+    /// Pushes and deploys in flight, which a stop lets finish (or cancels).
+    pub drain: crate::drain::Drain,
 }
 
 impl Services {
@@ -44,11 +46,13 @@ impl Services {
         let apps = Apps::new(store.clone(), links, config.limits);
         let engine = Engine::new(&config.docker_host);
         let push_handler = PushHandlers::default();
+        let drain = crate::drain::Drain::default();
         let git = Git::new(
             &config.data_dir,
             apps.clone(),
             store.clone(),
             push_handler.clone(),
+            drain.clone(),
         );
         let routes = RouteTable::default();
         let deployer = Deployer::new(
@@ -67,6 +71,7 @@ impl Services {
                 log_rotation: config.log_rotation.clone(),
                 limits: config.limits,
             },
+            drain.clone(),
         );
         // Removed in this order when an app is deleted: its containers, images and volumes,
         // then its repository, then (last, see below) its routes.
@@ -89,6 +94,7 @@ impl Services {
             git,
             push_handler,
             ssh_host_key,
+            drain,
         })
     }
 

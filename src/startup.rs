@@ -3,6 +3,7 @@
 
 use crate::apps::Links;
 use crate::config::Config;
+use crate::drain::Drained;
 use crate::router::Router;
 use crate::services::Services;
 use actix_web::{App, HttpServer, web};
@@ -114,6 +115,8 @@ impl Application {
         let data = services.clone();
         let list_cache = web::Data::new(crate::api::list_cache::ListCache::default());
         let console_ops = web::Data::new(crate::console::ops::Operations::default());
+        // A request whose deploy a stop waits for (or cancels) still gets its answer.
+        let http_stop = services.config.shutdown_timeout + UNWIND.as_secs();
         let server = HttpServer::new(move || {
             App::new()
                 .app_data(data.clone())
@@ -126,6 +129,7 @@ impl Application {
                 .default_service(web::to(crate::api::not_found))
         })
         .disable_signals()
+        .shutdown_timeout(http_stop)
         .listen(http)?
         .run();
         Ok(Application {
@@ -174,7 +178,10 @@ impl Application {
         self.services.clone()
     }
 
-    /// Serves until `shutdown` completes, then stops accepting and lets in-flight requests finish.
+    /// Serves until `shutdown` completes. Then every listener stops accepting, pushes and
+    /// deploys in flight get `shutdown_timeout` to finish (then they are cancelled and given
+    /// [`UNWIND`] to remove what they created and say so), the SSH sessions are closed, and
+    /// the services are dropped, closing the store (once the caller drops its own handles).
     pub async fn run_until_stopped(self, shutdown: impl Future<Output = ()>) -> anyhow::Result<()> {
         let handle = self.server.handle();
         let server = tokio::spawn(self.server);
@@ -191,7 +198,7 @@ impl Application {
         );
         let cron = tokio::spawn(self.services.deployer.clone().run_cron());
         let hooks = tokio::spawn(self.services.git.clone().serve_hooks(self.hooks));
-        let ssh = crate::ssh::SshServer::start(
+        let mut ssh = crate::ssh::SshServer::start(
             self.ssh,
             self.host_key,
             self.services.clone().into_inner(),
@@ -226,27 +233,53 @@ impl Application {
             "scalefog is serving"
         );
         tokio::select! {
-            _ = shutdown => tracing::info!("shutting down"),
+            _ = shutdown => {}
             r = server => { r??; return Ok(()); }
         }
+        let timeout = std::time::Duration::from_secs(self.services.config.shutdown_timeout);
+        let drain = &self.services.drain;
+        tracing::info!(
+            in_flight = drain.in_flight(),
+            shutdown_timeout = timeout.as_secs(),
+            "shutting down: no new connections; pushes and deploys in flight may finish"
+        );
+        // No listener takes anything new. The hook socket stays: pushes in flight call it.
         let _ = stop_router.send(true);
-        handle.stop(true).await;
-        ssh.shutdown().await;
-        hooks.abort();
-        cron.abort();
-        let _ = std::fs::remove_file(self.services.git.socket_path());
-        for r in routers {
-            let _ = r.await;
-        }
+        let http = tokio::spawn(handle.stop(true));
+        ssh.stop_accepting().await;
         control.abort();
-        reconciler.abort();
+        let _ = std::fs::remove_file(crate::control::socket_path(&self.services.config.data_dir));
+        cron.abort();
         if let Some(acme) = acme {
             acme.abort();
         }
-        let _ = std::fs::remove_file(crate::control::socket_path(&self.services.config.data_dir));
+        match drain.finish(timeout, UNWIND).await {
+            Drained::Finished => tracing::info!("work in flight finished"),
+            Drained::Cancelled(n) => tracing::warn!(
+                count = n,
+                "pushes and deploys still running at shutdown_timeout were cancelled"
+            ),
+            Drained::Abandoned(n) => tracing::error!(
+                count = n,
+                "pushes and deploys did not wind down after their cancel; stopping anyway"
+            ),
+        }
+        ssh.shutdown().await;
+        hooks.abort();
+        let _ = std::fs::remove_file(self.services.git.socket_path());
+        let _ = http.await;
+        for r in routers {
+            let _ = r.await;
+        }
+        reconciler.abort();
+        tracing::info!("stopped");
         Ok(())
     }
 }
+
+/// How long cancelled pushes and deploys get, after `shutdown_timeout`, to remove what they
+/// created, record that they were cancelled and tell their pusher.
+pub const UNWIND: std::time::Duration = std::time::Duration::from_secs(20);
 
 /// Binds a listener for the tokio runtime, naming the setting when the address is unusable.
 fn bind_async(

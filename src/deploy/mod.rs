@@ -121,6 +121,8 @@ struct Inner {
     cron_running: cron::CronRunning,
     /// One-off runs this process watches.
     live_runs: runs::LiveRuns,
+    /// The server's work in flight: a stop waits for deploys, or cancels them.
+    drain: crate::drain::Drain,
 }
 
 /// The deploy engine. Cheap to clone.
@@ -134,6 +136,7 @@ impl Deployer {
         routes: RouteTable,
         links: Links,
         settings: DeploySettings,
+        drain: crate::drain::Drain,
     ) -> Deployer {
         let installation = Installation {
             id: settings.install_id.clone(),
@@ -157,6 +160,7 @@ impl Deployer {
             cron_clock: Default::default(),
             cron_running: Default::default(),
             live_runs: Default::default(),
+            drain,
         }))
     }
 

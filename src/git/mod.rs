@@ -14,6 +14,7 @@ use crate::apps::{AppResources, Apps};
 use crate::domain::{
     AppName, Error, Instance, PushOutcome, PushRecord, PushedRef, Result, User, now,
 };
+use crate::drain::{CANCELLED, Drain, Work};
 use crate::locks;
 use crate::push::{Progress, Push, PushHandlers, RefUpdate, Verdict};
 use crate::store::Store;
@@ -67,6 +68,8 @@ struct Inner {
     // std Mutexes: held for a map operation only, never across an await.
     pending: Mutex<HashMap<String, Pending>>,
     locks: Arc<PushLocks>,
+    /// The server's work in flight: a push is admitted into it, and a stop waits for it.
+    drain: Drain,
 }
 
 /// One lock per app, taken by each push for its whole duration.
@@ -87,6 +90,16 @@ pub struct GitProcess {
     pub child: Child,
     _lock: Option<tokio::sync::OwnedMutexGuard<()>>,
     _pending: Option<PendingGuard>,
+    /// A push's place among the work a stop waits for.
+    work: Option<Work>,
+}
+
+impl GitProcess {
+    /// The push's place among the work a stop waits for, for the transport to hold until the
+    /// client has read the push's end (its exit status), which comes after the process's.
+    pub fn take_work(&mut self) -> Option<Work> {
+        self.work.take()
+    }
 }
 
 struct PendingGuard {
@@ -101,7 +114,13 @@ impl Drop for PendingGuard {
 }
 
 impl Git {
-    pub fn new(data_dir: &Path, apps: Apps, store: Store, handlers: PushHandlers) -> Git {
+    pub fn new(
+        data_dir: &Path,
+        apps: Apps,
+        store: Store,
+        handlers: PushHandlers,
+        drain: Drain,
+    ) -> Git {
         let hook_program = std::env::current_exe().unwrap_or_else(|_| PathBuf::from("scalefog"));
         Git {
             inner: Arc::new(Inner {
@@ -114,6 +133,7 @@ impl Git {
                 push_timeout: RwLock::new(DEFAULT_PUSH_TIMEOUT),
                 pending: Mutex::default(),
                 locks: Arc::default(),
+                drain,
             }),
         }
     }
@@ -181,9 +201,11 @@ impl Git {
         if let Some(p) = git_protocol.filter(|p| valid_git_protocol(p)) {
             cmd.env("GIT_PROTOCOL", p);
         }
-        let (lock, pending) = match service {
-            Service::UploadPack => (None, None),
+        let (lock, pending, work) = match service {
+            Service::UploadPack => (None, None, None),
             Service::ReceivePack => {
+                // Before the wait for the lock: a stop waits for this push from here on.
+                let work = self.inner.drain.begin()?;
                 let lock = self.lock_app(&inst.name, progress).await;
                 let id = crate::accounts::generate_token();
                 let secret = crate::accounts::generate_token();
@@ -206,7 +228,7 @@ impl Git {
                     inner: self.inner.clone(),
                     id,
                 };
-                (Some(lock), Some(guard))
+                (Some(lock), Some(guard), Some(work))
             }
         };
         let child = cmd
@@ -216,6 +238,7 @@ impl Git {
             child,
             _lock: lock,
             _pending: pending,
+            work,
         })
     }
 
@@ -306,6 +329,11 @@ impl Git {
                 _ => None,
             }
         };
+        if self.inner.drain.is_cancelled() {
+            // The stop's timeout ran out before this push reached its deploy: nothing recorded.
+            send(wr, &format!("scalefog: {}; push rejected", CANCELLED)).await;
+            return 1;
+        }
         let Some((app, user, repo_dir)) = claimed else {
             tracing::warn!(push = %req.push_id, "hook callback with an unknown push or a bad secret");
             send(

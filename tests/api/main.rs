@@ -16,5 +16,6 @@ mod panel;
 mod quotas;
 mod router;
 mod runs;
+mod shutdown;
 mod ssh;
 mod ssh_keys;
