@@ -267,7 +267,11 @@ impl Application {
         ssh.shutdown().await;
         hooks.abort();
         let _ = std::fs::remove_file(self.services.git.socket_path());
-        let _ = http.await;
+        // Answers to requests whose deploys were just waited for go out now; connections that
+        // stay open (followed logs) do not hold the stop any longer.
+        if tokio::time::timeout(HTTP_GRACE, http).await.is_err() {
+            tracing::warn!("HTTP connections still open after the stop are dropped");
+        }
         for r in routers {
             let _ = r.await;
         }
@@ -280,6 +284,9 @@ impl Application {
 /// How long cancelled pushes and deploys get, after `shutdown_timeout`, to remove what they
 /// created, record that they were cancelled and tell their pusher.
 pub const UNWIND: std::time::Duration = std::time::Duration::from_secs(20);
+
+/// How long HTTP requests still open once the work in flight is over may take to finish.
+const HTTP_GRACE: std::time::Duration = std::time::Duration::from_secs(5);
 
 /// Binds a listener for the tokio runtime, naming the setting when the address is unusable.
 fn bind_async(
