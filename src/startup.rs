@@ -256,11 +256,11 @@ impl Application {
         match drain.finish(timeout, UNWIND).await {
             Drained::Finished => tracing::info!("work in flight finished"),
             Drained::Cancelled(n) => tracing::warn!(
-                count = n,
+                in_flight = n,
                 "pushes and deploys still running at shutdown_timeout were cancelled"
             ),
             Drained::Abandoned(n) => tracing::error!(
-                count = n,
+                in_flight = n,
                 "pushes and deploys did not wind down after their cancel; stopping anyway"
             ),
         }

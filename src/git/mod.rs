@@ -91,15 +91,7 @@ pub struct GitProcess {
     _lock: Option<tokio::sync::OwnedMutexGuard<()>>,
     _pending: Option<PendingGuard>,
     /// A push's place among the work a stop waits for.
-    work: Option<Work>,
-}
-
-impl GitProcess {
-    /// The push's place among the work a stop waits for, for the transport to hold until the
-    /// client has read the push's end (its exit status), which comes after the process's.
-    pub fn take_work(&mut self) -> Option<Work> {
-        self.work.take()
-    }
+    _work: Option<Work>,
 }
 
 struct PendingGuard {
@@ -238,7 +230,7 @@ impl Git {
             child,
             _lock: lock,
             _pending: pending,
-            work,
+            _work: work,
         })
     }
 

@@ -121,6 +121,7 @@ impl SshServer {
                     login: Some(login),
                     user: None,
                     channels: HashMap::new(),
+                    pushes: HashMap::new(),
                 };
                 tracked.spawn(login::serve(
                     config.clone(),
@@ -180,6 +181,9 @@ pub struct Connection {
     user: Option<User>,
     /// Session channels opened and not yet running a command.
     channels: HashMap<ChannelId, Opened>,
+    /// Channels running a push, until the client closes them: a stop waits for that, so that
+    /// it disconnects no client before it has read how its push ended.
+    pushes: HashMap<ChannelId, crate::drain::Work>,
 }
 
 struct Opened {
@@ -352,6 +356,7 @@ impl russh::server::Handler for Connection {
         _session: &mut Session,
     ) -> Result<(), Self::Error> {
         self.channels.remove(&channel);
+        self.pushes.remove(&channel);
         Ok(())
     }
 
@@ -551,6 +556,9 @@ impl russh::server::Handler for Connection {
             return Ok(());
         };
         session.channel_success(channel)?;
+        if request.service == crate::git::Service::ReceivePack {
+            self.pushes.insert(channel, self.services.drain.join());
+        }
         tracing::info!(
             peer = %self.peer,
             user = %user.username,
@@ -608,8 +616,6 @@ async fn run_git(
         let _ = stderr.write_all(format!("{line}\n").as_bytes()).await;
     }
 
-    // A push's place among the work a stop waits for: held until the client has its end.
-    let mut work = None;
     let code = match started {
         Err(e) => {
             let _ = stderr
@@ -618,7 +624,6 @@ async fn run_git(
             1
         }
         Ok(mut process) => {
-            work = process.take_work();
             let child = &mut process.child;
             let (Some(mut stdin), Some(mut stdout), Some(mut child_err)) =
                 (child.stdin.take(), child.stdout.take(), child.stderr.take())
@@ -657,7 +662,6 @@ async fn run_git(
     let _ = writer.exit_status(code).await;
     let _ = writer.eof().await;
     let _ = writer.close().await;
-    drop(work);
 }
 
 fn exit_code(status: std::process::ExitStatus) -> u32 {

@@ -122,12 +122,11 @@ impl Server {
                 .get(format!("http://127.0.0.1:{}/", self.proxy_port))
                 .header("Host", format!("{app}.localhost"))
                 .send()
-                .await
-                .unwrap();
-            let status = r.status();
-            last = r.text().await.unwrap();
-            if status == 200 {
-                return last.trim().to_string();
+                .await;
+            match r {
+                Ok(r) if r.status() == 200 => return r.text().await.unwrap().trim().to_string(),
+                Ok(r) => last = format!("{}: {}", r.status(), r.text().await.unwrap_or_default()),
+                Err(e) => last = e.to_string(),
             }
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
@@ -140,7 +139,7 @@ async fn next_json(lines: &mut Lines<BufReader<ChildStderr>>) -> Option<Value> {
     let line = lines.next_line().await.unwrap()?;
     let v: Value = serde_json::from_str(&line)
         .unwrap_or_else(|e| panic!("a log line that is not JSON ({e}): {line}"));
-    for field in ["timestamp", "level", "message"] {
+    for field in ["timestamp", "level", "target"] {
         assert!(v.get(field).is_some(), "{field} in {line}");
     }
     Some(v)
@@ -191,8 +190,15 @@ async fn stopping(server: &Server) -> Value {
     panic!("the server did not log its stop");
 }
 
-fn refused(port: u16) -> bool {
-    std::net::TcpStream::connect(("127.0.0.1", port)).is_err()
+/// Whether connections to `port` are refused, once the listener's task has closed it.
+async fn refused(port: u16) -> bool {
+    for _ in 0..100 {
+        if std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            return true;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    false
 }
 
 #[tokio::test]
@@ -216,7 +222,10 @@ async fn sigterm_during_a_build_lets_the_push_finish_and_the_app_serves_it_after
     assert!(stop["in_flight"].as_u64() >= Some(1), "{stop}");
     // Nothing new is taken meanwhile: neither API nor console, git, nor the router.
     for port in [server.http_port, server.ssh_port, server.proxy_port] {
-        assert!(refused(port), "port {port} still accepts during the stop");
+        assert!(
+            refused(port).await,
+            "port {port} still accepts during the stop"
+        );
     }
     let seen = rest_of(lines, seen).await;
     assert!(
@@ -286,7 +295,7 @@ async fn a_push_still_building_at_shutdown_timeout_is_cancelled_and_nothing_is_h
                 .contains("were cancelled")
         })
         .unwrap_or_else(|| panic!("{log:?}"));
-    assert_eq!(cancelled["count"], 1, "{cancelled}");
+    assert!(cancelled["in_flight"].as_u64() >= Some(1), "{cancelled}");
 
     // What Docker holds: v1's container and image, nothing of v2.
     let install = cleanup.filter();
