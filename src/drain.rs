@@ -26,7 +26,9 @@ struct Inner {
 }
 
 /// One piece of work in flight; the stop waits until it is dropped.
-pub struct Work(#[allow(dead_code)] TaskTrackerToken);
+pub struct Work {
+    _token: TaskTrackerToken,
+}
 
 /// How the work in flight ended at a stop.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -53,7 +55,9 @@ impl Drain {
     /// Work that is part of work already admitted (the deploy of a push in flight), or that
     /// needs no admission; never refused.
     pub fn join(&self) -> Work {
-        Work(self.0.tracker.token())
+        Work {
+            _token: self.0.tracker.token(),
+        }
     }
 
     /// The stop has begun: no new pushes.
