@@ -204,6 +204,24 @@ pub struct SettingsArgs {
         hide_env_values = true
     )]
     pub metrics_token: Option<String>,
+    /// Seconds a stop (SIGTERM) waits for pushes and deploys in flight before cancelling them
+    /// [default: 60]
+    #[arg(
+        long,
+        env = "SCALEFOG_SHUTDOWN_TIMEOUT",
+        value_name = "SECS",
+        global = true
+    )]
+    pub shutdown_timeout: Option<String>,
+    /// `text` (one line per event) or `json` (one JSON object per line, for log shippers)
+    /// [default: text]
+    #[arg(
+        long,
+        env = "SCALEFOG_LOG_FORMAT",
+        value_name = "text|json",
+        global = true
+    )]
+    pub log_format: Option<String>,
 }
 
 /// The TOML file: the same keys, all optional; unknown keys are an error (a typo must not be
@@ -241,6 +259,8 @@ struct FileSettings {
     ssh_login_grace: Option<u64>,
     ssh_max_unauthenticated: Option<u64>,
     metrics_token: Option<String>,
+    shutdown_timeout: Option<u64>,
+    log_format: Option<String>,
 }
 
 /// Resolved settings: every value present and valid, every path absolute.
@@ -284,9 +304,35 @@ pub struct Config {
     pub ssh_max_unauthenticated: usize,
     /// A bearer token that may read `GET /metrics` besides admins (for a Prometheus server).
     pub metrics_token: Option<String>,
+    /// Seconds a stop waits for pushes and deploys in flight before cancelling them.
+    pub shutdown_timeout: u64,
+    /// How the server's own log lines are written.
+    pub log_format: LogFormat,
     /// The router's time limits. Not a setting (the defaults suit every deployment we know
     /// of); tests shorten them to see them act.
     pub router_timeouts: crate::router::Timeouts,
+}
+
+/// How the server's log lines look on stderr.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum LogFormat {
+    /// Human-readable lines.
+    #[default]
+    Text,
+    /// One JSON object per line (timestamp, level, target, fields), for log shippers.
+    Json,
+}
+
+impl LogFormat {
+    fn parse(v: &str) -> Result<LogFormat, ConfigError> {
+        match v.trim() {
+            "text" => Ok(LogFormat::Text),
+            "json" => Ok(LogFormat::Json),
+            other => Err(ConfigError(format!(
+                "invalid log_format '{other}': expected text or json"
+            ))),
+        }
+    }
 }
 
 /// Let's Encrypt's production directory.
@@ -632,6 +678,14 @@ impl Config {
             }
             _ => None,
         };
+        let shutdown_timeout = parse_count(
+            "shutdown_timeout",
+            &args.shutdown_timeout,
+            file.shutdown_timeout,
+            60,
+            0,
+        )?;
+        let log_format = LogFormat::parse(&pick(&args.log_format, &file.log_format, "text"))?;
         Ok(Config {
             data_dir,
             http_listen,
@@ -657,6 +711,8 @@ impl Config {
             ssh_login_grace,
             ssh_max_unauthenticated,
             metrics_token,
+            shutdown_timeout,
+            log_format,
             router_timeouts: Default::default(),
         })
     }
@@ -691,6 +747,8 @@ impl Config {
             ssh_login_grace: 30,
             ssh_max_unauthenticated: 10,
             metrics_token: None,
+            shutdown_timeout: 60,
+            log_format: LogFormat::Text,
             router_timeouts: Default::default(),
         }
     }
@@ -901,6 +959,48 @@ mod tests {
         })
         .unwrap_err();
         assert!(e.0.contains("htp_listen"), "{e}");
+    }
+
+    #[test]
+    fn shutdown_timeout_and_log_format_come_from_file_and_flags_and_bad_ones_are_named() {
+        let c = Config::load(&SettingsArgs::default()).unwrap();
+        assert_eq!((c.shutdown_timeout, c.log_format), (60, LogFormat::Text));
+        let dir = tempfile::tempdir().unwrap();
+        let f = dir.path().join("s.toml");
+        std::fs::write(&f, "shutdown_timeout = 5\nlog_format = \"json\"\n").unwrap();
+        let c = Config::load(&SettingsArgs {
+            config: Some(f.clone()),
+            ..Default::default()
+        })
+        .unwrap();
+        assert_eq!((c.shutdown_timeout, c.log_format), (5, LogFormat::Json));
+        let c = Config::load(&SettingsArgs {
+            config: Some(f),
+            shutdown_timeout: Some("0".into()),
+            log_format: Some("text".into()),
+            ..Default::default()
+        })
+        .unwrap();
+        assert_eq!((c.shutdown_timeout, c.log_format), (0, LogFormat::Text));
+        for (args, name) in [
+            (
+                SettingsArgs {
+                    shutdown_timeout: Some("-1".into()),
+                    ..Default::default()
+                },
+                "shutdown_timeout",
+            ),
+            (
+                SettingsArgs {
+                    log_format: Some("xml".into()),
+                    ..Default::default()
+                },
+                "log_format",
+            ),
+        ] {
+            let e = Config::load(&args).unwrap_err();
+            assert!(e.0.contains(name), "{e}");
+        }
     }
 
     #[test]

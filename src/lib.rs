@@ -8,6 +8,7 @@
 //!   data dir's key.
 //! - `metrics`  — the Prometheus registry that the core and the transports record into; each
 //!   app's router traffic and its per-minute samples (the console's sparklines).
+//! - `drain`    — pushes and deploys in flight, which a stop waits for or cancels.
 //! - `store`    — the redb file; typed reads and single-transaction writes.
 //! - `docker`   — the Docker Engine interface (bollard), one per node: images, containers, builds.
 //! - `runtime`  — running an app: start a release's processes, their state and endpoints, stop
@@ -49,6 +50,7 @@ pub mod control;
 pub mod deploy;
 pub mod docker;
 pub mod domain;
+pub mod drain;
 pub mod fsutil;
 pub mod git;
 pub mod images;

@@ -108,7 +108,7 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    init_tracing();
+    init_tracing(config.log_format);
     let rt = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -141,15 +141,22 @@ fn main() -> ExitCode {
     }
 }
 
-fn init_tracing() {
+/// Log lines go to stderr (journald keeps them under systemd): text, or one JSON object per
+/// line for log shippers (`log_format`).
+fn init_tracing(format: scalefog::config::LogFormat) {
+    use std::io::IsTerminal;
     use tracing_subscriber::EnvFilter;
     let filter = EnvFilter::try_from_env("SCALEFOG_LOG").unwrap_or_else(|_| EnvFilter::new("info"));
-    use std::io::IsTerminal;
-    let _ = tracing_subscriber::fmt()
+    let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_ansi(std::io::stderr().is_terminal())
-        .with_writer(std::io::stderr)
-        .try_init();
+        .with_writer(std::io::stderr);
+    let _ = match format {
+        scalefog::config::LogFormat::Text => builder
+            .with_ansi(std::io::stderr().is_terminal())
+            .try_init(),
+        // Fields at the top level (not under `fields`), so shippers index them directly.
+        scalefog::config::LogFormat::Json => builder.json().flatten_event(true).try_init(),
+    };
 }
 
 async fn serve(config: Config) -> anyhow::Result<()> {

@@ -40,6 +40,8 @@ pub struct Services {
     pub sealer: Sealer,
     /// What every part counts, for `GET /metrics` and the console's sparklines.
     pub metrics: Metrics,
+    /// Pushes and deploys in flight, which a stop lets finish (or cancels).
+    pub drain: crate::drain::Drain,
 }
 
 impl Services {
@@ -60,12 +62,14 @@ impl Services {
             config.image_policy,
         );
         let push_handler = PushHandlers::default();
+        let drain = crate::drain::Drain::default();
         let git = Git::new(
             &config.data_dir,
             apps.clone(),
             store.clone(),
             push_handler.clone(),
             metrics.clone(),
+            drain.clone(),
         );
         let routes = RouteTable::new(metrics.traffic().clone());
         let deployer = Deployer::new(
@@ -85,6 +89,7 @@ impl Services {
                 limits: config.limits,
             },
             metrics.clone(),
+            drain.clone(),
         );
         // Removed in this order when an app is deleted: its containers, images and volumes,
         // then its repository, then (last, see below) its routes.
@@ -110,6 +115,7 @@ impl Services {
             ssh_host_key,
             sealer,
             metrics,
+            drain,
         })
     }
 

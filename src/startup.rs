@@ -3,6 +3,7 @@
 
 use crate::apps::Links;
 use crate::config::Config;
+use crate::drain::Drained;
 use crate::router::Router;
 use crate::services::Services;
 use actix_web::{App, HttpServer, web};
@@ -114,6 +115,8 @@ impl Application {
         let data = services.clone();
         let list_cache = web::Data::new(crate::api::list_cache::ListCache::default());
         let console_ops = web::Data::new(crate::console::ops::Operations::default());
+        // A request whose deploy a stop waits for (or cancels) still gets its answer.
+        let http_stop = services.config.shutdown_timeout + UNWIND.as_secs();
         let server = HttpServer::new(move || {
             App::new()
                 .app_data(data.clone())
@@ -129,6 +132,7 @@ impl Application {
                 .default_service(web::to(crate::api::not_found))
         })
         .disable_signals()
+        .shutdown_timeout(http_stop)
         .listen(http)?
         .run();
         Ok(Application {
@@ -177,7 +181,10 @@ impl Application {
         self.services.clone()
     }
 
-    /// Serves until `shutdown` completes, then stops accepting and lets in-flight requests finish.
+    /// Serves until `shutdown` completes. Then every listener stops accepting, pushes and
+    /// deploys in flight get `shutdown_timeout` to finish (then they are cancelled and given
+    /// [`UNWIND`] to remove what they created and say so), the SSH sessions are closed, and
+    /// the services are dropped, closing the store (once the caller drops its own handles).
     pub async fn run_until_stopped(self, shutdown: impl Future<Output = ()>) -> anyhow::Result<()> {
         let handle = self.server.handle();
         let server = tokio::spawn(self.server);
@@ -196,7 +203,7 @@ impl Application {
         // The console's traffic sparklines: one sample of every app a minute.
         let sampler = tokio::spawn(self.services.metrics.traffic().clone().run_sampler());
         let hooks = tokio::spawn(self.services.git.clone().serve_hooks(self.hooks));
-        let ssh = crate::ssh::SshServer::start(
+        let mut ssh = crate::ssh::SshServer::start(
             self.ssh,
             self.host_key,
             self.services.clone().into_inner(),
@@ -231,28 +238,61 @@ impl Application {
             "scalefog is serving"
         );
         tokio::select! {
-            _ = shutdown => tracing::info!("shutting down"),
+            _ = shutdown => {}
             r = server => { r??; return Ok(()); }
         }
+        let timeout = std::time::Duration::from_secs(self.services.config.shutdown_timeout);
+        let drain = &self.services.drain;
+        tracing::info!(
+            in_flight = drain.in_flight(),
+            shutdown_timeout = timeout.as_secs(),
+            "shutting down: no new connections; pushes and deploys in flight may finish"
+        );
+        // No listener takes anything new. The hook socket stays: pushes in flight call it.
         let _ = stop_router.send(true);
-        handle.stop(true).await;
-        ssh.shutdown().await;
-        hooks.abort();
+        let http = tokio::spawn(handle.stop(true));
+        ssh.stop_accepting().await;
+        control.abort();
+        let _ = std::fs::remove_file(crate::control::socket_path(&self.services.config.data_dir));
         cron.abort();
         sampler.abort();
-        let _ = std::fs::remove_file(self.services.git.socket_path());
-        for r in routers {
-            let _ = r.await;
-        }
-        control.abort();
-        reconciler.abort();
         if let Some(acme) = acme {
             acme.abort();
         }
-        let _ = std::fs::remove_file(crate::control::socket_path(&self.services.config.data_dir));
+        match drain.finish(timeout, UNWIND).await {
+            Drained::Finished => tracing::info!("work in flight finished"),
+            Drained::Cancelled(n) => tracing::warn!(
+                in_flight = n,
+                "pushes and deploys still running at shutdown_timeout were cancelled"
+            ),
+            Drained::Abandoned(n) => tracing::error!(
+                in_flight = n,
+                "pushes and deploys did not wind down after their cancel; stopping anyway"
+            ),
+        }
+        ssh.shutdown().await;
+        hooks.abort();
+        let _ = std::fs::remove_file(self.services.git.socket_path());
+        // Answers to requests whose deploys were just waited for go out now; connections that
+        // stay open (followed logs) do not hold the stop any longer.
+        if tokio::time::timeout(HTTP_GRACE, http).await.is_err() {
+            tracing::warn!("HTTP connections still open after the stop are dropped");
+        }
+        for r in routers {
+            let _ = r.await;
+        }
+        reconciler.abort();
+        tracing::info!("stopped");
         Ok(())
     }
 }
+
+/// How long cancelled pushes and deploys get, after `shutdown_timeout`, to remove what they
+/// created, record that they were cancelled and tell their pusher.
+pub const UNWIND: std::time::Duration = std::time::Duration::from_secs(20);
+
+/// How long HTTP requests still open once the work in flight is over may take to finish.
+const HTTP_GRACE: std::time::Duration = std::time::Duration::from_secs(5);
 
 /// Binds a listener for the tokio runtime, naming the setting when the address is unusable.
 fn bind_async(

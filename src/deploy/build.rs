@@ -86,7 +86,7 @@ impl Deployer {
             return Err(Error::invalid("commit", "not a full commit id"));
         }
         let rep = Reporter::new(progress);
-        let _guard = self.acquire(app_name, &rep).await;
+        let _guard = self.acquire(app_name, &rep).await?;
         let _slot = self.build_slot(&rep).await?;
         let app = self.instance(app_name)?;
         let build = self.record_build_start(&app, user, branch, sha).await?;

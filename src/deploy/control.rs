@@ -18,6 +18,9 @@ use tokio_util::sync::CancellationToken;
 pub(super) struct Attempt {
     pub processes: Vec<String>,
     pub image: Option<String>,
+    /// Set when the attempt starts the transaction that makes it current: from then on a cancel
+    /// or a timeout lets it finish (see [`Deployer::controlled`]).
+    pub switching: bool,
 }
 
 impl Attempt {
@@ -78,17 +81,29 @@ impl Controls {
 }
 
 impl Deployer {
-    /// Takes the app's lock, telling `rep` when it has to wait.
-    pub(super) async fn acquire(&self, app: &str, rep: &Reporter) -> OwnedMutexGuard<()> {
+    /// Takes the app's lock, telling `rep` when it has to wait; a stop that cancels work in
+    /// flight ends the wait.
+    pub(super) async fn acquire(&self, app: &str, rep: &Reporter) -> Result<OwnedMutexGuard<()>> {
         let l = self.0.controls.app_lock(app);
         match l.clone().try_lock_owned() {
-            Ok(g) => g,
+            Ok(g) => Ok(g),
             Err(_) => {
                 rep.line(format!(
                     "-----> Another deploy of {app} is in progress; waiting for it to finish"
                 ));
-                l.lock_owned().await
+                self.unless_cancelled(l.lock_owned()).await
             }
+        }
+    }
+
+    /// `wait`, unless a stop cancels the work in flight first.
+    pub(super) async fn unless_cancelled<T>(
+        &self,
+        wait: impl std::future::Future<Output = T>,
+    ) -> Result<T> {
+        tokio::select! {
+            v = wait => Ok(v),
+            _ = self.0.drain.cancelled() => Err(Error::Cancelled(crate::drain::CANCELLED.into())),
         }
     }
 
@@ -99,32 +114,42 @@ impl Deployer {
             Ok(s) => Ok(s),
             Err(_) => {
                 rep.line("-----> All build slots are busy; waiting for one");
-                slots
-                    .acquire_owned()
-                    .await
+                self.unless_cancelled(slots.acquire_owned())
+                    .await?
                     .map_err(|_| Error::Unavailable("scalefog is shutting down".into()))
             }
         }
     }
 
-    /// Runs `op` as the app's current operation: cancellable, bounded by `deploy_timeout`, and
-    /// on any failure everything the attempt created is removed.
+    /// Runs `op` as the app's current operation: cancellable (on request, or by a stop whose
+    /// `shutdown_timeout` ran out), bounded by `deploy_timeout`, and on any failure everything
+    /// the attempt created is removed. A stop waits for it.
     pub(super) async fn controlled<T>(
         &self,
         app: &str,
         op: impl FnOnce(SharedAttempt) -> BoxFuture<'static, Result<T>>,
     ) -> Result<T> {
+        let _work = self.0.drain.join();
         let token = CancellationToken::new();
         lock(&self.0.controls.active).insert(app.to_string(), token.clone());
         let attempt = SharedAttempt::default();
         let timeout = self.0.settings.timeout;
-        let result = tokio::select! {
-            r = op(attempt.clone()) => r,
+        let mut op = op(attempt.clone());
+        let cut = tokio::select! {
+            r = &mut op => Ok(r),
             _ = token.cancelled() => Err(Error::Cancelled("the deploy was cancelled".into())),
+            _ = self.0.drain.cancelled() => Err(Error::Cancelled(crate::drain::CANCELLED.into())),
             _ = tokio::time::sleep(timeout) => Err(Error::DeployFailed(format!(
                 "the deploy took longer than deploy_timeout ({} s) and was abandoned",
                 timeout.as_secs()
             ))),
+        };
+        let result = match cut {
+            Ok(r) => r,
+            // Past its commit point the operation is one transaction and a route update from
+            // done; cut there, its release could be recorded with its processes removed.
+            Err(_) if lock(&attempt).switching => op.await,
+            Err(e) => Err(e),
         };
         lock(&self.0.controls.active).remove(app);
         if result.is_err() {
@@ -155,7 +180,9 @@ impl Deployer {
         + Send
         + 'static,
     ) -> Result<T> {
-        let _guard = self.0.controls.app_lock(app).lock_owned().await;
+        let _guard = self
+            .unless_cancelled(self.0.controls.app_lock(app).lock_owned())
+            .await?;
         let inst = self.instance(app)?;
         let this = self.clone();
         self.controlled(app, move |attempt| op(this, inst, attempt))

@@ -123,6 +123,8 @@ struct Inner {
     live_runs: runs::LiveRuns,
     /// Deploy outcomes and phase durations are counted here.
     metrics: crate::metrics::Metrics,
+    /// The server's work in flight: a stop waits for deploys, or cancels them.
+    drain: crate::drain::Drain,
 }
 
 /// The deploy engine. Cheap to clone.
@@ -137,6 +139,7 @@ impl Deployer {
         links: Links,
         settings: DeploySettings,
         metrics: crate::metrics::Metrics,
+        drain: crate::drain::Drain,
     ) -> Deployer {
         let installation = Installation {
             id: settings.install_id.clone(),
@@ -161,6 +164,7 @@ impl Deployer {
             cron_running: Default::default(),
             live_runs: Default::default(),
             metrics,
+            drain,
         }))
     }
 

@@ -297,6 +297,7 @@ impl Deployer {
         let current = deployment.clone();
         let release = release.clone();
         let log = matches!(record, Record::Built(_)).then(|| rep.text());
+        lock(attempt).switching = true;
         let previous = self
             .0
             .store

@@ -14,6 +14,7 @@ use crate::apps::{AppResources, Apps};
 use crate::domain::{
     AppName, Error, Instance, PushOutcome, PushRecord, PushedRef, Result, User, now,
 };
+use crate::drain::{CANCELLED, Drain, Work};
 use crate::locks;
 use crate::push::{Progress, Push, PushHandlers, RefUpdate, Verdict};
 use crate::store::Store;
@@ -69,6 +70,8 @@ struct Inner {
     locks: Arc<PushLocks>,
     /// Push outcomes are counted here.
     metrics: crate::metrics::Metrics,
+    /// The server's work in flight: a push is admitted into it, and a stop waits for it.
+    drain: Drain,
 }
 
 /// One lock per app, taken by each push for its whole duration.
@@ -89,6 +92,8 @@ pub struct GitProcess {
     pub child: Child,
     _lock: Option<tokio::sync::OwnedMutexGuard<()>>,
     _pending: Option<PendingGuard>,
+    /// A push's place among the work a stop waits for.
+    _work: Option<Work>,
 }
 
 struct PendingGuard {
@@ -109,6 +114,7 @@ impl Git {
         store: Store,
         handlers: PushHandlers,
         metrics: crate::metrics::Metrics,
+        drain: Drain,
     ) -> Git {
         let hook_program = std::env::current_exe().unwrap_or_else(|_| PathBuf::from("scalefog"));
         Git {
@@ -123,6 +129,7 @@ impl Git {
                 pending: Mutex::default(),
                 locks: Arc::default(),
                 metrics,
+                drain,
             }),
         }
     }
@@ -190,9 +197,11 @@ impl Git {
         if let Some(p) = git_protocol.filter(|p| valid_git_protocol(p)) {
             cmd.env("GIT_PROTOCOL", p);
         }
-        let (lock, pending) = match service {
-            Service::UploadPack => (None, None),
+        let (lock, pending, work) = match service {
+            Service::UploadPack => (None, None, None),
             Service::ReceivePack => {
+                // Before the wait for the lock: a stop waits for this push from here on.
+                let work = self.inner.drain.begin()?;
                 let lock = self.lock_app(&inst.name, progress).await;
                 let id = crate::accounts::generate_token();
                 let secret = crate::accounts::generate_token();
@@ -215,7 +224,7 @@ impl Git {
                     inner: self.inner.clone(),
                     id,
                 };
-                (Some(lock), Some(guard))
+                (Some(lock), Some(guard), Some(work))
             }
         };
         let child = cmd
@@ -225,6 +234,7 @@ impl Git {
             child,
             _lock: lock,
             _pending: pending,
+            _work: work,
         })
     }
 
@@ -315,6 +325,11 @@ impl Git {
                 _ => None,
             }
         };
+        if self.inner.drain.is_cancelled() {
+            // The stop's timeout ran out before this push reached its deploy: nothing recorded.
+            send(wr, &format!("scalefog: {}; push rejected", CANCELLED)).await;
+            return 1;
+        }
         let Some((app, user, repo_dir)) = claimed else {
             tracing::warn!(push = %req.push_id, "hook callback with an unknown push or a bad secret");
             send(

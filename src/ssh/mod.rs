@@ -61,11 +61,22 @@ pub fn server_config(key: PrivateKey) -> russh::server::Config {
     }
 }
 
-/// A running SSH server; [`SshServer::shutdown`] disconnects every client.
+/// A running SSH server: [`SshServer::stop_accepting`] closes its listener and leaves the
+/// sessions be (pushes in flight finish); [`SshServer::shutdown`] disconnects every client.
 pub struct SshServer {
+    /// Ends the accept loop.
     stop: Option<oneshot::Sender<()>>,
-    task: JoinHandle<std::io::Result<()>>,
+    /// The accept loop.
+    task: Option<JoinHandle<std::io::Result<()>>>,
+    /// Tells every session to disconnect.
+    stopping: watch::Sender<bool>,
+    /// Every session, so that shutdown can wait until they have said goodbye.
+    sessions: tokio_util::task::TaskTracker,
 }
+
+/// How long shutdown waits for sessions to close after telling them (each gives its client
+/// 2 s to take the message).
+const SESSIONS_CLOSE: Duration = Duration::from_secs(5);
 
 impl SshServer {
     /// Serves on `listener` (already bound, so port 0 works) until shut down.
@@ -82,6 +93,8 @@ impl SshServer {
         let limiter = Arc::new(AuthLimiter::default());
         let (stop, mut stopped) = oneshot::channel::<()>();
         let (stopping, stopping_rx) = watch::channel(false);
+        let sessions = tokio_util::task::TaskTracker::new();
+        let tracked = sessions.clone();
         let task = tokio::spawn(async move {
             loop {
                 let (socket, peer) = tokio::select! {
@@ -109,8 +122,9 @@ impl SshServer {
                     user: None,
                     channels: HashMap::new(),
                     _session: services.metrics.ssh_session(),
+                    pushes: HashMap::new(),
                 };
-                tokio::spawn(login::serve(
+                tracked.spawn(login::serve(
                     config.clone(),
                     socket,
                     connection,
@@ -119,24 +133,41 @@ impl SshServer {
                     stopping_rx.clone(),
                 ));
             }
-            let _ = stopping.send(true);
             Ok(())
         });
         Ok(SshServer {
             stop: Some(stop),
-            task,
+            task: Some(task),
+            stopping,
+            sessions,
         })
     }
 
-    /// Stops accepting and disconnects every session.
-    pub async fn shutdown(mut self) {
+    /// Closes the listener; sessions already open go on (a push in flight finishes).
+    pub async fn stop_accepting(&mut self) {
         if let Some(stop) = self.stop.take() {
             let _ = stop.send(());
         }
-        match (&mut self.task).await {
-            Ok(Ok(())) => {}
-            Ok(Err(e)) => tracing::warn!(error = %e, "ssh server stopped with an error"),
-            Err(e) => tracing::warn!(error = %e, "ssh server task failed"),
+        if let Some(task) = self.task.take() {
+            match task.await {
+                Ok(Ok(())) => {}
+                Ok(Err(e)) => tracing::warn!(error = %e, "ssh server stopped with an error"),
+                Err(e) => tracing::warn!(error = %e, "ssh server task failed"),
+            }
+        }
+    }
+
+    /// Stops accepting, disconnects every session and waits (a few seconds at most) until
+    /// they are closed.
+    pub async fn shutdown(mut self) {
+        self.stop_accepting().await;
+        let _ = self.stopping.send(true);
+        self.sessions.close();
+        if tokio::time::timeout(SESSIONS_CLOSE, self.sessions.wait())
+            .await
+            .is_err()
+        {
+            tracing::warn!("ssh sessions still open after shutdown");
         }
     }
 }
@@ -153,6 +184,9 @@ pub struct Connection {
     channels: HashMap<ChannelId, Opened>,
     /// Counts the connection as open while it lives.
     _session: crate::metrics::SshSession,
+    /// Channels running a push, until the client closes them: a stop waits for that, so that
+    /// it disconnects no client before it has read how its push ended.
+    pushes: HashMap<ChannelId, crate::drain::Work>,
 }
 
 struct Opened {
@@ -325,6 +359,7 @@ impl russh::server::Handler for Connection {
         _session: &mut Session,
     ) -> Result<(), Self::Error> {
         self.channels.remove(&channel);
+        self.pushes.remove(&channel);
         Ok(())
     }
 
@@ -524,6 +559,9 @@ impl russh::server::Handler for Connection {
             return Ok(());
         };
         session.channel_success(channel)?;
+        if request.service == crate::git::Service::ReceivePack {
+            self.pushes.insert(channel, self.services.drain.join());
+        }
         tracing::info!(
             peer = %self.peer,
             user = %user.username,

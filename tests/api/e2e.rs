@@ -20,17 +20,17 @@ use tokio::io::{AsyncBufReadExt, BufReader};
 
 /// The pusher's side: an SSH key registered with the server, an app, and a work tree holding the
 /// busybox app.
-struct Pusher {
+pub(crate) struct Pusher {
     _dir: tempfile::TempDir,
-    key: Key,
-    name: String,
-    wt: PathBuf,
+    pub(crate) key: Key,
+    pub(crate) name: String,
+    pub(crate) wt: PathBuf,
     /// The server's SSH port (it changes when the server is restarted).
-    ssh_port: u16,
+    pub(crate) ssh_port: u16,
 }
 
 impl Pusher {
-    async fn new(api: &Api, token: &str, ssh_port: u16, prefix: &str) -> Pusher {
+    pub(crate) async fn new(api: &Api, token: &str, ssh_port: u16, prefix: &str) -> Pusher {
         let dir = tempfile::tempdir().unwrap();
         let key = keygen(dir.path(), "pusher").await;
         add_key(api, token, &key).await;
@@ -54,7 +54,7 @@ impl Pusher {
     }
 
     /// Commits this page with this Dockerfile (or none) on the current branch; returns the sha.
-    async fn commit(&self, page: &str, dockerfile: Option<&str>) -> String {
+    pub(crate) async fn commit(&self, page: &str, dockerfile: Option<&str>) -> String {
         std::fs::write(self.wt.join("www/index.html"), page).unwrap();
         let path = self.wt.join("Dockerfile");
         match dockerfile {
@@ -67,14 +67,14 @@ impl Pusher {
         rev_parse(&self.wt, &self.key, self.ssh_port, "HEAD").await
     }
 
-    fn push_command(&self, refspecs: &[&str]) -> tokio::process::Command {
+    pub(crate) fn push_command(&self, refspecs: &[&str]) -> tokio::process::Command {
         let remote = self.remote();
         let mut args = vec!["push", remote.as_str()];
         args.extend_from_slice(refspecs);
         git_command(&self.wt, &self.key, self.ssh_port, &args)
     }
 
-    async fn push(&self, refspecs: &[&str]) -> Output {
+    pub(crate) async fn push(&self, refspecs: &[&str]) -> Output {
         self.push_command(refspecs)
             .output()
             .await
@@ -82,7 +82,7 @@ impl Pusher {
     }
 
     /// The sha the server's branch points at, if it exists.
-    async fn remote_branch(&self, branch: &str) -> Option<String> {
+    pub(crate) async fn remote_branch(&self, branch: &str) -> Option<String> {
         let refs = ls_remote(&self.wt, &self.key, self.ssh_port, &self.remote()).await;
         let want = format!("refs/heads/{branch}");
         refs.lines().find_map(|l| {
@@ -156,7 +156,7 @@ impl World {
 }
 
 /// Every container of the app, running or not.
-fn app_containers(app: &str) -> Vec<String> {
+pub(crate) fn app_containers(app: &str) -> Vec<String> {
     docker(&[
         "ps",
         "-aq",
@@ -174,7 +174,7 @@ fn stderr(out: &Output) -> String {
 }
 
 /// The JSON body of an API answer that must be a success.
-async fn success_json(r: reqwest::Response) -> Value {
+pub(crate) async fn success_json(r: reqwest::Response) -> Value {
     assert!(
         r.status().is_success(),
         "GET {}: {}",

@@ -735,19 +735,25 @@ async fn a_push_is_rejected_when_the_callback_server_is_gone() {
     assert!(ls_remote(&wt, &w.key, port, &remote).await.is_empty());
 }
 
+/// With `shutdown_timeout` 0 a stop cancels the push in flight at once; the handler gives up
+/// as the deploy engine does, and the pusher reads why. (A stop that lets pushes finish is
+/// tested with the real binary in `shutdown`.)
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn stopping_the_server_mid_push_rejects_the_push() {
-    let w = world().await;
+async fn stopping_the_server_mid_push_cancels_the_push_and_says_so() {
+    let w = world_with(|c| c.shutdown_timeout = 0).await;
     let port = w.app.ssh_port;
     let socket = w.app.services.git.socket_path().to_path_buf();
     let entered = Arc::new(tokio::sync::Notify::new());
     let e = entered.clone();
+    let drain = w.app.services.drain.clone();
     set_handler(&w.app, move |_push, _progress| {
-        let e = e.clone();
+        let (e, drain) = (e.clone(), drain.clone());
         Box::pin(async move {
             e.notify_one();
-            std::future::pending::<()>().await;
-            Ok(())
+            drain.cancelled().await;
+            Err(scalefog::domain::Error::Cancelled(
+                scalefog::drain::CANCELLED.into(),
+            ))
         })
     });
     let remote = remote_of(&w.app.create_app(&w.user.token, "killed-app").await);
@@ -758,12 +764,22 @@ async fn stopping_the_server_mid_push_rejects_the_push() {
         async move { git(&wt, &key, port, &["push", &remote, "main"]).await }
     });
     entered.notified().await;
-    // Shutting down kills the callback (and every SSH session) while the handler runs.
     drop(w.app);
     let out = push.await.unwrap();
-    // The push ends (it neither hangs nor succeeds) and the callback socket is gone.
-    assert!(!out.status.success(), "{}", text(&out.stderr));
-    assert!(!socket.exists());
+    let stderr = text(&out.stderr);
+    assert!(!out.status.success(), "{stderr}");
+    assert!(
+        stderr.contains("cancelled: scalefog stopped before it finished"),
+        "{stderr}"
+    );
+    // The stop then ends: the callback socket goes last.
+    for _ in 0..100 {
+        if !socket.exists() {
+            return;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    panic!("the callback socket is still there after the stop");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
