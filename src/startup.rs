@@ -181,7 +181,15 @@ impl Application {
         let control = tokio::spawn(crate::control::serve(
             self.control,
             self.services.store.clone(),
+            self.services.config.backup_paths(),
         ));
+        let backups = self.services.config.backups.clone().map(|auto| {
+            tokio::spawn(crate::backup::schedule::run(
+                self.services.store.clone(),
+                self.services.config.backup_paths(),
+                auto,
+            ))
+        });
         // Rebuilds the route table from Docker and follows container events.
         let reconciler = tokio::spawn(
             self.services
@@ -242,6 +250,9 @@ impl Application {
         reconciler.abort();
         if let Some(acme) = acme {
             acme.abort();
+        }
+        if let Some(backups) = backups {
+            backups.abort();
         }
         let _ = std::fs::remove_file(crate::control::socket_path(&self.services.config.data_dir));
         Ok(())
