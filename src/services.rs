@@ -66,6 +66,7 @@ impl Services {
                 install_id: crate::deploy::install_id(&config.data_dir)?,
                 log_rotation: config.log_rotation.clone(),
                 limits: config.limits,
+                repos: git.repos().clone(),
             },
         );
         // Removed in this order when an app is deleted: its containers, images and volumes,

@@ -62,6 +62,7 @@ impl Deployer {
         rep: &Reporter,
         attempt: &SharedAttempt,
     ) -> Result<()> {
+        self.ensure_release_image(app, release, rep).await?;
         if !matches!(record, Record::Current) {
             self.release_phase(app, release, rep, attempt).await?;
         }
