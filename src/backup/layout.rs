@@ -20,6 +20,8 @@ pub const KEPT_FILES: &[&str] = &[
     "secrets.key",
     // The SSH host key: users' `known_hosts` keep working after a restore.
     "ssh_host_ed25519_key",
+    // Its public half, for operators (ssh-keygen -lf) and known_hosts.
+    "ssh_host_ed25519_key.pub",
     // Labels every Docker object of this installation; the restored server owns them.
     "install.id",
     // The ACME account (its key): renewals continue with the same account.
