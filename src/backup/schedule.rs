@@ -13,7 +13,7 @@ pub enum Schedule {
     /// Every so long, counted from the start of the server.
     Every(Duration),
     /// At the times a cron expression names (UTC).
-    Cron(croner::Cron),
+    Cron(Box<croner::Cron>),
 }
 
 impl Schedule {
@@ -26,7 +26,7 @@ impl Schedule {
         if text.split_whitespace().count() == 5 {
             return text
                 .parse::<croner::Cron>()
-                .map(Schedule::Cron)
+                .map(|c| Schedule::Cron(Box::new(c)))
                 .map_err(|e| format!("{e}; {expected}"));
         }
         let (digits, unit) = text.split_at(text.trim_end_matches(char::is_alphabetic).len());
