@@ -67,9 +67,9 @@ for i in $(seq "$APPS"); do
   git -C "$work/$app" push -q "ssh://git@127.0.0.1:$SSH/$app.git" "$BRANCH" 2>"$work/$app.log" &
   pids+=($!)
   # A few pushes at a time: the SSH server and git share this machine's cores with the bench.
-  if (( ${#pids[@]} >= 8 )); then wait "${pids[@]}"; pids=(); fi
+  if (( ${#pids[@]} >= 8 )); then for p in "${pids[@]}"; do wait "$p"; done; pids=(); fi
 done
-((${#pids[@]} == 0)) || wait "${pids[@]}"
+for p in "${pids[@]}"; do wait "$p"; done
 echo "BENCH $APPS apps created and pushed to $BRANCH in $(echo "$(date +%s.%N) - $t0" | bc)s"
 
 t0=$(date +%s.%N)

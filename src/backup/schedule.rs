@@ -68,9 +68,9 @@ pub struct Automatic {
 const PREFIX: &str = "scalefog-";
 const SUFFIX: &str = ".tar.zst";
 
-/// An archive's name: its UTC time, so names sort as times do.
+/// An archive's name: its UTC time (to the millisecond), so names sort as times do.
 pub fn file_name(at: DateTime<Utc>) -> String {
-    format!("{PREFIX}{}{SUFFIX}", at.format("%Y%m%dT%H%M%SZ"))
+    format!("{PREFIX}{}{SUFFIX}", at.format("%Y%m%dT%H%M%S%.3fZ"))
 }
 
 /// Removes the oldest automatic archives in `dir` beyond the newest `keep`; other files are
@@ -90,6 +90,21 @@ pub fn prune(dir: &Path, keep: usize) -> std::io::Result<Vec<PathBuf>> {
     Ok(removed)
 }
 
+/// One automatic backup: a new archive in `backup_dir`, then the oldest beyond `backup_keep`
+/// removed. Returns the archive, what it holds, and how many old ones went.
+pub fn back_up_now(
+    store: &Store,
+    paths: &Paths,
+    auto: &Automatic,
+) -> crate::domain::Result<(PathBuf, super::Written, usize)> {
+    std::fs::create_dir_all(&auto.dir)
+        .map_err(|e| super::io("creating backup_dir", &auto.dir, e))?;
+    let dest = auto.dir.join(file_name(Utc::now()));
+    let written = super::create(store, paths, &dest)?;
+    let removed = prune(&auto.dir, auto.keep).map_err(|e| super::io("pruning", &auto.dir, e))?;
+    Ok((dest, written, removed.len()))
+}
+
 /// Writes a backup whenever the schedule says, until the task is dropped. A failed backup is
 /// logged and the next one is tried at its time.
 pub async fn run(store: Store, paths: Paths, auto: Automatic) {
@@ -99,15 +114,8 @@ pub async fn run(store: Store, paths: Paths, auto: Automatic) {
             return;
         };
         tokio::time::sleep(wait).await;
-        let (store, paths, dir, keep) = (store.clone(), paths.clone(), auto.dir.clone(), auto.keep);
-        let done = tokio::task::spawn_blocking(move || {
-            std::fs::create_dir_all(&dir).map_err(|e| super::io("creating backup_dir", &dir, e))?;
-            let dest = dir.join(file_name(Utc::now()));
-            let written = super::create(&store, &paths, &dest)?;
-            let removed = prune(&dir, keep).map_err(|e| super::io("pruning", &dir, e))?;
-            Ok::<_, crate::domain::Error>((dest, written, removed.len()))
-        })
-        .await;
+        let (store, paths, auto) = (store.clone(), paths.clone(), auto.clone());
+        let done = tokio::task::spawn_blocking(move || back_up_now(&store, &paths, &auto)).await;
         match done {
             Ok(Ok((dest, written, removed))) => tracing::info!(
                 archive = %dest.display(),
@@ -139,6 +147,40 @@ mod tests {
             let e = Schedule::parse(bad).unwrap_err();
             assert!(e.contains("expected"), "{bad}: {e}");
         }
+    }
+
+    #[test]
+    fn each_automatic_backup_is_a_new_archive_and_only_the_newest_are_kept() {
+        let dir = tempfile::tempdir().unwrap();
+        let paths = Paths {
+            data_dir: dir.path().join("data"),
+            tls_dir: dir.path().join("data/certs"),
+        };
+        std::fs::create_dir_all(&paths.data_dir).unwrap();
+        let store = Store::open(&paths.data_dir.join(super::super::layout::STORE)).unwrap();
+        let auto = Automatic {
+            schedule: Schedule::parse("24h").unwrap(),
+            dir: dir.path().join("backups"),
+            keep: 2,
+        };
+        let mut made = Vec::new();
+        for _ in 0..3 {
+            let (archive, _, _) = back_up_now(&store, &paths, &auto).unwrap();
+            made.push(archive);
+            // Names are to the millisecond.
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        let left = super::super::sorted_names(&auto.dir).unwrap();
+        let newest: Vec<String> = made[1..]
+            .iter()
+            .map(|p| p.file_name().unwrap().to_string_lossy().into_owned())
+            .collect();
+        assert_eq!(left, newest);
+        let into = Paths {
+            data_dir: dir.path().join("restored"),
+            tls_dir: dir.path().join("restored/certs"),
+        };
+        super::super::restore(&made[2], &into).unwrap();
     }
 
     #[test]
