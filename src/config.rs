@@ -222,6 +222,21 @@ pub struct SettingsArgs {
         global = true
     )]
     pub log_format: Option<String>,
+    /// Automatic backups: an interval (24h, 30m, 7d) or a cron expression in UTC ('0 3 * * *')
+    /// [default: off]
+    #[arg(
+        long,
+        env = "SCALEFOG_BACKUP_SCHEDULE",
+        value_name = "WHEN",
+        global = true
+    )]
+    pub backup_schedule: Option<String>,
+    /// Where automatic backups are written [default: <data_dir>/backups]
+    #[arg(long, env = "SCALEFOG_BACKUP_DIR", value_name = "DIR", global = true)]
+    pub backup_dir: Option<PathBuf>,
+    /// How many automatic backups are kept, the newest [default: 7]
+    #[arg(long, env = "SCALEFOG_BACKUP_KEEP", value_name = "N", global = true)]
+    pub backup_keep: Option<String>,
 }
 
 /// The TOML file: the same keys, all optional; unknown keys are an error (a typo must not be
@@ -261,6 +276,9 @@ struct FileSettings {
     metrics_token: Option<String>,
     shutdown_timeout: Option<u64>,
     log_format: Option<String>,
+    backup_schedule: Option<String>,
+    backup_dir: Option<PathBuf>,
+    backup_keep: Option<u64>,
 }
 
 /// Resolved settings: every value present and valid, every path absolute.
@@ -308,6 +326,8 @@ pub struct Config {
     pub shutdown_timeout: u64,
     /// How the server's own log lines are written.
     pub log_format: LogFormat,
+    /// Automatic backups, when `backup_schedule` is set.
+    pub backups: Option<crate::backup::schedule::Automatic>,
     /// The router's time limits. Not a setting (the defaults suit every deployment we know
     /// of); tests shorten them to see them act.
     pub router_timeouts: crate::router::Timeouts,
@@ -686,6 +706,29 @@ impl Config {
             0,
         )?;
         let log_format = LogFormat::parse(&pick(&args.log_format, &file.log_format, "text"))?;
+        let backups = match args
+            .backup_schedule
+            .clone()
+            .or(file.backup_schedule.clone())
+        {
+            Some(text) if !text.trim().is_empty() => {
+                let schedule = crate::backup::schedule::Schedule::parse(&text).map_err(|e| {
+                    ConfigError(format!("invalid backup_schedule '{}': {e}", text.trim()))
+                })?;
+                let dir = args
+                    .backup_dir
+                    .clone()
+                    .or(file.backup_dir.clone())
+                    .map_or_else(|| data_dir.join("backups"), |p| absolute(&data_dir, &p));
+                let keep = parse_count("backup_keep", &args.backup_keep, file.backup_keep, 7, 1)?;
+                Some(crate::backup::schedule::Automatic {
+                    schedule,
+                    dir,
+                    keep: keep as usize,
+                })
+            }
+            _ => None,
+        };
         Ok(Config {
             data_dir,
             http_listen,
@@ -713,6 +756,7 @@ impl Config {
             metrics_token,
             shutdown_timeout,
             log_format,
+            backups,
             router_timeouts: Default::default(),
         })
     }
@@ -749,6 +793,7 @@ impl Config {
             metrics_token: None,
             shutdown_timeout: 60,
             log_format: LogFormat::Text,
+            backups: None,
             router_timeouts: Default::default(),
         }
     }
@@ -764,6 +809,14 @@ impl Config {
     /// The key that seals secrets at rest (see `seal`).
     pub fn secrets_key_path(&self) -> PathBuf {
         self.data_dir.join("secrets.key")
+    }
+
+    /// Where the things a backup holds live.
+    pub fn backup_paths(&self) -> crate::backup::Paths {
+        crate::backup::Paths {
+            data_dir: self.data_dir.clone(),
+            tls_dir: self.tls_dir.clone(),
+        }
     }
 
     /// A path setting relative to the data dir, made absolute.
@@ -1073,6 +1126,54 @@ mod tests {
         .unwrap();
         assert_eq!(c.domain, "apps.example.com");
         assert_eq!(c.data_dir, Path::new("/var/lib/scalefog"));
+    }
+
+    #[test]
+    fn automatic_backups_are_off_by_default_and_set_by_schedule_dir_and_keep() {
+        assert!(
+            Config::load(&SettingsArgs::default())
+                .unwrap()
+                .backups
+                .is_none()
+        );
+        let dir = tempfile::tempdir().unwrap();
+        let f = dir.path().join("s.toml");
+        std::fs::write(&f, "backup_schedule = \"0 3 * * *\"\nbackup_keep = 3\n").unwrap();
+        let c = Config::load(&SettingsArgs {
+            config: Some(f),
+            data_dir: Some("/srv/scalefog".into()),
+            ..Default::default()
+        })
+        .unwrap();
+        let b = c.backups.unwrap();
+        assert_eq!((b.dir, b.keep), ("/srv/scalefog/backups".into(), 3));
+        let c = Config::load(&SettingsArgs {
+            backup_schedule: Some("24h".into()),
+            backup_dir: Some("/backups".into()),
+            ..Default::default()
+        })
+        .unwrap();
+        assert_eq!(c.backups.unwrap().dir, Path::new("/backups"));
+        for (args, name) in [
+            (
+                SettingsArgs {
+                    backup_schedule: Some("daily".into()),
+                    ..Default::default()
+                },
+                "backup_schedule",
+            ),
+            (
+                SettingsArgs {
+                    backup_schedule: Some("24h".into()),
+                    backup_keep: Some("0".into()),
+                    ..Default::default()
+                },
+                "backup_keep",
+            ),
+        ] {
+            let e = Config::load(&args).unwrap_err();
+            assert!(e.0.contains(name), "{e}");
+        }
     }
 
     #[test]

@@ -1,15 +1,17 @@
 //! The control socket: a unix socket in the data dir through which local commands reach the
 //! running server (redb is locked by it). Only the data dir's owner can connect (mode 0600).
 //!
-//! Protocol: one request line, one answer line: `backup <absolute path>` → `ok` or `error <text>`.
+//! Protocol: one request line, one answer line: `backup <absolute path>` →
+//! `ok <repositories> <bytes>` or `error <text>`.
 
+use crate::backup::{Paths, Written};
 use crate::store::Store;
 use std::path::{Path, PathBuf};
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 use tokio::net::{UnixListener, UnixStream};
 
 pub fn socket_path(data_dir: &Path) -> PathBuf {
-    data_dir.join("control.sock")
+    data_dir.join(crate::backup::layout::CONTROL_SOCKET)
 }
 
 /// Binds the socket, replacing a stale one left by a crash.
@@ -22,12 +24,12 @@ pub fn bind(data_dir: &Path) -> std::io::Result<UnixListener> {
     Ok(l)
 }
 
-pub async fn serve(listener: UnixListener, store: Store) {
+pub async fn serve(listener: UnixListener, store: Store, paths: Paths) {
     loop {
         let Ok((stream, _)) = listener.accept().await else {
             continue;
         };
-        let store = store.clone();
+        let (store, paths) = (store.clone(), paths.clone());
         tokio::spawn(async move {
             let (rd, mut wr) = stream.into_split();
             let mut line = String::new();
@@ -37,8 +39,12 @@ pub async fn serve(listener: UnixListener, store: Store) {
             let answer = match line.trim().split_once(' ') {
                 Some(("backup", path)) => {
                     let path = PathBuf::from(path);
-                    match tokio::task::spawn_blocking(move || store.backup_to(&path)).await {
-                        Ok(Ok(())) => "ok".to_string(),
+                    let done = tokio::task::spawn_blocking(move || {
+                        crate::backup::create(&store, &paths, &path)
+                    })
+                    .await;
+                    match done {
+                        Ok(Ok(w)) => format!("ok {} {}", w.repositories, w.bytes),
                         Ok(Err(e)) => format!("error {e}"),
                         Err(e) => format!("error {e}"),
                     }
@@ -51,15 +57,22 @@ pub async fn serve(listener: UnixListener, store: Store) {
 }
 
 /// Asks a running server for a backup. `None` when no server listens on the data dir.
-pub async fn request_backup(data_dir: &Path, dest: &Path) -> Option<Result<(), String>> {
+pub async fn request_backup(data_dir: &Path, dest: &Path) -> Option<Result<Written, String>> {
     let mut s = UnixStream::connect(socket_path(data_dir)).await.ok()?;
     s.write_all(format!("backup {}\n", dest.display()).as_bytes())
         .await
         .ok()?;
     let mut line = String::new();
     BufReader::new(s).read_line(&mut line).await.ok()?;
-    Some(match line.trim() {
-        "ok" => Ok(()),
-        other => Err(other.trim_start_matches("error ").to_string()),
+    let line = line.trim();
+    Some(match line.strip_prefix("ok ") {
+        Some(counts) => {
+            let mut n = counts.split(' ').map(|x| x.parse::<u64>().unwrap_or(0));
+            Ok(Written {
+                repositories: n.next().unwrap_or(0) as usize,
+                bytes: n.next().unwrap_or(0),
+            })
+        }
+        None => Err(line.trim_start_matches("error ").to_string()),
     })
 }

@@ -24,6 +24,8 @@
 //! - `deploy`   — push → image → health-checked processes → route switch; releases, lifecycle,
 //!   logs, image clean-up, reconciling with Docker at start (its `mod.rs` shows its files).
 //! - `router`   — the app router: the reverse proxy on `proxy_listen`/`https_listen` (hyper).
+//! - `backup`   — one archive of everything the data dir holds (a store snapshot, the apps'
+//!   repositories, keys, certificates), restoring it, automatic backups.
 //! - `config`   — settings from flags, environment and file (uses the router's timeouts).
 //! - `services` — the bundle of the core handed to every transport.
 //! - `acme`     — certificates for custom domains from an ACME CA, answered through the router's
@@ -44,6 +46,7 @@ pub mod accounts;
 pub mod acme;
 pub mod api;
 pub mod apps;
+pub mod backup;
 pub mod config;
 pub mod console;
 pub mod control;

@@ -20,7 +20,8 @@ use std::process::ExitCode;
         in that order of precedence.",
     after_help = "Examples:\n  scalefog serve\n  scalefog serve --domain apps.example.com --http-listen 0.0.0.0:8080\n  \
         echo 's3cret-pass' | scalefog admin create-user alice --email alice@example.com --admin --password-stdin\n  \
-        scalefog backup /var/backups/scalefog.redb"
+        scalefog backup /var/backups/scalefog.tar.zst\n  \
+        scalefog restore /var/backups/scalefog.tar.zst --data-dir /var/lib/scalefog"
 )]
 struct Cli {
     #[command(flatten)]
@@ -36,10 +37,19 @@ enum Command {
     /// Administrative tasks on the store (stop the server first)
     #[command(subcommand)]
     Admin(AdminCommand),
-    /// Write a consistent copy of the store to PATH (works while the server runs)
+    /// Write one archive (tar + zstd) of everything: a consistent snapshot of the store, the
+    /// apps' git repositories, the SSH host key, TLS certificates and every key of the data dir.
+    /// Works while the server runs (pushes go on) or not
     Backup {
-        /// Where to write the copy; must not exist yet
+        /// Where to write the archive, e.g. /var/backups/scalefog.tar.zst; must not exist yet
         path: PathBuf,
+    },
+    /// Restore an archive written by `scalefog backup` into a new, empty data dir (give it with
+    /// --data-dir). The next `scalefog serve` on it brings the apps back, rebuilding their images
+    /// from their repositories when Docker no longer has them
+    Restore {
+        /// The archive to restore
+        archive: PathBuf,
     },
     /// Run by git inside a push (the repositories' hooks call it); not for people
     #[command(hide = true)]
@@ -129,6 +139,7 @@ fn main() -> ExitCode {
                 password_stdin,
             }) => create_user(config, &name, &email, admin, password_stdin).await,
             Command::Backup { path } => backup(config, path).await,
+            Command::Restore { archive } => restore(config, archive).await,
             Command::Hook { .. } => unreachable!("handled before the runtime starts"),
         }
     });
@@ -212,12 +223,38 @@ async fn create_user(
 
 async fn backup(config: Config, path: PathBuf) -> anyhow::Result<()> {
     let dest = std::path::absolute(&path)?;
-    if let Some(r) = scalefog::control::request_backup(&config.data_dir, &dest).await {
-        r.map_err(|e| anyhow::anyhow!(e))?;
-    } else {
-        let store = scalefog::store::Store::open(&config.store_path())?;
-        store.backup_to(&dest)?;
-    }
-    println!("backup written to {}", dest.display());
+    let written = match scalefog::control::request_backup(&config.data_dir, &dest).await {
+        Some(r) => r.map_err(|e| anyhow::anyhow!(e))?,
+        None => {
+            // No server answers: open the store itself (refused if one holds it after all).
+            let store = scalefog::store::Store::open(&config.store_path())?;
+            let paths = config.backup_paths();
+            tokio::task::spawn_blocking(move || scalefog::backup::create(&store, &paths, &dest))
+                .await??
+        }
+    };
+    println!(
+        "backup written to {} ({} bytes, {} repositories)",
+        std::path::absolute(&path)?.display(),
+        written.bytes,
+        written.repositories
+    );
+    Ok(())
+}
+
+async fn restore(config: Config, archive: PathBuf) -> anyhow::Result<()> {
+    let paths = config.backup_paths();
+    let restored =
+        tokio::task::spawn_blocking(move || scalefog::backup::restore(&archive, &paths)).await??;
+    println!(
+        "restored into {}: {} users, {} apps, {} repositories (backup of {}, scalefog {})",
+        config.data_dir.display(),
+        restored.users,
+        restored.apps,
+        restored.repositories,
+        scalefog::domain::rfc3339(restored.manifest.created_at),
+        restored.manifest.scalefog_version
+    );
+    println!("start `scalefog serve` on it: the apps come back, their images rebuilt if missing");
     Ok(())
 }

@@ -87,6 +87,7 @@ impl Services {
                 install_id: crate::deploy::install_id(&config.data_dir)?,
                 log_rotation: config.log_rotation.clone(),
                 limits: config.limits,
+                repos: git.repos().clone(),
             },
             metrics.clone(),
             drain.clone(),

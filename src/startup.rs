@@ -191,7 +191,15 @@ impl Application {
         let control = tokio::spawn(crate::control::serve(
             self.control,
             self.services.store.clone(),
+            self.services.config.backup_paths(),
         ));
+        let backups = self.services.config.backups.clone().map(|auto| {
+            tokio::spawn(crate::backup::schedule::run(
+                self.services.store.clone(),
+                self.services.config.backup_paths(),
+                auto,
+            ))
+        });
         // Rebuilds the route table from Docker and follows container events.
         let reconciler = tokio::spawn(
             self.services
@@ -282,6 +290,9 @@ impl Application {
             let _ = r.await;
         }
         reconciler.abort();
+        if let Some(backups) = backups {
+            backups.abort();
+        }
         tracing::info!("stopped");
         Ok(())
     }

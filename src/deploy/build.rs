@@ -300,7 +300,7 @@ impl Deployer {
 
     /// Builds `sha` into the image `tag`, labelled as release `version` of the app.
     #[allow(clippy::too_many_arguments)]
-    async fn build_image(
+    pub(super) async fn build_image(
         &self,
         app: &Instance,
         version: u32,

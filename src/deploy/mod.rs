@@ -19,6 +19,7 @@
 //! - `history`   — releases, builds, build logs, runtime logs.
 //! - `images`    — pruning old releases' images and the build cache they leave behind.
 //! - `runs`      — one-off runs of a command in a new process of the current release.
+//! - `rebuild`   — a release's image built again from its commit when Docker lost it.
 //! - `reconcile` — the store, the runtime and the route table kept in step, at start and after
 //!   every runtime event.
 
@@ -30,6 +31,7 @@ mod health;
 mod history;
 mod images;
 mod lifecycle;
+mod rebuild;
 pub mod reconcile;
 mod release_phase;
 mod report;
@@ -80,6 +82,8 @@ pub struct DeploySettings {
     pub log_rotation: crate::docker::LogRotation,
     /// Abuse limits, checked when an app's memory changes.
     pub limits: crate::domain::Limits,
+    /// The apps' repositories: a release whose image is gone is rebuilt from its commit there.
+    pub repos: crate::git::Repos,
 }
 
 /// The id of this installation, kept in the data dir (created on first start). Every Docker

@@ -41,6 +41,16 @@ pub const BUILD_DOCKERFILE: &str = ".scalefog.Dockerfile";
 /// argument to 128 KiB); their labels are given to Docker as build options instead.
 const MAX_INLINE_DOCKERFILE: usize = 64 * 1024;
 
+/// Whether the repository holds commit `sha`.
+pub async fn has_commit(repo_dir: &Path, sha: &str) -> bool {
+    valid_commit(sha)
+        && git(repo_dir, &[])
+            .args(["cat-file", "-e", &format!("{sha}^{{commit}}")])
+            .output()
+            .await
+            .is_ok_and(|o| o.status.success())
+}
+
 /// The file at `path` in commit `sha`; `None` when the commit has none.
 async fn read_file(
     repo_dir: &Path,

@@ -63,6 +63,7 @@ impl Deployer {
         rep: &Reporter,
         attempt: &SharedAttempt,
     ) -> Result<()> {
+        self.ensure_release_image(app, release, rep).await?;
         // Timed only when there is a command: a phase that does nothing is no sample.
         if !matches!(record, Record::Current) && release.release_command.is_some() {
             self.timed(

@@ -70,6 +70,7 @@ fn help_teaches_the_commands_and_settings() {
         "serve",
         "admin",
         "backup",
+        "restore",
         "--http-listen",
         "SCALEFOG_HTTP_LISTEN",
         "Examples",
@@ -108,7 +109,7 @@ fn an_invalid_setting_is_one_clear_line_and_exit_code_2() {
 }
 
 #[tokio::test]
-async fn admin_create_user_then_serve_then_sign_in_then_backup_while_running() {
+async fn admin_create_user_then_serve_then_sign_in_then_backup_while_running_then_restore() {
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");
     let mut child = scalefog(&data)
@@ -150,20 +151,39 @@ async fn admin_create_user_then_serve_then_sign_in_then_backup_while_running() {
     assert_eq!(r.status(), 200);
 
     // The store is locked by the server; the backup goes through its control socket.
-    let copy = dir.path().join("backup.redb");
+    let copy = dir.path().join("backup.tar.zst");
     let out = scalefog(&data).arg("backup").arg(&copy).output().unwrap();
     assert!(
         out.status.success(),
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
+    assert!(String::from_utf8_lossy(&out.stdout).contains("backup written to"));
+    // Restoring over the running server's data dir is refused, naming why.
+    let out = scalefog(&data).arg("restore").arg(&copy).output().unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("server is running"), "{err}");
     let status = sigterm(&mut server);
     assert!(status.success(), "SIGTERM is a clean stop: {status}");
+    // Stopped, it is still not empty.
+    let out = scalefog(&data).arg("restore").arg(&copy).output().unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("not empty"));
 
-    // The copy is a complete store: a server on it knows root.
+    // The archive is complete: a server on its restore knows root.
     let restored = dir.path().join("restored");
-    std::fs::create_dir_all(&restored).unwrap();
-    std::fs::copy(&copy, restored.join("scalefog.redb")).unwrap();
+    let out = scalefog(&restored)
+        .arg("restore")
+        .arg(&copy)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(String::from_utf8_lossy(&out.stdout).contains("1 users"));
     let (mut server, port) = serve(&restored);
     let r = client
         .post(format!("http://127.0.0.1:{port}/account/getToken"))
@@ -177,7 +197,7 @@ async fn admin_create_user_then_serve_then_sign_in_then_backup_while_running() {
     // Offline backup opens the store itself; an existing destination is refused.
     let out = scalefog(&data).arg("backup").arg(&copy).output().unwrap();
     assert!(!out.status.success());
-    let copy2 = dir.path().join("backup2.redb");
+    let copy2 = dir.path().join("backup2.tar.zst");
     assert!(
         scalefog(&data)
             .arg("backup")
