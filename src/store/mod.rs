@@ -182,6 +182,8 @@ impl Store {
         cron::copy_tables(&rtx, &wtx)?;
         runs::copy_tables(&rtx, &wtx)?;
         images::copy_tables(&rtx, &wtx)?;
+        copy_table(&rtx, &wtx, sessions::SESSIONS)?;
+        copy_table(&rtx, &wtx, sessions::SESSIONS_BY_USER)?;
         wtx.commit().map_err(db_err)?;
         Ok(())
     }
