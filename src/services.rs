@@ -8,6 +8,7 @@ use crate::docker::Engine;
 use crate::domain::sshkey::ParsedKey;
 use crate::domain::{Error, Result};
 use crate::git::Git;
+use crate::image_apps::ImageApps;
 use crate::nodes::Nodes;
 use crate::push::PushHandlers;
 use crate::routing::{RouteSync, RouteTable};
@@ -34,6 +35,8 @@ pub struct Services {
     pub ssh_host_key: ParsedKey,
     /// Seals secrets kept in the store (config vars, registry credentials).
     pub sealer: Sealer,
+    /// Deploys from image references, and apps' deploy hooks.
+    pub image_apps: ImageApps,
 }
 
 impl Services {
@@ -81,7 +84,15 @@ impl Services {
         route_sync.load(&apps)?;
         apps.register_resources(std::sync::Arc::new(route_sync));
         push_handler.set(std::sync::Arc::new(deployer.clone()));
+        let image_apps = ImageApps::new(
+            store.clone(),
+            sealer.clone(),
+            apps.clone(),
+            deployer.clone(),
+            git.repos().clone(),
+        );
         Ok(Services {
+            image_apps,
             config,
             store,
             accounts,

@@ -8,6 +8,7 @@ pub mod error;
 pub mod extract;
 mod formation;
 mod hostkey;
+pub mod image_apps;
 pub mod list_cache;
 mod panel;
 mod runs;
@@ -34,6 +35,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
     formation::routes(cfg);
     volumes::routes(cfg);
     runs::routes(cfg);
+    image_apps::routes(cfg);
     v1::routes(cfg);
     panel::routes(cfg);
 }

@@ -23,6 +23,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 mod releases;
 
 mod cron;
+mod image_apps;
 mod pushes;
 
 mod runs;
@@ -176,6 +177,7 @@ impl Store {
         pushes::copy_tables(&rtx, &wtx)?;
         cron::copy_tables(&rtx, &wtx)?;
         runs::copy_tables(&rtx, &wtx)?;
+        image_apps::copy_tables(&rtx, &wtx)?;
         wtx.commit().map_err(db_err)?;
         Ok(())
     }
@@ -226,6 +228,7 @@ fn migrate(w: &mut Writer) -> Result<()> {
     pushes::create_tables(tx)?;
     cron::create_tables(tx)?;
     runs::create_tables(tx)?;
+    image_apps::create_tables(tx)?;
     let mut meta = tx.open_table(META).map_err(db_err)?;
     let current = meta
         .get("schema_version")

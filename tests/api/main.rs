@@ -11,6 +11,7 @@ mod cli;
 mod console;
 mod deploy;
 mod e2e;
+mod image_apps;
 mod instances;
 mod panel;
 mod quotas;
