@@ -28,7 +28,8 @@ pub const HOOK_USER: &str = "deploy-hook";
 #[derive(Debug, Default, Clone)]
 pub struct DeployRequest {
     pub image: String,
-    /// A login for the image's registry; an empty username forgets the stored one.
+    /// A login for the image's registry; an empty username forgets the stored one, and the
+    /// stored user without a password keeps the stored password.
     pub registry_username: Option<String>,
     pub registry_password: Option<String>,
     /// The port the image serves on; else one it exposes, else the app's.
@@ -238,17 +239,17 @@ impl ImageApps {
     ) -> Result<Option<RegistryLogin>> {
         match req.registry_username.as_deref().map(str::trim) {
             Some("") => Ok(None),
-            Some(username) => {
-                let password = req
-                    .registry_password
-                    .as_deref()
-                    .filter(|p| !p.is_empty())
-                    .ok_or_else(|| Error::missing("registry_password"))?;
-                Ok(Some(RegistryLogin {
+            Some(username) => match req.registry_password.as_deref().filter(|p| !p.is_empty()) {
+                Some(password) => Ok(Some(RegistryLogin {
                     username: username.to_string(),
                     password: password.to_string(),
-                }))
-            }
+                })),
+                // The stored login's user again (as the console's form shows it): its password.
+                None => match self.stored_login(app, image)? {
+                    Some(stored) if stored.username == username => Ok(Some(stored)),
+                    _ => Err(Error::missing("registry_password")),
+                },
+            },
             None => self.stored_login(app, image),
         }
     }

@@ -27,6 +27,7 @@ mod deploys;
 mod domains;
 mod error;
 mod formation;
+mod image_apps;
 mod keys;
 mod notice;
 pub mod ops;
@@ -84,6 +85,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
             .route("/apps/{name}/stop", web::post().to(deploys::stop))
             .route("/apps/{name}/restart", web::post().to(deploys::restart))
             .route("/apps/{name}/rollback", web::post().to(deploys::rollback))
+            .route("/apps/{name}/image", web::post().to(image_apps::deploy))
             .route("/apps/{name}/config", web::post().to(deploys::set_config))
             .route(
                 "/apps/{name}/config/unset",

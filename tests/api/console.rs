@@ -361,12 +361,12 @@ fn hidden_csrf(html: &str) -> String {
 }
 
 /// A browser-less console session: the session cookie and the session's CSRF token.
-struct Console {
+pub(crate) struct Console {
     cookie: String,
-    csrf: String,
+    pub(crate) csrf: String,
 }
 
-async fn console_sign_in(app: &TestApp, username: &str, password: &str) -> Console {
+pub(crate) async fn console_sign_in(app: &TestApp, username: &str, password: &str) -> Console {
     let page = app.sign_in_page().await;
     let anon = cookie_value(&cookie_from(&page, "scalefog_csrf").expect("csrf cookie"));
     let token = hidden_csrf(&page.text().await.unwrap());
@@ -390,7 +390,7 @@ async fn console_sign_in(app: &TestApp, username: &str, password: &str) -> Conso
 }
 
 impl Console {
-    async fn get(&self, app: &TestApp, path: &str) -> reqwest::Response {
+    pub(crate) async fn get(&self, app: &TestApp, path: &str) -> reqwest::Response {
         app.client
             .get(app.url(path))
             .header("cookie", &self.cookie)
@@ -398,7 +398,12 @@ impl Console {
             .await
             .unwrap()
     }
-    async fn post(&self, app: &TestApp, path: &str, form: &[(&str, &str)]) -> reqwest::Response {
+    pub(crate) async fn post(
+        &self,
+        app: &TestApp,
+        path: &str,
+        form: &[(&str, &str)],
+    ) -> reqwest::Response {
         app.client
             .post(app.url(path))
             .header("cookie", &self.cookie)
@@ -408,7 +413,7 @@ impl Console {
             .unwrap()
     }
     /// Follows a form's 303 as a browser does (with the flash cookie it set); the page's HTML.
-    async fn follow(&self, app: &TestApp, r: reqwest::Response) -> String {
+    pub(crate) async fn follow(&self, app: &TestApp, r: reqwest::Response) -> String {
         assert_eq!(r.status(), StatusCode::SEE_OTHER, "a redirect");
         let to = r.headers()["location"].to_str().unwrap();
         let path = to.split('#').next().unwrap();

@@ -2,6 +2,7 @@
 //! each test on 127.0.0.1) and real Docker: a busybox image built here, pushed, then deployed
 //! by reference and served through the app router.
 
+use crate::console::console_sign_in;
 use crate::dockerapp::*;
 use crate::helpers::*;
 use hmac::{Hmac, Mac};
@@ -408,6 +409,44 @@ async fn an_image_deploys_through_the_panel_and_v1_serves_through_the_router_and
         .await;
     assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
 
+    // The console's card deploys the same way, showing the image the app deploys now.
+    let console = console_sign_in(&app, "bob", &bob.password).await;
+    let page = console
+        .get(&app, &format!("/console/apps/{name}"))
+        .await
+        .text()
+        .await
+        .unwrap();
+    assert!(page.contains("Deploy an image"), "the image card");
+    assert!(
+        page.contains(&format!("value=\"{repo}:1\"")),
+        "the current image is filled in"
+    );
+    let before = app.release_count(&bob.token, &name).await;
+    let r = console
+        .post(
+            &app,
+            &format!("/console/apps/{name}/image"),
+            &[("csrf", &console.csrf), ("image", &format!("{repo}:2"))],
+        )
+        .await;
+    let page = console.follow(&app, r).await;
+    assert!(
+        page.contains(&format!("Deployed {repo}:2 as v{} of {name}.", before + 1))
+            || page.contains("Deploying an image to"),
+        "the outcome, or the progress banner while it runs"
+    );
+    let mut served = String::new();
+    for _ in 0..600 {
+        served = app.routed(&name).await.1;
+        if served == "two" {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert_eq!(served, "two", "the console's deploy serves");
+    assert_eq!(app.release_count(&bob.token, &name).await, before + 1);
+
     let r = app.delete_app(&bob.token, &name).await;
     assert_eq!(r.status(), StatusCode::NO_CONTENT);
     let left = docker(&["images", "-q", "--filter", &_cleanup.filter()]);
@@ -522,4 +561,96 @@ async fn a_private_registry_needs_the_login_which_is_kept_sealed_and_reused_by_t
     );
     let r = app.delete_app(&alice.token, &name).await;
     assert_eq!(r.status(), StatusCode::NO_CONTENT);
+}
+
+fn git(dir: &std::path::Path, args: &[&str]) {
+    let out = Command::new("git")
+        .args(args)
+        .current_dir(dir)
+        .env("GIT_AUTHOR_NAME", "Test")
+        .env("GIT_AUTHOR_EMAIL", "test@example.com")
+        .env("GIT_COMMITTER_NAME", "Test")
+        .env("GIT_COMMITTER_EMAIL", "test@example.com")
+        .env("GIT_CONFIG_GLOBAL", "/dev/null")
+        .output()
+        .expect("git runs");
+    assert!(
+        out.status.success(),
+        "git {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+#[tokio::test]
+async fn a_git_apps_hook_deploys_the_head_of_its_deploy_branch() {
+    let app = spawn_app_with(|c| c.health_timeout = 10).await;
+    let _cleanup = DockerCleanup::of(&app);
+    let alice = app.user("alice").await;
+    let name = unique("gitapp");
+    app.create_app(&alice.token, &name).await;
+    let hook: Value = app
+        .post_json(
+            &format!("/v1/instances/{name}/hook"),
+            &json!({}),
+            Some(&alice.token),
+        )
+        .await
+        .json()
+        .await
+        .unwrap();
+    let url = format!("/v1/hooks/{}", hook["token"].as_str().unwrap());
+    let r = app.post_json(&url, &json!({}), None).await;
+    assert_eq!(r.status(), StatusCode::CONFLICT);
+    assert!(
+        error_body(r).await["message"]
+            .as_str()
+            .unwrap()
+            .contains("nothing has been pushed")
+    );
+
+    // A commit lands on main without deploying (the app repository's own hook skipped), as
+    // when a push's deploy is left to CI.
+    let work = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(work.path().join("www")).unwrap();
+    std::fs::copy("/bin/busybox", work.path().join("busybox")).unwrap();
+    std::fs::write(work.path().join("www/index.html"), "from git").unwrap();
+    std::fs::write(work.path().join("Dockerfile"), dockerfile("", SERVE)).unwrap();
+    git(work.path(), &["init", "-q", "-b", "main"]);
+    git(work.path(), &["add", "-A"]);
+    git(work.path(), &["commit", "-q", "-m", "first"]);
+    let bare = app
+        .services
+        .git
+        .repos()
+        .dir(&scalefog::domain::AppName::parse(&name).unwrap());
+    git(
+        work.path(),
+        &[
+            "push",
+            "-q",
+            "--receive-pack=git -c core.hooksPath=/dev/null receive-pack",
+            bare.to_str().unwrap(),
+            "HEAD:refs/heads/main",
+        ],
+    );
+
+    let r = app.post_json(&url, &json!({"tag": "2"}), None).await;
+    assert_eq!(
+        r.status(),
+        StatusCode::BAD_REQUEST,
+        "a git app has no tag to deploy"
+    );
+    let r = app.post_json(&url, &json!({}), None).await;
+    assert_eq!(
+        r.status(),
+        StatusCode::CREATED,
+        "{}",
+        r.text().await.unwrap()
+    );
+    let done: Value = r.json().await.unwrap();
+    assert_eq!(done["release"], "v1");
+    assert_eq!(done["commit"].as_str().unwrap().len(), 40);
+    assert_eq!(app.routed(&name).await, (StatusCode::OK, "from git".into()));
+    let builds: Value = app.builds(&alice.token, &name).await.json().await.unwrap();
+    assert_eq!(builds[0]["created_by"], "deploy-hook");
 }
