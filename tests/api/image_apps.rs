@@ -196,7 +196,7 @@ async fn an_image_deploys_through_the_panel_and_v1_serves_through_the_router_and
     let bob = app.user("bob").await;
     let name = unique("img");
 
-    let form = vec![
+    let form = [
         ("image", format!("{repo}:1")),
         ("memory", "128".to_string()),
         ("cpu", "0.5".to_string()),
