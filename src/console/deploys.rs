@@ -371,7 +371,10 @@ pub async fn build(ctx: Ctx, path: web::Path<(String, String)>) -> PageResult {
         layout: Layout::signed_in(&ctx, format!("Build {} of {}", build.id, app.name), "apps"),
         app: AppRows::new(&ctx.services).row(&app),
         build: BuildRow::from(&build),
-        commit_full: build.commit.clone(),
+        commit_full: build
+            .source_image
+            .clone()
+            .unwrap_or_else(|| build.commit.clone()),
         log,
     };
     render(&ctx.req, StatusCode::OK, &page)

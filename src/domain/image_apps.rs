@@ -72,11 +72,18 @@ impl ImageRef {
         let has_registry = components.len() > 1
             && (components[0].contains(['.', ':']) || components[0] == "localhost");
         let path = if has_registry {
-            let host = components[0];
-            if !host
-                .bytes()
-                .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'-' | b':'))
-            {
+            let (host, port) = match components[0].split_once(':') {
+                Some((h, p)) => (h, Some(p)),
+                None => (components[0], None),
+            };
+            let host_ok = !host.is_empty()
+                && host
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'-'));
+            let port_ok = port.is_none_or(|p| {
+                !p.is_empty() && p.len() <= 5 && p.bytes().all(|b| b.is_ascii_digit())
+            });
+            if !(host_ok && port_ok) {
                 return Err(bad("the registry host is not a host[:port]"));
             }
             &components[1..]

@@ -419,6 +419,10 @@ async fn an_image_deploys_through_the_panel_and_v1_serves_through_the_router_and
         .unwrap();
     assert!(page.contains("Deploy an image"), "the image card");
     assert!(
+        page.contains(&format!("image <span class=\"mono\">{repo}:1</span>")),
+        "releases and builds name the image they came from"
+    );
+    assert!(
         page.contains(&format!("value=\"{repo}:1\"")),
         "the current image is filled in"
     );
