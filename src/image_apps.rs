@@ -47,6 +47,9 @@ pub struct PanelDeploy<'a> {
     pub name: &'a str,
     pub user: &'a str,
     pub primary: &'a str,
+    /// Optional, beyond the document: a login for a private registry.
+    pub registry_username: Option<&'a str>,
+    pub registry_password: Option<&'a str>,
 }
 
 /// A finished deploy: the release it made and the build record holding its log.
@@ -126,6 +129,17 @@ impl ImageApps {
             return Err(Error::missing(field));
         }
         let image = self.accept_image(who, p.image)?;
+        let login = match p.registry_username.map(str::trim).filter(|u| !u.is_empty()) {
+            None => None,
+            Some(username) => Some(RegistryLogin {
+                username: username.to_string(),
+                password: p
+                    .registry_password
+                    .filter(|pw| !pw.is_empty())
+                    .ok_or_else(|| Error::missing("registry_password"))?
+                    .to_string(),
+            }),
+        };
         let memory_mb = parse_memory(p.memory)?;
         let cpu: f64 = p
             .cpu
@@ -175,7 +189,7 @@ impl ImageApps {
                 ..Default::default()
             };
             let inst = self.deployer.update_settings(&inst, settings).await?;
-            self.deploy_pulled(&inst, &who.user.username, image, None, Some(port))
+            self.deploy_pulled(&inst, &who.user.username, image, login, Some(port))
                 .await
         }
         .await;

@@ -49,7 +49,7 @@ pub struct DeployBody {
     pub primary: Option<String>,
 }
 
-/// The body of the panel's `POST /api/instances/deploy` (every field required).
+/// The body of the panel's `POST /api/instances/deploy` (every field of its document required).
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct PanelDeployBody {
@@ -66,6 +66,9 @@ pub struct PanelDeployBody {
     pub user: String,
     /// The port the router sends requests to.
     pub primary: String,
+    /// Beyond the document: a login for a private registry, kept sealed for the app.
+    pub registry_username: Option<String>,
+    pub registry_password: Option<String>,
 }
 
 /// A finished deploy.
@@ -162,6 +165,8 @@ async fn panel_deploy(
                 name: field("name"),
                 user: field("user"),
                 primary: field("primary"),
+                registry_username: p.get("registry_username"),
+                registry_password: p.get("registry_password"),
             },
         )
         .await?;

@@ -565,6 +565,42 @@ async fn a_private_registry_needs_the_login_which_is_kept_sealed_and_reused_by_t
     );
     let r = app.delete_app(&alice.token, &name).await;
     assert_eq!(r.status(), StatusCode::NO_CONTENT);
+
+    // The panel takes a login too (alice, the first account, is the admin).
+    let other = unique("panel");
+    let image = format!("{repo}:2");
+    let mut form = vec![
+        ("image", image.as_str()),
+        ("memory", "64m"),
+        ("cpu", "0.25"),
+        ("ports", "8080"),
+        ("nodeId", "1"),
+        ("name", other.as_str()),
+        ("user", "alice"),
+        ("primary", "8080"),
+        ("registry_username", user),
+    ];
+    let r = app
+        .post_form("/api/instances/deploy", &form, Some(&alice.token))
+        .await;
+    assert_eq!(r.status(), StatusCode::BAD_REQUEST);
+    assert_eq!(error_body(r).await["field"], "registry_password");
+    form.push(("registry_password", password));
+    let r = app
+        .post_form("/api/instances/deploy", &form, Some(&alice.token))
+        .await;
+    assert_eq!(
+        r.status(),
+        StatusCode::CREATED,
+        "{}",
+        r.text().await.unwrap()
+    );
+    assert_eq!(
+        app.routed(&other).await,
+        (StatusCode::OK, "private two".into())
+    );
+    let r = app.delete_app(&alice.token, &other).await;
+    assert_eq!(r.status(), StatusCode::NO_CONTENT);
 }
 
 fn git(dir: &std::path::Path, args: &[&str]) {
