@@ -23,6 +23,8 @@
 //! - `routing`  — the host → upstream table, kept in step with the apps' records by `RouteSync`.
 //! - `deploy`   — push → image → health-checked processes → route switch; releases, lifecycle,
 //!   logs, image clean-up, reconciling with Docker at start (its `mod.rs` shows its files).
+//! - `image_apps` — apps deployed from an image reference (registry logins sealed per app), and
+//!   each app's deploy hook for CI (secret URL or HMAC-signed request).
 //! - `router`   — the app router: the reverse proxy on `proxy_listen`/`https_listen` (hyper).
 //! - `backup`   — one archive of everything the data dir holds (a store snapshot, the apps'
 //!   repositories, keys, certificates), restoring it, automatic backups.
@@ -36,7 +38,7 @@
 //! - `control`  — the local control socket (backups while running).
 //! - `startup`  — wiring everything to listeners.
 //!
-//! The core (`domain` … `deploy`) never imports actix-web, askama or russh (only the `ssh-key`
+//! The core (`domain` … `image_apps`) never imports actix-web, askama or russh (only the `ssh-key`
 //! types russh re-exports, for parsing keys); transports never touch redb.
 // Unsafe code is refused everywhere but where a module allows it and says why (only
 // `accounts::hashing`, for one madvise call).
@@ -56,6 +58,7 @@ pub mod domain;
 pub mod drain;
 pub mod fsutil;
 pub mod git;
+pub mod image_apps;
 pub mod images;
 pub mod locks;
 pub mod metrics;

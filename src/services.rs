@@ -8,6 +8,7 @@ use crate::docker::Engine;
 use crate::domain::sshkey::ParsedKey;
 use crate::domain::{Error, Result};
 use crate::git::Git;
+use crate::image_apps::ImageApps;
 use crate::images::Images;
 use crate::metrics::{Metrics, Readings};
 use crate::nodes::Nodes;
@@ -42,6 +43,8 @@ pub struct Services {
     pub metrics: Metrics,
     /// Pushes and deploys in flight, which a stop lets finish (or cancels).
     pub drain: crate::drain::Drain,
+    /// Deploys from image references, and apps' deploy hooks.
+    pub image_apps: ImageApps,
 }
 
 impl Services {
@@ -101,7 +104,16 @@ impl Services {
         route_sync.load(&apps)?;
         apps.register_resources(std::sync::Arc::new(route_sync));
         push_handler.set(std::sync::Arc::new(deployer.clone()));
+        let image_apps = ImageApps::new(
+            store.clone(),
+            sealer.clone(),
+            apps.clone(),
+            deployer.clone(),
+            git.repos().clone(),
+            images.clone(),
+        );
         Ok(Services {
+            image_apps,
             config,
             store,
             accounts,

@@ -9,6 +9,7 @@ pub mod error;
 pub mod extract;
 mod formation;
 mod hostkey;
+pub mod image_apps;
 mod images;
 pub mod list_cache;
 pub mod metrics;
@@ -40,6 +41,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
     formation::routes(cfg);
     volumes::routes(cfg);
     runs::routes(cfg);
+    image_apps::routes(cfg);
     v1::routes(cfg);
     panel::routes(cfg);
 }

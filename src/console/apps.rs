@@ -144,7 +144,16 @@ pub(super) async fn app_page(ctx: &Ctx, ops: &Operations, name: &str) -> Result<
         _ => "recorded",
     };
     let logs = recent_output(s, &app).await;
+    let source = s.image_apps.source(&ctx.who, &app.name)?;
     let page = AppPage {
+        image: source
+            .as_ref()
+            .map(|s| s.image.to_string())
+            .unwrap_or_default(),
+        registry_username: source
+            .and_then(|s| s.login)
+            .map(|l| l.username)
+            .unwrap_or_default(),
         layout,
         actions: actions(&app),
         busy: app.status == InstanceStatus::Building || pending.is_some(),

@@ -29,7 +29,7 @@ const BUILD_POLL: Duration = Duration::from_millis(500);
 const KEEPALIVE: Duration = Duration::from_secs(15);
 
 /// A failed action as a flash: the core's message (internal causes go to the log only).
-fn failed(what: &str, e: Error) -> Flash {
+pub(super) fn failed(what: &str, e: Error) -> Flash {
     match e {
         Error::Internal(cause) => {
             tracing::error!(error = format!("{cause:#}"), "{what} failed");
@@ -43,7 +43,7 @@ fn failed(what: &str, e: Error) -> Flash {
 
 /// Runs `work` as this visitor's operation on `app` and answers with its outcome; when it takes
 /// longer than the console waits, the app page's progress banner says so instead.
-async fn act(
+pub(super) async fn act(
     ctx: &Ctx,
     ops: &web::Data<Operations>,
     app: &Instance,
@@ -371,7 +371,10 @@ pub async fn build(ctx: Ctx, path: web::Path<(String, String)>) -> PageResult {
         layout: Layout::signed_in(&ctx, format!("Build {} of {}", build.id, app.name), "apps"),
         app: AppRows::new(&ctx.services).row(&app),
         build: BuildRow::from(&build),
-        commit_full: build.commit.clone(),
+        commit_full: build
+            .source_image
+            .clone()
+            .unwrap_or_else(|| build.commit.clone()),
         log,
     };
     render(&ctx.req, StatusCode::OK, &page)

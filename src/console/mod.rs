@@ -28,6 +28,7 @@ mod deploys;
 mod domains;
 mod error;
 mod formation;
+mod image_apps;
 mod images;
 mod keys;
 mod notice;
@@ -87,6 +88,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
             .route("/apps/{name}/stop", web::post().to(deploys::stop))
             .route("/apps/{name}/restart", web::post().to(deploys::restart))
             .route("/apps/{name}/rollback", web::post().to(deploys::rollback))
+            .route("/apps/{name}/image", web::post().to(image_apps::deploy))
             .route("/apps/{name}/config", web::post().to(deploys::set_config))
             .route(
                 "/apps/{name}/config/unset",

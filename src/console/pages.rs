@@ -148,6 +148,9 @@ pub struct AppPage {
     pub read_only_rootfs: bool,
     pub created: String,
     pub has_ssh_key: bool,
+    /// The image an image app deploys (empty for a git app), and the registry user it pulls as.
+    pub image: String,
+    pub registry_username: String,
     pub releases: Vec<ReleaseRow>,
     pub releases_total: u64,
     pub builds: Vec<BuildRow>,

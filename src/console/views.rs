@@ -347,6 +347,9 @@ pub struct ReleaseRow {
     pub version: u32,
     pub current: bool,
     pub description: String,
+    /// What it was made from: `commit` (then `commit` is its short id) or `image` (the
+    /// reference pulled).
+    pub source: &'static str,
     pub commit: String,
     pub created_by: String,
     pub when: String,
@@ -363,7 +366,15 @@ impl ReleaseRow {
             version: r.version,
             current: current == Some(r.version),
             description: r.description.clone(),
-            commit: short_commit(&r.commit).to_string(),
+            source: if r.source_image.is_some() {
+                "image"
+            } else {
+                "commit"
+            },
+            commit: r
+                .source_image
+                .clone()
+                .unwrap_or_else(|| short_commit(&r.commit).to_string()),
             created_by: r.created_by.clone(),
             when: ago(r.created_at),
             when_full: datetime(r.created_at),
@@ -408,7 +419,11 @@ impl From<&Build> for BuildRow {
     fn from(b: &Build) -> Self {
         BuildRow {
             id: b.id,
-            commit: short_commit(&b.commit).to_string(),
+            // An image deploy has no commit or branch: its row names the image.
+            commit: b
+                .source_image
+                .clone()
+                .unwrap_or_else(|| short_commit(&b.commit).to_string()),
             branch: b.branch.clone(),
             status: build_status(b.status),
             running: b.status == BuildStatus::Running,

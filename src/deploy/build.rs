@@ -22,7 +22,7 @@ use std::sync::Mutex;
 
 /// Logs of builds in progress, readable before they are stored.
 #[derive(Default)]
-pub(super) struct LiveLogs(Mutex<HashMap<u64, Reporter>>);
+pub(super) struct LiveLogs(pub(super) Mutex<HashMap<u64, Reporter>>);
 
 impl LiveLogs {
     pub fn get(&self, build: u64) -> Option<String> {
@@ -89,7 +89,9 @@ impl Deployer {
         let _guard = self.acquire(app_name, &rep).await?;
         let _slot = self.build_slot(&rep).await?;
         let app = self.instance(app_name)?;
-        let build = self.record_build_start(&app, user, branch, sha).await?;
+        let build = self
+            .record_build_start(&app, user, branch, sha, None)
+            .await?;
         lock(&self.0.live_logs.0).insert(build.id, rep.clone());
         let this = self.clone();
         let (r2, b2, user2) = (rep.clone(), build.clone(), user.to_string());
@@ -143,12 +145,13 @@ impl Deployer {
     }
 
     /// A new build record, running; the app shows as building meanwhile.
-    async fn record_build_start(
+    pub(super) async fn record_build_start(
         &self,
         app: &Instance,
         user: &str,
         branch: &str,
         sha: &str,
+        source_image: Option<String>,
     ) -> Result<Build> {
         let (name, sha, user, branch) = (
             app.name.clone(),
@@ -170,6 +173,7 @@ impl Deployer {
                     started_at: domain::now(),
                     finished_at: None,
                     error: None,
+                    source_image,
                 };
                 w.put_build(&build)?;
                 if let Some(mut i) = w.instance(&name)? {
@@ -183,7 +187,7 @@ impl Deployer {
 
     /// Marks the build failed (or cancelled) with its log, and puts the app back to the state it
     /// had before (`app` as it was when the build started).
-    async fn record_build_failure(
+    pub(super) async fn record_build_failure(
         &self,
         app: &Instance,
         build: &Build,
@@ -291,6 +295,7 @@ impl Deployer {
             processes: procfile.processes,
             release_command: procfile.release,
             cron,
+            source_image: None,
         };
         self.roll_out(&app, &release, Record::Built(build.id), rep, &attempt)
             .await?;

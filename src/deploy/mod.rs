@@ -11,6 +11,7 @@
 //! - `control`   — the per-app lock, the attempt (what to undo), cancel and timeout.
 //! - `report`    — the `remote:` lines a pusher reads, kept as the build log.
 //! - `build`     — a pushed commit → an image (`source`: the build context from git).
+//! - `pull`      — an image app's image, pulled and labelled instead of built.
 //! - `switch`    — start a release's process, health-check it (`health`), switch, retire.
 //! - `lifecycle` — start, stop, restart, rollback, config vars, settings.
 //! - `formation` — how many replicas of each process type run (scaling).
@@ -31,6 +32,7 @@ mod health;
 mod history;
 mod images;
 mod lifecycle;
+mod pull;
 mod rebuild;
 pub mod reconcile;
 mod release_phase;
@@ -43,6 +45,7 @@ mod volumes;
 pub use cron::{CronClock, CronJobView};
 pub use formation::Formation;
 pub use lifecycle::Settings;
+pub use pull::{ImageDeploy, ImageDeployed};
 pub use report::Reporter;
 pub use runs::{AttachedRun, RunHandle, Terminal};
 

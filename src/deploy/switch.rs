@@ -299,6 +299,7 @@ impl Deployer {
         let release = release.clone();
         let log = matches!(record, Record::Built(_)).then(|| rep.text());
         lock(attempt).switching = true;
+        let port = app.port;
         let previous = self
             .0
             .store
@@ -322,6 +323,9 @@ impl Deployer {
                 w.put_deployment(&deployment)?;
                 inst.release = Some(release.version);
                 inst.status = InstanceStatus::Running;
+                // The processes now serving listen where they were started to (an image app's
+                // deploy may have chosen the port its image exposes).
+                inst.port = port;
                 w.put_instance(&inst)?;
                 Ok(previous)
             })

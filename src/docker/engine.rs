@@ -652,6 +652,22 @@ impl DockerNode for Engine {
         })
     }
 
+    fn pull<'a>(
+        &'a self,
+        reference: &'a str,
+        login: Option<(&'a crate::domain::RegistryLogin, &'a str)>,
+        out: BuildOutput<'a>,
+    ) -> BoxFuture<'a, Result<()>> {
+        Box::pin(self.pull_now(reference, login, out))
+    }
+
+    fn image_config<'a>(
+        &'a self,
+        reference: &'a str,
+    ) -> BoxFuture<'a, Result<Option<super::ImageConfig>>> {
+        Box::pin(self.image_config_now(reference))
+    }
+
     fn events(&self, labels: &[String]) -> BoxStream<'static, Result<ContainerEvent>> {
         let this = self.clone();
         let labels = labels.to_vec();

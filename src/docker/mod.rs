@@ -11,6 +11,7 @@
 mod engine;
 mod host_config;
 mod networks;
+mod pull;
 mod volumes;
 
 pub use engine::Engine;
@@ -221,6 +222,15 @@ impl ImageInfo {
     }
 }
 
+/// What a pulled image declares, as a deploy needs it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ImageConfig {
+    /// `sha256:…`
+    pub id: String,
+    /// Its `EXPOSE`d TCP ports, lowest first.
+    pub exposed_ports: Vec<u16>,
+}
+
 /// A container event of interest to reconcile (start, die, destroy, oom, stop).
 #[derive(Debug, Clone)]
 pub struct ContainerEvent {
@@ -288,6 +298,18 @@ pub trait DockerNode: Send + Sync + 'static {
     /// Removes an image by id only when nothing depends on it: no tag, no child image, no
     /// container. `Ok(false)` when something does (or it is gone already), and parents are kept.
     fn remove_unused_image<'a>(&'a self, id: &'a str) -> BoxFuture<'a, Result<bool>>;
+    /// Pulls `reference` from its registry, logging in with `login` (for the registry host given
+    /// beside it) when set; progress lines go to `out`. A pull that fails is `DeployFailed` with
+    /// Docker's reason.
+    fn pull<'a>(
+        &'a self,
+        reference: &'a str,
+        login: Option<(&'a crate::domain::RegistryLogin, &'a str)>,
+        out: BuildOutput<'a>,
+    ) -> BoxFuture<'a, Result<()>>;
+    /// The id and exposed ports of a local image; `None` when there is none.
+    fn image_config<'a>(&'a self, reference: &'a str)
+    -> BoxFuture<'a, Result<Option<ImageConfig>>>;
     /// Events of containers carrying all the label filters, until the connection drops.
     fn events(&self, labels: &[String]) -> BoxStream<'static, Result<ContainerEvent>>;
     /// Creates a named volume with these labels; an existing one is kept as it is.

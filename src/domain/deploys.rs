@@ -42,6 +42,10 @@ pub struct Release {
     /// `app.json`'s scheduled jobs.
     #[serde(default)]
     pub cron: Vec<super::CronJob>,
+    /// The image reference it was pulled from, for a release of an image app (`None`: built
+    /// from a commit).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub source_image: Option<String>,
 }
 
 #[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
@@ -79,6 +83,10 @@ pub struct Build {
     pub finished_at: Option<i64>,
     /// Why it failed, in one line.
     pub error: Option<String>,
+    /// The image reference pulled, for a deploy of an image app (then `commit` and `branch` are
+    /// empty).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub source_image: Option<String>,
 }
 
 /// The processes an app's current release runs in: what the router points at (its `web`

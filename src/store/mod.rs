@@ -23,6 +23,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 mod releases;
 
 mod cron;
+mod image_apps;
 mod images;
 mod pushes;
 
@@ -184,6 +185,7 @@ impl Store {
         images::copy_tables(&rtx, &wtx)?;
         copy_table(&rtx, &wtx, sessions::SESSIONS)?;
         copy_table(&rtx, &wtx, sessions::SESSIONS_BY_USER)?;
+        image_apps::copy_tables(&rtx, &wtx)?;
         wtx.commit().map_err(db_err)?;
         Ok(())
     }
@@ -236,6 +238,7 @@ fn migrate(w: &mut Writer) -> Result<()> {
     cron::create_tables(tx)?;
     runs::create_tables(tx)?;
     images::create_tables(tx)?;
+    image_apps::create_tables(tx)?;
     let mut meta = tx.open_table(META).map_err(db_err)?;
     let current = meta
         .get("schema_version")

@@ -179,6 +179,7 @@ impl Writer {
             self.rw(BUILD_LOGS)?.remove(id).map_err(db_err)?;
         }
         self.delete_cron_runs(app)?;
+        self.delete_image_app_records(app)?;
         self.delete_deployment(app)
     }
 }

@@ -40,7 +40,7 @@ impl Drop for DockerCleanup {
         }
         let ids = docker(&["images", "-q", "--filter", &self.filter()]);
         for id in ids.split_whitespace() {
-            docker(&["rmi", "-f", id]);
+            docker(&["rmi", "-f", "--no-prune", id]);
         }
         let names = docker(&["volume", "ls", "-q", "--filter", &self.filter()]);
         for name in names.split_whitespace() {

@@ -62,7 +62,7 @@ impl Drop for TestImages {
             &format!("label=scalefog-test={}", self.0),
         ]);
         for id in ids.split_whitespace() {
-            docker(&["rmi", "-f", id]);
+            docker(&["rmi", "-f", "--no-prune", id]);
         }
     }
 }

@@ -13,6 +13,7 @@ mod console;
 mod deploy;
 mod e2e;
 mod fidelity;
+mod image_apps;
 mod images;
 mod instances;
 mod metrics;
