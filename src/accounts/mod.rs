@@ -14,8 +14,8 @@ pub use secrets::{JwtKeys, generate_token, hash_token};
 pub use sessions::NewSession;
 
 use crate::domain::{
-    self, ApiKey, Email, Error, Password, Result, SshKey, TokenKind, TokenRecord, User, UserId,
-    Username,
+    self, ApiKey, AuditAction, AuditRecord, Email, Error, Origin, Password, Result, SshKey,
+    TokenKind, TokenRecord, User, UserId, Username,
 };
 use crate::store::{Page, Slice, Store};
 use std::net::IpAddr;
@@ -29,15 +29,39 @@ pub enum Registration {
     Closed,
 }
 
-/// Who is calling, and with what credential.
+/// Who is calling, with what credential, and from where.
 #[derive(Debug, Clone)]
 pub struct Principal {
     pub user: User,
     /// The stored hash of the token used, when it was a token or API key (not a JWT).
     pub token_hash: Option<String>,
+    /// The channel and address the call came through, for the audit log. Set by the transport
+    /// where it authenticates.
+    pub origin: Origin,
 }
 
 impl Principal {
+    /// An audit entry of `action` by this caller, to write in the transaction of the change:
+    /// `w.audit(who.audit(AuditAction::AppScale, Some(app), "web=3"))`.
+    pub fn audit(
+        &self,
+        action: AuditAction,
+        app: Option<&str>,
+        detail: impl Into<String>,
+    ) -> AuditRecord {
+        AuditRecord::new(&self.user, self.origin, action, app, detail)
+    }
+
+    /// What this caller may read of the audit log: admins all of it, others what they did and
+    /// what was done to their apps; newest first.
+    pub fn audit_log(&self, store: &Store, slice: Slice) -> Result<Page<AuditRecord>> {
+        if self.is_admin() {
+            store.read(|r| r.audit_log(slice))
+        } else {
+            store.read(|r| r.audit_log_of(self.id(), slice))
+        }
+    }
+
     pub fn id(&self) -> UserId {
         self.user.id
     }
@@ -152,8 +176,9 @@ impl Accounts {
         &self,
         username: &str,
         password: &str,
-        client: IpAddr,
+        origin: Origin,
     ) -> Result<(String, User)> {
+        let client = origin.address.unwrap_or(IpAddr::from([127, 0, 0, 1]));
         let user = self.check_credentials(username, password, client).await?;
         let token = generate_token();
         let rec = TokenRecord {
@@ -162,9 +187,13 @@ impl Accounts {
             created_at: domain::now(),
         };
         let hash = hash_token(&token);
+        let audit = AuditRecord::new(&user, origin, AuditAction::SignIn, None, "API token");
         self.inner
             .store
-            .write_async(move |w| w.put_token(&hash, &rec))
+            .write_async(move |w| {
+                w.put_token(&hash, &rec)?;
+                w.audit(audit)
+            })
             .await?;
         Ok((token, user))
     }
@@ -202,7 +231,7 @@ impl Accounts {
     }
 
     /// Resolves a bearer credential: a login token, an API key, or an access JWT.
-    pub fn authenticate(&self, credential: &str) -> Result<Principal> {
+    pub fn authenticate(&self, credential: &str, origin: Origin) -> Result<Principal> {
         let bad = || Error::Unauthorized("invalid or expired credentials".into());
         let credential = credential.trim();
         if credential.contains('.') {
@@ -215,6 +244,7 @@ impl Accounts {
             return Ok(Principal {
                 user,
                 token_hash: None,
+                origin,
             });
         }
         if credential.len() != 32 || !credential.bytes().all(|b| b.is_ascii_hexdigit()) {
@@ -239,6 +269,7 @@ impl Accounts {
         Ok(Principal {
             user,
             token_hash: Some(hash),
+            origin,
         })
     }
 
@@ -252,6 +283,7 @@ impl Accounts {
         };
         // An API key signing itself out is revoked as a whole: its record goes with its hash,
         // so the key list does not show a key that no longer works.
+        let who = who.clone();
         self.inner
             .store
             .write_async(move |w| {
@@ -260,8 +292,18 @@ impl Accounts {
                     _ => None,
                 };
                 match key {
-                    Some(key) => w.delete_api_key(&key),
-                    None => w.delete_token(&hash),
+                    Some(key) => {
+                        w.delete_api_key(&key)?;
+                        w.audit(who.audit(
+                            AuditAction::ApiKeyRevoke,
+                            None,
+                            format!("'{}' (#{}), signing itself out", key.name, key.id),
+                        ))
+                    }
+                    None => {
+                        w.delete_token(&hash)?;
+                        w.audit(who.audit(AuditAction::SignOut, None, "API token revoked"))
+                    }
                 }
             })
             .await
@@ -286,7 +328,7 @@ impl Accounts {
                 pwd: secrets::password_mark(&user.password_hash),
             }
         } else {
-            let who = self.authenticate(credential)?;
+            let who = self.authenticate(credential, Origin::CLI)?;
             secrets::Bound {
                 sub: who.user.id,
                 cred: who.token_hash.unwrap_or_default(),
@@ -324,6 +366,7 @@ impl Accounts {
         let token = generate_token();
         let hash = hash_token(&token);
         let (user_id, name, prefix) = (who.id(), name.to_string(), token[..6].to_string());
+        let who = who.clone();
         let key = self
             .inner
             .store
@@ -345,6 +388,11 @@ impl Accounts {
                         created_at: key.created_at,
                     },
                 )?;
+                w.audit(who.audit(
+                    AuditAction::ApiKeyCreate,
+                    None,
+                    format!("'{}' (#{})", key.name, key.id),
+                ))?;
                 Ok(key)
             })
             .await?;
@@ -358,11 +406,18 @@ impl Accounts {
     pub async fn revoke_api_key(&self, who: &Principal, id: &str) -> Result<()> {
         let not_found = || Error::NotFound(format!("no API key '{id}'"));
         let id: u64 = id.parse().map_err(|_| not_found())?;
-        let user_id = who.id();
+        let (user_id, who) = (who.id(), who.clone());
         self.inner
             .store
             .write_async(move |w| match w.api_key(id)? {
-                Some(k) if k.user_id == user_id => w.delete_api_key(&k),
+                Some(k) if k.user_id == user_id => {
+                    w.delete_api_key(&k)?;
+                    w.audit(who.audit(
+                        AuditAction::ApiKeyRevoke,
+                        None,
+                        format!("'{}' (#{})", k.name, k.id),
+                    ))
+                }
                 _ => Err(Error::NotFound(format!("no API key '{id}'"))),
             })
             .await
@@ -371,7 +426,7 @@ impl Accounts {
     /// Adds an SSH public key; a key can belong to one account only.
     pub async fn add_ssh_key(&self, who: &Principal, text: &str) -> Result<SshKey> {
         let parsed = domain::sshkey::parse(text)?;
-        let user_id = who.id();
+        let (user_id, who) = (who.id(), who.clone());
         self.inner
             .store
             .write_async(move |w| {
@@ -391,6 +446,11 @@ impl Accounts {
                     created_at: domain::now(),
                 };
                 w.put_ssh_key(&key)?;
+                w.audit(who.audit(
+                    AuditAction::SshKeyAdd,
+                    None,
+                    format!("{} {}", key.algorithm, key.fingerprint),
+                ))?;
                 Ok(key)
             })
             .await
@@ -402,7 +462,7 @@ impl Accounts {
 
     /// Deletes one of the caller's keys, named by id or by `SHA256:…` fingerprint.
     pub async fn delete_ssh_key(&self, who: &Principal, id_or_fp: &str) -> Result<()> {
-        let user_id = who.id();
+        let (user_id, who) = (who.id(), who.clone());
         let wanted = id_or_fp.trim().to_string();
         self.inner
             .store
@@ -412,7 +472,14 @@ impl Accounts {
                     Err(_) => w.ssh_key_by_fingerprint(&wanted)?,
                 };
                 match key {
-                    Some(k) if k.user_id == user_id => w.delete_ssh_key(&k),
+                    Some(k) if k.user_id == user_id => {
+                        w.delete_ssh_key(&k)?;
+                        w.audit(who.audit(
+                            AuditAction::SshKeyDelete,
+                            None,
+                            format!("{} {}", k.algorithm, k.fingerprint),
+                        ))
+                    }
                     _ => Err(Error::NotFound(format!("no SSH key '{wanted}'"))),
                 }
             })
@@ -461,6 +528,7 @@ impl Accounts {
         change: QuotaChange,
     ) -> Result<User> {
         let id = self.find_user(who, id_or_name)?.id;
+        let who = who.clone();
         self.inner
             .store
             .write_async(move |w| {
@@ -477,6 +545,11 @@ impl Accounts {
                     user.quota.max_memory_mb = v;
                 }
                 w.put_user(&user)?;
+                w.audit(who.audit(
+                    AuditAction::UserQuota,
+                    None,
+                    format!("{} (#{}): {:?}", user.username, user.id, user.quota),
+                ))?;
                 Ok(user)
             })
             .await

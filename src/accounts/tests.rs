@@ -1,5 +1,9 @@
 use super::*;
 
+fn api_origin() -> Origin {
+    Origin::new(domain::Channel::Api, "127.0.0.1".parse().unwrap())
+}
+
 fn accounts(reg: Registration) -> (tempfile::TempDir, Accounts) {
     let dir = tempfile::tempdir().unwrap();
     let store = Store::open(&dir.path().join("s.redb")).unwrap();
@@ -55,13 +59,13 @@ async fn a_login_token_authenticates_and_logout_revokes_it() {
     a.register(Registrar::Public, new("alice", "a@x.io"))
         .await
         .unwrap();
-    let ip = "127.0.0.1".parse().unwrap();
+    let ip = api_origin();
     let (token, _) = a.login("alice", "password1", ip).await.unwrap();
-    let who = a.authenticate(&token).unwrap();
+    let who = a.authenticate(&token, api_origin()).unwrap();
     assert_eq!(who.user.username, "alice");
     a.logout(&who).await.unwrap();
     assert!(matches!(
-        a.authenticate(&token),
+        a.authenticate(&token, api_origin()),
         Err(Error::Unauthorized(_))
     ));
 }
@@ -72,7 +76,7 @@ async fn wrong_password_and_unknown_user_get_the_same_error() {
     a.register(Registrar::Public, new("alice", "a@x.io"))
         .await
         .unwrap();
-    let ip = "127.0.0.1".parse().unwrap();
+    let ip = api_origin();
     let e1 = a
         .login("alice", "wrongpass", ip)
         .await
@@ -92,13 +96,10 @@ async fn a_revoked_api_key_stops_working() {
     a.register(Registrar::Public, new("alice", "a@x.io"))
         .await
         .unwrap();
-    let (token, _) = a
-        .login("alice", "password1", "127.0.0.1".parse().unwrap())
-        .await
-        .unwrap();
-    let who = a.authenticate(&token).unwrap();
+    let (token, _) = a.login("alice", "password1", api_origin()).await.unwrap();
+    let who = a.authenticate(&token, api_origin()).unwrap();
     let (key, secret) = a.create_api_key(&who, "ci").await.unwrap();
-    assert!(a.authenticate(&secret).is_ok());
+    assert!(a.authenticate(&secret, api_origin()).is_ok());
     a.revoke_api_key(&who, &key.id.to_string()).await.unwrap();
-    assert!(a.authenticate(&secret).is_err());
+    assert!(a.authenticate(&secret, api_origin()).is_err());
 }

@@ -1,6 +1,7 @@
 //! The JSON API over HTTP (actix-web): the Scalefog routes, the `/v1` REST routes, the admin
 //! panel routes (`/api`) and the health check. Handlers translate requests into calls on the core services and back.
 
+mod audit;
 mod cron;
 mod deploys;
 mod domains;
@@ -34,6 +35,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
     formation::routes(cfg);
     volumes::routes(cfg);
     runs::routes(cfg);
+    audit::routes(cfg);
     v1::routes(cfg);
     panel::routes(cfg);
 }
@@ -80,6 +82,11 @@ pub fn client_ip(req: &HttpRequest) -> IpAddr {
     req.peer_addr()
         .map(|a| a.ip())
         .unwrap_or(IpAddr::from([0, 0, 0, 0]))
+}
+
+/// Where an API request comes from, for the audit log.
+pub fn origin(req: &HttpRequest) -> crate::domain::Origin {
+    crate::domain::Origin::new(crate::domain::Channel::Api, client_ip(req))
 }
 
 /// Store and Docker reachability. `503` only when the store itself fails; an unreachable Docker

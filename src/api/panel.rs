@@ -127,6 +127,7 @@ async fn user_instances(
     let owner = Principal {
         user,
         token_hash: None,
+        origin: who.origin,
     };
     let page = s.apps.list(&owner, false, Slice::ALL)?;
     Ok(HttpResponse::Ok().json(InstanceRenderer::new(&s).render_all(&page.items)))

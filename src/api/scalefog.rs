@@ -45,7 +45,7 @@ async fn register(s: web::Data<Services>, p: Params) -> ApiResult<HttpResponse> 
 }
 
 async fn get_token(req: HttpRequest, s: web::Data<Services>, p: Params) -> ApiResult<HttpResponse> {
-    let client = super::client_ip(&req);
+    let client = super::origin(&req);
     let (token, _) = s
         .accounts
         .login(p.require("username")?, p.require("password")?, client)

@@ -82,7 +82,7 @@ async fn register(s: web::Data<Services>, who: Option<Auth>, p: Params) -> ApiRe
 }
 
 async fn login(req: HttpRequest, s: web::Data<Services>, p: Params) -> ApiResult<HttpResponse> {
-    let client = super::client_ip(&req);
+    let client = super::origin(&req);
     let (token, user) = s
         .accounts
         .login(p.require("username")?, p.require("password")?, client)

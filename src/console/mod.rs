@@ -22,6 +22,7 @@
 mod account;
 mod admin;
 mod apps;
+mod audit;
 mod auth;
 mod deploys;
 mod domains;
@@ -150,6 +151,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
                 web::post().to(admin::delete_node),
             )
             .route("/admin/regions", web::get().to(admin::regions))
+            .route("/audit", web::get().to(audit::show))
             .default_service(web::to(not_found)),
     );
 }
@@ -212,7 +214,7 @@ async fn asset(file: web::Path<String>) -> HttpResponse {
 #[cfg(test)]
 mod tests {
     /// The order of the module doc, with each module's source.
-    const ORDER: [(&str, &str); 17] = [
+    const ORDER: [(&str, &str); 18] = [
         ("notice", include_str!("notice.rs")),
         ("views", include_str!("views.rs")),
         ("error", include_str!("error.rs")),
@@ -230,6 +232,7 @@ mod tests {
         ("volumes", include_str!("volumes.rs")),
         ("formation", include_str!("formation.rs")),
         ("runs", include_str!("runs.rs")),
+        ("audit", include_str!("audit.rs")),
     ];
 
     /// What a module's source reaches through `super::` or `crate::console::` (before its own

@@ -7,8 +7,8 @@ use super::switch::Record;
 use super::{Deployer, Reporter, source};
 use crate::docker::BuildLimits;
 use crate::domain::{
-    self, Build, BuildStatus, Error, Instance, InstanceStatus, Release, ReleaseStatus, Result,
-    short_commit,
+    self, AuditAction, AuditRecord, Build, BuildStatus, Error, Instance, InstanceStatus, Release,
+    ReleaseStatus, Result, short_commit,
 };
 use crate::locks;
 use crate::push::{Progress, Push, PushHandler, RefUpdate, Verdict};
@@ -61,7 +61,9 @@ impl Deployer {
         progress: Option<Progress>,
     ) -> Result<Release> {
         let deployed = self
-            .deploy_reported(app_name, user, branch, sha, repo_dir, git_env, progress)
+            .deploy_reported(
+                app_name, user, branch, sha, repo_dir, git_env, progress, None,
+            )
             .await?;
         match deployed {
             Deployed::Released(r) => Ok(r),
@@ -70,6 +72,7 @@ impl Deployer {
     }
 
     /// [`Deployer::deploy_commit`], telling apart a failure the pusher has already read about.
+    /// `audit` is written with the new release, in its switch's transaction.
     #[allow(clippy::too_many_arguments)]
     async fn deploy_reported(
         &self,
@@ -80,6 +83,7 @@ impl Deployer {
         repo_dir: &Path,
         git_env: &[(String, String)],
         progress: Option<Progress>,
+        audit: Option<AuditRecord>,
     ) -> Result<Deployed> {
         if !source::valid_commit(sha) {
             return Err(Error::invalid("commit", "not a full commit id"));
@@ -96,7 +100,7 @@ impl Deployer {
         let result = self
             .controlled(&app.name, move |attempt| {
                 async move {
-                    this.build_and_release(&b2, &user2, &repo_dir, &git_env, &r2, attempt)
+                    this.build_and_release(&b2, &user2, &repo_dir, &git_env, &r2, attempt, audit)
                         .await
                 }
                 .boxed()
@@ -228,6 +232,7 @@ impl Deployer {
         }
     }
 
+    #[allow(clippy::too_many_arguments)]
     async fn build_and_release(
         &self,
         build: &Build,
@@ -236,6 +241,7 @@ impl Deployer {
         git_env: &[(String, String)],
         rep: &Reporter,
         attempt: SharedAttempt,
+        audit: Option<AuditRecord>,
     ) -> Result<Release> {
         let app = self.instance(&build.app)?;
         let sha = build.commit.as_str();
@@ -283,8 +289,15 @@ impl Deployer {
             release_command: procfile.release,
             cron,
         };
-        self.roll_out(&app, &release, Record::Built(build.id), rep, &attempt)
-            .await?;
+        self.roll_out(
+            &app,
+            &release,
+            Record::Built(build.id),
+            rep,
+            &attempt,
+            audit,
+        )
+        .await?;
         self.prune_images(&app.name).await;
         Ok(release)
     }
@@ -414,6 +427,13 @@ impl PushHandler for Deployer {
                     &push.repo_dir,
                     &push.git_env,
                     Some(progress.clone()),
+                    Some(AuditRecord::new(
+                        &push.user,
+                        push.origin,
+                        AuditAction::AppDeploy,
+                        Some(&app.name),
+                        "",
+                    )),
                 )
                 .await?;
             Ok(match deployed {
@@ -443,6 +463,7 @@ mod tests {
             deploy_branch: DeployBranch::parse(branch).unwrap(),
             port: 5000,
             env: Default::default(),
+            secret_env: Default::default(),
             domains: vec![],
             created_at: 0,
             volumes: vec![],
@@ -464,6 +485,7 @@ mod tests {
                 created_at: 0,
                 quota: Default::default(),
             },
+            origin: crate::domain::Origin::CLI,
             updates: branches
                 .iter()
                 .map(|b| RefUpdate {

@@ -6,8 +6,8 @@ use super::control::SharedAttempt;
 use super::report::shown;
 use super::{Deployer, RETIRE_GRACE, Reporter, STOP_GRACE, app_in, health, supersede};
 use crate::domain::{
-    self, BuildStatus, DeployedProcess, Deployment, Error, Instance, InstanceStatus, Release,
-    Result, WEB,
+    self, AuditRecord, BuildStatus, DeployedProcess, Deployment, Error, Instance, InstanceStatus,
+    Release, Result, WEB,
 };
 use crate::locks;
 use crate::routing::Target;
@@ -53,7 +53,8 @@ struct Launched {
 impl Deployer {
     /// Starts `release` as a new set of processes (its formation), health-checks each and
     /// switches to them; the processes serving before are retired. A failure leaves the
-    /// previous release serving.
+    /// previous release serving. `audit`, when given, is written in the switch's transaction
+    /// (for a new release, an empty detail becomes the release's number and description).
     pub(super) async fn roll_out(
         &self,
         app: &Instance,
@@ -61,12 +62,14 @@ impl Deployer {
         record: Record,
         rep: &Reporter,
         attempt: &SharedAttempt,
+        audit: Option<AuditRecord>,
     ) -> Result<()> {
         if !matches!(record, Record::Current) {
             self.release_phase(app, release, rep, attempt).await?;
         }
         let set = self.launch(app, release, rep, attempt).await?;
-        self.switch(app, release, record, set, rep, attempt).await
+        self.switch(app, release, record, set, rep, attempt, audit)
+            .await
     }
 
     /// Starts a new set of the app's current release and switches to it: a restart with no
@@ -75,10 +78,18 @@ impl Deployer {
         &self,
         app: &Instance,
         attempt: &SharedAttempt,
+        audit: Option<AuditRecord>,
     ) -> Result<()> {
         let release = self.current_release(app)?;
-        self.roll_out(app, &release, Record::Current, &Reporter::silent(), attempt)
-            .await
+        self.roll_out(
+            app,
+            &release,
+            Record::Current,
+            &Reporter::silent(),
+            attempt,
+            audit,
+        )
+        .await
     }
 
     /// What one process of `release` runs: its command, `PORT` and the config, limits and
@@ -264,6 +275,7 @@ impl Deployer {
 
     /// Makes a healthy set current: one store transaction, then the route table, then the
     /// previous processes are retired after a grace period.
+    #[allow(clippy::too_many_arguments)]
     async fn switch(
         &self,
         app: &Instance,
@@ -272,6 +284,7 @@ impl Deployer {
         set: Vec<Launched>,
         rep: &Reporter,
         attempt: &SharedAttempt,
+        audit: Option<AuditRecord>,
     ) -> Result<()> {
         let name = app.name.clone();
         let web: Vec<SocketAddr> = set.iter().filter_map(|l| l.endpoint).collect();
@@ -307,6 +320,9 @@ impl Deployer {
                 inst.release = Some(release.version);
                 inst.status = InstanceStatus::Running;
                 w.put_instance(&inst)?;
+                if let Some(a) = audit {
+                    w.audit(described(a, &release, record))?;
+                }
                 Ok(previous)
             })
             .await?;
@@ -342,6 +358,7 @@ impl Deployer {
         &self,
         app: &Instance,
         release: Release,
+        audit: Option<AuditRecord>,
     ) -> Result<()> {
         let name = app.name.clone();
         let old = self
@@ -353,6 +370,9 @@ impl Deployer {
                 w.put_instance(&i)?;
                 let old = w.deployment(&name)?;
                 w.delete_deployment(&name)?;
+                if let Some(a) = audit {
+                    w.audit(described(a, &release, Record::Release))?;
+                }
                 Ok(old)
             })
             .await?;
@@ -361,6 +381,17 @@ impl Deployer {
         }
         Ok(())
     }
+}
+
+/// An audit entry of a switch, its detail naming the new release when it has none yet.
+fn described(mut audit: AuditRecord, release: &Release, record: Record) -> AuditRecord {
+    if audit.detail.is_empty() {
+        audit.detail = match record {
+            Record::Current => format!("v{}", release.version),
+            _ => format!("v{}: {}", release.version, release.description),
+        };
+    }
+    audit
 }
 
 /// `arg` with `$NAME` and `${NAME}` replaced by the value of `NAME` in `env` (`PORT` and the

@@ -103,7 +103,7 @@ impl Deployer {
         attempt: &super::control::SharedAttempt,
     ) -> Result<()> {
         if app.status == InstanceStatus::Running && app.release.is_some() {
-            return self.relaunch_current(app, attempt).await;
+            return self.relaunch_current(app, attempt, None).await;
         }
         if let Some(d) = self.0.store.read(|r| r.deployment(&app.name))? {
             for id in d.ids() {

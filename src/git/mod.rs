@@ -77,6 +77,7 @@ struct Pending {
     secret: String,
     app: Instance,
     user: User,
+    origin: crate::domain::Origin,
     repo_dir: PathBuf,
     called: bool,
 }
@@ -198,6 +199,7 @@ impl Git {
                         secret,
                         app: inst.clone(),
                         user: who.user.clone(),
+                        origin: who.origin,
                         repo_dir: dir.clone(),
                         called: false,
                     },
@@ -301,12 +303,12 @@ impl Git {
             match pending.get_mut(&req.push_id) {
                 Some(p) if !p.called && secret_matches(&p.secret, &req.secret) => {
                     p.called = true;
-                    Some((p.app.clone(), p.user.clone(), p.repo_dir.clone()))
+                    Some((p.app.clone(), p.user.clone(), p.origin, p.repo_dir.clone()))
                 }
                 _ => None,
             }
         };
-        let Some((app, user, repo_dir)) = claimed else {
+        let Some((app, user, origin, repo_dir)) = claimed else {
             tracing::warn!(push = %req.push_id, "hook callback with an unknown push or a bad secret");
             send(
                 wr,
@@ -315,7 +317,7 @@ impl Git {
             .await;
             return 1;
         };
-        let push = match build_push(req, app, user, repo_dir) {
+        let push = match build_push(req, app, user, origin, repo_dir) {
             Ok(p) => p,
             Err(e) => {
                 send(wr, &format!("scalefog: {e}; push rejected")).await;
@@ -479,7 +481,13 @@ fn valid_git_protocol(p: &str) -> bool {
 }
 
 /// Turns the hook's request into a [`Push`]; the quarantine paths must lie inside the repository.
-fn build_push(req: HookRequest, app: Instance, user: User, repo_dir: PathBuf) -> Result<Push> {
+fn build_push(
+    req: HookRequest,
+    app: Instance,
+    user: User,
+    origin: crate::domain::Origin,
+    repo_dir: PathBuf,
+) -> Result<Push> {
     let updates = req
         .updates
         .iter()
@@ -509,6 +517,7 @@ fn build_push(req: HookRequest, app: Instance, user: User, repo_dir: PathBuf) ->
         id: req.push_id,
         app,
         user,
+        origin,
         updates,
         repo_dir,
         git_env,

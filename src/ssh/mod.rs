@@ -243,6 +243,7 @@ impl Connection {
             Principal {
                 user,
                 token_hash: None,
+                origin: crate::domain::Origin::new(crate::domain::Channel::Ssh, self.peer),
             },
             request,
             opened.channel,
@@ -533,6 +534,7 @@ impl russh::server::Handler for Connection {
             Principal {
                 user,
                 token_hash: None,
+                origin: crate::domain::Origin::new(crate::domain::Channel::Ssh, self.peer),
             },
             request,
             opened,

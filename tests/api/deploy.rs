@@ -140,6 +140,7 @@ impl Fixture {
             id: unique("push"),
             app: inst,
             user,
+            origin: scalefog::domain::Origin::CLI,
             updates: vec![RefUpdate {
                 old: "0".repeat(40),
                 new: sha.to_string(),
