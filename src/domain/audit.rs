@@ -92,6 +92,14 @@ pub enum AuditAction {
     AppRestart,
     #[serde(rename = "app.settings")]
     AppSettings,
+    #[serde(rename = "app.domain_add")]
+    AppDomainAdd,
+    #[serde(rename = "app.domain_remove")]
+    AppDomainRemove,
+    #[serde(rename = "app.volume_add")]
+    AppVolumeAdd,
+    #[serde(rename = "app.volume_remove")]
+    AppVolumeRemove,
     #[serde(rename = "node.create")]
     NodeCreate,
     #[serde(rename = "node.delete")]
@@ -121,6 +129,10 @@ impl AuditAction {
             AuditAction::AppStop => "app.stop",
             AuditAction::AppRestart => "app.restart",
             AuditAction::AppSettings => "app.settings",
+            AuditAction::AppDomainAdd => "app.domain_add",
+            AuditAction::AppDomainRemove => "app.domain_remove",
+            AuditAction::AppVolumeAdd => "app.volume_add",
+            AuditAction::AppVolumeRemove => "app.volume_remove",
             AuditAction::NodeCreate => "node.create",
             AuditAction::NodeDelete => "node.delete",
         }
@@ -183,6 +195,7 @@ mod tests {
             AuditAction::AppRollback,
             AuditAction::SignIn,
             AuditAction::SshKeyAdd,
+            AuditAction::AppVolumeRemove,
         ] {
             assert_eq!(
                 serde_json::to_string(&a).unwrap(),

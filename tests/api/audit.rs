@@ -175,6 +175,16 @@ async fn changes_through_the_api_the_console_and_a_push_are_audited_and_secrets_
     let env = inspect(&deployment.processes[0].id)["Config"]["Env"].to_string();
     assert!(env.contains("STRIPE_KEY=console-secret-0815"), "{env}");
 
+    // More of the API: a custom domain, and a rollback to the pushed release.
+    let r = app
+        .add_domain(&alice.token, &name, "audited.example.org")
+        .await;
+    assert!(r.status().is_success());
+    let r = app
+        .rollback(&alice.token, &name, &json!({"release": "v1"}))
+        .await;
+    assert!(r.status().is_success(), "{}", r.text().await.unwrap());
+
     // At rest: neither value is anywhere in the store file.
     for secret in ["api-secret-4711", "console-secret-0815", "hello"] {
         assert!(
@@ -197,6 +207,11 @@ async fn changes_through_the_api_the_console_and_a_push_are_audited_and_secrets_
         deploy["detail"].as_str().unwrap().starts_with("v1: deploy"),
         "{deploy}"
     );
+    let rollback = entry(&log, "alice", "app.rollback", Some(&name));
+    assert_from(rollback, "alice", "api");
+    assert_eq!(rollback["detail"], "v3: rollback to v1");
+    let domain = entry(&log, "alice", "app.domain_add", Some(&name));
+    assert_eq!(domain["detail"], "audited.example.org");
     let configs: Vec<&Value> = log.iter().filter(|e| e["action"] == "app.config").collect();
     assert_eq!(configs.len(), 2, "{configs:#?}");
     assert_from(configs[0], "alice", "console");
