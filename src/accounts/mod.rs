@@ -119,8 +119,9 @@ impl Accounts {
         self.inner.registration
     }
 
-    /// Creates an account. The very first account is an admin whatever was asked.
-    pub async fn register(&self, who: Registrar, new: NewUser<'_>) -> Result<User> {
+    /// Creates an account. The very first account is an admin whatever was asked. The audit
+    /// entry is the new user's, from `origin`; its detail says whether an admin created it.
+    pub async fn register(&self, who: Registrar, new: NewUser<'_>, origin: Origin) -> Result<User> {
         if who == Registrar::Public && self.inner.registration == Registration::Closed {
             return Err(Error::Forbidden(
                 "registration is closed on this server; ask an administrator for an account".into(),
@@ -165,6 +166,18 @@ impl Accounts {
                     quota: Default::default(),
                 };
                 w.put_user(&user)?;
+                let how = match who {
+                    Registrar::Public => "registered",
+                    Registrar::Admin => "created by an administrator",
+                };
+                let admin = if user.admin { ", admin" } else { "" };
+                w.audit(AuditRecord::new(
+                    &user,
+                    origin,
+                    AuditAction::UserRegister,
+                    None,
+                    format!("{how}{admin}"),
+                ))?;
                 Ok(user)
             })
             .await

@@ -87,6 +87,7 @@ mod tests {
                     password: "password1",
                     admin: false,
                 },
+                CONSOLE,
             )
             .await
             .unwrap();

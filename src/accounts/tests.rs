@@ -26,13 +26,13 @@ fn new<'a>(name: &'a str, email: &'a str) -> NewUser<'a> {
 async fn the_first_account_is_admin_and_the_second_is_not() {
     let (_d, a) = accounts(Registration::Open);
     assert!(
-        a.register(Registrar::Public, new("alice", "a@x.io"))
+        a.register(Registrar::Public, new("alice", "a@x.io"), Origin::CLI)
             .await
             .unwrap()
             .admin
     );
     assert!(
-        !a.register(Registrar::Public, new("bob", "b@x.io"))
+        !a.register(Registrar::Public, new("bob", "b@x.io"), Origin::CLI)
             .await
             .unwrap()
             .admin
@@ -43,11 +43,12 @@ async fn the_first_account_is_admin_and_the_second_is_not() {
 async fn closed_registration_refuses_the_public_but_not_an_admin() {
     let (_d, a) = accounts(Registration::Closed);
     assert!(matches!(
-        a.register(Registrar::Public, new("alice", "a@x.io")).await,
+        a.register(Registrar::Public, new("alice", "a@x.io"), Origin::CLI)
+            .await,
         Err(Error::Forbidden(_))
     ));
     assert!(
-        a.register(Registrar::Admin, new("alice", "a@x.io"))
+        a.register(Registrar::Admin, new("alice", "a@x.io"), Origin::CLI)
             .await
             .is_ok()
     );
@@ -56,7 +57,7 @@ async fn closed_registration_refuses_the_public_but_not_an_admin() {
 #[tokio::test]
 async fn a_login_token_authenticates_and_logout_revokes_it() {
     let (_d, a) = accounts(Registration::Open);
-    a.register(Registrar::Public, new("alice", "a@x.io"))
+    a.register(Registrar::Public, new("alice", "a@x.io"), Origin::CLI)
         .await
         .unwrap();
     let ip = api_origin();
@@ -73,7 +74,7 @@ async fn a_login_token_authenticates_and_logout_revokes_it() {
 #[tokio::test]
 async fn wrong_password_and_unknown_user_get_the_same_error() {
     let (_d, a) = accounts(Registration::Open);
-    a.register(Registrar::Public, new("alice", "a@x.io"))
+    a.register(Registrar::Public, new("alice", "a@x.io"), Origin::CLI)
         .await
         .unwrap();
     let ip = api_origin();
@@ -93,7 +94,7 @@ async fn wrong_password_and_unknown_user_get_the_same_error() {
 #[tokio::test]
 async fn a_revoked_api_key_stops_working() {
     let (_d, a) = accounts(Registration::Open);
-    a.register(Registrar::Public, new("alice", "a@x.io"))
+    a.register(Registrar::Public, new("alice", "a@x.io"), Origin::CLI)
         .await
         .unwrap();
     let (token, _) = a.login("alice", "password1", api_origin()).await.unwrap();

@@ -13,7 +13,7 @@ use crate::accounts::{NewUser, Principal, Registrar, require_admin};
 use crate::domain::Error;
 use crate::services::Services;
 use crate::store::Slice;
-use actix_web::{HttpResponse, web};
+use actix_web::{HttpRequest, HttpResponse, web};
 use serde_json::json;
 
 pub fn routes(cfg: &mut web::ServiceConfig) {
@@ -73,6 +73,7 @@ async fn get_user(s: web::Data<Services>, Auth(who): Auth, p: Params) -> ApiResu
 async fn create_user(
     s: web::Data<Services>,
     Auth(who): Auth,
+    req: HttpRequest,
     p: Params,
 ) -> ApiResult<HttpResponse> {
     admin(&who)?;
@@ -91,6 +92,7 @@ async fn create_user(
                 password: p.require("password")?,
                 admin: p.flag("admin"),
             },
+            super::origin(&req),
         )
         .await?;
     Ok(HttpResponse::Created().json(UserView::from(&user)))

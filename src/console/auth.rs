@@ -99,7 +99,10 @@ pub async fn register(form: AnonForm) -> PageResult {
         password: f.get("password"),
         admin: false,
     };
-    let result = match accounts.register(Registrar::Public, new).await {
+    let result = match accounts
+        .register(Registrar::Public, new, super::request::origin(&v.req))
+        .await
+    {
         Ok(user) => {
             accounts
                 .sign_in(

@@ -195,6 +195,7 @@ async fn changes_through_the_api_the_console_and_a_push_are_audited_and_secrets_
 
     // The log as alice reads it: who, channel and address of each change.
     let log = audit_of(&app, &alice.token).await;
+    assert_from(entry(&log, "alice", "user.register", None), "alice", "api");
     assert_from(
         entry(&log, "alice", "app.create", Some(&name)),
         "alice",
