@@ -100,6 +100,9 @@ pub enum AuditAction {
     AppVolumeAdd,
     #[serde(rename = "app.volume_remove")]
     AppVolumeRemove,
+    /// A one-off run started (`ssh … run`, `POST …/runs`).
+    #[serde(rename = "app.run")]
+    AppRun,
     #[serde(rename = "node.create")]
     NodeCreate,
     #[serde(rename = "node.delete")]
@@ -133,6 +136,7 @@ impl AuditAction {
             AuditAction::AppDomainRemove => "app.domain_remove",
             AuditAction::AppVolumeAdd => "app.volume_add",
             AuditAction::AppVolumeRemove => "app.volume_remove",
+            AuditAction::AppRun => "app.run",
             AuditAction::NodeCreate => "node.create",
             AuditAction::NodeDelete => "node.delete",
         }
