@@ -2,11 +2,13 @@
 //!
 //! Module map (each module uses only modules above it in this list):
 //!
-//! - `domain`   — parsed names, settings and stored records, the one [`domain::Error`]. No I/O.
+//! - `domain`   — parsed names, settings and stored records (audit entries among them), the one
+//!   [`domain::Error`]. No I/O.
 //! - `locks`, `fsutil` — taking std locks whatever their poisoning; private files and dirs.
 //! - `seal`     — encrypting secrets at rest (config vars, registry credentials) under the
 //!   data dir's key.
-//! - `store`    — the redb file; typed reads and single-transaction writes.
+//! - `store`    — the redb file; typed reads and single-transaction writes; config var values
+//!   sealed on their way in (`seal`), and the audit log each change writes in its transaction.
 //! - `docker`   — the Docker Engine interface (bollard), one per node: images, containers, builds.
 //! - `runtime`  — running an app: start a release's processes, their state and endpoints, stop
 //!   them. One trait; `runtime::Containers` (containers on one Docker engine) implements it.

@@ -341,6 +341,7 @@ impl Accounts {
                 pwd: secrets::password_mark(&user.password_hash),
             }
         } else {
+            // Only to resolve the token: nothing is changed, so nothing is audited.
             let who = self.authenticate(credential, Origin::CLI)?;
             secrets::Bound {
                 sub: who.user.id,

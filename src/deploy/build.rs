@@ -48,7 +48,8 @@ fn lost_cached_layer(message: &str) -> bool {
 }
 
 impl Deployer {
-    /// Builds and releases `sha` (a commit in `repo_dir`, visible with `git_env`).
+    /// Builds and releases `sha` (a commit in `repo_dir`, visible with `git_env`). Not audited:
+    /// no caller stands behind it (pushes go through [`PushHandler`], which records the pusher).
     #[allow(clippy::too_many_arguments)]
     pub async fn deploy_commit(
         &self,
