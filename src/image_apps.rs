@@ -11,8 +11,8 @@ use crate::accounts::{Principal, require_admin};
 use crate::apps::Apps;
 use crate::deploy::{Deployer, ImageDeploy, Settings};
 use crate::domain::{
-    self, AppName, DeployHook, Error, ImageRef, ImageSource, Instance, RegistryLogin, Release,
-    Result, StoredLogin, registry_of,
+    self, AppName, AuditAction, Channel, DeployHook, Error, ImageRef, ImageSource, Instance,
+    Origin, RegistryLogin, Release, Result, StoredLogin, registry_of,
 };
 use crate::git::Repos;
 use crate::images::Images;
@@ -115,7 +115,7 @@ impl ImageApps {
         let inst = self.apps.get(who, app)?;
         let image = self.accept_image(who, &req.image)?;
         let login = self.login_for(&inst.name, &image, &req)?;
-        self.deploy_pulled(&inst, &who.user.username, image, login, req.port)
+        self.deploy_pulled(&inst, who, &who.user.username, image, login, req.port)
             .await
     }
 
@@ -173,6 +173,7 @@ impl ImageApps {
         let owner = Principal {
             user: owner,
             token_hash: None,
+            origin: who.origin,
         };
         let inst = self
             .apps
@@ -196,8 +197,8 @@ impl ImageApps {
                 cpu: Some(cpu),
                 ..Default::default()
             };
-            let inst = self.deployer.update_settings(&inst, settings).await?;
-            self.deploy_pulled(&inst, &who.user.username, image, login, Some(port))
+            let inst = self.deployer.update_settings(&inst, who, settings).await?;
+            self.deploy_pulled(&inst, who, &who.user.username, image, login, Some(port))
                 .await
         }
         .await;
@@ -217,6 +218,7 @@ impl ImageApps {
     async fn deploy_pulled(
         &self,
         inst: &Instance,
+        who: &Principal,
         user: &str,
         image: ImageRef,
         login: Option<RegistryLogin>,
@@ -228,6 +230,11 @@ impl ImageApps {
         let deployer = self.deployer.clone();
         let (app, user) = (inst.name.clone(), user.to_string());
         let deploy = ImageDeploy {
+            audit: Some(who.audit(
+                AuditAction::AppDeploy,
+                Some(&inst.name),
+                format!("image {image} (by {user})"),
+            )),
             image: image.clone(),
             login,
             port,
@@ -329,8 +336,12 @@ impl ImageApps {
             created_by: who.user.username.clone(),
             created_at: domain::now(),
         };
+        let entry = who.audit(AuditAction::AppHook, Some(&inst.name), "created or rotated");
         self.store
-            .write_async(move |w| w.put_deploy_hook(&hook))
+            .write_async(move |w| {
+                w.put_deploy_hook(&hook)?;
+                w.audit(entry)
+            })
             .await?;
         Ok(secrets)
     }
@@ -345,8 +356,12 @@ impl ImageApps {
     pub async fn delete_hook(&self, who: &Principal, app: &str) -> Result<()> {
         let inst = self.apps.get(who, app)?;
         let name = inst.name.clone();
+        let entry = who.audit(AuditAction::AppHook, Some(&inst.name), "removed");
         self.store
-            .write_async(move |w| w.delete_deploy_hook(&name))
+            .write_async(move |w| {
+                w.delete_deploy_hook(&name)?;
+                w.audit(entry)
+            })
             .await
     }
 
@@ -409,9 +424,14 @@ impl ImageApps {
             .store
             .read(|r| r.user(inst.owner_id))?
             .ok_or_else(|| Error::internal(format!("the owner of {app} is missing")))?;
+        // The hook's caller proves only the app's secret: the entry is the owner's, over the API.
         let owner = Principal {
             user: owner,
             token_hash: None,
+            origin: Origin {
+                channel: Channel::Api,
+                address: None,
+            },
         };
         let source = self.store.read(|r| r.image_source(app))?;
         let current_from_git = match inst.release {
@@ -429,7 +449,7 @@ impl ImageApps {
                 };
                 let image = self.accept_image(&owner, image.as_str())?;
                 let login = self.stored_login(app, &image)?;
-                self.deploy_pulled(&inst, HOOK_USER, image, login, None)
+                self.deploy_pulled(&inst, &owner, HOOK_USER, image, login, None)
                     .await
             }
             _ => {
@@ -441,12 +461,12 @@ impl ImageApps {
                         ),
                     ));
                 }
-                self.deploy_branch_head(&inst).await
+                self.deploy_branch_head(&inst, &owner).await
             }
         }
     }
 
-    async fn deploy_branch_head(&self, inst: &Instance) -> Result<Deployed> {
+    async fn deploy_branch_head(&self, inst: &Instance, owner: &Principal) -> Result<Deployed> {
         let dir = self.repos.dir(&AppName::parse(&inst.name)?);
         let branch = inst.deploy_branch.as_str().to_string();
         let mut head = branch_head(&dir, &branch).await?;
@@ -461,11 +481,25 @@ impl ImageApps {
                 inst.name
             ))
         })?;
+        let audit = Some(owner.audit(
+            AuditAction::AppDeploy,
+            Some(&inst.name),
+            format!("{} by the deploy hook", domain::short_commit(&sha)),
+        ));
         let deployer = self.deployer.clone();
         let app = inst.name.clone();
         let release = tokio::spawn(async move {
             deployer
-                .deploy_commit(&app, HOOK_USER, &deployed_branch, &sha, &dir, &[], None)
+                .deploy_commit(
+                    &app,
+                    HOOK_USER,
+                    &deployed_branch,
+                    &sha,
+                    &dir,
+                    &[],
+                    None,
+                    audit,
+                )
                 .await
         })
         .await

@@ -9,7 +9,7 @@
 
 use crate::accounts::{Principal, require_admin};
 use crate::docker::{DockerNode, ImageInfo, LABEL};
-use crate::domain::{self, CatalogImage, CatalogRef, Error, ImagePolicy, Result};
+use crate::domain::{self, AuditAction, CatalogImage, CatalogRef, Error, ImagePolicy, Result};
 use crate::store::Store;
 use std::sync::Arc;
 
@@ -172,6 +172,7 @@ impl Images {
             ));
         }
         let created_by = who.id();
+        let who = who.clone();
         self.store
             .write_async(move |w| {
                 let key = r.key();
@@ -189,6 +190,7 @@ impl Images {
                     created_at: domain::now(),
                 };
                 w.put_catalog_image(&key, &image)?;
+                w.audit(who.audit(AuditAction::ImageAdd, None, image.reference.clone()))?;
                 Ok(image)
             })
             .await
@@ -199,6 +201,7 @@ impl Images {
     pub async fn remove(&self, who: &Principal, id_or_reference: &str) -> Result<CatalogImage> {
         require_admin(who)?;
         let wanted = id_or_reference.trim().to_string();
+        let who = who.clone();
         self.store
             .write_async(move |w| {
                 let found = match wanted.parse::<u64>() {
@@ -216,6 +219,7 @@ impl Images {
                     .map(|r| r.key())
                     .ok_or_else(|| Error::internal("a catalog reference no longer parses"))?;
                 w.delete_catalog_image(&key, image.id)?;
+                w.audit(who.audit(AuditAction::ImageRemove, None, image.reference.clone()))?;
                 Ok(image)
             })
             .await

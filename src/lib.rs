@@ -2,14 +2,16 @@
 //!
 //! Module map (each module uses only modules above it in this list):
 //!
-//! - `domain`   — parsed names, settings and stored records, the one [`domain::Error`]. No I/O.
+//! - `domain`   — parsed names, settings and stored records (audit entries among them), the one
+//!   [`domain::Error`]. No I/O.
 //! - `locks`, `fsutil` — taking std locks whatever their poisoning; private files and dirs.
 //! - `seal`     — encrypting secrets at rest (config vars, registry credentials) under the
 //!   data dir's key.
 //! - `metrics`  — the Prometheus registry that the core and the transports record into; each
 //!   app's router traffic and its per-minute samples (the console's sparklines).
 //! - `drain`    — pushes and deploys in flight, which a stop waits for or cancels.
-//! - `store`    — the redb file; typed reads and single-transaction writes.
+//! - `store`    — the redb file; typed reads and single-transaction writes; config var values
+//!   sealed on their way in (`seal`), and the audit log each change writes in its transaction.
 //! - `docker`   — the Docker Engine interface (bollard), one per node: images, containers, builds.
 //! - `runtime`  — running an app: start a release's processes, their state and endpoints, stop
 //!   them. One trait; `runtime::Containers` (containers on one Docker engine) implements it.

@@ -210,6 +210,7 @@ async fn create_user(
                 password: &password,
                 admin,
             },
+            scalefog::domain::Origin::CLI,
         )
         .await?;
     println!(

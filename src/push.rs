@@ -37,6 +37,8 @@ pub struct Push {
     pub id: String,
     pub app: Instance,
     pub user: User,
+    /// Where the pusher is (SSH and their address), for the audit log.
+    pub origin: crate::domain::Origin,
     pub updates: Vec<RefUpdate>,
     /// The app's bare repository.
     pub repo_dir: PathBuf,

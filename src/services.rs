@@ -50,12 +50,15 @@ pub struct Services {
 impl Services {
     /// Opens the store under the data dir and builds every service on it.
     pub fn build(config: Config, links: Links, ssh_host_key: ParsedKey) -> Result<Services> {
-        let store = Store::open(&config.store_path())?;
+        let store = Store::open_sealed(
+            &config.store_path(),
+            Sealer::load_or_create(&config.secrets_key_path())?,
+        )?;
         let metrics = Metrics::new();
         let nodes = Nodes::new(store.clone());
         nodes.ensure_local(&config.region_name, &config.docker_host)?;
         let jwt = JwtKeys::load_or_create(&config.jwt_secret_path())?;
-        let sealer = Sealer::load_or_create(&config.secrets_key_path())?;
+        let sealer = store.sealer().clone();
         let accounts = Accounts::new(store.clone(), config.registration, jwt)?;
         let apps = Apps::new(store.clone(), links, config.limits);
         let engine = Engine::new(&config.docker_host);
@@ -148,7 +151,10 @@ impl Services {
             .as_deref()
             .is_some_and(|t| token_matches(t, credential));
         if !by_token {
-            let admin = match self.accounts.authenticate(credential) {
+            let admin = match self
+                .accounts
+                .authenticate(credential, crate::domain::Origin::CLI)
+            {
                 Ok(who) => who.is_admin(),
                 Err(Error::Unauthorized(_)) => false,
                 Err(e) => return Err(e),
@@ -192,6 +198,7 @@ impl Services {
                 &Principal {
                     user: user.clone(),
                     token_hash: None,
+                    origin: who.origin,
                 },
                 false,
                 Slice::ALL,
@@ -201,7 +208,17 @@ impl Services {
             self.apps.delete(who, &inst.name).await?;
         }
         let uid = user.id;
-        self.store.write_async(move |w| w.delete_user(uid)).await
+        let audit = who.audit(
+            crate::domain::AuditAction::UserDelete,
+            None,
+            format!("{} (#{})", user.username, user.id),
+        );
+        self.store
+            .write_async(move |w| {
+                w.delete_user(uid)?;
+                w.audit(audit)
+            })
+            .await
     }
 }
 

@@ -16,8 +16,8 @@ pub use secrets::{JwtKeys, generate_token, hash_token};
 pub use sessions::NewSession;
 
 use crate::domain::{
-    self, ApiKey, Email, Error, Password, Result, SshKey, TokenKind, TokenRecord, User, UserId,
-    Username,
+    self, ApiKey, AuditAction, AuditRecord, Email, Error, Origin, Password, Result, SshKey,
+    TokenKind, TokenRecord, User, UserId, Username,
 };
 use crate::store::{Page, Slice, Store};
 use std::net::IpAddr;
@@ -31,15 +31,39 @@ pub enum Registration {
     Closed,
 }
 
-/// Who is calling, and with what credential.
+/// Who is calling, with what credential, and from where.
 #[derive(Debug, Clone)]
 pub struct Principal {
     pub user: User,
     /// The stored hash of the token used, when it was a token or API key (not a JWT).
     pub token_hash: Option<String>,
+    /// The channel and address the call came through, for the audit log. Set by the transport
+    /// where it authenticates.
+    pub origin: Origin,
 }
 
 impl Principal {
+    /// An audit entry of `action` by this caller, to write in the transaction of the change:
+    /// `w.audit(who.audit(AuditAction::AppScale, Some(app), "web=3"))`.
+    pub fn audit(
+        &self,
+        action: AuditAction,
+        app: Option<&str>,
+        detail: impl Into<String>,
+    ) -> AuditRecord {
+        AuditRecord::new(&self.user, self.origin, action, app, detail)
+    }
+
+    /// What this caller may read of the audit log: admins all of it, others what they did and
+    /// what was done to their apps; newest first.
+    pub fn audit_log(&self, store: &Store, slice: Slice) -> Result<Page<AuditRecord>> {
+        if self.is_admin() {
+            store.read(|r| r.audit_log(slice))
+        } else {
+            store.read(|r| r.audit_log_of(self.id(), slice))
+        }
+    }
+
     pub fn id(&self) -> UserId {
         self.user.id
     }
@@ -97,19 +121,21 @@ impl Accounts {
         self.inner.registration
     }
 
-    /// Creates an account. The very first account is an admin whatever was asked.
-    pub async fn register(&self, who: Registrar, new: NewUser<'_>) -> Result<User> {
-        self.register_with_id(who, new, None).await
+    /// Creates an account. The very first account is an admin whatever was asked. The audit
+    /// entry is the new user's, from `origin`; its detail says whether an admin created it.
+    pub async fn register(&self, who: Registrar, new: NewUser<'_>, origin: Origin) -> Result<User> {
+        self.register_with_id(who, new, None, origin).await
     }
 
     /// [`Accounts::register`] with the id an admin client chose (see [`ChosenId`]): `409` when
-    /// that id (or an id above it) was handed out, or that external id is taken (an external id may not be anyone's username
-    /// either, so a lookup by name or id is never ambiguous).
+    /// that id (or an id above it) was handed out, or that external id is taken (an external id
+    /// may not be anyone's username either, so a lookup by name or id is never ambiguous).
     pub async fn register_with_id(
         &self,
         who: Registrar,
         new: NewUser<'_>,
         chosen: Option<ChosenId>,
+        origin: Origin,
     ) -> Result<User> {
         if chosen.is_some() && who != Registrar::Admin {
             return Err(Error::Forbidden(
@@ -183,6 +209,18 @@ impl Accounts {
                     external_id,
                 };
                 w.put_user(&user)?;
+                let how = match who {
+                    Registrar::Public => "registered",
+                    Registrar::Admin => "created by an administrator",
+                };
+                let admin = if user.admin { ", admin" } else { "" };
+                w.audit(AuditRecord::new(
+                    &user,
+                    origin,
+                    AuditAction::UserRegister,
+                    None,
+                    format!("{how}{admin}"),
+                ))?;
                 Ok(user)
             })
             .await
@@ -194,8 +232,9 @@ impl Accounts {
         &self,
         username: &str,
         password: &str,
-        client: IpAddr,
+        origin: Origin,
     ) -> Result<(String, User)> {
+        let client = origin.address.unwrap_or(IpAddr::from([127, 0, 0, 1]));
         let user = self.check_credentials(username, password, client).await?;
         let token = generate_token();
         let rec = TokenRecord {
@@ -204,9 +243,13 @@ impl Accounts {
             created_at: domain::now(),
         };
         let hash = hash_token(&token);
+        let audit = AuditRecord::new(&user, origin, AuditAction::SignIn, None, "API token");
         self.inner
             .store
-            .write_async(move |w| w.put_token(&hash, &rec))
+            .write_async(move |w| {
+                w.put_token(&hash, &rec)?;
+                w.audit(audit)
+            })
             .await?;
         Ok((token, user))
     }
@@ -244,7 +287,7 @@ impl Accounts {
     }
 
     /// Resolves a bearer credential: a login token, an API key, or an access JWT.
-    pub fn authenticate(&self, credential: &str) -> Result<Principal> {
+    pub fn authenticate(&self, credential: &str, origin: Origin) -> Result<Principal> {
         let bad = || Error::Unauthorized("invalid or expired credentials".into());
         let credential = credential.trim();
         if credential.contains('.') {
@@ -257,6 +300,7 @@ impl Accounts {
             return Ok(Principal {
                 user,
                 token_hash: None,
+                origin,
             });
         }
         if credential.len() != 32 || !credential.bytes().all(|b| b.is_ascii_hexdigit()) {
@@ -281,6 +325,7 @@ impl Accounts {
         Ok(Principal {
             user,
             token_hash: Some(hash),
+            origin,
         })
     }
 
@@ -294,6 +339,7 @@ impl Accounts {
         };
         // An API key signing itself out is revoked as a whole: its record goes with its hash,
         // so the key list does not show a key that no longer works.
+        let who = who.clone();
         self.inner
             .store
             .write_async(move |w| {
@@ -302,8 +348,18 @@ impl Accounts {
                     _ => None,
                 };
                 match key {
-                    Some(key) => w.delete_api_key(&key),
-                    None => w.delete_token(&hash),
+                    Some(key) => {
+                        w.delete_api_key(&key)?;
+                        w.audit(who.audit(
+                            AuditAction::ApiKeyRevoke,
+                            None,
+                            format!("'{}' (#{}), signing itself out", key.name, key.id),
+                        ))
+                    }
+                    None => {
+                        w.delete_token(&hash)?;
+                        w.audit(who.audit(AuditAction::SignOut, None, "API token revoked"))
+                    }
                 }
             })
             .await
@@ -329,7 +385,8 @@ impl Accounts {
             };
             (bound, user)
         } else {
-            let who = self.authenticate(credential)?;
+            // Only to resolve the token: nothing is changed, so nothing is audited.
+            let who = self.authenticate(credential, Origin::CLI)?;
             let bound = secrets::Bound {
                 sub: who.user.id,
                 cred: who.token_hash.unwrap_or_default(),
@@ -372,6 +429,7 @@ impl Accounts {
         let token = generate_token();
         let hash = hash_token(&token);
         let (user_id, name, prefix) = (who.id(), name.to_string(), token[..6].to_string());
+        let who = who.clone();
         let key = self
             .inner
             .store
@@ -393,6 +451,11 @@ impl Accounts {
                         created_at: key.created_at,
                     },
                 )?;
+                w.audit(who.audit(
+                    AuditAction::ApiKeyCreate,
+                    None,
+                    format!("'{}' (#{})", key.name, key.id),
+                ))?;
                 Ok(key)
             })
             .await?;
@@ -406,11 +469,18 @@ impl Accounts {
     pub async fn revoke_api_key(&self, who: &Principal, id: &str) -> Result<()> {
         let not_found = || Error::NotFound(format!("no API key '{id}'"));
         let id: u64 = id.parse().map_err(|_| not_found())?;
-        let user_id = who.id();
+        let (user_id, who) = (who.id(), who.clone());
         self.inner
             .store
             .write_async(move |w| match w.api_key(id)? {
-                Some(k) if k.user_id == user_id => w.delete_api_key(&k),
+                Some(k) if k.user_id == user_id => {
+                    w.delete_api_key(&k)?;
+                    w.audit(who.audit(
+                        AuditAction::ApiKeyRevoke,
+                        None,
+                        format!("'{}' (#{})", k.name, k.id),
+                    ))
+                }
                 _ => Err(Error::NotFound(format!("no API key '{id}'"))),
             })
             .await
@@ -419,7 +489,7 @@ impl Accounts {
     /// Adds an SSH public key; a key can belong to one account only.
     pub async fn add_ssh_key(&self, who: &Principal, text: &str) -> Result<SshKey> {
         let parsed = domain::sshkey::parse(text)?;
-        let user_id = who.id();
+        let (user_id, who) = (who.id(), who.clone());
         self.inner
             .store
             .write_async(move |w| {
@@ -439,6 +509,11 @@ impl Accounts {
                     created_at: domain::now(),
                 };
                 w.put_ssh_key(&key)?;
+                w.audit(who.audit(
+                    AuditAction::SshKeyAdd,
+                    None,
+                    format!("{} {}", key.algorithm, key.fingerprint),
+                ))?;
                 Ok(key)
             })
             .await
@@ -450,7 +525,7 @@ impl Accounts {
 
     /// Deletes one of the caller's keys, named by id or by `SHA256:…` fingerprint.
     pub async fn delete_ssh_key(&self, who: &Principal, id_or_fp: &str) -> Result<()> {
-        let user_id = who.id();
+        let (user_id, who) = (who.id(), who.clone());
         let wanted = id_or_fp.trim().to_string();
         self.inner
             .store
@@ -460,7 +535,14 @@ impl Accounts {
                     Err(_) => w.ssh_key_by_fingerprint(&wanted)?,
                 };
                 match key {
-                    Some(k) if k.user_id == user_id => w.delete_ssh_key(&k),
+                    Some(k) if k.user_id == user_id => {
+                        w.delete_ssh_key(&k)?;
+                        w.audit(who.audit(
+                            AuditAction::SshKeyDelete,
+                            None,
+                            format!("{} {}", k.algorithm, k.fingerprint),
+                        ))
+                    }
                     _ => Err(Error::NotFound(format!("no SSH key '{wanted}'"))),
                 }
             })
@@ -512,6 +594,7 @@ impl Accounts {
         change: QuotaChange,
     ) -> Result<User> {
         let id = self.find_user(who, id_or_name)?.id;
+        let who = who.clone();
         self.inner
             .store
             .write_async(move |w| {
@@ -528,6 +611,11 @@ impl Accounts {
                     user.quota.max_memory_mb = v;
                 }
                 w.put_user(&user)?;
+                w.audit(who.audit(
+                    AuditAction::UserQuota,
+                    None,
+                    format!("{} (#{}): {:?}", user.username, user.id, user.quota),
+                ))?;
                 Ok(user)
             })
             .await

@@ -38,6 +38,11 @@ impl Accounts {
         let keep = keep_session.map(hash_token);
         let keep_token = who.token_hash.clone();
         let id = user.id;
+        let audit = who.audit(
+            crate::domain::AuditAction::UserPassword,
+            None,
+            "password changed; other sessions and login tokens signed out",
+        );
         self.inner
             .store
             .write_async(move |w| {
@@ -46,6 +51,7 @@ impl Accounts {
                     .ok_or_else(|| Error::Unauthorized("the account no longer exists".into()))?;
                 user.password_hash = hash;
                 w.put_user(&user)?;
+                w.audit(audit)?;
                 for h in w.session_hashes_of(id)? {
                     if keep.as_deref() != Some(h.as_str()) {
                         w.delete_session(&h)?;
@@ -81,30 +87,36 @@ mod tests {
                     password: "password1",
                     admin: false,
                 },
+                CONSOLE,
             )
             .await
             .unwrap();
         let p = Principal {
             user,
             token_hash: None,
+            origin: CONSOLE,
         };
         (dir, a, p)
     }
 
     const IP: IpAddr = IpAddr::V4(std::net::Ipv4Addr::LOCALHOST);
+    const CONSOLE: crate::domain::Origin = crate::domain::Origin {
+        channel: crate::domain::Channel::Console,
+        address: Some(IP),
+    };
 
     #[tokio::test]
     async fn a_new_password_works_and_signs_out_the_other_sessions() {
         let (_d, a, p) = setup().await;
-        let here = a.sign_in("alice", "password1", IP).await.unwrap();
-        let elsewhere = a.sign_in("alice", "password1", IP).await.unwrap();
+        let here = a.sign_in("alice", "password1", CONSOLE).await.unwrap();
+        let elsewhere = a.sign_in("alice", "password1", CONSOLE).await.unwrap();
         a.change_password(&p, "password1", "password2", Some(&here.id), IP)
             .await
             .unwrap();
-        assert!(a.session(&here.id).unwrap().is_some());
-        assert!(a.session(&elsewhere.id).unwrap().is_none());
-        assert!(a.sign_in("alice", "password1", IP).await.is_err());
-        assert!(a.sign_in("alice", "password2", IP).await.is_ok());
+        assert!(a.session(&here.id, CONSOLE).unwrap().is_some());
+        assert!(a.session(&elsewhere.id, CONSOLE).unwrap().is_none());
+        assert!(a.sign_in("alice", "password1", CONSOLE).await.is_err());
+        assert!(a.sign_in("alice", "password2", CONSOLE).await.is_ok());
     }
 
     #[tokio::test]
@@ -124,10 +136,13 @@ mod tests {
     #[tokio::test]
     async fn signing_out_ends_the_session() {
         let (_d, a, _p) = setup().await;
-        let s = a.sign_in("alice", "password1", IP).await.unwrap();
-        assert_eq!(a.session(&s.id).unwrap().unwrap().0.user.username, "alice");
+        let s = a.sign_in("alice", "password1", CONSOLE).await.unwrap();
+        assert_eq!(
+            a.session(&s.id, CONSOLE).unwrap().unwrap().0.user.username,
+            "alice"
+        );
         a.sign_out(&s.id).await.unwrap();
-        assert!(a.session(&s.id).unwrap().is_none());
-        assert!(a.session("not-a-session").unwrap().is_none());
+        assert!(a.session(&s.id, CONSOLE).unwrap().is_none());
+        assert!(a.session("not-a-session", CONSOLE).unwrap().is_none());
     }
 }

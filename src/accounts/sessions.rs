@@ -5,7 +5,7 @@
 //! working at once (a signed, stateless cookie could not be revoked).
 
 use super::{Accounts, Principal, generate_token, hash_token, secrets};
-use crate::domain::{self, Result, SESSION_TTL_SECS, Session};
+use crate::domain::{self, AuditAction, AuditRecord, Origin, Result, SESSION_TTL_SECS, Session};
 use std::net::IpAddr;
 
 /// What the browser gets after signing in.
@@ -23,8 +23,9 @@ impl Accounts {
         &self,
         username: &str,
         password: &str,
-        client: IpAddr,
+        origin: Origin,
     ) -> Result<NewSession> {
+        let client = origin.address.unwrap_or(IpAddr::from([127, 0, 0, 1]));
         let user = self
             .check_credentials(username.trim(), password, client)
             .await?;
@@ -37,6 +38,7 @@ impl Accounts {
             expires_at: now + SESSION_TTL_SECS,
         };
         let (hash, rec) = (hash_token(&id), session.clone());
+        let audit = AuditRecord::new(&user, origin, AuditAction::SignIn, None, "console session");
         self.inner
             .store
             .write_async(move |w| {
@@ -46,7 +48,8 @@ impl Accounts {
                         w.delete_session(&h)?;
                     }
                 }
-                w.put_session(&hash, &rec)
+                w.put_session(&hash, &rec)?;
+                w.audit(audit)
             })
             .await?;
         Ok(NewSession {
@@ -55,13 +58,14 @@ impl Accounts {
             principal: Principal {
                 user,
                 token_hash: None,
+                origin,
             },
         })
     }
 
     /// The signed-in user of a session cookie, or `None` when the session is unknown, expired,
     /// or its user was deleted (the browser is then simply signed out).
-    pub fn session(&self, id: &str) -> Result<Option<(Principal, Session)>> {
+    pub fn session(&self, id: &str, origin: Origin) -> Result<Option<(Principal, Session)>> {
         let id = id.trim();
         if id.len() != 32 || !id.bytes().all(|b| b.is_ascii_hexdigit()) {
             return Ok(None);
@@ -84,6 +88,7 @@ impl Accounts {
             Principal {
                 user,
                 token_hash: None,
+                origin,
             },
             session,
         )))

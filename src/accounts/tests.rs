@@ -1,5 +1,9 @@
 use super::*;
 
+fn api_origin() -> Origin {
+    Origin::new(domain::Channel::Api, "127.0.0.1".parse().unwrap())
+}
+
 fn accounts(reg: Registration) -> (tempfile::TempDir, Accounts) {
     let dir = tempfile::tempdir().unwrap();
     let store = Store::open(&dir.path().join("s.redb")).unwrap();
@@ -22,13 +26,13 @@ fn new<'a>(name: &'a str, email: &'a str) -> NewUser<'a> {
 async fn the_first_account_is_admin_and_the_second_is_not() {
     let (_d, a) = accounts(Registration::Open);
     assert!(
-        a.register(Registrar::Public, new("alice", "a@x.io"))
+        a.register(Registrar::Public, new("alice", "a@x.io"), Origin::CLI)
             .await
             .unwrap()
             .admin
     );
     assert!(
-        !a.register(Registrar::Public, new("bob", "b@x.io"))
+        !a.register(Registrar::Public, new("bob", "b@x.io"), Origin::CLI)
             .await
             .unwrap()
             .admin
@@ -39,11 +43,12 @@ async fn the_first_account_is_admin_and_the_second_is_not() {
 async fn closed_registration_refuses_the_public_but_not_an_admin() {
     let (_d, a) = accounts(Registration::Closed);
     assert!(matches!(
-        a.register(Registrar::Public, new("alice", "a@x.io")).await,
+        a.register(Registrar::Public, new("alice", "a@x.io"), Origin::CLI)
+            .await,
         Err(Error::Forbidden(_))
     ));
     assert!(
-        a.register(Registrar::Admin, new("alice", "a@x.io"))
+        a.register(Registrar::Admin, new("alice", "a@x.io"), Origin::CLI)
             .await
             .is_ok()
     );
@@ -52,16 +57,16 @@ async fn closed_registration_refuses_the_public_but_not_an_admin() {
 #[tokio::test]
 async fn a_login_token_authenticates_and_logout_revokes_it() {
     let (_d, a) = accounts(Registration::Open);
-    a.register(Registrar::Public, new("alice", "a@x.io"))
+    a.register(Registrar::Public, new("alice", "a@x.io"), Origin::CLI)
         .await
         .unwrap();
-    let ip = "127.0.0.1".parse().unwrap();
+    let ip = api_origin();
     let (token, _) = a.login("alice", "password1", ip).await.unwrap();
-    let who = a.authenticate(&token).unwrap();
+    let who = a.authenticate(&token, api_origin()).unwrap();
     assert_eq!(who.user.username, "alice");
     a.logout(&who).await.unwrap();
     assert!(matches!(
-        a.authenticate(&token),
+        a.authenticate(&token, api_origin()),
         Err(Error::Unauthorized(_))
     ));
 }
@@ -69,10 +74,10 @@ async fn a_login_token_authenticates_and_logout_revokes_it() {
 #[tokio::test]
 async fn wrong_password_and_unknown_user_get_the_same_error() {
     let (_d, a) = accounts(Registration::Open);
-    a.register(Registrar::Public, new("alice", "a@x.io"))
+    a.register(Registrar::Public, new("alice", "a@x.io"), Origin::CLI)
         .await
         .unwrap();
-    let ip = "127.0.0.1".parse().unwrap();
+    let ip = api_origin();
     let e1 = a
         .login("alice", "wrongpass", ip)
         .await
@@ -89,16 +94,13 @@ async fn wrong_password_and_unknown_user_get_the_same_error() {
 #[tokio::test]
 async fn a_revoked_api_key_stops_working() {
     let (_d, a) = accounts(Registration::Open);
-    a.register(Registrar::Public, new("alice", "a@x.io"))
+    a.register(Registrar::Public, new("alice", "a@x.io"), Origin::CLI)
         .await
         .unwrap();
-    let (token, _) = a
-        .login("alice", "password1", "127.0.0.1".parse().unwrap())
-        .await
-        .unwrap();
-    let who = a.authenticate(&token).unwrap();
+    let (token, _) = a.login("alice", "password1", api_origin()).await.unwrap();
+    let who = a.authenticate(&token, api_origin()).unwrap();
     let (key, secret) = a.create_api_key(&who, "ci").await.unwrap();
-    assert!(a.authenticate(&secret).is_ok());
+    assert!(a.authenticate(&secret, api_origin()).is_ok());
     a.revoke_api_key(&who, &key.id.to_string()).await.unwrap();
-    assert!(a.authenticate(&secret).is_err());
+    assert!(a.authenticate(&secret, api_origin()).is_err());
 }

@@ -9,7 +9,7 @@ use super::error::{ApiError, ApiResult};
 use super::extract::{Auth, Params, pagination};
 use super::views::InstanceRenderer;
 use crate::deploy::Settings;
-use crate::domain::{Build, Error, Instance, Release, rfc3339};
+use crate::domain::{Build, ConfigChange, ConfigValue, Error, Instance, Release, rfc3339};
 use crate::services::Services;
 use actix_web::http::header;
 use actix_web::{HttpRequest, HttpResponse, guard, web};
@@ -133,7 +133,7 @@ async fn scalefog_start(
     name: web::Path<String>,
 ) -> ApiResult<HttpResponse> {
     let app = s.apps.get(&who, &name)?;
-    Ok(scalefog_ok(&s, &s.deployer.start(&app).await?))
+    Ok(scalefog_ok(&s, &s.deployer.start(&app, &who).await?))
 }
 
 async fn scalefog_stop(
@@ -142,7 +142,7 @@ async fn scalefog_stop(
     name: web::Path<String>,
 ) -> ApiResult<HttpResponse> {
     let app = s.apps.get(&who, &name)?;
-    Ok(scalefog_ok(&s, &s.deployer.stop(&app).await?))
+    Ok(scalefog_ok(&s, &s.deployer.stop(&app, &who).await?))
 }
 
 async fn scalefog_restart(
@@ -151,7 +151,7 @@ async fn scalefog_restart(
     name: web::Path<String>,
 ) -> ApiResult<HttpResponse> {
     let app = s.apps.get(&who, &name)?;
-    Ok(scalefog_ok(&s, &s.deployer.restart(&app).await?))
+    Ok(scalefog_ok(&s, &s.deployer.restart(&app, &who).await?))
 }
 
 async fn start(
@@ -160,7 +160,7 @@ async fn start(
     name: web::Path<String>,
 ) -> ApiResult<HttpResponse> {
     let app = s.apps.get(&who, &name)?;
-    let app = s.deployer.start(&app).await?;
+    let app = s.deployer.start(&app, &who).await?;
     Ok(HttpResponse::Ok().json(instance_json(&s, &app)))
 }
 
@@ -170,7 +170,7 @@ async fn stop(
     name: web::Path<String>,
 ) -> ApiResult<HttpResponse> {
     let app = s.apps.get(&who, &name)?;
-    let app = s.deployer.stop(&app).await?;
+    let app = s.deployer.stop(&app, &who).await?;
     Ok(HttpResponse::Ok().json(instance_json(&s, &app)))
 }
 
@@ -180,7 +180,7 @@ async fn restart(
     name: web::Path<String>,
 ) -> ApiResult<HttpResponse> {
     let app = s.apps.get(&who, &name)?;
-    let app = s.deployer.restart(&app).await?;
+    let app = s.deployer.restart(&app, &who).await?;
     Ok(HttpResponse::Ok().json(instance_json(&s, &app)))
 }
 
@@ -201,10 +201,7 @@ async fn rollback(
                 .map_err(|_| Error::invalid("release", "release must look like v2 or 2"))?,
         ),
     };
-    let r = s
-        .deployer
-        .rollback(&app, &who.user.username, version)
-        .await?;
+    let r = s.deployer.rollback(&app, &who, version).await?;
     Ok(HttpResponse::Created().json(release_view(&r, Some(r.version))))
 }
 
@@ -300,11 +297,13 @@ async fn get_env(
     name: web::Path<String>,
 ) -> ApiResult<HttpResponse> {
     let app = s.apps.get(&who, &name)?;
-    Ok(HttpResponse::Ok().json(&app.env))
+    Ok(HttpResponse::Ok().json(app.shown_env()))
 }
 
-/// Config vars from a JSON object (`null` unsets) or a form (`KEY=value`).
-fn env_body(req: &HttpRequest, body: &[u8]) -> Result<Vec<(String, Option<String>)>, Error> {
+/// Config vars from a JSON object or a form (`KEY=value`). In JSON, a value is a string (or
+/// number or boolean), `null` to unset, or `{"value": "...", "secret": true}`: `secret` marks
+/// the name secret (`false` unmarks it), and without `value` only the mark changes.
+fn env_body(req: &HttpRequest, body: &[u8]) -> Result<Vec<ConfigChange>, Error> {
     let ctype = req
         .headers()
         .get(header::CONTENT_TYPE)
@@ -324,27 +323,67 @@ fn env_body(req: &HttpRequest, body: &[u8]) -> Result<Vec<(String, Option<String
                 "the body must be a JSON object of config vars, e.g. {\"KEY\": \"value\"}",
             ));
         };
-        map.into_iter()
-            .map(|(k, v)| {
-                let v = match v {
-                    serde_json::Value::Null => None,
-                    serde_json::Value::String(s) => Some(s),
-                    serde_json::Value::Number(n) => Some(n.to_string()),
-                    serde_json::Value::Bool(b) => Some(b.to_string()),
-                    _ => {
-                        return Err(Error::invalid(
-                            "env",
-                            format!("the value of {k} must be a string, number, boolean or null"),
-                        ));
-                    }
-                };
-                Ok((k, v))
-            })
-            .collect()
+        map.into_iter().map(|(k, v)| env_entry(k, v)).collect()
     } else {
         let pairs: Vec<(String, String)> = serde_urlencoded::from_bytes(trimmed)
             .map_err(|_| Error::invalid("body", "the body is not valid form encoding"))?;
-        Ok(pairs.into_iter().map(|(k, v)| (k, Some(v))).collect())
+        Ok(pairs
+            .into_iter()
+            .map(|(k, v)| ConfigChange::set(k, v))
+            .collect())
+    }
+}
+
+/// One `"KEY": value` of a JSON body.
+fn env_entry(key: String, v: serde_json::Value) -> Result<ConfigChange, Error> {
+    use serde_json::Value;
+    let scalar = |v: Value| match v {
+        Value::Null => Some(ConfigValue::Unset),
+        Value::String(s) => Some(ConfigValue::Set(s)),
+        Value::Number(n) => Some(ConfigValue::Set(n.to_string())),
+        Value::Bool(b) => Some(ConfigValue::Set(b.to_string())),
+        _ => None,
+    };
+    let bad = |key: &str| {
+        Error::invalid(
+            "env",
+            format!(
+                "the value of {key} must be a string, number, boolean, null or {{\"value\": ..., \"secret\": true}}"
+            ),
+        )
+    };
+    match v {
+        Value::Object(mut o) => {
+            let secret = match o.remove("secret") {
+                None => None,
+                Some(Value::Bool(b)) => Some(b),
+                Some(_) => {
+                    return Err(Error::invalid(
+                        "env",
+                        format!("'secret' of {key} must be true or false"),
+                    ));
+                }
+            };
+            let value = match o.remove("value") {
+                None => ConfigValue::Keep,
+                Some(v) => scalar(v).ok_or_else(|| bad(&key))?,
+            };
+            if let Some(other) = o.keys().next() {
+                return Err(Error::invalid(
+                    "env",
+                    format!("unknown field '{other}' for {key}: only value and secret"),
+                ));
+            }
+            Ok(ConfigChange { key, value, secret })
+        }
+        v => {
+            let value = scalar(v).ok_or_else(|| bad(&key))?;
+            Ok(ConfigChange {
+                key,
+                value,
+                secret: None,
+            })
+        }
     }
 }
 
@@ -357,11 +396,8 @@ async fn patch_env(
 ) -> ApiResult<HttpResponse> {
     let app = s.apps.get(&who, &name)?;
     let changes = env_body(&req, &body)?;
-    let app = s
-        .deployer
-        .set_env(&app, &who.user.username, changes)
-        .await?;
-    Ok(HttpResponse::Ok().json(&app.env))
+    let app = s.deployer.set_env(&app, &who, changes).await?;
+    Ok(HttpResponse::Ok().json(app.shown_env()))
 }
 
 /// Replaces every config var: those absent from the body are unset.
@@ -375,15 +411,12 @@ async fn put_env(
     let app = s.apps.get(&who, &name)?;
     let mut changes = env_body(&req, &body)?;
     for k in app.env.keys() {
-        if !changes.iter().any(|(c, _)| k == c.as_str()) {
-            changes.push((k.to_string(), None));
+        if !changes.iter().any(|c| k == c.key.as_str()) {
+            changes.push(ConfigChange::unset(k.to_string()));
         }
     }
-    let app = s
-        .deployer
-        .set_env(&app, &who.user.username, changes)
-        .await?;
-    Ok(HttpResponse::Ok().json(&app.env))
+    let app = s.deployer.set_env(&app, &who, changes).await?;
+    Ok(HttpResponse::Ok().json(app.shown_env()))
 }
 
 async fn delete_env(
@@ -400,7 +433,7 @@ async fn delete_env(
         ))));
     }
     s.deployer
-        .set_env(&app, &who.user.username, vec![(key, None)])
+        .set_env(&app, &who, vec![ConfigChange::unset(key)])
         .await?;
     Ok(HttpResponse::NoContent().finish())
 }
@@ -445,7 +478,7 @@ async fn patch_instance(
             .map(|s| s.trim().to_string()),
         read_only_rootfs: p.boolean("read_only_rootfs")?,
     };
-    let app = s.deployer.update_settings(&app, settings).await?;
+    let app = s.deployer.update_settings(&app, &who, settings).await?;
     Ok(HttpResponse::Ok().json(instance_json(&s, &app)))
 }
 

@@ -52,7 +52,11 @@ impl FromRequest for Auth {
                     "missing credentials: send 'Authorization: Bearer <token>'".into(),
                 )
             })?;
-            Ok(Auth(services.accounts.authenticate(&cred)?))
+            Ok(Auth(
+                services
+                    .accounts
+                    .authenticate(&cred, crate::api::origin(req))?,
+            ))
         })())
     }
 }

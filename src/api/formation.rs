@@ -40,5 +40,5 @@ async fn scale(
         })?;
         change.insert(kind.to_string(), n);
     }
-    Ok(HttpResponse::Ok().json(s.deployer.scale(&inst, change).await?))
+    Ok(HttpResponse::Ok().json(s.deployer.scale(&inst, &who, change).await?))
 }

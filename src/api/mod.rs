@@ -2,6 +2,7 @@
 //! panel routes (`/api`) and the health check. Handlers translate requests into calls on the core services and back.
 
 mod account;
+mod audit;
 mod cron;
 mod deploys;
 mod domains;
@@ -42,6 +43,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
     volumes::routes(cfg);
     runs::routes(cfg);
     image_apps::routes(cfg);
+    audit::routes(cfg);
     v1::routes(cfg);
     panel::routes(cfg);
 }
@@ -88,6 +90,11 @@ pub fn client_ip(req: &HttpRequest) -> IpAddr {
     req.peer_addr()
         .map(|a| a.ip())
         .unwrap_or(IpAddr::from([0, 0, 0, 0]))
+}
+
+/// Where an API request comes from, for the audit log.
+pub fn origin(req: &HttpRequest) -> crate::domain::Origin {
+    crate::domain::Origin::new(crate::domain::Channel::Api, client_ip(req))
 }
 
 /// Store and Docker reachability. `503` only when the store itself fails; an unreachable Docker

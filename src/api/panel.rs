@@ -15,7 +15,7 @@ use crate::domain::Error;
 use crate::domain::User;
 use crate::services::Services;
 use crate::store::Slice;
-use actix_web::{HttpResponse, web};
+use actix_web::{HttpRequest, HttpResponse, web};
 use serde::Serialize;
 use serde_json::json;
 
@@ -95,6 +95,7 @@ async fn get_user(s: web::Data<Services>, Auth(who): Auth, p: Params) -> ApiResu
 async fn create_user(
     s: web::Data<Services>,
     Auth(who): Auth,
+    req: HttpRequest,
     p: Params,
 ) -> ApiResult<HttpResponse> {
     admin(&who)?;
@@ -109,6 +110,7 @@ async fn create_user(
                 admin: p.flag("admin"),
             },
             ChosenId::parse(p.get("userId"))?,
+            super::origin(&req),
         )
         .await?;
     Ok(HttpResponse::Created().json(PanelUserView::from(&user)))
@@ -145,6 +147,7 @@ async fn user_instances(
     let owner = Principal {
         user,
         token_hash: None,
+        origin: who.origin,
     };
     let page = s.apps.list(&owner, false, Slice::ALL)?;
     Ok(HttpResponse::Ok().json(InstanceRenderer::new(&s).render_all(&page.items)))

@@ -76,10 +76,7 @@ async fn start(
 ) -> ApiResult<HttpResponse> {
     let inst = s.apps.get(&who, &name)?;
     let command = command_of(&body)?;
-    let run = s
-        .deployer
-        .run_detached(&inst, &who.user.username, command)
-        .await?;
+    let run = s.deployer.run_detached(&inst, &who, command).await?;
     Ok(HttpResponse::Accepted()
         .insert_header((
             "Location",

@@ -22,7 +22,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .route("/instances/delete/{appname}", web::get().to(delete));
 }
 
-async fn register(s: web::Data<Services>, p: Params) -> ApiResult<HttpResponse> {
+async fn register(req: HttpRequest, s: web::Data<Services>, p: Params) -> ApiResult<HttpResponse> {
     let user = s
         .accounts
         .register(
@@ -33,6 +33,7 @@ async fn register(s: web::Data<Services>, p: Params) -> ApiResult<HttpResponse> 
                 password: p.require("password")?,
                 admin: false,
             },
+            super::origin(&req),
         )
         .await?;
     Ok(HttpResponse::Ok().json(json!([{
@@ -45,7 +46,7 @@ async fn register(s: web::Data<Services>, p: Params) -> ApiResult<HttpResponse> 
 }
 
 async fn get_token(req: HttpRequest, s: web::Data<Services>, p: Params) -> ApiResult<HttpResponse> {
-    let client = super::client_ip(&req);
+    let client = super::origin(&req);
     let (token, _) = s
         .accounts
         .login(p.require("username")?, p.require("password")?, client)

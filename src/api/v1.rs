@@ -60,7 +60,12 @@ fn page_of<T, V: Serialize>(page: Page<T>, f: impl Fn(&T) -> V) -> HttpResponse 
     paged(page.items.iter().map(f).collect(), page.total)
 }
 
-async fn register(s: web::Data<Services>, who: Option<Auth>, p: Params) -> ApiResult<HttpResponse> {
+async fn register(
+    req: HttpRequest,
+    s: web::Data<Services>,
+    who: Option<Auth>,
+    p: Params,
+) -> ApiResult<HttpResponse> {
     // An admin creating a user may grant admin rights and bypasses closed registration.
     let registrar = match &who {
         Some(Auth(w)) if w.is_admin() => Registrar::Admin,
@@ -76,13 +81,14 @@ async fn register(s: web::Data<Services>, who: Option<Auth>, p: Params) -> ApiRe
                 password: p.require("password")?,
                 admin: p.flag("admin"),
             },
+            super::origin(&req),
         )
         .await?;
     Ok(HttpResponse::Created().json(UserView::from(&user)))
 }
 
 async fn login(req: HttpRequest, s: web::Data<Services>, p: Params) -> ApiResult<HttpResponse> {
-    let client = super::client_ip(&req);
+    let client = super::origin(&req);
     let (token, user) = s
         .accounts
         .login(p.require("username")?, p.require("password")?, client)

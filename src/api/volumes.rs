@@ -56,7 +56,7 @@ async fn add(
     let inst = s.apps.get(&who, &name)?;
     let volume = p.first(&["name"]).ok_or_else(|| Error::missing("name"))?;
     let path = p.first(&["path"]).ok_or_else(|| Error::missing("path"))?;
-    let added = s.deployer.add_volume(&inst, volume, path).await?;
+    let added = s.deployer.add_volume(&inst, &who, volume, path).await?;
     Ok(HttpResponse::Created().json(view(&inst.name, &added)))
 }
 
@@ -67,6 +67,6 @@ async fn remove(
 ) -> ApiResult<HttpResponse> {
     let (name, volume) = path.into_inner();
     let inst = s.apps.get(&who, &name)?;
-    s.deployer.remove_volume(&inst, &volume).await?;
+    s.deployer.remove_volume(&inst, &who, &volume).await?;
     Ok(HttpResponse::NoContent().finish())
 }

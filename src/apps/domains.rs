@@ -5,7 +5,7 @@
 
 use super::Apps;
 use crate::accounts::Principal;
-use crate::domain::{DomainName, Error, Instance, Result};
+use crate::domain::{AuditAction, DomainName, Error, Instance, Result};
 use crate::store::Slice;
 
 /// Most custom domains one app may have; bounds the record and the route table.
@@ -40,6 +40,7 @@ impl Apps {
         }
         let name = inst.name;
         let stored = domain.as_str().to_string();
+        let audit = who.audit(AuditAction::AppDomainAdd, Some(&name), stored.clone());
         let (inst, added) = self
             .store
             .write_async(move |w| {
@@ -76,6 +77,7 @@ impl Apps {
                 inst.domains.push(domain.into_string());
                 inst.domains.sort();
                 w.put_instance(&inst)?;
+                w.audit(audit)?;
                 Ok((inst, true))
             })
             .await?;
@@ -95,6 +97,7 @@ impl Apps {
         let inst = self.get(who, app)?;
         let wanted = domain.trim().trim_end_matches('.').to_ascii_lowercase();
         let name = inst.name;
+        let audit = who.audit(AuditAction::AppDomainRemove, Some(&name), wanted.clone());
         let inst = self
             .store
             .write_async(move |w| {
@@ -109,6 +112,7 @@ impl Apps {
                     )));
                 }
                 w.put_instance(&inst)?;
+                w.audit(audit)?;
                 Ok(inst)
             })
             .await?;

@@ -11,7 +11,8 @@ mod names;
 
 use crate::accounts::Principal;
 use crate::domain::{
-    self, AppName, Error, Instance, InstanceStatus, Limits, QuotaUse, Region, Result, UserId,
+    self, AppName, AuditAction, Error, Instance, InstanceStatus, Limits, QuotaUse, Region, Result,
+    UserId,
 };
 use crate::locks;
 use crate::store::{Page, Slice, Store, Writer};
@@ -99,6 +100,7 @@ impl Apps {
         let region = self.resolve_region(region)?;
         let owner_id = who.id();
         let limits = self.limits;
+        let by = who.clone();
         let inst = self
             .store
             .write_async(move |w| {
@@ -149,6 +151,7 @@ impl Apps {
                     deploy_branch: Default::default(),
                     port: domain::DEFAULT_PORT,
                     env: Default::default(),
+                    secret_env: Default::default(),
                     domains: vec![],
                     created_at: domain::now(),
                     volumes: Vec::new(),
@@ -156,10 +159,15 @@ impl Apps {
                     formation: Default::default(),
                 };
                 w.put_instance(&inst)?;
+                w.audit(by.audit(
+                    AuditAction::AppCreate,
+                    Some(&inst.name),
+                    format!("in region '{}'", region.name),
+                ))?;
                 Ok(inst)
             })
             .await?;
-        self.create_resources(&inst).await?;
+        self.create_resources(who, &inst).await?;
         Ok(inst)
     }
 
@@ -172,7 +180,7 @@ impl Apps {
 
     /// Runs every registered `create` hook; if one fails, undoes the others and the record, so
     /// that a failed creation leaves nothing behind.
-    async fn create_resources(&self, inst: &Instance) -> Result<()> {
+    async fn create_resources(&self, who: &Principal, inst: &Instance) -> Result<()> {
         let resources: Vec<_> = locks::read(&self.resources).clone();
         for (i, r) in resources.iter().enumerate() {
             if let Err(e) = r.create(inst).await {
@@ -182,8 +190,17 @@ impl Apps {
                     }
                 }
                 let name = inst.name.clone();
+                // The creation was logged: so is its undoing.
+                let undone = who.audit(
+                    AuditAction::AppDelete,
+                    Some(&name),
+                    format!("creation undone: {e}"),
+                );
                 self.store
-                    .write_async(move |w| w.delete_instance(&name))
+                    .write_async(move |w| {
+                        w.audit(undone)?;
+                        w.delete_instance(&name)
+                    })
                     .await?;
                 return Err(e);
             }
@@ -265,6 +282,7 @@ impl Apps {
     pub async fn delete(&self, who: &Principal, name: &str) -> Result<()> {
         let inst = self.get(who, name)?;
         let name = inst.name.clone();
+        let audit = who.audit(AuditAction::AppDelete, Some(&name), "");
         let inst = self
             .store
             .write_async(move |w| {
@@ -273,6 +291,7 @@ impl Apps {
                     .ok_or_else(|| Error::NotFound(format!("no app named '{name}'")))?;
                 inst.status = InstanceStatus::Deleting;
                 w.put_instance(&inst)?;
+                w.audit(audit)?;
                 Ok(inst)
             })
             .await?;

@@ -60,7 +60,12 @@ pub async fn create_user(form: SignedForm) -> PageResult {
         password: f.get("password"),
         admin: f.checked("admin"),
     };
-    match ctx.services.accounts.register(Registrar::Admin, new).await {
+    match ctx
+        .services
+        .accounts
+        .register(Registrar::Admin, new, ctx.who.origin)
+        .await
+    {
         Ok(u) => Ok(ctx.redirect(
             "/console/admin/users",
             Flash::ok(format!("Created the account {}.", u.username)),

@@ -184,7 +184,13 @@ pub(super) async fn app_page(ctx: &Ctx, ops: &Operations, name: &str) -> Result<
             .iter()
             .map(|(k, v)| ConfigVar {
                 key: k.to_string(),
-                value: v.clone(),
+                secret: app.is_secret(k),
+                // A secret value never reaches the page.
+                value: if app.is_secret(k) {
+                    String::new()
+                } else {
+                    v.clone()
+                },
             })
             .collect(),
         config_effect,

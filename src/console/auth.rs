@@ -44,7 +44,7 @@ pub async fn sign_in_page(v: Visitor, q: web::Query<Next>) -> PageResult {
 
 pub async fn sign_in(form: AnonForm) -> PageResult {
     let (v, f) = (&form.visitor, &form.fields);
-    let ip = crate::api::client_ip(&v.req);
+    let ip = super::request::origin(&v.req);
     match v
         .services
         .accounts
@@ -99,13 +99,16 @@ pub async fn register(form: AnonForm) -> PageResult {
         password: f.get("password"),
         admin: false,
     };
-    let result = match accounts.register(Registrar::Public, new).await {
+    let result = match accounts
+        .register(Registrar::Public, new, super::request::origin(&v.req))
+        .await
+    {
         Ok(user) => {
             accounts
                 .sign_in(
                     &user.username,
                     f.get("password"),
-                    crate::api::client_ip(&v.req),
+                    super::request::origin(&v.req),
                 )
                 .await
         }

@@ -15,8 +15,9 @@ use super::pages::{BuildPage, Layout};
 use super::render::render;
 use super::request::{Ctx, SignedForm, redirect_with};
 use super::views::{AppRows, BuildRow, release_label, status_view};
+use crate::accounts::Principal;
 use crate::deploy::{Deployer, Settings};
-use crate::domain::{BuildStatus, Error, Instance, InstanceStatus};
+use crate::domain::{BuildStatus, ConfigChange, ConfigValue, Error, Instance, InstanceStatus};
 use actix_web::http::{StatusCode, header};
 use actix_web::{HttpResponse, web};
 use futures_util::StreamExt;
@@ -65,12 +66,12 @@ async fn lifecycle<W, F>(
     done: fn(&Instance) -> String,
 ) -> PageResult
 where
-    W: FnOnce(Deployer, Instance) -> F + Send + 'static,
+    W: FnOnce(Deployer, Instance, Principal) -> F + Send + 'static,
     F: Future<Output = crate::domain::Result<Instance>> + Send + 'static,
 {
     let ctx = &form.ctx;
     let app = ctx.services.apps.get(&ctx.who, name)?;
-    let work = op(ctx.services.deployer.clone(), app.clone());
+    let work = op(ctx.services.deployer.clone(), app.clone(), ctx.who.clone());
     let work = async move {
         match work.await {
             Ok(i) => Flash::ok(done(&i)),
@@ -90,7 +91,7 @@ pub async fn start(
         ops,
         &name,
         "Starting",
-        |d, a| async move { d.start(&a).await },
+        |d, a, who| async move { d.start(&a, &who).await },
         |i| {
             format!(
                 "Started {}: release {} is serving.",
@@ -112,7 +113,7 @@ pub async fn stop(
         ops,
         &name,
         "Stopping",
-        |d, a| async move { d.stop(&a).await },
+        |d, a, who| async move { d.stop(&a, &who).await },
         |i| {
             format!(
                 "Stopped {}. It serves nothing until you start it again.",
@@ -133,7 +134,7 @@ pub async fn restart(
         ops,
         &name,
         "Restarting",
-        |d, a| async move { d.restart(&a).await },
+        |d, a, who| async move { d.restart(&a, &who).await },
         |i| {
             format!(
                 "Restarted {}: a fresh container of {} passed its health check and took over.",
@@ -165,9 +166,9 @@ pub async fn rollback(
         ));
     };
     let deployer = ctx.services.deployer.clone();
-    let (a, user) = (app.clone(), ctx.who.user.username.clone());
+    let (a, who) = (app.clone(), ctx.who.clone());
     let work = async move {
-        match deployer.rollback(&a, &user, Some(target)).await {
+        match deployer.rollback(&a, &who, Some(target)).await {
             Ok(r) => Flash::ok(format!(
                 "Rolled back to v{target}: release v{} is serving its code and config vars.",
                 r.version
@@ -206,19 +207,19 @@ async fn change_config(
     form: SignedForm,
     ops: web::Data<Operations>,
     name: web::Path<String>,
-    key: String,
-    value: Option<String>,
+    change: ConfigChange,
 ) -> PageResult {
     let ctx = &form.ctx;
     let app = ctx.services.apps.get(&ctx.who, &name)?;
-    let (verb, label) = match value {
-        Some(_) => (format!("Set {key}"), format!("Setting {key} on")),
-        None => (format!("Unset {key}"), format!("Unsetting {key} on")),
+    let key = change.key.clone();
+    let (verb, label) = match change.value {
+        ConfigValue::Unset => (format!("Unset {key}"), format!("Unsetting {key} on")),
+        _ => (format!("Set {key}"), format!("Setting {key} on")),
     };
     let deployer = ctx.services.deployer.clone();
-    let (a, user) = (app.clone(), ctx.who.user.username.clone());
+    let (a, who) = (app.clone(), ctx.who.clone());
     let work = async move {
-        match deployer.set_env(&a, &user, vec![(key, value)]).await {
+        match deployer.set_env(&a, &who, vec![change]).await {
             Ok(after) => config_outcome(&a, &after, &verb),
             Err(e) => failed(&verb, e),
         }
@@ -249,7 +250,13 @@ pub async fn set_config(
             Flash::err("Nothing was set: give the config var a name."),
         ));
     }
-    change_config(form, ops, name, key, Some(value)).await
+    // A checked box marks the var secret; an unchecked one leaves its mark as it is.
+    let secret = (form.fields.get("secret") == "on").then_some(true);
+    let change = ConfigChange {
+        secret,
+        ..ConfigChange::set(key, value)
+    };
+    change_config(form, ops, name, change).await
 }
 
 pub async fn unset_config(
@@ -268,7 +275,7 @@ pub async fn unset_config(
             ));
         }
     }
-    change_config(form, ops, name, key, None).await
+    change_config(form, ops, name, ConfigChange::unset(key)).await
 }
 
 /// Memory (MiB), CPU (cores), health check path and deploy branch; an empty box keeps its value.
@@ -319,9 +326,9 @@ pub async fn settings(
         Err(e) => return Ok(ctx.redirect(&app_path(&app.name), failed("Saving settings", e))),
     };
     let deployer = ctx.services.deployer.clone();
-    let a = app.clone();
+    let (a, who) = (app.clone(), ctx.who.clone());
     let work = async move {
-        match deployer.update_settings(&a, settings).await {
+        match deployer.update_settings(&a, &who, settings).await {
             Ok(i) => {
                 let mut notes = vec![format!("Saved the settings of {}.", i.name)];
                 if (i.memory_mb, i.cpu) != (a.memory_mb, a.cpu)

@@ -34,7 +34,7 @@ pub async fn scale(form: SignedForm, name: web::Path<String>) -> PageResult {
     }
     let scaled = match bad {
         Some(e) => Err(e),
-        None => ctx.services.deployer.scale(&app, change).await,
+        None => ctx.services.deployer.scale(&app, &ctx.who, change).await,
     };
     let flash = outcome(
         scaled,

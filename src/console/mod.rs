@@ -23,6 +23,7 @@
 mod account;
 mod admin;
 mod apps;
+mod audit;
 mod auth;
 mod deploys;
 mod domains;
@@ -158,6 +159,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
             .route("/admin/images", web::get().to(images::show))
             .route("/admin/images", web::post().to(images::add))
             .route("/admin/images/{id}/delete", web::post().to(images::remove))
+            .route("/audit", web::get().to(audit::show))
             .default_service(web::to(not_found)),
     );
 }
@@ -220,7 +222,7 @@ async fn asset(file: web::Path<String>) -> HttpResponse {
 #[cfg(test)]
 mod tests {
     /// The order of the module doc, with each module's source.
-    const ORDER: [(&str, &str); 19] = [
+    const ORDER: [(&str, &str); 20] = [
         ("notice", include_str!("notice.rs")),
         ("sparkline", include_str!("sparkline.rs")),
         ("views", include_str!("views.rs")),
@@ -240,6 +242,7 @@ mod tests {
         ("formation", include_str!("formation.rs")),
         ("runs", include_str!("runs.rs")),
         ("images", include_str!("images.rs")),
+        ("audit", include_str!("audit.rs")),
     ];
 
     /// What a module's source reaches through `super::` or `crate::console::` (before its own

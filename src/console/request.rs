@@ -55,6 +55,11 @@ fn flash_of(req: &HttpRequest) -> Option<Flash> {
         .and_then(|c| Flash::decode(c.value()))
 }
 
+/// Where a console request comes from, for the audit log.
+pub fn origin(req: &HttpRequest) -> crate::domain::Origin {
+    crate::domain::Origin::new(crate::domain::Channel::Console, crate::api::client_ip(req))
+}
+
 /// The signed-in user behind a request, if any.
 fn session_of(
     req: &HttpRequest,
@@ -66,7 +71,7 @@ fn session_of(
     let id = c.value().to_string();
     Ok(services
         .accounts
-        .session(&id)?
+        .session(&id, origin(req))?
         .map(|(p, s)| (p, id, s.csrf)))
 }
 

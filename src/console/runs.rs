@@ -20,7 +20,7 @@ pub async fn start(form: SignedForm, name: web::Path<String>) -> PageResult {
         Some(command) => {
             ctx.services
                 .deployer
-                .run_detached(&app, &ctx.who.user.username, command)
+                .run_detached(&app, &ctx.who, command)
                 .await
         }
         None => Err(Error::invalid(

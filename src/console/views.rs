@@ -441,6 +441,8 @@ impl From<&Build> for BuildRow {
 pub struct ConfigVar {
     pub key: String,
     pub value: String,
+    /// Shown masked, with no way to reveal it.
+    pub secret: bool,
 }
 
 pub struct LiveBuild {

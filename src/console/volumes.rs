@@ -18,7 +18,7 @@ pub async fn add(form: SignedForm, name: web::Path<String>) -> PageResult {
     let added = ctx
         .services
         .deployer
-        .add_volume(&app, f.get("name"), f.get("path"))
+        .add_volume(&app, &ctx.who, f.get("name"), f.get("path"))
         .await;
     let flash = outcome(
         added,
@@ -37,7 +37,11 @@ pub async fn remove(form: SignedForm, name: web::Path<String>) -> PageResult {
     let (ctx, f) = (&form.ctx, &form.fields);
     let app = ctx.services.apps.get(&ctx.who, &name)?;
     let volume = f.get("volume");
-    let removed = ctx.services.deployer.remove_volume(&app, volume).await;
+    let removed = ctx
+        .services
+        .deployer
+        .remove_volume(&app, &ctx.who, volume)
+        .await;
     let flash = outcome(
         removed,
         |()| {

@@ -7,8 +7,8 @@ use super::switch::Record;
 use super::{Deployer, Reporter, source};
 use crate::docker::BuildLimits;
 use crate::domain::{
-    self, Build, BuildStatus, Error, Instance, InstanceStatus, Release, ReleaseStatus, Result,
-    short_commit,
+    self, AuditAction, AuditRecord, Build, BuildStatus, Error, Instance, InstanceStatus, Release,
+    ReleaseStatus, Result, short_commit,
 };
 use crate::locks;
 use crate::metrics::{DeployOutcome, Phase};
@@ -49,7 +49,8 @@ fn lost_cached_layer(message: &str) -> bool {
 }
 
 impl Deployer {
-    /// Builds and releases `sha` (a commit in `repo_dir`, visible with `git_env`).
+    /// Builds and releases `sha` (a commit in `repo_dir`, visible with `git_env`). Not audited:
+    /// no caller stands behind it (pushes go through [`PushHandler`], which records the pusher).
     #[allow(clippy::too_many_arguments)]
     pub async fn deploy_commit(
         &self,
@@ -60,9 +61,12 @@ impl Deployer {
         repo_dir: &Path,
         git_env: &[(String, String)],
         progress: Option<Progress>,
+        audit: Option<AuditRecord>,
     ) -> Result<Release> {
         let deployed = self
-            .deploy_reported(app_name, user, branch, sha, repo_dir, git_env, progress)
+            .deploy_reported(
+                app_name, user, branch, sha, repo_dir, git_env, progress, audit,
+            )
             .await?;
         match deployed {
             Deployed::Released(r) => Ok(r),
@@ -71,6 +75,7 @@ impl Deployer {
     }
 
     /// [`Deployer::deploy_commit`], telling apart a failure the pusher has already read about.
+    /// `audit` is written with the new release, in its switch's transaction.
     #[allow(clippy::too_many_arguments)]
     async fn deploy_reported(
         &self,
@@ -81,6 +86,7 @@ impl Deployer {
         repo_dir: &Path,
         git_env: &[(String, String)],
         progress: Option<Progress>,
+        audit: Option<AuditRecord>,
     ) -> Result<Deployed> {
         if !source::valid_commit(sha) {
             return Err(Error::invalid("commit", "not a full commit id"));
@@ -99,7 +105,7 @@ impl Deployer {
         let result = self
             .controlled(&app.name, move |attempt| {
                 async move {
-                    this.build_and_release(&b2, &user2, &repo_dir, &git_env, &r2, attempt)
+                    this.build_and_release(&b2, &user2, &repo_dir, &git_env, &r2, attempt, audit)
                         .await
                 }
                 .boxed()
@@ -238,6 +244,7 @@ impl Deployer {
         }
     }
 
+    #[allow(clippy::too_many_arguments)]
     async fn build_and_release(
         &self,
         build: &Build,
@@ -246,6 +253,7 @@ impl Deployer {
         git_env: &[(String, String)],
         rep: &Reporter,
         attempt: SharedAttempt,
+        audit: Option<AuditRecord>,
     ) -> Result<Release> {
         let app = self.instance(&build.app)?;
         let sha = build.commit.as_str();
@@ -297,8 +305,15 @@ impl Deployer {
             cron,
             source_image: None,
         };
-        self.roll_out(&app, &release, Record::Built(build.id), rep, &attempt)
-            .await?;
+        self.roll_out(
+            &app,
+            &release,
+            Record::Built(build.id),
+            rep,
+            &attempt,
+            audit,
+        )
+        .await?;
         self.prune_images(&app.name).await;
         Ok(release)
     }
@@ -428,6 +443,13 @@ impl PushHandler for Deployer {
                     &push.repo_dir,
                     &push.git_env,
                     Some(progress.clone()),
+                    Some(AuditRecord::new(
+                        &push.user,
+                        push.origin,
+                        AuditAction::AppDeploy,
+                        Some(&app.name),
+                        "",
+                    )),
                 )
                 .await?;
             Ok(match deployed {
@@ -457,6 +479,7 @@ mod tests {
             deploy_branch: DeployBranch::parse(branch).unwrap(),
             port: 5000,
             env: Default::default(),
+            secret_env: Default::default(),
             domains: vec![],
             created_at: 0,
             volumes: vec![],
@@ -479,6 +502,7 @@ mod tests {
                 quota: Default::default(),
                 external_id: None,
             },
+            origin: crate::domain::Origin::CLI,
             updates: branches
                 .iter()
                 .map(|b| RefUpdate {

@@ -3,8 +3,9 @@
 //! release, started, checked and switched to like a restart, so no request fails.
 
 use super::Deployer;
+use crate::accounts::Principal;
 use crate::apps::check_quota;
-use crate::domain::{self, Instance, InstanceStatus, QuotaUse, Result};
+use crate::domain::{self, AuditAction, Instance, InstanceStatus, QuotaUse, Result};
 use futures_util::FutureExt;
 use std::collections::BTreeMap;
 
@@ -28,7 +29,13 @@ impl Deployer {
     /// Sets the replicas of the types `change` names (`{"web": 3}`; 0 stops a type); a running
     /// app runs the new formation before this returns. On failure the old formation is kept
     /// and keeps running.
-    pub async fn scale(&self, app: &Instance, change: BTreeMap<String, i64>) -> Result<Formation> {
+    pub async fn scale(
+        &self,
+        app: &Instance,
+        who: &Principal,
+        change: BTreeMap<String, i64>,
+    ) -> Result<Formation> {
+        let who = who.clone();
         self.locked(&app.name, move |this, app, attempt| {
             async move {
                 let processes = match app.release {
@@ -36,6 +43,10 @@ impl Deployer {
                     None => BTreeMap::new(),
                 };
                 let counts = domain::check_formation(&processes, &change)?;
+                let detail: Vec<String> = counts.iter().map(|(k, n)| format!("{k}={n}")).collect();
+                let audit = who.audit(AuditAction::AppScale, Some(&app.name), detail.join(", "));
+                let relaunch = app.status == InstanceStatus::Running && app.release.is_some();
+                let audit_now = audit.clone();
                 let before = app.formation.clone();
                 let changed = counts
                     .iter()
@@ -58,13 +69,17 @@ impl Deployer {
                             ..u
                         })?;
                         w.put_instance(&i)?;
+                        // A running app's new formation counts once it runs: the switch
+                        // records it.
+                        if !(changed && relaunch) {
+                            w.audit(audit_now)?;
+                        }
                         Ok(i)
                     })
                     .await?;
                 if changed
-                    && updated.status == InstanceStatus::Running
-                    && updated.release.is_some()
-                    && let Err(e) = this.relaunch_current(&updated, &attempt).await
+                    && relaunch
+                    && let Err(e) = this.relaunch_current(&updated, &attempt, Some(audit)).await
                 {
                     this.change_app(&app.name, move |i| i.formation = before)
                         .await?;

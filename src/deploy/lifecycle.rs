@@ -5,10 +5,12 @@
 use super::report::Reporter;
 use super::switch::{Record, SCALED_TO_ZERO};
 use super::{Deployer, KEEP_RELEASE_IMAGES, STOP_GRACE};
+use crate::accounts::Principal;
 use crate::apps::check_quota;
 use crate::domain::{
-    self, ConfigKey, DeployBranch, Error, HealthPath, Instance, InstanceStatus, Limits, QuotaUse,
-    Release, ReleaseStatus, Result, WEB, check_config_value, check_cpu, check_memory_mb,
+    self, AuditAction, AuditRecord, ConfigChange, ConfigKey, ConfigValue, DeployBranch, Error,
+    HealthPath, Instance, InstanceStatus, Limits, MASKED_VALUE, QuotaUse, Release, ReleaseStatus,
+    Result, WEB, check_config_value, check_cpu, check_memory_mb,
 };
 use crate::routing::Target;
 use crate::store::Slice;
@@ -63,10 +65,11 @@ impl Deployer {
     pub async fn rollback(
         &self,
         app: &Instance,
-        user: &str,
+        who: &Principal,
         version: Option<u32>,
     ) -> Result<Release> {
-        let user = user.to_string();
+        let user = who.user.username.clone();
+        let audit = who.audit(AuditAction::AppRollback, Some(&app.name), "");
         self.locked(&app.name, move |this, app, attempt| {
             async move {
                 let target = this.rollback_target(&app, version)?;
@@ -85,8 +88,15 @@ impl Deployer {
                     build_id: None,
                     ..target
                 };
-                this.roll_out(&app, &release, Record::Release, &Reporter::silent(), &attempt)
-                    .await?;
+                this.roll_out(
+                    &app,
+                    &release,
+                    Record::Release,
+                    &Reporter::silent(),
+                    &attempt,
+                    Some(audit),
+                )
+                .await?;
                 Ok(release)
             }
             .boxed()
@@ -118,47 +128,82 @@ impl Deployer {
         }
     }
 
-    /// Sets (`Some`) and unsets (`None`) config vars. With a release, this makes a new release
-    /// from the current image and switches to it with no gap (a stopped app stays stopped and
-    /// gets it at its next start); without one, the vars wait for the first deploy.
+    /// Sets, unsets and marks secret config vars. A change of values, with a release, makes a
+    /// new release from the current image and switches to it with no gap (a stopped app stays
+    /// stopped and gets it at its next start); without one, the vars wait for the first deploy.
+    /// Marking a name secret or not changes only the app's record. The value [`MASKED_VALUE`]
+    /// sent for a secret var leaves its value as it is.
     pub async fn set_env(
         &self,
         app: &Instance,
-        user: &str,
-        changes: Vec<(String, Option<String>)>,
+        who: &Principal,
+        changes: Vec<ConfigChange>,
     ) -> Result<Instance> {
         let mut parsed = Vec::with_capacity(changes.len());
-        for (k, v) in changes {
-            let key = ConfigKey::parse(&k)?;
-            if let Some(v) = &v {
+        for c in changes {
+            let key = ConfigKey::parse(&c.key)?;
+            if let ConfigValue::Set(v) = &c.value {
                 check_config_value(&key, v)?;
             }
-            parsed.push((key, v));
+            parsed.push((key, c.value, c.secret));
         }
-        let user = user.to_string();
+        let user = who.user.username.clone();
+        let who = who.clone();
         self.locked(&app.name, move |this, app, attempt| {
             async move {
                 let mut env = app.env.clone();
+                let mut secret = app.secret_env.clone();
                 let mut keys = Vec::new();
-                for (k, v) in parsed {
+                let mut marks = Vec::new();
+                for (k, v, s) in parsed {
                     let changed = match v {
-                        Some(v) => env.insert(k.clone(), v.clone()).as_ref() != Some(&v),
-                        None => env.remove(&k).is_some(),
+                        ConfigValue::Set(v) if v == MASKED_VALUE && secret.contains(&k) => false,
+                        ConfigValue::Set(v) => {
+                            env.insert(k.clone(), v.clone()).as_ref() != Some(&v)
+                        }
+                        ConfigValue::Unset => env.remove(&k).is_some(),
+                        ConfigValue::Keep => false,
                     };
                     if changed {
                         keys.push(k.to_string());
                     }
+                    let marked = match s {
+                        Some(true) => secret.insert(k.clone()).then_some("secret"),
+                        Some(false) => secret.remove(&k).then_some("not secret"),
+                        None => None,
+                    };
+                    if let Some(m) = marked {
+                        marks.push(format!("{k} {m}"));
+                    }
                 }
-                if keys.is_empty() {
+                if keys.is_empty() && marks.is_empty() {
                     return Ok(app);
                 }
+                // Names only: the log never holds a value.
+                let detail = keys
+                    .iter()
+                    .map(|k| format!("set/unset {k}"))
+                    .chain(marks)
+                    .collect::<Vec<_>>()
+                    .join(", ");
+                let audit = who.audit(AuditAction::AppConfig, Some(&app.name), detail);
                 let current = match app.release {
                     Some(v) => this.0.store.read(|r| r.release(&app.name, v))?,
                     None => None,
                 };
+                let current = current.filter(|_| !keys.is_empty());
                 let Some(current) = current else {
-                    return this.change_app(&app.name, move |i| i.env = env).await;
+                    return this
+                        .change_app_audited(&app.name, Some(audit), move |i| {
+                            i.env = env;
+                            i.secret_env = secret;
+                        })
+                        .await;
                 };
+                // The marks are the app's: written before the release, whose switch writes the
+                // audit entry naming both.
+                this.change_app(&app.name, move |i| i.secret_env = secret)
+                    .await?;
                 let release = Release {
                     version: this.next_release(&app.name)?,
                     env,
@@ -176,10 +221,12 @@ impl Deployer {
                         Record::Release,
                         &Reporter::silent(),
                         &attempt,
+                        Some(audit),
                     )
                     .await?;
                 } else {
-                    this.record_offline_release(&app, release).await?;
+                    this.record_offline_release(&app, release, Some(audit))
+                        .await?;
                 }
                 this.instance(&app.name)
             }
@@ -190,10 +237,11 @@ impl Deployer {
 
     /// Restarts with no gap: a new process of the current release, health-checked, switched
     /// to; then the old one is stopped.
-    pub async fn restart(&self, app: &Instance) -> Result<Instance> {
+    pub async fn restart(&self, app: &Instance, who: &Principal) -> Result<Instance> {
+        let audit = who.audit(AuditAction::AppRestart, Some(&app.name), "");
         self.locked(&app.name, move |this, app, attempt| {
             async move {
-                this.relaunch_current(&app, &attempt).await?;
+                this.relaunch_current(&app, &attempt, Some(audit)).await?;
                 this.instance(&app.name)
             }
             .boxed()
@@ -203,7 +251,8 @@ impl Deployer {
 
     /// Starts the current release: its stopped processes when they all still exist and are of
     /// the current release and formation, else a new set.
-    pub async fn start(&self, app: &Instance) -> Result<Instance> {
+    pub async fn start(&self, app: &Instance, who: &Principal) -> Result<Instance> {
+        let audit = who.audit(AuditAction::AppStart, Some(&app.name), "");
         self.locked(&app.name, move |this, app, attempt| {
             async move {
                 let release = this.current_release(&app)?;
@@ -236,6 +285,7 @@ impl Deployer {
                         Record::Current,
                         &Reporter::silent(),
                         &attempt,
+                        Some(audit),
                     )
                     .await?;
                     return this.instance(&app.name);
@@ -262,7 +312,11 @@ impl Deployer {
                         }
                     }
                 }
-                let inst = this.set_status(&app.name, InstanceStatus::Running).await?;
+                let inst = this
+                    .change_app_audited(&app.name, Some(audit), |i| {
+                        i.status = InstanceStatus::Running
+                    })
+                    .await?;
                 this.0
                     .routes
                     .set_app(&app.name, Target::serving_or(web, SCALED_TO_ZERO));
@@ -279,12 +333,17 @@ impl Deployer {
 
     /// Stops the app; it stays stopped across restarts of scalefog and of Docker (the runtime
     /// honours an explicit stop).
-    pub async fn stop(&self, app: &Instance) -> Result<Instance> {
+    pub async fn stop(&self, app: &Instance, who: &Principal) -> Result<Instance> {
+        let audit = who.audit(AuditAction::AppStop, Some(&app.name), "");
         self.locked(&app.name, move |this, app, _| {
             async move {
                 this.current_release(&app)?;
                 // Record first: if we crash after it, reconcile stops the process.
-                let inst = this.set_status(&app.name, InstanceStatus::Stopped).await?;
+                let inst = this
+                    .change_app_audited(&app.name, Some(audit), |i| {
+                        i.status = InstanceStatus::Stopped
+                    })
+                    .await?;
                 this.0
                     .routes
                     .set_app(&app.name, Target::Unavailable("stopped".into()));
@@ -303,14 +362,21 @@ impl Deployer {
     /// read-only. The record changes first, in the transaction that checks the owner's memory
     /// quota; then new limits apply to the running process at once, and a new root means a new
     /// process (with no gap).
-    pub async fn update_settings(&self, app: &Instance, s: Settings) -> Result<Instance> {
+    pub async fn update_settings(
+        &self,
+        app: &Instance,
+        who: &Principal,
+        s: Settings,
+    ) -> Result<Instance> {
         let s = s.parse(&self.0.settings.limits)?;
+        let who = who.clone();
         self.locked(&app.name, move |this, app, attempt| {
             async move {
                 let memory = s.memory_mb.unwrap_or(app.memory_mb);
                 let cpu = s.cpu.unwrap_or(app.cpu);
                 let limits = this.0.settings.limits;
                 let name = app.name.clone();
+                let audit = who.audit(AuditAction::AppSettings, Some(&app.name), "");
                 let updated = this
                     .0
                     .store
@@ -335,6 +401,13 @@ impl Deployer {
                             i.read_only_rootfs = ro;
                         }
                         w.put_instance(&i)?;
+                        w.audit(AuditRecord {
+                            detail: format!(
+                                "memory={} cpu={} health_path={} deploy_branch={} read_only_rootfs={}",
+                                i.memory_mb, i.cpu, i.health_path, i.deploy_branch, i.read_only_rootfs
+                            ),
+                            ..audit
+                        })?;
                         Ok(i)
                     })
                     .await?;
@@ -358,8 +431,14 @@ impl Deployer {
                 };
                 if let Err(e) = applied {
                     // What the process runs with is what the record says: put it back.
+                    // The log tells of both: the change was made, then undone.
                     let (memory, cpu, ro) = (app.memory_mb, app.cpu, app.read_only_rootfs);
-                    this.change_app(&app.name, move |i| {
+                    let undone = who.audit(
+                        AuditAction::AppSettings,
+                        Some(&app.name),
+                        format!("undone, it could not be applied: {e}"),
+                    );
+                    this.change_app_audited(&app.name, Some(undone), move |i| {
                         (i.memory_mb, i.cpu, i.read_only_rootfs) = (memory, cpu, ro);
                     })
                     .await?;

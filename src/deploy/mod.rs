@@ -51,7 +51,7 @@ pub use runs::{AttachedRun, RunHandle, Terminal};
 
 use crate::apps::{AppResources, Links};
 use crate::docker::{DockerNode, Installation};
-use crate::domain::{Error, Instance, Release, Result};
+use crate::domain::{AuditRecord, Error, Instance, Release, Result};
 use crate::routing::RouteTable;
 use crate::runtime::{Containers, Runtime};
 use crate::store::{Store, Writer};
@@ -215,6 +215,16 @@ impl Deployer {
         name: &str,
         change: impl FnOnce(&mut Instance) + Send + 'static,
     ) -> Result<Instance> {
+        self.change_app_audited(name, None, change).await
+    }
+
+    /// [`Deployer::change_app`], writing `audit` in the same transaction.
+    async fn change_app_audited(
+        &self,
+        name: &str,
+        audit: Option<AuditRecord>,
+        change: impl FnOnce(&mut Instance) + Send + 'static,
+    ) -> Result<Instance> {
         let name = name.to_string();
         self.0
             .store
@@ -222,6 +232,9 @@ impl Deployer {
                 let mut i = app_in(w, &name)?;
                 change(&mut i);
                 w.put_instance(&i)?;
+                if let Some(a) = audit {
+                    w.audit(a)?;
+                }
                 Ok(i)
             })
             .await

@@ -9,8 +9,8 @@ use super::switch::Record;
 use super::{Deployer, Reporter};
 use crate::docker::BuildLimits;
 use crate::domain::{
-    self, Build, Error, ImageRef, Instance, RegistryLogin, Release, ReleaseStatus, Result,
-    registry_of,
+    self, AuditRecord, Build, Error, ImageRef, Instance, RegistryLogin, Release, ReleaseStatus,
+    Result, registry_of,
 };
 use crate::locks::lock;
 use bytes::Bytes;
@@ -27,6 +27,8 @@ pub struct ImageDeploy {
     /// The port the image serves on, when the deployer says so; else one it `EXPOSE`s (the app's
     /// port when it is among them, else the lowest), else the app's port.
     pub port: Option<u16>,
+    /// The audit entry written with the switch, when someone stands behind the deploy.
+    pub audit: Option<AuditRecord>,
 }
 
 /// How a pulled image's deploy ended, with its build record (its log is the pull's progress).
@@ -145,8 +147,15 @@ impl Deployer {
             cron: Vec::new(),
             source_image: Some(image.to_string()),
         };
-        self.roll_out(&app, &release, Record::Built(build.id), rep, &attempt)
-            .await?;
+        self.roll_out(
+            &app,
+            &release,
+            Record::Built(build.id),
+            rep,
+            &attempt,
+            deploy.audit.clone(),
+        )
+        .await?;
         self.prune_images(&app.name).await;
         Ok(release)
     }

@@ -257,6 +257,7 @@ impl Deployer {
                         Record::Current,
                         &Reporter::silent(),
                         &attempt,
+                        None,
                     )
                     .await;
                 if r.is_err() {

@@ -8,8 +8,10 @@
 //! were cut short by its stop: they are marked interrupted and their processes removed.
 
 use super::{Deployer, STOP_GRACE};
+use crate::accounts::Principal;
 use crate::domain::{
-    self, Error, Instance, MAX_RUNNING_RUNS_PER_APP, OutputTail, RUN, Result, RunRecord, RunStatus,
+    self, AuditAction, Error, Instance, MAX_RUNNING_RUNS_PER_APP, OutputTail, RUN, Result,
+    RunRecord, RunStatus,
 };
 use crate::locks::lock;
 use crate::runtime::{Output, ProcessState};
@@ -150,7 +152,7 @@ impl Deployer {
     pub async fn run_attached(
         &self,
         app: &Instance,
-        user: &str,
+        who: &Principal,
         command: Vec<String>,
         terminal: Option<Terminal>,
         stdin: bool,
@@ -163,7 +165,7 @@ impl Deployer {
             app: app.name.clone(),
             release: release.version,
             command: command.clone(),
-            user: user.to_string(),
+            user: who.user.username.clone(),
             detached: !stdin && terminal.is_none(),
             tty: terminal.is_some(),
             status: RunStatus::Running,
@@ -174,6 +176,7 @@ impl Deployer {
             output: String::new(),
             output_truncated: false,
         };
+        let who = who.clone();
         let record = self
             .0
             .store
@@ -185,6 +188,16 @@ impl Deployer {
                 }
                 record.id = w.next_id("run")?;
                 w.add_run(&record, MAX_RUNNING_RUNS_PER_APP)?;
+                w.audit(who.audit(
+                    AuditAction::AppRun,
+                    Some(&record.app),
+                    format!(
+                        "run {} of v{}: {}",
+                        record.id,
+                        record.release,
+                        record.command.join(" ")
+                    ),
+                ))?;
                 Ok(record)
             })
             .await?;
@@ -250,12 +263,12 @@ impl Deployer {
     pub async fn run_detached(
         &self,
         app: &Instance,
-        user: &str,
+        who: &Principal,
         command: Vec<String>,
     ) -> Result<RunRecord> {
         let AttachedRun {
             run, mut output, ..
-        } = self.run_attached(app, user, command, None, false).await?;
+        } = self.run_attached(app, who, command, None, false).await?;
         let record = run.record.clone();
         tokio::spawn(async move {
             while let Some(item) = output.next().await {

@@ -6,8 +6,8 @@ use super::control::SharedAttempt;
 use super::report::shown;
 use super::{Deployer, RETIRE_GRACE, Reporter, STOP_GRACE, app_in, health, supersede};
 use crate::domain::{
-    self, BuildStatus, DeployedProcess, Deployment, Error, Instance, InstanceStatus, Release,
-    Result, WEB,
+    self, AuditRecord, BuildStatus, DeployedProcess, Deployment, Error, Instance, InstanceStatus,
+    Release, Result, WEB,
 };
 use crate::locks;
 use crate::metrics::Phase;
@@ -54,7 +54,8 @@ struct Launched {
 impl Deployer {
     /// Starts `release` as a new set of processes (its formation), health-checks each and
     /// switches to them; the processes serving before are retired. A failure leaves the
-    /// previous release serving.
+    /// previous release serving. `audit`, when given, is written in the switch's transaction
+    /// (for a new release, an empty detail becomes the release's number and description).
     pub(super) async fn roll_out(
         &self,
         app: &Instance,
@@ -62,6 +63,7 @@ impl Deployer {
         record: Record,
         rep: &Reporter,
         attempt: &SharedAttempt,
+        audit: Option<AuditRecord>,
     ) -> Result<()> {
         self.ensure_release_image(app, release, rep).await?;
         // Timed only when there is a command: a phase that does nothing is no sample.
@@ -75,7 +77,7 @@ impl Deployer {
         let set = self.launch(app, release, rep, attempt).await?;
         self.timed(
             Phase::Switch,
-            self.switch(app, release, record, set, rep, attempt),
+            self.switch(app, release, record, set, rep, attempt, audit),
         )
         .await
     }
@@ -86,10 +88,18 @@ impl Deployer {
         &self,
         app: &Instance,
         attempt: &SharedAttempt,
+        audit: Option<AuditRecord>,
     ) -> Result<()> {
         let release = self.current_release(app)?;
-        self.roll_out(app, &release, Record::Current, &Reporter::silent(), attempt)
-            .await
+        self.roll_out(
+            app,
+            &release,
+            Record::Current,
+            &Reporter::silent(),
+            attempt,
+            audit,
+        )
+        .await
     }
 
     /// What one process of `release` runs: its command, `PORT` and the config, limits and
@@ -279,6 +289,7 @@ impl Deployer {
 
     /// Makes a healthy set current: one store transaction, then the route table, then the
     /// previous processes are retired after a grace period.
+    #[allow(clippy::too_many_arguments)]
     async fn switch(
         &self,
         app: &Instance,
@@ -287,6 +298,7 @@ impl Deployer {
         set: Vec<Launched>,
         rep: &Reporter,
         attempt: &SharedAttempt,
+        audit: Option<AuditRecord>,
     ) -> Result<()> {
         let name = app.name.clone();
         let web: Vec<SocketAddr> = set.iter().filter_map(|l| l.endpoint).collect();
@@ -327,6 +339,9 @@ impl Deployer {
                 // deploy may have chosen the port its image exposes).
                 inst.port = port;
                 w.put_instance(&inst)?;
+                if let Some(a) = audit {
+                    w.audit(described(a, &release, record))?;
+                }
                 Ok(previous)
             })
             .await?;
@@ -362,6 +377,7 @@ impl Deployer {
         &self,
         app: &Instance,
         release: Release,
+        audit: Option<AuditRecord>,
     ) -> Result<()> {
         let name = app.name.clone();
         let old = self
@@ -373,6 +389,9 @@ impl Deployer {
                 w.put_instance(&i)?;
                 let old = w.deployment(&name)?;
                 w.delete_deployment(&name)?;
+                if let Some(a) = audit {
+                    w.audit(described(a, &release, Record::Release))?;
+                }
                 Ok(old)
             })
             .await?;
@@ -381,6 +400,17 @@ impl Deployer {
         }
         Ok(())
     }
+}
+
+/// An audit entry of a switch, its detail naming the new release when it has none yet.
+fn described(mut audit: AuditRecord, release: &Release, record: Record) -> AuditRecord {
+    if audit.detail.is_empty() {
+        audit.detail = match record {
+            Record::Current => format!("v{}", release.version),
+            _ => format!("v{}: {}", release.version, release.description),
+        };
+    }
+    audit
 }
 
 /// `arg` with `$NAME` and `${NAME}` replaced by the value of `NAME` in `env` (`PORT` and the

@@ -4,9 +4,10 @@
 //! restarts because every process of every release mounts the same named volume.
 
 use super::Deployer;
+use crate::accounts::Principal;
 use crate::domain::{
-    self, AppVolume, Error, Instance, InstanceStatus, MAX_VOLUMES_PER_APP, MountPath, Result,
-    VolumeName,
+    self, AppVolume, AuditAction, Error, Instance, InstanceStatus, MAX_VOLUMES_PER_APP, MountPath,
+    Result, VolumeName,
 };
 use futures_util::FutureExt;
 use std::time::Duration;
@@ -19,9 +20,16 @@ const REMOVAL_PATIENCE: Duration = Duration::from_secs(180);
 impl Deployer {
     /// Adds volume `name` mounted at `path` to the app; a running app gets a new process with
     /// it before this returns.
-    pub async fn add_volume(&self, app: &Instance, name: &str, path: &str) -> Result<AppVolume> {
+    pub async fn add_volume(
+        &self,
+        app: &Instance,
+        who: &Principal,
+        name: &str,
+        path: &str,
+    ) -> Result<AppVolume> {
         let name = VolumeName::parse(name)?;
         let path = MountPath::parse(path)?;
+        let who = who.clone();
         self.locked(&app.name, move |this, app, attempt| {
             async move {
                 if app.volumes.iter().any(|v| v.name == name) {
@@ -48,12 +56,21 @@ impl Deployer {
                     created_at: domain::now(),
                 };
                 let added = volume.clone();
+                let detail = format!("{} at {}", volume.name, volume.path);
+                let audit = who.audit(AuditAction::AppVolumeAdd, Some(&app.name), &detail);
                 let updated = this
-                    .change_app(&app.name, move |i| i.volumes.push(added))
+                    .change_app_audited(&app.name, Some(audit), move |i| i.volumes.push(added))
                     .await?;
                 if let Err(e) = this.remount(&updated, &attempt).await {
-                    this.change_app(&app.name, move |i| i.volumes.retain(|v| v.name != name))
-                        .await?;
+                    let undone = who.audit(
+                        AuditAction::AppVolumeRemove,
+                        Some(&app.name),
+                        format!("{detail}: adding it undone, it could not be mounted: {e}"),
+                    );
+                    this.change_app_audited(&app.name, Some(undone), move |i| {
+                        i.volumes.retain(|v| v.name != name)
+                    })
+                    .await?;
                     return Err(e);
                 }
                 Ok(volume)
@@ -64,7 +81,8 @@ impl Deployer {
     }
 
     /// Removes volume `name` from the app and, once no process mounts it, its data.
-    pub async fn remove_volume(&self, app: &Instance, name: &str) -> Result<()> {
+    pub async fn remove_volume(&self, app: &Instance, who: &Principal, name: &str) -> Result<()> {
+        let who = who.clone();
         self.locked(&app.name, {
             let name = name.to_string();
             move |this, app, attempt| {
@@ -77,12 +95,23 @@ impl Deployer {
                     };
                     let volume = volume.clone();
                     let gone = volume.name.clone();
+                    let detail = format!("{} at {}", volume.name, volume.path);
+                    let audit = who.audit(AuditAction::AppVolumeRemove, Some(&app.name), &detail);
                     let updated = this
-                        .change_app(&app.name, move |i| i.volumes.retain(|v| v.name != gone))
+                        .change_app_audited(&app.name, Some(audit), move |i| {
+                            i.volumes.retain(|v| v.name != gone)
+                        })
                         .await?;
                     if let Err(e) = this.remount(&updated, &attempt).await {
-                        this.change_app(&app.name, move |i| i.volumes.push(volume))
-                            .await?;
+                        let undone = who.audit(
+                            AuditAction::AppVolumeAdd,
+                            Some(&app.name),
+                            format!("{detail}: removing it undone, it could not be unmounted: {e}"),
+                        );
+                        this.change_app_audited(&app.name, Some(undone), move |i| {
+                            i.volumes.push(volume)
+                        })
+                        .await?;
                         return Err(e);
                     }
                     this.delete_volume_data(&app.name, &name);
@@ -103,7 +132,7 @@ impl Deployer {
         attempt: &super::control::SharedAttempt,
     ) -> Result<()> {
         if app.status == InstanceStatus::Running && app.release.is_some() {
-            return self.relaunch_current(app, attempt).await;
+            return self.relaunch_current(app, attempt, None).await;
         }
         if let Some(d) = self.0.store.read(|r| r.deployment(&app.name))? {
             for id in d.ids() {

@@ -152,6 +152,41 @@ impl std::borrow::Borrow<str> for ConfigKey {
     }
 }
 
+/// One change of a config var, as a transport read it; parsed by the deploy engine.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigChange {
+    pub key: String,
+    pub value: ConfigValue,
+    /// `Some(true)` marks the name secret (its value is masked from then on), `Some(false)`
+    /// unmarks it, `None` leaves it as it is.
+    pub secret: Option<bool>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ConfigValue {
+    Set(String),
+    Unset,
+    /// Only the secret mark changes.
+    Keep,
+}
+
+impl ConfigChange {
+    pub fn set(key: impl Into<String>, value: impl Into<String>) -> ConfigChange {
+        ConfigChange {
+            key: key.into(),
+            value: ConfigValue::Set(value.into()),
+            secret: None,
+        }
+    }
+    pub fn unset(key: impl Into<String>) -> ConfigChange {
+        ConfigChange {
+            key: key.into(),
+            value: ConfigValue::Unset,
+            secret: None,
+        }
+    }
+}
+
 /// A config var value: text without NUL (it becomes an environment variable), at most 32 KiB.
 pub fn check_config_value(key: &ConfigKey, value: &str) -> Result<(), Error> {
     if value.len() > 32 * 1024 || value.contains('\0') {

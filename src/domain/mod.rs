@@ -2,6 +2,7 @@
 //! one error type. No I/O happens here.
 
 mod app_settings;
+mod audit;
 mod cron;
 mod deploys;
 mod error;
@@ -19,6 +20,7 @@ pub mod sshkey;
 mod volumes;
 
 pub use app_settings::*;
+pub use audit::{AuditAction, AuditRecord, Channel, Origin};
 pub use cron::*;
 pub use deploys::*;
 pub use error::{Error, Result};

@@ -112,6 +112,10 @@ pub struct Instance {
     pub deploy_branch: DeployBranch,
     pub port: u16,
     pub env: BTreeMap<ConfigKey, String>,
+    /// Config var names marked secret: their values are shown masked once set. A name stays
+    /// secret after its var is unset (a rollback may bring the value back) until unmarked.
+    #[serde(default)]
+    pub secret_env: std::collections::BTreeSet<ConfigKey>,
     pub domains: Vec<String>,
     pub created_at: i64,
     /// Persistent volumes, mounted into every process of every release.
@@ -124,6 +128,31 @@ pub struct Instance {
     /// runs [`super::DEFAULT_REPLICAS`].
     #[serde(default)]
     pub formation: BTreeMap<String, u8>,
+}
+
+/// What the API and the console show instead of a secret config var's value. Sending it back
+/// as the value of that var (a read-modify-write client) leaves the value as it is.
+pub const MASKED_VALUE: &str = "********";
+
+impl Instance {
+    pub fn is_secret(&self, key: &str) -> bool {
+        self.secret_env.contains(key)
+    }
+
+    /// The config vars as people may see them: secret values masked.
+    pub fn shown_env(&self) -> BTreeMap<String, String> {
+        self.env
+            .iter()
+            .map(|(k, v)| {
+                let v = if self.is_secret(k) {
+                    MASKED_VALUE.to_string()
+                } else {
+                    v.clone()
+                };
+                (k.to_string(), v)
+            })
+            .collect()
+    }
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]

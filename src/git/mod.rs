@@ -82,6 +82,7 @@ struct Pending {
     secret: String,
     app: Instance,
     user: User,
+    origin: crate::domain::Origin,
     repo_dir: PathBuf,
     called: bool,
 }
@@ -216,6 +217,7 @@ impl Git {
                         secret,
                         app: inst.clone(),
                         user: who.user.clone(),
+                        origin: who.origin,
                         repo_dir: dir.clone(),
                         called: false,
                     },
@@ -320,7 +322,7 @@ impl Git {
             match pending.get_mut(&req.push_id) {
                 Some(p) if !p.called && secret_matches(&p.secret, &req.secret) => {
                     p.called = true;
-                    Some((p.app.clone(), p.user.clone(), p.repo_dir.clone()))
+                    Some((p.app.clone(), p.user.clone(), p.origin, p.repo_dir.clone()))
                 }
                 _ => None,
             }
@@ -330,7 +332,7 @@ impl Git {
             send(wr, &format!("scalefog: {}; push rejected", CANCELLED)).await;
             return 1;
         }
-        let Some((app, user, repo_dir)) = claimed else {
+        let Some((app, user, origin, repo_dir)) = claimed else {
             tracing::warn!(push = %req.push_id, "hook callback with an unknown push or a bad secret");
             send(
                 wr,
@@ -339,7 +341,7 @@ impl Git {
             .await;
             return 1;
         };
-        let push = match build_push(req, app, user, repo_dir) {
+        let push = match build_push(req, app, user, origin, repo_dir) {
             Ok(p) => p,
             Err(e) => {
                 send(wr, &format!("scalefog: {e}; push rejected")).await;
@@ -504,7 +506,13 @@ fn valid_git_protocol(p: &str) -> bool {
 }
 
 /// Turns the hook's request into a [`Push`]; the quarantine paths must lie inside the repository.
-fn build_push(req: HookRequest, app: Instance, user: User, repo_dir: PathBuf) -> Result<Push> {
+fn build_push(
+    req: HookRequest,
+    app: Instance,
+    user: User,
+    origin: crate::domain::Origin,
+    repo_dir: PathBuf,
+) -> Result<Push> {
     let updates = req
         .updates
         .iter()
@@ -534,6 +542,7 @@ fn build_push(req: HookRequest, app: Instance, user: User, repo_dir: PathBuf) ->
         id: req.push_id,
         app,
         user,
+        origin,
         updates,
         repo_dir,
         git_env,

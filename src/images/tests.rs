@@ -15,6 +15,7 @@ fn principal(id: u64, admin: bool) -> Principal {
             external_id: None,
         },
         token_hash: None,
+        origin: crate::domain::Origin::CLI,
     }
 }
 

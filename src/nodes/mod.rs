@@ -2,7 +2,7 @@
 //! engine is node 1 in region 1, created at first start.
 
 use crate::accounts::{Principal, require_admin};
-use crate::domain::{self, Error, Node, Region, Result};
+use crate::domain::{self, AuditAction, Error, Node, Region, Result};
 use crate::store::Store;
 
 #[derive(Clone)]
@@ -98,6 +98,7 @@ impl Nodes {
             .into_iter()
             .find(|r| r.id.to_string() == region_want || r.name.eq_ignore_ascii_case(&region_want))
             .ok_or_else(|| Error::invalid("region", format!("unknown region '{region_want}'")))?;
+        let who = who.clone();
         self.store
             .write_async(move |w| {
                 if w.nodes()?.iter().any(|n| n.name == name) {
@@ -115,6 +116,11 @@ impl Nodes {
                     created_at: domain::now(),
                 };
                 w.put_node(&node)?;
+                w.audit(who.audit(
+                    AuditAction::NodeCreate,
+                    None,
+                    format!("'{}' (#{}) {}", node.name, node.id, node.endpoint),
+                ))?;
                 Ok(node)
             })
             .await
@@ -131,11 +137,12 @@ impl Nodes {
                 "node 1 is the local engine and cannot be deleted".into(),
             ));
         }
+        let who = who.clone();
         self.store
             .write_async(move |w| {
-                if w.node(id)?.is_none() {
+                let Some(node) = w.node(id)? else {
                     return Err(Error::NotFound(format!("no node {id}")));
-                }
+                };
                 if w.instances_where(
                     crate::store::Slice {
                         offset: 0,
@@ -150,7 +157,12 @@ impl Nodes {
                         "node {id} still runs apps; delete or move them first"
                     )));
                 }
-                w.delete_node(id)
+                w.delete_node(id)?;
+                w.audit(who.audit(
+                    AuditAction::NodeDelete,
+                    None,
+                    format!("'{}' (#{}) {}", node.name, node.id, node.endpoint),
+                ))
             })
             .await
     }

@@ -280,6 +280,7 @@ impl Connection {
             Principal {
                 user,
                 token_hash: None,
+                origin: crate::domain::Origin::new(crate::domain::Channel::Ssh, self.peer),
             },
             request,
             opened.channel,
@@ -574,6 +575,7 @@ impl russh::server::Handler for Connection {
             Principal {
                 user,
                 token_hash: None,
+                origin: crate::domain::Origin::new(crate::domain::Channel::Ssh, self.peer),
             },
             request,
             opened,

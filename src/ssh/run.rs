@@ -32,7 +32,7 @@ pub(super) async fn serve(
         Ok(inst) => {
             services
                 .deployer
-                .run_attached(&inst, &who.user.username, request.command, terminal, true)
+                .run_attached(&inst, &who, request.command, terminal, true)
                 .await
         }
         Err(e) => Err(e),

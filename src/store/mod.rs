@@ -11,6 +11,7 @@ use crate::domain::{
     ApiKey, Error, Instance, InstanceStatus, Node, QuotaUse, Region, Result, SshKey, TokenRecord,
     User, UserId,
 };
+use crate::seal::Sealer;
 use redb::{
     Database, ReadOnlyTable, ReadTransaction, ReadableDatabase, ReadableTable,
     ReadableTableMetadata, Table, TableDefinition, WriteTransaction,
@@ -22,6 +23,9 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 mod releases;
 
+mod audit;
+mod sealed_env;
+
 mod cron;
 mod image_apps;
 mod images;
@@ -30,7 +34,10 @@ mod pushes;
 mod runs;
 
 /// Bump when the layout changes, and add a step to [`migrate`].
-pub const SCHEMA_VERSION: u64 = 1;
+pub const SCHEMA_VERSION: u64 = 2;
+
+/// The key config vars are sealed under, beside the store file (the data dir's `secrets.key`).
+const SECRETS_KEY_FILE: &str = "secrets.key";
 
 const META: TableDefinition<&str, u64> = TableDefinition::new("meta");
 const USERS: TableDefinition<u64, &[u8]> = TableDefinition::new("users");
@@ -94,37 +101,59 @@ pub struct Store {
     /// Bumped after every committed write: readers that cache derived data (rendered lists)
     /// compare it to know whether their copy is still current.
     generation: Arc<AtomicU64>,
+    /// Seals config var values on their way into the file and opens them on the way out.
+    sealer: Sealer,
 }
 
 impl Store {
     /// Opens (creating if needed) the store file and brings its schema up to date.
     /// redb takes an exclusive lock: a second server on the same data dir fails here, clearly.
+    /// Config vars are sealed under the `secrets.key` beside the file (created when missing).
     pub fn open(path: &Path) -> Result<Store> {
+        let sealer = Sealer::load_or_create(&path.with_file_name(SECRETS_KEY_FILE))?;
+        Store::open_sealed(path, sealer)
+    }
+
+    /// [`Store::open`] with the sealing key given.
+    pub fn open_sealed(path: &Path, sealer: Sealer) -> Result<Store> {
         let db = Database::create(path).map_err(|e| {
             Error::Internal(anyhow::anyhow!(
                 "cannot open store {} (is another scalefog running on this data dir?): {e}",
                 path.display()
             ))
         })?;
-        let store = Store {
+        let mut store = Store {
             db: Arc::new(db),
             generation: Arc::default(),
+            sealer,
         };
-        store.write(migrate)?;
+        if store.write(migrate)? == Migrated::SealedClearValues {
+            // The clear values stay in the pages the migration freed until redb reuses them;
+            // compacting rewrites the file without them.
+            if let Some(db) = Arc::get_mut(&mut store.db) {
+                db.compact().map_err(db_err)?;
+            }
+        }
         Ok(store)
     }
 
     /// Runs `f` in one read transaction: a consistent snapshot, never blocked by writers.
     pub fn read<T>(&self, f: impl FnOnce(&Reader) -> Result<T>) -> Result<T> {
         let tx = self.db.begin_read().map_err(db_err)?;
-        f(&Reader { tx })
+        f(&Reader {
+            tx,
+            sealer: self.sealer.clone(),
+        })
     }
 
     /// Runs `f` in one write transaction, committed only if `f` succeeds. Blocks the thread while
     /// another write runs: call it from blocking context ([`Store::write_async`] does that).
     pub fn write<T>(&self, f: impl FnOnce(&mut Writer) -> Result<T>) -> Result<T> {
         let tx = self.db.begin_write().map_err(db_err)?;
-        let mut w = Writer { tx };
+        let mut w = Writer {
+            tx,
+            sealer: self.sealer.clone(),
+        };
         let out = f(&mut w)?;
         w.tx.commit().map_err(db_err)?;
         self.generation.fetch_add(1, Ordering::Release);
@@ -134,6 +163,11 @@ impl Store {
     /// A number that changes after every committed write. Read it *before* reading the data a
     /// cache entry is built from, so a write racing with the read can only make the entry stale
     /// (and so unused), never wrongly current.
+    /// The key config vars are sealed under, for the other secrets the core keeps.
+    pub fn sealer(&self) -> &Sealer {
+        &self.sealer
+    }
+
     pub fn generation(&self) -> u64 {
         self.generation.load(Ordering::Acquire)
     }
@@ -186,6 +220,7 @@ impl Store {
         copy_table(&rtx, &wtx, sessions::SESSIONS)?;
         copy_table(&rtx, &wtx, sessions::SESSIONS_BY_USER)?;
         image_apps::copy_tables(&rtx, &wtx)?;
+        audit::copy_tables(&rtx, &wtx)?;
         wtx.commit().map_err(db_err)?;
         Ok(())
     }
@@ -212,8 +247,16 @@ where
     Ok(())
 }
 
+/// What opening the store had to convert.
+#[derive(Debug, PartialEq, Eq)]
+enum Migrated {
+    Nothing,
+    /// Config vars of a store before version 2 were sealed.
+    SealedClearValues,
+}
+
 /// Creates every table and records the schema version; later versions add their steps here.
-fn migrate(w: &mut Writer) -> Result<()> {
+fn migrate(w: &mut Writer) -> Result<Migrated> {
     let tx = &w.tx;
     // Opening a table in a write transaction creates it.
     tx.open_table(USERS).map_err(db_err)?;
@@ -239,8 +282,10 @@ fn migrate(w: &mut Writer) -> Result<()> {
     runs::create_tables(tx)?;
     images::create_tables(tx)?;
     image_apps::create_tables(tx)?;
-    let mut meta = tx.open_table(META).map_err(db_err)?;
-    let current = meta
+    audit::create_tables(tx)?;
+    let current = tx
+        .open_table(META)
+        .map_err(db_err)?
         .get("schema_version")
         .map_err(db_err)?
         .map(|v| v.value())
@@ -250,10 +295,16 @@ fn migrate(w: &mut Writer) -> Result<()> {
             "store schema version {current} is newer than this scalefog ({SCHEMA_VERSION}); upgrade scalefog"
         )));
     }
-    // Version 0 → 1: the tables above. Nothing to convert yet.
+    // Version 0 → 1: the tables above. Nothing to convert.
+    // Version 1 → 2: config var values sealed (and the audit tables, above).
+    let mut migrated = Migrated::Nothing;
+    if current < 2 && sealed_env::seal_clear_values(tx, &w.sealer)? {
+        migrated = Migrated::SealedClearValues;
+    }
+    let mut meta = tx.open_table(META).map_err(db_err)?;
     meta.insert("schema_version", SCHEMA_VERSION)
         .map_err(db_err)?;
-    Ok(())
+    Ok(migrated)
 }
 
 fn get_json<'a, K, T>(
@@ -381,7 +432,10 @@ macro_rules! readers {
                 Ok(Page { items, total })
             }
             pub fn instance(&self, name: &str) -> Result<Option<Instance>> {
-                get_json(&self.$open(INSTANCES)?, name)
+                match self.$open(INSTANCES)?.get(name).map_err(db_err)? {
+                    Some(v) => sealed_env::decode_instance(&self.sealer, v.value()).map(Some),
+                    None => Ok(None),
+                }
             }
             /// Instances of one owner, in name order.
             pub fn instances_of(&self, owner: UserId, slice: Slice) -> Result<Page<Instance>> {
@@ -389,10 +443,9 @@ macro_rules! readers {
                 let rows = idx.range((owner, "")..(owner + 1, "")).map_err(db_err)?;
                 let (names, total) =
                     page_of(rows.map(|r| r.map(|(k, _)| k.value().1.to_string())), slice)?;
-                let t = self.$open(INSTANCES)?;
                 let mut items = Vec::with_capacity(names.len());
                 for n in names {
-                    items.extend(get_json::<&str, Instance>(&t, n.as_str())?);
+                    items.extend(self.instance(&n)?);
                 }
                 Ok(Page { items, total })
             }
@@ -432,7 +485,7 @@ macro_rules! readers {
                 let mut total = 0u64;
                 for row in t.iter().map_err(db_err)? {
                     let (_, v) = row.map_err(db_err)?;
-                    let inst: Instance = decode(v.value())?;
+                    let inst = sealed_env::decode_instance(&self.sealer, v.value())?;
                     if !keep(&inst) {
                         continue;
                     }
@@ -472,6 +525,7 @@ macro_rules! readers {
 /// A read-only snapshot.
 pub struct Reader {
     tx: ReadTransaction,
+    sealer: Sealer,
 }
 
 impl Reader {
@@ -486,6 +540,7 @@ impl Reader {
 /// One write transaction. Reads through it see its own uncommitted writes.
 pub struct Writer {
     tx: WriteTransaction,
+    sealer: Sealer,
 }
 
 impl Writer {
@@ -638,7 +693,10 @@ impl Writer {
             }
         }
         self.rw(INSTANCES)?
-            .insert(inst.name.as_str(), encode(inst)?.as_slice())
+            .insert(
+                inst.name.as_str(),
+                sealed_env::encode_instance(&self.sealer, inst)?.as_slice(),
+            )
             .map_err(db_err)?;
         self.rw(INSTANCES_BY_OWNER)?
             .insert((inst.owner_id, inst.name.as_str()), ())

@@ -6,7 +6,7 @@ use crate::domain::{Build, BuildStatus, Deployment, Release, Result};
 use redb::{ReadTransaction, ReadableTable, TableDefinition, WriteTransaction};
 
 /// (app, version) → Release
-const RELEASES: TableDefinition<(&str, u32), &[u8]> = TableDefinition::new("releases");
+pub(super) const RELEASES: TableDefinition<(&str, u32), &[u8]> = TableDefinition::new("releases");
 /// build id → Build
 const BUILDS: TableDefinition<u64, &[u8]> = TableDefinition::new("builds");
 /// (app, build id) → ()
@@ -40,7 +40,10 @@ macro_rules! deploy_readers {
     ($t:ty, $open:ident) => {
         impl $t {
             pub fn release(&self, app: &str, version: u32) -> Result<Option<Release>> {
-                get_json(&self.$open(RELEASES)?, (app, version))
+                match self.$open(RELEASES)?.get((app, version)).map_err(db_err)? {
+                    Some(v) => super::sealed_env::decode_release(&self.sealer, v.value()).map(Some),
+                    None => Ok(None),
+                }
             }
             /// An app's releases, newest first.
             pub fn releases_of(&self, app: &str, slice: Slice) -> Result<Page<Release>> {
@@ -48,7 +51,10 @@ macro_rules! deploy_readers {
                 let rows = t.range((app, 0)..=(app, u32::MAX)).map_err(db_err)?.rev();
                 let (raw, total) =
                     page_of(rows.map(|r| r.map(|(_, v)| v.value().to_vec())), slice)?;
-                let items = raw.iter().map(|b| decode(b)).collect::<Result<_>>()?;
+                let items = raw
+                    .iter()
+                    .map(|b| super::sealed_env::decode_release(&self.sealer, b))
+                    .collect::<Result<_>>()?;
                 Ok(Page { items, total })
             }
             /// The highest release number an app ever had (0 when none).
@@ -118,7 +124,10 @@ deploy_readers!(Writer, rw);
 impl Writer {
     pub fn put_release(&mut self, r: &Release) -> Result<()> {
         self.rw(RELEASES)?
-            .insert((r.app.as_str(), r.version), encode(r)?.as_slice())
+            .insert(
+                (r.app.as_str(), r.version),
+                super::sealed_env::encode_release(&self.sealer, r)?.as_slice(),
+            )
             .map_err(db_err)?;
         Ok(())
     }

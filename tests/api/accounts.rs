@@ -265,6 +265,7 @@ async fn closed_registration_refuses_with_403_and_an_admin_can_still_create_user
                 password: "password1",
                 admin: true,
             },
+            scalefog::domain::Origin::CLI,
         )
         .await
         .unwrap();

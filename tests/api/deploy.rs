@@ -140,6 +140,7 @@ impl Fixture {
             id: unique("push"),
             app: inst,
             user,
+            origin: scalefog::domain::Origin::CLI,
             updates: vec![RefUpdate {
                 old: "0".repeat(40),
                 new: sha.to_string(),
@@ -916,7 +917,7 @@ async fn bench_deploy_push_to_serving_against_raw_docker() {
         tasks.push(tokio::spawn(async move {
             let env = vec![("GIT_DIR".to_string(), bare.to_string_lossy().to_string())];
             s.deployer
-                .deploy_commit(&name, "alice", "main", &sha, &bare, &env, None)
+                .deploy_commit(&name, "alice", "main", &sha, &bare, &env, None, None)
                 .await
                 .map(|_| ())
                 .map_err(|e| format!("{name}: {e}"))

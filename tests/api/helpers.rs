@@ -209,6 +209,11 @@ impl Api {
         }
     }
 
+    /// `GET /v1/audit?{query}`: the audit log as the token's user may read it.
+    pub async fn audit(&self, token: &str, query: &str) -> Response {
+        self.get(&format!("/v1/audit?{query}"), Some(token)).await
+    }
+
     /// `GET /v1/account`: who the token is.
     pub async fn account(&self, token: &str) -> Response {
         self.get("/v1/account", Some(token)).await

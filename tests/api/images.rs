@@ -200,7 +200,10 @@ async fn the_node_images_are_listed_for_admins_without_the_images_built_for_apps
     assert_eq!(find(&users, &repo).unwrap()["on_node"], false);
     assert_eq!(find(&users, &v1).unwrap()["deployable"], true);
     let s = &app.services;
-    let bob_p = s.accounts.authenticate(&bob.token).unwrap();
+    let bob_p = s
+        .accounts
+        .authenticate(&bob.token, scalefog::domain::Origin::CLI)
+        .unwrap();
     assert!(s.images.check_deployable(&bob_p, &v2).is_ok());
     // Only what the catalog admits: not another repository the node holds.
     assert!(s.images.check_deployable(&bob_p, &built).is_err());
@@ -254,7 +257,10 @@ async fn the_console_images_page_adds_and_removes_catalog_entries_for_admins_onl
         .catalog(
             &app.services
                 .accounts
-                .authenticate(&app.token("alice", "password-alice").await)
+                .authenticate(
+                    &app.token("alice", "password-alice").await,
+                    scalefog::domain::Origin::CLI,
+                )
                 .unwrap(),
         )
         .unwrap()[0]

@@ -7,6 +7,7 @@ mod helpers;
 
 mod accounts;
 mod acme;
+mod audit;
 mod backup;
 mod cli;
 mod console;

@@ -897,6 +897,7 @@ async fn stored_custom_domains_are_routed_from_the_start_and_answer_503_before_a
                     deploy_branch: Default::default(),
                     port: 5000,
                     env: Default::default(),
+                    secret_env: Default::default(),
                     domains: vec!["legacy.example.com".into()],
                     created_at: 0,
                     volumes: vec![],
