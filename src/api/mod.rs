@@ -9,9 +9,11 @@ pub mod extract;
 mod formation;
 mod hostkey;
 pub mod list_cache;
+pub mod openapi;
 mod panel;
 mod runs;
 mod scalefog;
+mod schemas;
 mod v1;
 pub mod views;
 mod volumes;
@@ -29,6 +31,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
     // Before the `/v1` scope: a scope that matches a prefix answers 404 for the rest.
     deploys::routes(cfg);
     hostkey::routes(cfg);
+    openapi::routes(cfg);
     domains::routes(cfg);
     cron::routes(cfg);
     formation::routes(cfg);
@@ -84,6 +87,7 @@ pub fn client_ip(req: &HttpRequest) -> IpAddr {
 
 /// Store and Docker reachability. `503` only when the store itself fails; an unreachable Docker
 /// is reported but the API keeps serving what does not need it.
+#[utoipa::path(get, path = "/healthz", tag = "meta", security(()), responses((status = 200, description = "Store and Docker reachability", body = crate::api::schemas::Health), (status = 503, description = "The store fails", body = crate::api::schemas::Health)))]
 async fn healthz(s: web::Data<Services>) -> HttpResponse {
     let store = s
         .store

@@ -44,6 +44,7 @@ fn admin(who: &Principal) -> ApiResult<()> {
     require_admin(who).map_err(ApiError)
 }
 
+#[utoipa::path(get, path = "/api/users", tag = "panel", responses((status = 200, description = "Users (admins)", body = Vec<crate::api::views::UserView>)))]
 async fn users(s: web::Data<Services>, Auth(who): Auth) -> ApiResult<HttpResponse> {
     let users: Vec<UserView> = s
         .accounts
@@ -55,6 +56,7 @@ async fn users(s: web::Data<Services>, Auth(who): Auth) -> ApiResult<HttpRespons
     Ok(HttpResponse::Ok().json(users))
 }
 
+#[utoipa::path(post, path = "/api/getUser", tag = "panel", request_body(content((crate::api::schemas::GetUserBody = "application/json"), (crate::api::schemas::GetUserBody = "application/x-www-form-urlencoded"))), responses((status = 201, description = "The user", body = crate::api::views::UserView)))]
 async fn get_user(s: web::Data<Services>, Auth(who): Auth, p: Params) -> ApiResult<HttpResponse> {
     admin(&who)?;
     let value = p.require("value")?;
@@ -70,6 +72,7 @@ async fn get_user(s: web::Data<Services>, Auth(who): Auth, p: Params) -> ApiResu
     Ok(HttpResponse::Created().json(UserView::from(&user)))
 }
 
+#[utoipa::path(post, path = "/api/users/create", tag = "panel", request_body(content((crate::api::schemas::PanelNewUserBody = "application/json"), (crate::api::schemas::PanelNewUserBody = "application/x-www-form-urlencoded"))), responses((status = 201, description = "The new user", body = crate::api::views::UserView)))]
 async fn create_user(
     s: web::Data<Services>,
     Auth(who): Auth,
@@ -96,12 +99,14 @@ async fn create_user(
     Ok(HttpResponse::Created().json(UserView::from(&user)))
 }
 
+#[utoipa::path(get, path = "/api/instances", tag = "panel", responses((status = 200, description = "Every app", body = Vec<crate::api::views::InstanceView>)))]
 async fn instances(s: web::Data<Services>, Auth(who): Auth) -> ApiResult<HttpResponse> {
     admin(&who)?;
     let page = s.apps.list(&who, true, Slice::ALL)?;
     Ok(HttpResponse::Ok().json(InstanceRenderer::new(&s).render_all(&page.items)))
 }
 
+#[utoipa::path(delete, path = "/api/instance/delete", tag = "panel", request_body(content((crate::api::schemas::IdBody = "application/json"), (crate::api::schemas::IdBody = "application/x-www-form-urlencoded"))), responses((status = 201, description = "Deleted", body = crate::api::schemas::PanelDeleted)))]
 async fn delete_instance(
     s: web::Data<Services>,
     Auth(who): Auth,
@@ -113,6 +118,7 @@ async fn delete_instance(
     Ok(HttpResponse::Created().json(json!({"success": true, "deleted": id})))
 }
 
+#[utoipa::path(post, path = "/api/getUserInstance", tag = "panel", request_body(content((crate::api::schemas::UserIdBody = "application/json"), (crate::api::schemas::UserIdBody = "application/x-www-form-urlencoded"))), responses((status = 200, description = "The user's apps", body = Vec<crate::api::views::InstanceView>)))]
 async fn user_instances(
     s: web::Data<Services>,
     Auth(who): Auth,
@@ -132,6 +138,7 @@ async fn user_instances(
     Ok(HttpResponse::Ok().json(InstanceRenderer::new(&s).render_all(&page.items)))
 }
 
+#[utoipa::path(post, path = "/api/getInstance", tag = "panel", request_body(content((crate::api::schemas::IdBody = "application/json"), (crate::api::schemas::IdBody = "application/x-www-form-urlencoded"))), responses((status = 200, description = "The app", body = crate::api::views::InstanceView)))]
 async fn instance(s: web::Data<Services>, Auth(who): Auth, p: Params) -> ApiResult<HttpResponse> {
     admin(&who)?;
     let inst = s
@@ -141,11 +148,13 @@ async fn instance(s: web::Data<Services>, Auth(who): Auth, p: Params) -> ApiResu
     Ok(HttpResponse::Ok().json(InstanceRenderer::new(&s).render(&inst)))
 }
 
+#[utoipa::path(get, path = "/api/nodes", tag = "panel", responses((status = 200, description = "Nodes", body = Vec<crate::api::views::NodeView>)))]
 async fn nodes(s: web::Data<Services>, Auth(who): Auth) -> ApiResult<HttpResponse> {
     let nodes: Vec<NodeView> = s.nodes.list(&who)?.iter().map(NodeView::from).collect();
     Ok(HttpResponse::Ok().json(nodes))
 }
 
+#[utoipa::path(post, path = "/api/nodes/create", tag = "panel", request_body(content((crate::api::schemas::NodeBody = "application/json"), (crate::api::schemas::NodeBody = "application/x-www-form-urlencoded"))), responses((status = 201, description = "The node", body = crate::api::views::NodeView)))]
 async fn create_node(
     s: web::Data<Services>,
     Auth(who): Auth,
@@ -156,6 +165,7 @@ async fn create_node(
     Ok(HttpResponse::Created().json(NodeView::from(&node)))
 }
 
+#[utoipa::path(delete, path = "/api/nodes/delete", tag = "panel", request_body(content((crate::api::schemas::NodeIdBody = "application/json"), (crate::api::schemas::NodeIdBody = "application/x-www-form-urlencoded"))), responses((status = 201, description = "Deleted", body = crate::api::schemas::PanelDeleted)))]
 async fn delete_node(
     s: web::Data<Services>,
     Auth(who): Auth,
