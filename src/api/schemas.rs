@@ -51,16 +51,22 @@ free_object!(
 /// A new account.
 #[derive(ToSchema)]
 pub struct NewUserBody {
+    #[schema(pattern = r"^[a-z][a-z0-9-]{1,31}$")]
     username: String,
+    #[schema(format = Email, max_length = 254)]
     email: String,
+    #[schema(min_length = 8, max_length = 1024)]
     password: String,
 }
 
 /// A new account, as an admin may create one.
 #[derive(ToSchema)]
 pub struct NewUserAdminBody {
+    #[schema(pattern = r"^[a-z][a-z0-9-]{1,31}$")]
     username: String,
+    #[schema(format = Email, max_length = 254)]
     email: String,
+    #[schema(min_length = 8, max_length = 1024)]
     password: String,
     /// Grants admin rights (admins only).
     admin: Option<bool>,
@@ -69,8 +75,11 @@ pub struct NewUserAdminBody {
 /// A new account through the panel API; `userId` is assigned by the server.
 #[derive(ToSchema)]
 pub struct PanelNewUserBody {
+    #[schema(pattern = r"^[a-z][a-z0-9-]{1,31}$")]
     username: String,
+    #[schema(format = Email, max_length = 254)]
     email: String,
+    #[schema(min_length = 8, max_length = 1024)]
     password: String,
     admin: Option<bool>,
 }
@@ -78,6 +87,7 @@ pub struct PanelNewUserBody {
 #[derive(ToSchema)]
 pub struct LoginBody {
     username: String,
+    #[schema(min_length = 8, max_length = 1024)]
     password: String,
 }
 
@@ -102,6 +112,7 @@ pub struct ApiKeyBody {
 /// A new app; without a name one is made up. `name` is accepted for `appname`.
 #[derive(ToSchema)]
 pub struct ScalefogCreateBody {
+    #[schema(pattern = r"^[a-z][a-z0-9-]{1,29}[a-z0-9]$")]
     appname: Option<String>,
     /// A region's id or name.
     region: Option<String>,
@@ -110,6 +121,7 @@ pub struct ScalefogCreateBody {
 /// A new app; without a name one is made up. `appname` is accepted for `name`.
 #[derive(ToSchema)]
 pub struct CreateInstanceBody {
+    #[schema(pattern = r"^[a-z][a-z0-9-]{1,29}[a-z0-9]$")]
     name: Option<String>,
     /// A region's id or name.
     region: Option<String>,
@@ -164,20 +176,23 @@ pub struct RollbackBody {
 
 #[derive(ToSchema)]
 pub struct DomainBody {
+    #[schema(format = Hostname)]
     domain: String,
 }
 
 #[derive(ToSchema)]
 pub struct VolumeBody {
+    #[schema(pattern = r"^[a-z]([a-z0-9-]{0,30}[a-z0-9])?$")]
     name: String,
-    /// Where the volume is mounted in the app's containers.
+    /// Where the volume is mounted in the app's containers (absolute, not `/`).
+    #[schema(pattern = r"^/[a-z0-9_/.-]{1,199}$")]
     path: String,
 }
 
 /// A command line (split like a Procfile line) or a list of arguments.
 #[derive(ToSchema)]
 pub struct RunBody {
-    #[schema(value_type = Object)]
+    #[schema(value_type = Vec<String>, min_items = 1)]
     command: String,
 }
 

@@ -12,6 +12,7 @@ mod console;
 mod deploy;
 mod e2e;
 mod instances;
+mod openapi;
 mod panel;
 mod quotas;
 mod router;
