@@ -69,8 +69,29 @@ pub(crate) fn instance_list(
     Ok((body, page.total))
 }
 
-/// The JSON 404 for paths no route serves.
-pub async fn not_found() -> HttpResponse {
+/// The JSON 404 for paths no route serves, and 405 for a path served with other methods (with
+/// `Allow` from the OpenAPI document when the path is the API's).
+pub async fn not_found(req: HttpRequest) -> HttpResponse {
+    let map = req.resource_map();
+    if map.has_resource(req.path()) {
+        let allowed = map
+            .match_pattern(req.path())
+            .map(|pattern| openapi::methods_of(&pattern))
+            .unwrap_or_default();
+        let mut r = error::plain(
+            StatusCode::METHOD_NOT_ALLOWED,
+            "method_not_allowed",
+            &format!("{} is not served on this path", req.method()),
+        );
+        if !allowed.is_empty() {
+            r.headers_mut().insert(
+                actix_web::http::header::ALLOW,
+                actix_web::http::header::HeaderValue::from_str(&allowed.join(", "))
+                    .expect("method names are header-safe"),
+            );
+        }
+        return r;
+    }
     error::plain(
         StatusCode::NOT_FOUND,
         "not_found",

@@ -141,6 +141,24 @@ pub fn document() -> &'static utoipa::openapi::OpenApi {
     DOC.get_or_init(ApiDoc::openapi)
 }
 
+/// The methods the document has for a path pattern (`/v1/instances/{name}`), upper case.
+pub fn methods_of(pattern: &str) -> Vec<&'static str> {
+    let Some(item) = document().paths.paths.get(pattern) else {
+        return vec![];
+    };
+    [
+        ("GET", &item.get),
+        ("PUT", &item.put),
+        ("POST", &item.post),
+        ("DELETE", &item.delete),
+        ("PATCH", &item.patch),
+    ]
+    .into_iter()
+    .filter(|(_, op)| op.is_some())
+    .map(|(m, _)| m)
+    .collect()
+}
+
 /// The OpenAPI 3.1 document of this API.
 #[utoipa::path(get, path = "/v1/openapi.json", tag = "meta", security(()),
     responses((status = 200, description = "The OpenAPI document", body = crate::api::schemas::Object)))]
