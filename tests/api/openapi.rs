@@ -53,6 +53,29 @@ async fn the_openapi_document_is_served_to_anyone() {
 }
 
 #[tokio::test]
+async fn a_method_a_path_does_not_serve_is_405_with_allow_and_an_unknown_path_404() {
+    let app = spawn_app().await;
+    let r = app
+        .client
+        .put(app.url("/v1/instances/some-app"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::METHOD_NOT_ALLOWED);
+    assert_eq!(r.headers()["allow"], "GET, DELETE, PATCH");
+    assert_eq!(
+        crate::helpers::error_body(r).await["error"],
+        "method_not_allowed"
+    );
+    let r = app.delete("/api/users", None).await;
+    assert_eq!(r.status(), StatusCode::METHOD_NOT_ALLOWED);
+    assert_eq!(r.headers()["allow"], "GET");
+    let r = app.get("/v1/no-such-thing", None).await;
+    assert_eq!(r.status(), StatusCode::NOT_FOUND);
+    assert_eq!(crate::helpers::error_body(r).await["error"], "not_found");
+}
+
+#[tokio::test]
 async fn the_console_links_to_the_document() {
     let app = spawn_app().await;
     let page = app.sign_in_page().await.text().await.unwrap();
