@@ -192,7 +192,7 @@ async fn restart(
 }
 
 /// `release` (or `version`): `v2` or `2`; absent → the release before the current one.
-#[utoipa::path(post, path = "/v1/instances/{name}/rollback", tag = "instances", request_body(content((crate::api::schemas::RollbackBody = "application/json"), (crate::api::schemas::RollbackBody = "application/x-www-form-urlencoded"))), responses((status = 201, description = "The new release", body = ReleaseView)))]
+#[utoipa::path(post, path = "/v1/instances/{name}/rollback", tag = "instances", request_body(content((Option<crate::api::schemas::RollbackBody> = "application/json"), (Option<crate::api::schemas::RollbackBody> = "application/x-www-form-urlencoded"))), responses((status = 201, description = "The new release", body = ReleaseView)))]
 async fn rollback(
     s: web::Data<Services>,
     Auth(who): Auth,
@@ -216,7 +216,7 @@ async fn rollback(
     Ok(HttpResponse::Created().json(release_view(&r, Some(r.version))))
 }
 
-#[utoipa::path(get, path = "/v1/instances/{name}/releases", tag = "instances", params(("name" = String, Path, description = "The app"), ("page" = Option<u64>, Query, description = "From 1"), ("per_page" = Option<u64>, Query, description = "1 to 100, default 50")), responses((status = 200, description = "Releases, newest first", body = Vec<ReleaseView>, headers(("X-Total-Count" = u64, description = "Items in all pages")))))]
+#[utoipa::path(get, path = "/v1/instances/{name}/releases", tag = "instances", params(("name" = String, Path, description = "The app"), ("page" = Option<u64>, Query, minimum = 1, description = "From 1"), ("per_page" = Option<u64>, Query, minimum = 1, maximum = 100, description = "1 to 100, default 50")), responses((status = 200, description = "Releases, newest first", body = Vec<ReleaseView>, headers(("X-Total-Count" = u64, description = "Items in all pages")))))]
 async fn releases(
     req: HttpRequest,
     s: web::Data<Services>,
@@ -236,7 +236,7 @@ async fn releases(
         .json(items))
 }
 
-#[utoipa::path(get, path = "/v1/instances/{name}/builds", tag = "instances", params(("name" = String, Path, description = "The app"), ("page" = Option<u64>, Query, description = "From 1"), ("per_page" = Option<u64>, Query, description = "1 to 100, default 50")), responses((status = 200, description = "Builds, newest first", body = Vec<BuildView>, headers(("X-Total-Count" = u64, description = "Items in all pages")))))]
+#[utoipa::path(get, path = "/v1/instances/{name}/builds", tag = "instances", params(("name" = String, Path, description = "The app"), ("page" = Option<u64>, Query, minimum = 1, description = "From 1"), ("per_page" = Option<u64>, Query, minimum = 1, maximum = 100, description = "1 to 100, default 50")), responses((status = 200, description = "Builds, newest first", body = Vec<BuildView>, headers(("X-Total-Count" = u64, description = "Items in all pages")))))]
 async fn builds(
     req: HttpRequest,
     s: web::Data<Services>,
@@ -265,7 +265,7 @@ async fn build_log(
 }
 
 /// `tail` (default 100, at most 10000); `follow=1` streams new lines as `text/event-stream`.
-#[utoipa::path(get, path = "/v1/instances/{name}/logs", tag = "instances", params(("name" = String, Path, description = "The app"), ("tail" = Option<u64>, Query, description = "0 to 10000, default 100"), ("follow" = Option<bool>, Query, description = "Stream new lines as server-sent events")), responses((status = 200, description = "The last lines (`follow=1`: `text/event-stream`)", body = crate::api::schemas::Logs)))]
+#[utoipa::path(get, path = "/v1/instances/{name}/logs", tag = "instances", params(("name" = String, Path, description = "The app"), ("tail" = Option<u64>, Query, maximum = 10000, description = "0 to 10000, default 100"), ("follow" = Option<bool>, Query, description = "Stream new lines as server-sent events")), responses((status = 200, description = "The last lines (`follow=1`: `text/event-stream`)", body = crate::api::schemas::Logs)))]
 async fn logs(
     req: HttpRequest,
     s: web::Data<Services>,
@@ -361,7 +361,7 @@ fn env_body(req: &HttpRequest, body: &[u8]) -> Result<Vec<(String, Option<String
     }
 }
 
-#[utoipa::path(patch, path = "/v1/instances/{name}/env", tag = "instances", request_body(content((crate::api::schemas::ConfigVarsBody = "application/json"), (crate::api::schemas::ConfigVarsBody = "application/x-www-form-urlencoded"))), responses((status = 200, description = "Config vars, changed", body = std::collections::HashMap<String, String>)))]
+#[utoipa::path(patch, path = "/v1/instances/{name}/env", tag = "instances", request_body(content((Option<crate::api::schemas::ConfigVarsBody> = "application/json"), (Option<crate::api::schemas::ConfigVarsBody> = "application/x-www-form-urlencoded"))), responses((status = 200, description = "Config vars, changed", body = std::collections::HashMap<String, String>)))]
 async fn patch_env(
     req: HttpRequest,
     s: web::Data<Services>,
@@ -379,7 +379,7 @@ async fn patch_env(
 }
 
 /// Replaces every config var: those absent from the body are unset.
-#[utoipa::path(put, path = "/v1/instances/{name}/env", tag = "instances", request_body(content((crate::api::schemas::ConfigVarsBody = "application/json"), (crate::api::schemas::ConfigVarsBody = "application/x-www-form-urlencoded"))), responses((status = 200, description = "Config vars: exactly those sent", body = std::collections::HashMap<String, String>)))]
+#[utoipa::path(put, path = "/v1/instances/{name}/env", tag = "instances", request_body(content((Option<crate::api::schemas::ConfigVarsBody> = "application/json"), (Option<crate::api::schemas::ConfigVarsBody> = "application/x-www-form-urlencoded"))), responses((status = 200, description = "Config vars: exactly those sent", body = std::collections::HashMap<String, String>)))]
 async fn put_env(
     req: HttpRequest,
     s: web::Data<Services>,
@@ -422,7 +422,7 @@ async fn delete_env(
 }
 
 /// memory (MiB), cpu (cores), health_path, deploy_branch, read_only_rootfs.
-#[utoipa::path(patch, path = "/v1/instances/{name}", tag = "instances", request_body(content((crate::api::schemas::SettingsBody = "application/json"), (crate::api::schemas::SettingsBody = "application/x-www-form-urlencoded"))), responses((status = 200, description = "The app with its new settings", body = crate::api::views::InstanceView)))]
+#[utoipa::path(patch, path = "/v1/instances/{name}", tag = "instances", request_body(content((Option<crate::api::schemas::SettingsBody> = "application/json"), (Option<crate::api::schemas::SettingsBody> = "application/x-www-form-urlencoded"))), responses((status = 200, description = "The app with its new settings", body = crate::api::views::InstanceView)))]
 async fn patch_instance(
     s: web::Data<Services>,
     Auth(who): Auth,
@@ -477,7 +477,7 @@ async fn cancel(
     Ok(HttpResponse::Accepted().json(json!({"app": app.name, "cancelled": true})))
 }
 
-#[utoipa::path(get, path = "/v1/images", tag = "nodes", params(("page" = Option<u64>, Query, description = "From 1"), ("per_page" = Option<u64>, Query, description = "1 to 100, default 50")), responses((status = 200, description = "Images on the node (admins)", body = Vec<crate::api::schemas::Image>, headers(("X-Total-Count" = u64, description = "Items in all pages")))))]
+#[utoipa::path(get, path = "/v1/images", tag = "nodes", params(("page" = Option<u64>, Query, minimum = 1, description = "From 1"), ("per_page" = Option<u64>, Query, minimum = 1, maximum = 100, description = "1 to 100, default 50")), responses((status = 200, description = "Images on the node (admins)", body = Vec<crate::api::schemas::Image>, headers(("X-Total-Count" = u64, description = "Items in all pages")))))]
 async fn images(
     req: HttpRequest,
     s: web::Data<Services>,

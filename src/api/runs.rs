@@ -89,7 +89,7 @@ async fn start(
         .json(view(&run, true)))
 }
 
-#[utoipa::path(get, path = "/v1/instances/{name}/runs", tag = "instances", params(("name" = String, Path, description = "The app"), ("page" = Option<u64>, Query, description = "From 1"), ("per_page" = Option<u64>, Query, description = "1 to 100, default 50")), responses((status = 200, description = "Runs, newest first", body = Vec<crate::api::schemas::Run>, headers(("X-Total-Count" = u64, description = "Items in all pages")))))]
+#[utoipa::path(get, path = "/v1/instances/{name}/runs", tag = "instances", params(("name" = String, Path, description = "The app"), ("page" = Option<u64>, Query, minimum = 1, description = "From 1"), ("per_page" = Option<u64>, Query, minimum = 1, maximum = 100, description = "1 to 100, default 50")), responses((status = 200, description = "Runs, newest first", body = Vec<crate::api::schemas::Run>, headers(("X-Total-Count" = u64, description = "Items in all pages")))))]
 async fn list(
     req: HttpRequest,
     s: web::Data<Services>,

@@ -79,7 +79,7 @@ async fn list(
         .body(body))
 }
 
-#[utoipa::path(post, path = "/instances/create", tag = "scalefog", request_body(content((crate::api::schemas::ScalefogCreateBody = "application/json"), (crate::api::schemas::ScalefogCreateBody = "application/x-www-form-urlencoded"))), responses((status = 200, description = "The new app", body = crate::api::views::InstanceView)))]
+#[utoipa::path(post, path = "/instances/create", tag = "scalefog", request_body(content((Option<crate::api::schemas::ScalefogCreateBody> = "application/json"), (Option<crate::api::schemas::ScalefogCreateBody> = "application/x-www-form-urlencoded"))), responses((status = 200, description = "The new app", body = crate::api::views::InstanceView)))]
 async fn create(s: web::Data<Services>, Auth(who): Auth, p: Params) -> ApiResult<HttpResponse> {
     let inst = s
         .apps

@@ -42,6 +42,7 @@ free_object!(
         ObjectBuilder::new()
             .schema_type(utoipa::openapi::Type::Integer)
             .minimum(Some(0))
+            .maximum(Some(20))
             .build()
     )))
 );
@@ -94,18 +95,21 @@ pub struct LoginBody {
 /// An OpenSSH public key line, e.g. `ssh-ed25519 AAAA… me@laptop`.
 #[derive(ToSchema)]
 pub struct AddKeyBody {
+    #[schema(min_length = 1)]
     sshkey: String,
 }
 
 /// An OpenSSH public key line (`sshkey` and `key` are accepted too).
 #[derive(ToSchema)]
 pub struct SshKeyBody {
+    #[schema(min_length = 1)]
     public_key: String,
 }
 
 #[derive(ToSchema)]
 pub struct ApiKeyBody {
     /// What the key is for.
+    #[schema(min_length = 1)]
     name: String,
 }
 
@@ -139,7 +143,9 @@ pub struct QuotaBody {
 /// A node: a Docker engine (`address` as `host`, `tcp://host:port` or `unix:///path`).
 #[derive(ToSchema)]
 pub struct NodeBody {
+    #[schema(min_length = 1)]
     name: String,
+    #[schema(min_length = 1)]
     address: String,
     /// Joined to `address` when it has no scheme.
     port: Option<String>,
@@ -199,25 +205,27 @@ pub struct RunBody {
 #[derive(ToSchema)]
 pub struct GetUserBody {
     /// `email` or `username`
-    #[schema(rename = "type")]
+    #[schema(rename = "type", pattern = "^(email|username)$")]
     kind: String,
+    #[schema(min_length = 1)]
     value: String,
 }
 
 #[derive(ToSchema)]
 pub struct IdBody {
+    #[schema(min_length = 1)]
     id: String,
 }
 
 #[derive(ToSchema)]
 pub struct UserIdBody {
-    #[schema(rename = "userId")]
+    #[schema(rename = "userId", min_length = 1)]
     user_id: String,
 }
 
 #[derive(ToSchema)]
 pub struct NodeIdBody {
-    #[schema(rename = "nodeId")]
+    #[schema(rename = "nodeId", min_length = 1)]
     node_id: String,
 }
 

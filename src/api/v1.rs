@@ -111,7 +111,7 @@ async fn account(Auth(who): Auth) -> ApiResult<HttpResponse> {
     Ok(HttpResponse::Ok().json(UserView::from(&who.user)))
 }
 
-#[utoipa::path(get, path = "/v1/ssh-keys", tag = "accounts", params(("page" = Option<u64>, Query, description = "From 1"), ("per_page" = Option<u64>, Query, description = "1 to 100, default 50")), responses((status = 200, description = "The caller's SSH keys", body = Vec<crate::api::views::SshKeyView>, headers(("X-Total-Count" = u64, description = "Items in all pages")))))]
+#[utoipa::path(get, path = "/v1/ssh-keys", tag = "accounts", params(("page" = Option<u64>, Query, minimum = 1, description = "From 1"), ("per_page" = Option<u64>, Query, minimum = 1, maximum = 100, description = "1 to 100, default 50")), responses((status = 200, description = "The caller's SSH keys", body = Vec<crate::api::views::SshKeyView>, headers(("X-Total-Count" = u64, description = "Items in all pages")))))]
 async fn ssh_keys(
     req: HttpRequest,
     s: web::Data<Services>,
@@ -146,7 +146,7 @@ async fn delete_ssh_key(
     Ok(HttpResponse::NoContent().finish())
 }
 
-#[utoipa::path(get, path = "/v1/api-keys", tag = "accounts", params(("page" = Option<u64>, Query, description = "From 1"), ("per_page" = Option<u64>, Query, description = "1 to 100, default 50")), responses((status = 200, description = "The caller's API keys", body = Vec<crate::api::views::ApiKeyView>, headers(("X-Total-Count" = u64, description = "Items in all pages")))))]
+#[utoipa::path(get, path = "/v1/api-keys", tag = "accounts", params(("page" = Option<u64>, Query, minimum = 1, description = "From 1"), ("per_page" = Option<u64>, Query, minimum = 1, maximum = 100, description = "1 to 100, default 50")), responses((status = 200, description = "The caller's API keys", body = Vec<crate::api::views::ApiKeyView>, headers(("X-Total-Count" = u64, description = "Items in all pages")))))]
 async fn api_keys(
     req: HttpRequest,
     s: web::Data<Services>,
@@ -178,7 +178,7 @@ async fn revoke_api_key(
     Ok(HttpResponse::NoContent().finish())
 }
 
-#[utoipa::path(get, path = "/v1/instances", tag = "instances", params(("all" = Option<bool>, Query, description = "Every user's apps (admins)"), ("page" = Option<u64>, Query, description = "From 1"), ("per_page" = Option<u64>, Query, description = "1 to 100, default 50")), responses((status = 200, description = "The caller's apps", body = Vec<crate::api::views::InstanceView>, headers(("X-Total-Count" = u64, description = "Items in all pages")))))]
+#[utoipa::path(get, path = "/v1/instances", tag = "instances", params(("all" = Option<bool>, Query, description = "Every user's apps (admins)"), ("page" = Option<u64>, Query, minimum = 1, description = "From 1"), ("per_page" = Option<u64>, Query, minimum = 1, maximum = 100, description = "1 to 100, default 50")), responses((status = 200, description = "The caller's apps", body = Vec<crate::api::views::InstanceView>, headers(("X-Total-Count" = u64, description = "Items in all pages")))))]
 async fn instances(
     req: HttpRequest,
     s: web::Data<Services>,
@@ -194,7 +194,7 @@ async fn instances(
         .body(body))
 }
 
-#[utoipa::path(post, path = "/v1/instances", tag = "instances", request_body(content((crate::api::schemas::CreateInstanceBody = "application/json"), (crate::api::schemas::CreateInstanceBody = "application/x-www-form-urlencoded"))), responses((status = 201, description = "The new app", body = crate::api::views::InstanceView)))]
+#[utoipa::path(post, path = "/v1/instances", tag = "instances", request_body(content((Option<crate::api::schemas::CreateInstanceBody> = "application/json"), (Option<crate::api::schemas::CreateInstanceBody> = "application/x-www-form-urlencoded"))), responses((status = 201, description = "The new app", body = crate::api::views::InstanceView)))]
 async fn create_instance(
     s: web::Data<Services>,
     Auth(who): Auth,
@@ -234,7 +234,7 @@ async fn regions(s: web::Data<Services>) -> ApiResult<HttpResponse> {
     Ok(paged(regions, total))
 }
 
-#[utoipa::path(get, path = "/v1/regions/{region}/instances", tag = "instances", params(("region" = String, Path, description = "A region id or name"), ("all" = Option<bool>, Query, description = "Every user's apps (admins)"), ("page" = Option<u64>, Query, description = "From 1"), ("per_page" = Option<u64>, Query, description = "1 to 100, default 50")), responses((status = 200, description = "The caller's apps in the region", body = Vec<crate::api::views::InstanceView>, headers(("X-Total-Count" = u64, description = "Items in all pages")))))]
+#[utoipa::path(get, path = "/v1/regions/{region}/instances", tag = "instances", params(("region" = String, Path, description = "A region id or name"), ("all" = Option<bool>, Query, description = "Every user's apps (admins)"), ("page" = Option<u64>, Query, minimum = 1, description = "From 1"), ("per_page" = Option<u64>, Query, minimum = 1, maximum = 100, description = "1 to 100, default 50")), responses((status = 200, description = "The caller's apps in the region", body = Vec<crate::api::views::InstanceView>, headers(("X-Total-Count" = u64, description = "Items in all pages")))))]
 async fn region_instances(
     req: HttpRequest,
     s: web::Data<Services>,
@@ -248,7 +248,7 @@ async fn region_instances(
     Ok(paged(r.render_all(&page.items), page.total))
 }
 
-#[utoipa::path(get, path = "/v1/users", tag = "accounts", params(("page" = Option<u64>, Query, description = "From 1"), ("per_page" = Option<u64>, Query, description = "1 to 100, default 50")), responses((status = 200, description = "Users (admins)", body = Vec<crate::api::views::UserView>, headers(("X-Total-Count" = u64, description = "Items in all pages")))))]
+#[utoipa::path(get, path = "/v1/users", tag = "accounts", params(("page" = Option<u64>, Query, minimum = 1, description = "From 1"), ("per_page" = Option<u64>, Query, minimum = 1, maximum = 100, description = "1 to 100, default 50")), responses((status = 200, description = "Users (admins)", body = Vec<crate::api::views::UserView>, headers(("X-Total-Count" = u64, description = "Items in all pages")))))]
 async fn users(
     req: HttpRequest,
     s: web::Data<Services>,
