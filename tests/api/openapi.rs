@@ -133,6 +133,13 @@ const CHECKS: &str = "not_a_server_error,status_code_conformance,content_type_co
     response_headers_conformance,response_schema_conformance,unsupported_method,\
     allow_header_conformance";
 
+/// The server and its Docker cleanup, dropped in that order (fields drop as declared): the
+/// server stops before what it made in Docker is removed, even when the test fails.
+struct Fuzzed {
+    app: crate::helpers::TestApp,
+    _cleanup: DockerCleanup,
+}
+
 /// How many test cases a run reports: `N generated, …` in its summary.
 fn generated(summary: &str) -> u64 {
     summary
@@ -145,8 +152,12 @@ fn generated(summary: &str) -> u64 {
 #[tokio::test]
 async fn schemathesis_breaks_nothing_as_a_user_or_an_admin() {
     let st = schemathesis();
-    let app = spawn_app().await;
-    let _cleanup = DockerCleanup::of(&app);
+    let server = spawn_app().await;
+    let fuzzed = Fuzzed {
+        _cleanup: DockerCleanup::of(&server),
+        app: server,
+    };
+    let app = &fuzzed.app;
     // The first account is the admin.
     let admin = app.user("fuzzadmin").await;
     let user = app.user("fuzzuser").await;
