@@ -13,6 +13,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
     cfg.route("/v1/instances/{name}/cron", web::get().to(show));
 }
 
+#[utoipa::path(get, path = "/v1/instances/{name}/cron", tag = "instances", params(("name" = String, Path, description = "The app"), ("page" = Option<u64>, Query, minimum = 1, description = "From 1"), ("per_page" = Option<u64>, Query, minimum = 1, maximum = 100, description = "1 to 100, default 50")), responses((status = 200, description = "Jobs and runs", body = crate::api::schemas::Cron)))]
 async fn show(
     s: web::Data<Services>,
     Auth(who): Auth,

@@ -52,8 +52,8 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         );
 }
 
-#[derive(Serialize)]
-struct ReleaseView {
+#[derive(Serialize, utoipa::ToSchema)]
+pub(super) struct ReleaseView {
     id: String,
     version: u32,
     status: &'static str,
@@ -87,8 +87,8 @@ fn release_view(r: &Release, current: Option<u32>) -> ReleaseView {
     }
 }
 
-#[derive(Serialize)]
-struct BuildView {
+#[derive(Serialize, utoipa::ToSchema)]
+pub(super) struct BuildView {
     id: String,
     commit: String,
     branch: String,
@@ -127,6 +127,7 @@ fn scalefog_ok(s: &Services, i: &Instance) -> HttpResponse {
     HttpResponse::Ok().json(v)
 }
 
+#[utoipa::path(get, path = "/instances/start/{name}", tag = "scalefog", responses((status = 200, description = "The app, started, with `success`", body = crate::api::schemas::Object)))]
 async fn scalefog_start(
     s: web::Data<Services>,
     Auth(who): Auth,
@@ -136,6 +137,7 @@ async fn scalefog_start(
     Ok(scalefog_ok(&s, &s.deployer.start(&app, &who).await?))
 }
 
+#[utoipa::path(get, path = "/instances/stop/{name}", tag = "scalefog", responses((status = 200, description = "The app, stopped, with `success`", body = crate::api::schemas::Object)))]
 async fn scalefog_stop(
     s: web::Data<Services>,
     Auth(who): Auth,
@@ -145,6 +147,7 @@ async fn scalefog_stop(
     Ok(scalefog_ok(&s, &s.deployer.stop(&app, &who).await?))
 }
 
+#[utoipa::path(get, path = "/instances/restart/{name}", tag = "scalefog", responses((status = 200, description = "The app, restarted, with `success`", body = crate::api::schemas::Object)))]
 async fn scalefog_restart(
     s: web::Data<Services>,
     Auth(who): Auth,
@@ -154,6 +157,7 @@ async fn scalefog_restart(
     Ok(scalefog_ok(&s, &s.deployer.restart(&app, &who).await?))
 }
 
+#[utoipa::path(post, path = "/v1/instances/{name}/start", tag = "instances", responses((status = 200, description = "The app, started", body = crate::api::views::InstanceView)))]
 async fn start(
     s: web::Data<Services>,
     Auth(who): Auth,
@@ -164,6 +168,7 @@ async fn start(
     Ok(HttpResponse::Ok().json(instance_json(&s, &app)))
 }
 
+#[utoipa::path(post, path = "/v1/instances/{name}/stop", tag = "instances", responses((status = 200, description = "The app, stopped", body = crate::api::views::InstanceView)))]
 async fn stop(
     s: web::Data<Services>,
     Auth(who): Auth,
@@ -174,6 +179,7 @@ async fn stop(
     Ok(HttpResponse::Ok().json(instance_json(&s, &app)))
 }
 
+#[utoipa::path(post, path = "/v1/instances/{name}/restart", tag = "instances", responses((status = 200, description = "The app, restarted", body = crate::api::views::InstanceView)))]
 async fn restart(
     s: web::Data<Services>,
     Auth(who): Auth,
@@ -185,6 +191,7 @@ async fn restart(
 }
 
 /// `release` (or `version`): `v2` or `2`; absent → the release before the current one.
+#[utoipa::path(post, path = "/v1/instances/{name}/rollback", tag = "instances", request_body(content((Option<crate::api::schemas::RollbackBody> = "application/json"), (Option<crate::api::schemas::RollbackBody> = "application/x-www-form-urlencoded"))), responses((status = 201, description = "The new release", body = ReleaseView)))]
 async fn rollback(
     s: web::Data<Services>,
     Auth(who): Auth,
@@ -205,6 +212,7 @@ async fn rollback(
     Ok(HttpResponse::Created().json(release_view(&r, Some(r.version))))
 }
 
+#[utoipa::path(get, path = "/v1/instances/{name}/releases", tag = "instances", params(("name" = String, Path, description = "The app"), ("page" = Option<u64>, Query, minimum = 1, description = "From 1"), ("per_page" = Option<u64>, Query, minimum = 1, maximum = 100, description = "1 to 100, default 50")), responses((status = 200, description = "Releases, newest first", body = Vec<ReleaseView>, headers(("X-Total-Count" = u64, description = "Items in all pages")))))]
 async fn releases(
     req: HttpRequest,
     s: web::Data<Services>,
@@ -224,6 +232,7 @@ async fn releases(
         .json(items))
 }
 
+#[utoipa::path(get, path = "/v1/instances/{name}/builds", tag = "instances", params(("name" = String, Path, description = "The app"), ("page" = Option<u64>, Query, minimum = 1, description = "From 1"), ("per_page" = Option<u64>, Query, minimum = 1, maximum = 100, description = "1 to 100, default 50")), responses((status = 200, description = "Builds, newest first", body = Vec<BuildView>, headers(("X-Total-Count" = u64, description = "Items in all pages")))))]
 async fn builds(
     req: HttpRequest,
     s: web::Data<Services>,
@@ -239,6 +248,7 @@ async fn builds(
         .json(items))
 }
 
+#[utoipa::path(get, path = "/v1/instances/{name}/builds/{id}/log", tag = "instances", params(("name" = String, Path, description = "The app"), ("id" = String, Path, description = "The build")), responses((status = 200, description = "The build and its log", body = crate::api::schemas::BuildLog)))]
 async fn build_log(
     s: web::Data<Services>,
     Auth(who): Auth,
@@ -251,6 +261,7 @@ async fn build_log(
 }
 
 /// `tail` (default 100, at most 10000); `follow=1` streams new lines as `text/event-stream`.
+#[utoipa::path(get, path = "/v1/instances/{name}/logs", tag = "instances", params(("name" = String, Path, description = "The app"), ("tail" = Option<u64>, Query, maximum = 10000, description = "0 to 10000, default 100"), ("follow" = Option<bool>, Query, description = "Stream new lines as server-sent events")), responses((status = 200, description = "The last lines (`follow=1`: `text/event-stream`)", body = crate::api::schemas::Logs)))]
 async fn logs(
     req: HttpRequest,
     s: web::Data<Services>,
@@ -291,6 +302,7 @@ async fn logs(
     Ok(HttpResponse::Ok().json(json!({"app": app.name, "lines": lines})))
 }
 
+#[utoipa::path(get, path = "/v1/instances/{name}/env", tag = "instances", responses((status = 200, description = "Config vars", body = std::collections::HashMap<String, String>)))]
 async fn get_env(
     s: web::Data<Services>,
     Auth(who): Auth,
@@ -387,6 +399,7 @@ fn env_entry(key: String, v: serde_json::Value) -> Result<ConfigChange, Error> {
     }
 }
 
+#[utoipa::path(patch, path = "/v1/instances/{name}/env", tag = "instances", request_body(content((Option<crate::api::schemas::ConfigVarsBody> = "application/json"), (Option<crate::api::schemas::ConfigVarsBody> = "application/x-www-form-urlencoded"))), responses((status = 200, description = "Config vars, changed", body = std::collections::HashMap<String, String>)))]
 async fn patch_env(
     req: HttpRequest,
     s: web::Data<Services>,
@@ -401,6 +414,7 @@ async fn patch_env(
 }
 
 /// Replaces every config var: those absent from the body are unset.
+#[utoipa::path(put, path = "/v1/instances/{name}/env", tag = "instances", request_body(content((Option<crate::api::schemas::ConfigVarsBody> = "application/json"), (Option<crate::api::schemas::ConfigVarsBody> = "application/x-www-form-urlencoded"))), responses((status = 200, description = "Config vars: exactly those sent", body = std::collections::HashMap<String, String>)))]
 async fn put_env(
     req: HttpRequest,
     s: web::Data<Services>,
@@ -419,6 +433,7 @@ async fn put_env(
     Ok(HttpResponse::Ok().json(app.shown_env()))
 }
 
+#[utoipa::path(delete, path = "/v1/instances/{name}/env/{key}", tag = "instances", params(("name" = String, Path, description = "The app"), ("key" = String, Path, description = "The config var")), responses((status = 204, description = "Unset")))]
 async fn delete_env(
     s: web::Data<Services>,
     Auth(who): Auth,
@@ -439,6 +454,7 @@ async fn delete_env(
 }
 
 /// memory (MiB), cpu (cores), health_path, deploy_branch, read_only_rootfs.
+#[utoipa::path(patch, path = "/v1/instances/{name}", tag = "instances", request_body(content((Option<crate::api::schemas::SettingsBody> = "application/json"), (Option<crate::api::schemas::SettingsBody> = "application/x-www-form-urlencoded"))), responses((status = 200, description = "The app with its new settings", body = crate::api::views::InstanceView)))]
 async fn patch_instance(
     s: web::Data<Services>,
     Auth(who): Auth,
@@ -482,6 +498,7 @@ async fn patch_instance(
     Ok(HttpResponse::Ok().json(instance_json(&s, &app)))
 }
 
+#[utoipa::path(post, path = "/v1/instances/{name}/deploys/current/cancel", tag = "instances", responses((status = 202, description = "The deploy is being cancelled", body = crate::api::schemas::Cancelled)))]
 async fn cancel(
     s: web::Data<Services>,
     Auth(who): Auth,

@@ -19,8 +19,8 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
 }
 
 /// A custom domain as the API shows it: where to point its DNS record.
-#[derive(Serialize)]
-struct DomainView {
+#[derive(Serialize, utoipa::ToSchema)]
+pub(super) struct DomainView {
     domain: String,
     app: String,
     /// The name a CNAME record for `domain` should point to.
@@ -35,6 +35,7 @@ fn view(s: &Services, app: &str, domain: &str) -> DomainView {
     }
 }
 
+#[utoipa::path(get, path = "/v1/instances/{name}/domains", tag = "instances", responses((status = 200, description = "Custom domains", body = Vec<DomainView>, headers(("X-Total-Count" = u64, description = "Items in all pages")))))]
 async fn list(
     s: web::Data<Services>,
     Auth(who): Auth,
@@ -51,6 +52,7 @@ async fn list(
         .json(items))
 }
 
+#[utoipa::path(post, path = "/v1/instances/{name}/domains", tag = "instances", request_body(content((crate::api::schemas::DomainBody = "application/json"), (crate::api::schemas::DomainBody = "application/x-www-form-urlencoded"))), responses((status = 201, description = "Added", body = DomainView), (status = 200, description = "It was there already", body = DomainView)))]
 async fn add(
     s: web::Data<Services>,
     Auth(who): Auth,
@@ -69,6 +71,7 @@ async fn add(
     })
 }
 
+#[utoipa::path(delete, path = "/v1/instances/{name}/domains/{domain}", tag = "instances", params(("name" = String, Path, description = "The app"), ("domain" = String, Path, description = "The domain")), responses((status = 204, description = "Removed")))]
 async fn remove(
     s: web::Data<Services>,
     Auth(who): Auth,

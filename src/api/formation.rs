@@ -14,6 +14,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .route("/v1/instances/{name}/formation", web::patch().to(scale));
 }
 
+#[utoipa::path(get, path = "/v1/instances/{name}/formation", tag = "instances", responses((status = 200, description = "Replicas per process type", body = std::collections::BTreeMap<String, u8>)))]
 async fn show(
     s: web::Data<Services>,
     Auth(who): Auth,
@@ -23,6 +24,7 @@ async fn show(
     Ok(HttpResponse::Ok().json(s.deployer.formation(&inst)?))
 }
 
+#[utoipa::path(patch, path = "/v1/instances/{name}/formation", tag = "instances", request_body(content((crate::api::schemas::FormationBody = "application/json"), (crate::api::schemas::FormationBody = "application/x-www-form-urlencoded"))), responses((status = 200, description = "Replicas per process type, changed", body = std::collections::BTreeMap<String, u8>)))]
 async fn scale(
     s: web::Data<Services>,
     Auth(who): Auth,

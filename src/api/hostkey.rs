@@ -10,6 +10,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
     cfg.route("/v1/ssh-host-key", web::get().to(ssh_host_key));
 }
 
+#[utoipa::path(get, path = "/v1/ssh-host-key", tag = "accounts", security(()), responses((status = 200, description = "The SSH server's host key", body = crate::api::schemas::HostKey)))]
 async fn ssh_host_key(s: web::Data<Services>) -> HttpResponse {
     let k = &s.ssh_host_key;
     HttpResponse::Ok().json(json!({

@@ -14,9 +14,11 @@ pub mod image_apps;
 mod images;
 pub mod list_cache;
 pub mod metrics;
+pub mod openapi;
 mod panel;
 mod runs;
 mod scalefog;
+mod schemas;
 mod v1;
 pub mod views;
 mod volumes;
@@ -37,6 +39,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
     account::routes(cfg);
     hostkey::routes(cfg);
     images::routes(cfg);
+    openapi::routes(cfg);
     domains::routes(cfg);
     cron::routes(cfg);
     formation::routes(cfg);
@@ -76,8 +79,29 @@ pub(crate) fn instance_list(
     Ok((body, page.total))
 }
 
-/// The JSON 404 for paths no route serves.
-pub async fn not_found() -> HttpResponse {
+/// The JSON 404 for paths no route serves, and 405 for a path served with other methods (with
+/// `Allow` from the OpenAPI document when the path is the API's).
+pub async fn not_found(req: HttpRequest) -> HttpResponse {
+    let map = req.resource_map();
+    if map.has_resource(req.path()) {
+        let allowed = map
+            .match_pattern(req.path())
+            .map(|pattern| openapi::methods_of(&pattern))
+            .unwrap_or_default();
+        let mut r = error::plain(
+            StatusCode::METHOD_NOT_ALLOWED,
+            "method_not_allowed",
+            &format!("{} is not served on this path", req.method()),
+        );
+        if !allowed.is_empty() {
+            r.headers_mut().insert(
+                actix_web::http::header::ALLOW,
+                actix_web::http::header::HeaderValue::from_str(&allowed.join(", "))
+                    .expect("method names are header-safe"),
+            );
+        }
+        return r;
+    }
     error::plain(
         StatusCode::NOT_FOUND,
         "not_found",
@@ -99,6 +123,7 @@ pub fn origin(req: &HttpRequest) -> crate::domain::Origin {
 
 /// Store and Docker reachability. `503` only when the store itself fails; an unreachable Docker
 /// is reported but the API keeps serving what does not need it.
+#[utoipa::path(get, path = "/healthz", tag = "meta", security(()), responses((status = 200, description = "Store and Docker reachability", body = crate::api::schemas::Health), (status = 503, description = "The store fails", body = crate::api::schemas::Health)))]
 async fn healthz(s: web::Data<Services>) -> HttpResponse {
     let store = s
         .store

@@ -66,6 +66,7 @@ impl From<&User> for PanelUserView {
     }
 }
 
+#[utoipa::path(get, path = "/api/users", tag = "panel", responses((status = 200, description = "Users (admins)", body = Vec<crate::api::views::UserView>)))]
 async fn users(s: web::Data<Services>, Auth(who): Auth) -> ApiResult<HttpResponse> {
     let users: Vec<PanelUserView> = s
         .accounts
@@ -77,6 +78,7 @@ async fn users(s: web::Data<Services>, Auth(who): Auth) -> ApiResult<HttpRespons
     Ok(HttpResponse::Ok().json(users))
 }
 
+#[utoipa::path(post, path = "/api/getUser", tag = "panel", request_body(content((crate::api::schemas::GetUserBody = "application/json"), (crate::api::schemas::GetUserBody = "application/x-www-form-urlencoded"))), responses((status = 201, description = "The user", body = crate::api::views::UserView)))]
 async fn get_user(s: web::Data<Services>, Auth(who): Auth, p: Params) -> ApiResult<HttpResponse> {
     admin(&who)?;
     let value = p.require("value")?;
@@ -92,6 +94,7 @@ async fn get_user(s: web::Data<Services>, Auth(who): Auth, p: Params) -> ApiResu
     Ok(HttpResponse::Created().json(PanelUserView::from(&user)))
 }
 
+#[utoipa::path(post, path = "/api/users/create", tag = "panel", request_body(content((crate::api::schemas::PanelNewUserBody = "application/json"), (crate::api::schemas::PanelNewUserBody = "application/x-www-form-urlencoded"))), responses((status = 201, description = "The new user", body = crate::api::views::UserView)))]
 async fn create_user(
     s: web::Data<Services>,
     Auth(who): Auth,
@@ -116,12 +119,14 @@ async fn create_user(
     Ok(HttpResponse::Created().json(PanelUserView::from(&user)))
 }
 
+#[utoipa::path(get, path = "/api/instances", tag = "panel", responses((status = 200, description = "Every app", body = Vec<crate::api::views::InstanceView>)))]
 async fn instances(s: web::Data<Services>, Auth(who): Auth) -> ApiResult<HttpResponse> {
     admin(&who)?;
     let page = s.apps.list(&who, true, Slice::ALL)?;
     Ok(HttpResponse::Ok().json(InstanceRenderer::new(&s).render_all(&page.items)))
 }
 
+#[utoipa::path(delete, path = "/api/instance/delete", tag = "panel", request_body(content((crate::api::schemas::IdBody = "application/json"), (crate::api::schemas::IdBody = "application/x-www-form-urlencoded"))), responses((status = 201, description = "Deleted", body = crate::api::schemas::PanelDeleted)))]
 async fn delete_instance(
     s: web::Data<Services>,
     Auth(who): Auth,
@@ -133,6 +138,7 @@ async fn delete_instance(
     Ok(HttpResponse::Created().json(json!({"success": true, "deleted": id})))
 }
 
+#[utoipa::path(post, path = "/api/getUserInstance", tag = "panel", request_body(content((crate::api::schemas::UserIdBody = "application/json"), (crate::api::schemas::UserIdBody = "application/x-www-form-urlencoded"))), responses((status = 200, description = "The user's apps", body = Vec<crate::api::views::InstanceView>)))]
 async fn user_instances(
     s: web::Data<Services>,
     Auth(who): Auth,
@@ -153,6 +159,7 @@ async fn user_instances(
     Ok(HttpResponse::Ok().json(InstanceRenderer::new(&s).render_all(&page.items)))
 }
 
+#[utoipa::path(post, path = "/api/getInstance", tag = "panel", request_body(content((crate::api::schemas::IdBody = "application/json"), (crate::api::schemas::IdBody = "application/x-www-form-urlencoded"))), responses((status = 200, description = "The app", body = crate::api::views::InstanceView)))]
 async fn instance(s: web::Data<Services>, Auth(who): Auth, p: Params) -> ApiResult<HttpResponse> {
     admin(&who)?;
     let inst = s
@@ -162,11 +169,13 @@ async fn instance(s: web::Data<Services>, Auth(who): Auth, p: Params) -> ApiResu
     Ok(HttpResponse::Ok().json(InstanceRenderer::new(&s).render(&inst)))
 }
 
+#[utoipa::path(get, path = "/api/nodes", tag = "panel", responses((status = 200, description = "Nodes", body = Vec<crate::api::views::NodeView>)))]
 async fn nodes(s: web::Data<Services>, Auth(who): Auth) -> ApiResult<HttpResponse> {
     let nodes: Vec<NodeView> = s.nodes.list(&who)?.iter().map(NodeView::from).collect();
     Ok(HttpResponse::Ok().json(nodes))
 }
 
+#[utoipa::path(post, path = "/api/nodes/create", tag = "panel", request_body(content((crate::api::schemas::NodeBody = "application/json"), (crate::api::schemas::NodeBody = "application/x-www-form-urlencoded"))), responses((status = 201, description = "The node", body = crate::api::views::NodeView)))]
 async fn create_node(
     s: web::Data<Services>,
     Auth(who): Auth,
@@ -177,6 +186,7 @@ async fn create_node(
     Ok(HttpResponse::Created().json(NodeView::from(&node)))
 }
 
+#[utoipa::path(delete, path = "/api/nodes/delete", tag = "panel", request_body(content((crate::api::schemas::NodeIdBody = "application/json"), (crate::api::schemas::NodeIdBody = "application/x-www-form-urlencoded"))), responses((status = 201, description = "Deleted", body = crate::api::schemas::PanelDeleted)))]
 async fn delete_node(
     s: web::Data<Services>,
     Auth(who): Auth,

@@ -68,6 +68,7 @@ fn command_of(body: &[u8]) -> Result<Vec<String>, Error> {
     }
 }
 
+#[utoipa::path(post, path = "/v1/instances/{name}/runs", tag = "instances", request_body(content = crate::api::schemas::RunBody, content_type = "application/json"), responses((status = 202, description = "Started", body = crate::api::schemas::Run, headers( ("Location" = String, description = "The run")))))]
 async fn start(
     s: web::Data<Services>,
     Auth(who): Auth,
@@ -85,6 +86,7 @@ async fn start(
         .json(view(&run, true)))
 }
 
+#[utoipa::path(get, path = "/v1/instances/{name}/runs", tag = "instances", params(("name" = String, Path, description = "The app"), ("page" = Option<u64>, Query, minimum = 1, description = "From 1"), ("per_page" = Option<u64>, Query, minimum = 1, maximum = 100, description = "1 to 100, default 50")), responses((status = 200, description = "Runs, newest first", body = Vec<crate::api::schemas::Run>, headers(("X-Total-Count" = u64, description = "Items in all pages")))))]
 async fn list(
     req: HttpRequest,
     s: web::Data<Services>,
@@ -100,6 +102,7 @@ async fn list(
         .json(items))
 }
 
+#[utoipa::path(get, path = "/v1/instances/{name}/runs/{id}", tag = "instances", params(("name" = String, Path, description = "The app"), ("id" = String, Path, description = "The run")), responses((status = 200, description = "The run with its output", body = crate::api::schemas::Run)))]
 async fn show(
     s: web::Data<Services>,
     Auth(who): Auth,

@@ -22,6 +22,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .route("/instances/delete/{appname}", web::get().to(delete));
 }
 
+#[utoipa::path(post, path = "/account/register", tag = "scalefog", request_body(content((crate::api::schemas::NewUserBody = "application/json"), (crate::api::schemas::NewUserBody = "application/x-www-form-urlencoded"))), security(()), responses((status = 200, description = "The new account", body = Vec<crate::api::schemas::ScalefogUser>)))]
 async fn register(req: HttpRequest, s: web::Data<Services>, p: Params) -> ApiResult<HttpResponse> {
     let user = s
         .accounts
@@ -45,6 +46,7 @@ async fn register(req: HttpRequest, s: web::Data<Services>, p: Params) -> ApiRes
     }])))
 }
 
+#[utoipa::path(post, path = "/account/getToken", tag = "scalefog", request_body(content((crate::api::schemas::LoginBody = "application/json"), (crate::api::schemas::LoginBody = "application/x-www-form-urlencoded"))), security(()), responses((status = 200, description = "A login token", body = Vec<crate::api::schemas::ScalefogToken>)))]
 async fn get_token(req: HttpRequest, s: web::Data<Services>, p: Params) -> ApiResult<HttpResponse> {
     let client = super::origin(&req);
     let (token, _) = s
@@ -54,6 +56,7 @@ async fn get_token(req: HttpRequest, s: web::Data<Services>, p: Params) -> ApiRe
     Ok(HttpResponse::Ok().json(json!([{"success": "true", "token": token}])))
 }
 
+#[utoipa::path(post, path = "/account/addkey", tag = "scalefog", request_body(content((crate::api::schemas::AddKeyBody = "application/json"), (crate::api::schemas::AddKeyBody = "application/x-www-form-urlencoded"))), responses((status = 200, description = "The key was added", body = Vec<crate::api::schemas::ScalefogKey>)))]
 async fn add_key(s: web::Data<Services>, Auth(who): Auth, p: Params) -> ApiResult<HttpResponse> {
     let key = s.accounts.add_ssh_key(&who, p.require("sshkey")?).await?;
     Ok(HttpResponse::Ok().json(json!([{
@@ -63,6 +66,7 @@ async fn add_key(s: web::Data<Services>, Auth(who): Auth, p: Params) -> ApiResul
     }])))
 }
 
+#[utoipa::path(get, path = "/instances", tag = "scalefog", params(("all" = Option<bool>, Query, description = "Every user's apps (admins)")), responses((status = 200, description = "The caller's apps (`all=1`: every app, for admins)", body = Vec<crate::api::views::InstanceView>)))]
 async fn list(
     req: HttpRequest,
     s: web::Data<Services>,
@@ -76,6 +80,7 @@ async fn list(
         .body(body))
 }
 
+#[utoipa::path(post, path = "/instances/create", tag = "scalefog", request_body(content((Option<crate::api::schemas::ScalefogCreateBody> = "application/json"), (Option<crate::api::schemas::ScalefogCreateBody> = "application/x-www-form-urlencoded"))), responses((status = 200, description = "The new app", body = crate::api::views::InstanceView)))]
 async fn create(s: web::Data<Services>, Auth(who): Auth, p: Params) -> ApiResult<HttpResponse> {
     let inst = s
         .apps
@@ -84,6 +89,7 @@ async fn create(s: web::Data<Services>, Auth(who): Auth, p: Params) -> ApiResult
     Ok(HttpResponse::Ok().json(InstanceRenderer::new(&s).render(&inst)))
 }
 
+#[utoipa::path(get, path = "/instances/delete/{appname}", tag = "scalefog", responses((status = 200, description = "The app was deleted", body = crate::api::schemas::ScalefogDeleted)))]
 async fn delete(
     s: web::Data<Services>,
     Auth(who): Auth,
@@ -93,6 +99,7 @@ async fn delete(
     Ok(HttpResponse::Ok().json(json!({"success": "true", "deleted": path.into_inner()})))
 }
 
+#[utoipa::path(get, path = "/instances/regions", tag = "scalefog", security(()), responses((status = 200, description = "Region id → name", body = Vec<crate::api::schemas::Object>)))]
 async fn regions(s: web::Data<Services>) -> ApiResult<HttpResponse> {
     let map: serde_json::Map<String, serde_json::Value> = s
         .apps

@@ -60,6 +60,7 @@ fn page_of<T, V: Serialize>(page: Page<T>, f: impl Fn(&T) -> V) -> HttpResponse 
     paged(page.items.iter().map(f).collect(), page.total)
 }
 
+#[utoipa::path(post, path = "/v1/users", tag = "accounts", request_body(content((crate::api::schemas::NewUserAdminBody = "application/json"), (crate::api::schemas::NewUserAdminBody = "application/x-www-form-urlencoded"))), security(()), responses((status = 201, description = "The new account", body = crate::api::views::UserView)))]
 async fn register(
     req: HttpRequest,
     s: web::Data<Services>,
@@ -87,6 +88,7 @@ async fn register(
     Ok(HttpResponse::Created().json(UserView::from(&user)))
 }
 
+#[utoipa::path(post, path = "/v1/tokens", tag = "accounts", request_body(content((crate::api::schemas::LoginBody = "application/json"), (crate::api::schemas::LoginBody = "application/x-www-form-urlencoded"))), security(()), responses((status = 201, description = "A login token", body = crate::api::schemas::LoginAnswer)))]
 async fn login(req: HttpRequest, s: web::Data<Services>, p: Params) -> ApiResult<HttpResponse> {
     let client = super::origin(&req);
     let (token, user) = s
@@ -96,11 +98,13 @@ async fn login(req: HttpRequest, s: web::Data<Services>, p: Params) -> ApiResult
     Ok(HttpResponse::Created().json(json!({"token": token, "user": UserView::from(&user)})))
 }
 
+#[utoipa::path(delete, path = "/v1/tokens/current", tag = "accounts", responses((status = 204, description = "The token (or API key) sent is revoked")))]
 async fn logout(s: web::Data<Services>, Auth(who): Auth) -> ApiResult<HttpResponse> {
     s.accounts.logout(&who).await?;
     Ok(HttpResponse::NoContent().finish())
 }
 
+#[utoipa::path(post, path = "/v1/auth/exchange", tag = "accounts", responses((status = 200, description = "An access JWT", body = crate::api::schemas::JwtPair)))]
 async fn exchange(req: HttpRequest, s: web::Data<Services>) -> ApiResult<HttpResponse> {
     let cred = credential_of(&req).ok_or_else(|| {
         Error::Unauthorized("send the API token as 'Authorization: Bearer <token>'".into())
@@ -108,10 +112,12 @@ async fn exchange(req: HttpRequest, s: web::Data<Services>) -> ApiResult<HttpRes
     Ok(HttpResponse::Ok().json(s.accounts.exchange(&cred)?))
 }
 
+#[utoipa::path(get, path = "/v1/account", tag = "accounts", responses((status = 200, description = "The caller", body = crate::api::views::UserView)))]
 async fn account(Auth(who): Auth) -> ApiResult<HttpResponse> {
     Ok(HttpResponse::Ok().json(UserView::from(&who.user)))
 }
 
+#[utoipa::path(get, path = "/v1/ssh-keys", tag = "accounts", params(("page" = Option<u64>, Query, minimum = 1, description = "From 1"), ("per_page" = Option<u64>, Query, minimum = 1, maximum = 100, description = "1 to 100, default 50")), responses((status = 200, description = "The caller's SSH keys", body = Vec<crate::api::views::SshKeyView>, headers(("X-Total-Count" = u64, description = "Items in all pages")))))]
 async fn ssh_keys(
     req: HttpRequest,
     s: web::Data<Services>,
@@ -123,6 +129,7 @@ async fn ssh_keys(
     }))
 }
 
+#[utoipa::path(post, path = "/v1/ssh-keys", tag = "accounts", request_body(content((crate::api::schemas::SshKeyBody = "application/json"), (crate::api::schemas::SshKeyBody = "application/x-www-form-urlencoded"))), responses((status = 201, description = "The key", body = crate::api::views::SshKeyView)))]
 async fn add_ssh_key(
     s: web::Data<Services>,
     Auth(who): Auth,
@@ -135,6 +142,7 @@ async fn add_ssh_key(
     Ok(HttpResponse::Created().json(SshKeyView::from(&key)))
 }
 
+#[utoipa::path(delete, path = "/v1/ssh-keys/{id}", tag = "accounts", params(("id" = String, Path, description = "The key")), responses((status = 204, description = "Deleted")))]
 async fn delete_ssh_key(
     s: web::Data<Services>,
     Auth(who): Auth,
@@ -144,6 +152,7 @@ async fn delete_ssh_key(
     Ok(HttpResponse::NoContent().finish())
 }
 
+#[utoipa::path(get, path = "/v1/api-keys", tag = "accounts", params(("page" = Option<u64>, Query, minimum = 1, description = "From 1"), ("per_page" = Option<u64>, Query, minimum = 1, maximum = 100, description = "1 to 100, default 50")), responses((status = 200, description = "The caller's API keys", body = Vec<crate::api::views::ApiKeyView>, headers(("X-Total-Count" = u64, description = "Items in all pages")))))]
 async fn api_keys(
     req: HttpRequest,
     s: web::Data<Services>,
@@ -155,6 +164,7 @@ async fn api_keys(
     }))
 }
 
+#[utoipa::path(post, path = "/v1/api-keys", tag = "accounts", request_body(content((crate::api::schemas::ApiKeyBody = "application/json"), (crate::api::schemas::ApiKeyBody = "application/x-www-form-urlencoded"))), responses((status = 201, description = "The key, with its secret (shown once)", body = crate::api::views::ApiKeyView)))]
 async fn create_api_key(
     s: web::Data<Services>,
     Auth(who): Auth,
@@ -164,6 +174,7 @@ async fn create_api_key(
     Ok(HttpResponse::Created().json(ApiKeyView::of(&key, Some(secret))))
 }
 
+#[utoipa::path(delete, path = "/v1/api-keys/{id}", tag = "accounts", params(("id" = String, Path, description = "The key")), responses((status = 204, description = "Revoked")))]
 async fn revoke_api_key(
     s: web::Data<Services>,
     Auth(who): Auth,
@@ -173,6 +184,7 @@ async fn revoke_api_key(
     Ok(HttpResponse::NoContent().finish())
 }
 
+#[utoipa::path(get, path = "/v1/instances", tag = "instances", params(("all" = Option<bool>, Query, description = "Every user's apps (admins)"), ("page" = Option<u64>, Query, minimum = 1, description = "From 1"), ("per_page" = Option<u64>, Query, minimum = 1, maximum = 100, description = "1 to 100, default 50")), responses((status = 200, description = "The caller's apps", body = Vec<crate::api::views::InstanceView>, headers(("X-Total-Count" = u64, description = "Items in all pages")))))]
 async fn instances(
     req: HttpRequest,
     s: web::Data<Services>,
@@ -188,6 +200,7 @@ async fn instances(
         .body(body))
 }
 
+#[utoipa::path(post, path = "/v1/instances", tag = "instances", request_body(content((Option<crate::api::schemas::CreateInstanceBody> = "application/json"), (Option<crate::api::schemas::CreateInstanceBody> = "application/x-www-form-urlencoded"))), responses((status = 201, description = "The new app", body = crate::api::views::InstanceView)))]
 async fn create_instance(
     s: web::Data<Services>,
     Auth(who): Auth,
@@ -200,6 +213,7 @@ async fn create_instance(
     Ok(HttpResponse::Created().json(InstanceRenderer::new(&s).render(&inst)))
 }
 
+#[utoipa::path(get, path = "/v1/instances/{name}", tag = "instances", responses((status = 200, description = "The app", body = crate::api::views::InstanceView)))]
 async fn instance(
     s: web::Data<Services>,
     Auth(who): Auth,
@@ -209,6 +223,7 @@ async fn instance(
     Ok(HttpResponse::Ok().json(InstanceRenderer::new(&s).render(&inst)))
 }
 
+#[utoipa::path(delete, path = "/v1/instances/{name}", tag = "instances", responses((status = 204, description = "Deleted with its containers, images and repository")))]
 async fn delete_instance(
     s: web::Data<Services>,
     Auth(who): Auth,
@@ -218,12 +233,14 @@ async fn delete_instance(
     Ok(HttpResponse::NoContent().finish())
 }
 
+#[utoipa::path(get, path = "/v1/regions", tag = "nodes", security(()), responses((status = 200, description = "Regions", body = Vec<crate::api::views::RegionView>, headers(("X-Total-Count" = u64, description = "Items in all pages")))))]
 async fn regions(s: web::Data<Services>) -> ApiResult<HttpResponse> {
     let regions: Vec<RegionView> = s.apps.regions()?.iter().map(RegionView::from).collect();
     let total = regions.len() as u64;
     Ok(paged(regions, total))
 }
 
+#[utoipa::path(get, path = "/v1/regions/{region}/instances", tag = "instances", params(("region" = String, Path, description = "A region id or name"), ("all" = Option<bool>, Query, description = "Every user's apps (admins)"), ("page" = Option<u64>, Query, minimum = 1, description = "From 1"), ("per_page" = Option<u64>, Query, minimum = 1, maximum = 100, description = "1 to 100, default 50")), responses((status = 200, description = "The caller's apps in the region", body = Vec<crate::api::views::InstanceView>, headers(("X-Total-Count" = u64, description = "Items in all pages")))))]
 async fn region_instances(
     req: HttpRequest,
     s: web::Data<Services>,
@@ -237,6 +254,7 @@ async fn region_instances(
     Ok(paged(r.render_all(&page.items), page.total))
 }
 
+#[utoipa::path(get, path = "/v1/users", tag = "accounts", params(("page" = Option<u64>, Query, minimum = 1, description = "From 1"), ("per_page" = Option<u64>, Query, minimum = 1, maximum = 100, description = "1 to 100, default 50")), responses((status = 200, description = "Users (admins)", body = Vec<crate::api::views::UserView>, headers(("X-Total-Count" = u64, description = "Items in all pages")))))]
 async fn users(
     req: HttpRequest,
     s: web::Data<Services>,
@@ -248,6 +266,7 @@ async fn users(
     }))
 }
 
+#[utoipa::path(get, path = "/v1/users/{id}", tag = "accounts", params(("id" = String, Path, description = "A user id or username")), responses((status = 200, description = "The user with their quota (admins)", body = crate::api::schemas::UserWithQuota)))]
 async fn user(
     s: web::Data<Services>,
     Auth(who): Auth,
@@ -269,6 +288,7 @@ fn user_with_quota(s: &Services, user: &crate::domain::User) -> Result<serde_jso
 /// Sets a user's own limits (admins only): `max_apps`, `max_memory` (MiB) and `max_replicas`,
 /// each a number,
 /// or `default` for the installation's.
+#[utoipa::path(patch, path = "/v1/users/{id}", tag = "accounts", request_body(content((crate::api::schemas::QuotaBody = "application/json"), (crate::api::schemas::QuotaBody = "application/x-www-form-urlencoded"))), params(("id" = String, Path, description = "A user id or username")), responses((status = 200, description = "The user with their new quota (admins)", body = crate::api::schemas::UserWithQuota)))]
 async fn patch_user(
     s: web::Data<Services>,
     Auth(who): Auth,
@@ -307,6 +327,7 @@ async fn patch_user(
     Ok(HttpResponse::Ok().json(user_with_quota(&s, &user)?))
 }
 
+#[utoipa::path(delete, path = "/v1/users/{id}", tag = "accounts", params(("id" = String, Path, description = "A user id or username")), responses((status = 204, description = "Deleted with their apps (admins)")))]
 async fn delete_user(
     s: web::Data<Services>,
     Auth(who): Auth,
@@ -316,6 +337,7 @@ async fn delete_user(
     Ok(HttpResponse::NoContent().finish())
 }
 
+#[utoipa::path(get, path = "/v1/nodes", tag = "nodes", responses((status = 200, description = "Nodes (admins)", body = Vec<crate::api::views::NodeView>, headers(("X-Total-Count" = u64, description = "Items in all pages")))))]
 async fn nodes(s: web::Data<Services>, Auth(who): Auth) -> ApiResult<HttpResponse> {
     let nodes: Vec<NodeView> = s.nodes.list(&who)?.iter().map(NodeView::from).collect();
     let total = nodes.len() as u64;
@@ -363,6 +385,7 @@ pub(super) fn new_node(p: &Params) -> Result<NewNode, Error> {
     })
 }
 
+#[utoipa::path(post, path = "/v1/nodes", tag = "nodes", request_body(content((crate::api::schemas::NodeBody = "application/json"), (crate::api::schemas::NodeBody = "application/x-www-form-urlencoded"))), responses((status = 201, description = "The node (admins)", body = crate::api::views::NodeView)))]
 async fn create_node(
     s: web::Data<Services>,
     Auth(who): Auth,
@@ -373,6 +396,7 @@ async fn create_node(
     Ok(HttpResponse::Created().json(NodeView::from(&node)))
 }
 
+#[utoipa::path(delete, path = "/v1/nodes/{id}", tag = "nodes", params(("id" = String, Path, description = "The node")), responses((status = 204, description = "Deleted (admins)")))]
 async fn delete_node(
     s: web::Data<Services>,
     Auth(who): Auth,

@@ -30,7 +30,7 @@ impl From<&User> for UserView {
 
 /// A user's quota as an admin reads it: the limits that apply (their own, else the
 /// installation's; `null`: none) and what their apps take now.
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 pub struct QuotaView {
     pub max_apps: Option<u32>,
     /// MiB
@@ -69,7 +69,7 @@ impl QuotaView {
     }
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 pub struct InstanceView {
     pub id: String,
     pub name: String,
@@ -159,7 +159,7 @@ impl<'a> InstanceRenderer<'a> {
     }
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 pub struct SshKeyView {
     pub id: String,
     pub fingerprint: String,
@@ -182,7 +182,7 @@ impl From<&SshKey> for SshKeyView {
     }
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 pub struct ApiKeyView {
     pub id: String,
     pub name: String,
@@ -206,7 +206,7 @@ impl ApiKeyView {
     }
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 pub struct RegionView {
     pub id: String,
     pub name: String,
@@ -221,7 +221,7 @@ impl From<&Region> for RegionView {
     }
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 pub struct NodeView {
     pub id: String,
     pub name: String,

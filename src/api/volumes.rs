@@ -18,8 +18,8 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         );
 }
 
-#[derive(Serialize)]
-struct VolumeView {
+#[derive(Serialize, utoipa::ToSchema)]
+pub(super) struct VolumeView {
     name: String,
     path: String,
     app: String,
@@ -35,6 +35,7 @@ fn view(app: &str, v: &AppVolume) -> VolumeView {
     }
 }
 
+#[utoipa::path(get, path = "/v1/instances/{name}/volumes", tag = "instances", responses((status = 200, description = "Volumes", body = Vec<VolumeView>, headers(("X-Total-Count" = u64, description = "Items in all pages")))))]
 async fn list(
     s: web::Data<Services>,
     Auth(who): Auth,
@@ -47,6 +48,7 @@ async fn list(
         .json(items))
 }
 
+#[utoipa::path(post, path = "/v1/instances/{name}/volumes", tag = "instances", request_body(content((crate::api::schemas::VolumeBody = "application/json"), (crate::api::schemas::VolumeBody = "application/x-www-form-urlencoded"))), responses((status = 201, description = "Added", body = VolumeView)))]
 async fn add(
     s: web::Data<Services>,
     Auth(who): Auth,
@@ -60,6 +62,7 @@ async fn add(
     Ok(HttpResponse::Created().json(view(&inst.name, &added)))
 }
 
+#[utoipa::path(delete, path = "/v1/instances/{name}/volumes/{volume}", tag = "instances", params(("name" = String, Path, description = "The app"), ("volume" = String, Path, description = "The volume")), responses((status = 204, description = "Removed")))]
 async fn remove(
     s: web::Data<Services>,
     Auth(who): Auth,

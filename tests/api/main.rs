@@ -18,6 +18,7 @@ mod image_apps;
 mod images;
 mod instances;
 mod metrics;
+mod openapi;
 mod packaging;
 mod panel;
 mod quotas;
