@@ -157,9 +157,34 @@ pub fn document() -> &'static utoipa::openapi::OpenApi {
     DOC.get_or_init(ApiDoc::openapi)
 }
 
+/// A route pattern as the document writes it: actix's `{id:.+}` (a segment with a pattern of
+/// its own) is `{id}`.
+pub fn plain_pattern(pattern: &str) -> String {
+    let mut out = String::with_capacity(pattern.len());
+    let mut in_param = false;
+    let mut skipping = false;
+    for c in pattern.chars() {
+        match c {
+            '{' => {
+                in_param = true;
+                out.push(c);
+            }
+            '}' if in_param => {
+                in_param = false;
+                skipping = false;
+                out.push(c);
+            }
+            ':' if in_param => skipping = true,
+            _ if skipping => {}
+            _ => out.push(c),
+        }
+    }
+    out
+}
+
 /// The methods the document has for a path pattern (`/v1/instances/{name}`), upper case.
 pub fn methods_of(pattern: &str) -> Vec<&'static str> {
-    let Some(item) = document().paths.paths.get(pattern) else {
+    let Some(item) = document().paths.paths.get(&plain_pattern(pattern)) else {
         return vec![];
     };
     [
@@ -265,23 +290,32 @@ fn conventions_of(method: &str, path: &str, op: &mut Operation) {
         .map(|c| if c.is_ascii_alphanumeric() { c } else { '_' })
         .collect();
     op.operation_id = Some(id.replace("__", "_").trim_end_matches('_').to_string());
+    let error_body = || {
+        utoipa::openapi::ContentBuilder::new()
+            .schema(Some(utoipa::openapi::Ref::from_schema_name("ErrorBody")))
+            .build()
+    };
     for (status, description) in ERRORS {
-        op.responses
+        let response = op
+            .responses
             .responses
             .entry(status.to_string())
             .or_insert_with(|| {
                 RefOr::T(
                     ResponseBuilder::new()
                         .description(description)
-                        .content(
-                            "application/json",
-                            utoipa::openapi::ContentBuilder::new()
-                                .schema(Some(utoipa::openapi::Ref::from_schema_name("ErrorBody")))
-                                .build(),
-                        )
+                        .content("application/json", error_body())
                         .build(),
                 )
             });
+        // A handler that names an error status for its own description still answers it with
+        // the one error body.
+        if let RefOr::T(r) = response
+            && r.content.is_empty()
+        {
+            r.content
+                .insert("application/json".into(), RefOr::T(error_body()));
+        }
     }
 }
 
@@ -359,10 +393,10 @@ mod tests {
             while stack.last().is_some_and(|(i, _)| *i >= indent) {
                 stack.pop();
             }
-            let full = format!(
+            let full = plain_pattern(&format!(
                 "{}{pattern}",
                 stack.iter().map(|(_, p)| p.as_str()).collect::<String>()
-            );
+            ));
             stack.push((indent, pattern));
             all.push((indent, full));
         }

@@ -222,7 +222,7 @@ async fn asset(file: web::Path<String>) -> HttpResponse {
 #[cfg(test)]
 mod tests {
     /// The order of the module doc, with each module's source.
-    const ORDER: [(&str, &str); 20] = [
+    const ORDER: [(&str, &str); 21] = [
         ("notice", include_str!("notice.rs")),
         ("sparkline", include_str!("sparkline.rs")),
         ("views", include_str!("views.rs")),
@@ -242,6 +242,7 @@ mod tests {
         ("formation", include_str!("formation.rs")),
         ("runs", include_str!("runs.rs")),
         ("images", include_str!("images.rs")),
+        ("image_apps", include_str!("image_apps.rs")),
         ("audit", include_str!("audit.rs")),
     ];
 
