@@ -356,19 +356,42 @@ class Soak:
             self.fail(rnd, "orphan: " + p)
 
     def check_audit(self):
-        status, out = self.request("GET", "/v1/audit?per_page=1000")
+        status, out = self.request("GET", "/v1/audit?per_page=1")
         if status == 404:
             print("audit: the server has no /v1/audit; not checked")
             return
-        records = json.loads(out)
-        if isinstance(records, dict):
-            records = records.get("items") or records.get("records") or []
-        text = json.dumps(records)
-        missing = [(a, n) for a, n in self.acked if n not in text]
-        for a, n in missing:
-            self.fail("end", f"audit: no record of {a} on {n}")
-        print(f"audit: {len(records)} records; {len(self.acked) - len(missing)} of "
-              f"{len(self.acked)} acknowledged changes found")
+        records, page = [], 1
+        while True:
+            status, out = self.request("GET", f"/v1/audit?per_page=100&page={page}")
+            batch = json.loads(out)
+            records += batch
+            if len(batch) < 100:
+                break
+            page += 1
+        def count(action, app):
+            return sum(1 for r in records if r["action"] == action and r.get("app") == app)
+        names = {"deploy": "app.deploy", "config.set": "app.config", "app.create": "app.create",
+                 "app.delete": "app.delete"}
+        # Every acknowledged change has its entry.
+        wanted = {}
+        for action, app in self.acked:
+            wanted[(names[action], app)] = wanted.get((names[action], app), 0) + 1
+        for (action, app), n in sorted(wanted.items()):
+            if count(action, app) < n:
+                self.fail("end", f"audit: {n} acknowledged {action} on {app}, "
+                                 f"{count(action, app)} recorded")
+        # And the log tells of no deploy that did not happen: one app.deploy per release a
+        # deploy made, for every app still there.
+        for name in self.apps:
+            if name in self.deleted:
+                continue
+            releases = self.api("GET", f"/v1/instances/{name}/releases?per_page=100")
+            deployed = sum(1 for r in releases if r["description"].startswith("deploy"))
+            if deployed != count("app.deploy", name):
+                self.fail("end", f"audit: {name} has {deployed} deployed releases and "
+                                 f"{count('app.deploy', name)} app.deploy entries")
+        print(f"audit: {len(records)} records; {sum(wanted.values())} acknowledged changes "
+              f"checked")
 
     # --- the run ----------------------------------------------------------------------------
     def run(self):
