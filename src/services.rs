@@ -11,6 +11,7 @@ use crate::git::Git;
 use crate::nodes::Nodes;
 use crate::push::PushHandlers;
 use crate::routing::{RouteSync, RouteTable};
+use crate::runtime::Swarm;
 use crate::seal::Sealer;
 use crate::store::{Slice, Store};
 
@@ -40,13 +41,21 @@ impl Services {
     /// Opens the store under the data dir and builds every service on it.
     pub fn build(config: Config, links: Links, ssh_host_key: ParsedKey) -> Result<Services> {
         let store = Store::open(&config.store_path())?;
-        let nodes = Nodes::new(store.clone());
+        let engine = Engine::new(&config.docker_host);
+        let swarm = Swarm::new(
+            engine.clone(),
+            store.clone(),
+            crate::docker::Installation {
+                id: crate::deploy::install_id(&config.data_dir)?,
+            },
+            config.data_dir.join("nodes"),
+        );
+        let nodes = Nodes::new(store.clone(), swarm.clone());
         nodes.ensure_local(&config.region_name, &config.docker_host)?;
         let jwt = JwtKeys::load_or_create(&config.jwt_secret_path())?;
         let sealer = Sealer::load_or_create(&config.secrets_key_path())?;
         let accounts = Accounts::new(store.clone(), config.registration, jwt)?;
         let apps = Apps::new(store.clone(), links, config.limits);
-        let engine = Engine::new(&config.docker_host);
         let push_handler = PushHandlers::default();
         let git = Git::new(
             &config.data_dir,
@@ -71,6 +80,7 @@ impl Services {
                 log_rotation: config.log_rotation.clone(),
                 limits: config.limits,
             },
+            swarm,
         );
         // Removed in this order when an app is deleted: its containers, images and volumes,
         // then its repository, then (last, see below) its routes.

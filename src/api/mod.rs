@@ -1,6 +1,7 @@
 //! The JSON API over HTTP (actix-web): the Scalefog routes, the `/v1` REST routes, the admin
 //! panel routes (`/api`) and the health check. Handlers translate requests into calls on the core services and back.
 
+mod cluster;
 mod cron;
 mod deploys;
 mod domains;
@@ -34,6 +35,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
     formation::routes(cfg);
     volumes::routes(cfg);
     runs::routes(cfg);
+    cluster::routes(cfg);
     v1::routes(cfg);
     panel::routes(cfg);
 }

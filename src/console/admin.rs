@@ -129,16 +129,6 @@ pub async fn nodes(ctx: Ctx) -> PageResult {
     render(&ctx.req, StatusCode::OK, &page)
 }
 
-/// A number field: empty means "not declared" (0); anything else must parse.
-fn number<T: std::str::FromStr + Default>(v: &str, field: &str, what: &str) -> Result<T, Error> {
-    let v = v.trim();
-    if v.is_empty() {
-        return Ok(T::default());
-    }
-    v.parse()
-        .map_err(|_| Error::invalid(field, format!("{what} must be a number")))
-}
-
 pub async fn create_node(form: SignedForm) -> PageResult {
     let (ctx, f) = (&form.ctx, &form.fields);
     let parsed = (|| {
@@ -153,9 +143,12 @@ pub async fn create_node(form: SignedForm) -> PageResult {
                 .filter(|t| !t.is_empty())
                 .map(String::from)
                 .collect(),
-            ram_mb: number(f.get("ram_mb"), "ram_mb", "Memory")?,
-            disk_gb: number(f.get("disk_gb"), "disk_gb", "Disk")?,
-            cpus: number(f.get("cpus"), "cpus", "CPUs")?,
+            ram: f.get("ram_mb").trim().to_string(),
+            disk: f.get("disk_gb").trim().to_string(),
+            processor: f.get("cpus").trim().to_string(),
+            port: String::new(),
+            insecure: f.get("insecure") == "on",
+            tls: None,
         })
     })();
     let result = match parsed {
@@ -175,7 +168,7 @@ pub async fn create_node(form: SignedForm) -> PageResult {
                 "Please fill in the endpoint",
             );
             let form: HashMap<&'static str, String> = [
-                "name", "region", "endpoint", "tags", "ram_mb", "disk_gb", "cpus",
+                "name", "region", "endpoint", "tags", "ram_mb", "disk_gb", "cpus", "insecure",
             ]
             .into_iter()
             .map(|k| (k, f.get(k).to_string()))
