@@ -66,6 +66,9 @@ pub struct ServiceRun {
     pub memory_mb: u32,
     pub cpu: f64,
     pub labels: HashMap<String, String>,
+    /// The labels of its tasks' containers: not the service's own, since the plain-container
+    /// runtime sharing the manager's engine would take them for its own containers.
+    pub container_labels: HashMap<String, String>,
     /// Placement constraints (`node.labels.scalefog.region==2`).
     pub constraints: Vec<String>,
     /// Spread the tasks over the values of this node attribute.
@@ -286,7 +289,7 @@ impl Engine {
             task_template: Some(TaskSpec {
                 container_spec: Some(TaskSpecContainerSpec {
                     image: Some(run.image.clone()),
-                    labels: Some(run.labels.clone()),
+                    labels: Some(run.container_labels.clone()),
                     args: run.cmd.clone(),
                     env: Some(run.env.iter().map(|(k, v)| format!("{k}={v}")).collect()),
                     read_only: Some(run.read_only_rootfs),

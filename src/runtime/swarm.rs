@@ -12,8 +12,8 @@
 
 use super::{ProcessEvent, ProcessSpec, ProcessState, ProcessStatus};
 use crate::docker::{
-    DockerNode, Engine, Installation, LABEL_APP, LABEL_PROCESS, LABEL_RELEASE, LABEL_VOLUME,
-    ServiceRun, TaskInfo,
+    DockerNode, Engine, Installation, LABEL, LABEL_APP, LABEL_INSTALL, LABEL_PROCESS,
+    LABEL_RELEASE, LABEL_VOLUME, ServiceRun, TaskInfo,
 };
 use crate::domain::{Error, Node, Result, WEB};
 use crate::store::Store;
@@ -30,6 +30,8 @@ pub const PREFIX: &str = "swarm:";
 pub const REGION_LABEL: &str = "scalefog.region";
 /// The node label naming a node's record (spread preference).
 pub const NODE_LABEL: &str = "scalefog.node";
+/// On a task's container: the installation it belongs to (see [`Swarm::start`]).
+pub const TASK_INSTALL_LABEL: &str = "scalefog.swarm.install";
 /// How often the swarm's tasks are checked for changes (Docker has no task events).
 const POLL: Duration = Duration::from_secs(2);
 
@@ -167,7 +169,16 @@ impl Swarm {
         if name.len() > 63 {
             name = format!("sf-{}", hex::encode(rand::random::<[u8; 12]>()));
         }
+        // The tasks' containers are the swarm's, not the plain-container runtime's: without the
+        // installation's own labels, `Containers` never lists (nor removes) them.
+        let mut container_labels: HashMap<String, String> = labels
+            .iter()
+            .filter(|(k, _)| k.as_str() != LABEL && k.as_str() != LABEL_INSTALL)
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect();
+        container_labels.insert(TASK_INSTALL_LABEL.to_string(), self.installation.id.clone());
         let run = ServiceRun {
+            container_labels,
             name,
             image: spec.image.clone(),
             env: spec.env.clone(),

@@ -117,6 +117,8 @@ impl Drop for SecondEngine {
 /// services, the swarm on both engines (the host's only when it is the one advertised on
 /// [`HOST_ADDR`]), the second engine's containers, its dockerd, the namespace and the veth.
 fn teardown(installs: &[String]) {
+    // A test may have cut the link to take the machine "down": bring it back for a clean leave.
+    sh(&format!("ip link set {HOST_IF} up 2>/dev/null"));
     for id in installs {
         sh(&format!(
             "docker service ls -q --filter label=scalefog.install={id} | xargs -r docker service rm"
@@ -154,7 +156,7 @@ impl Fixture {
         if code == 200 {
             Ok(body.trim().to_string())
         } else {
-            Err(format!("{code}: {body}"))
+            Err(format!("{code}: {}", body.lines().find(|l| l.contains("<p>")).unwrap_or("")))
         }
     }
 }
@@ -228,9 +230,11 @@ async fn cluster_fixture(engine: &SecondEngine, region: &str) -> Fixture {
 
 /// The app's swarm tasks' containers on the second engine.
 fn on_node_2(install: &str) -> usize {
-    node_docker(&format!("ps -q --filter label=scalefog.install={install}"))
-        .split_whitespace()
-        .count()
+    node_docker(&format!(
+        "ps -q --filter label=scalefog.swarm.install={install}"
+    ))
+    .split_whitespace()
+    .count()
 }
 
 fn install_of(f: &Fixture) -> String {
@@ -315,4 +319,164 @@ async fn an_app_in_a_region_runs_on_that_regions_node_only_and_answers_through_t
             .unwrap()
             .contains("last node of region"),
     );
+}
+
+/// The app's running containers on the host engine (node 1).
+fn on_node_1(install: &str) -> usize {
+    docker(&[
+        "ps",
+        "-q",
+        "--filter",
+        &format!("label=scalefog.install={install}"),
+    ])
+    .split_whitespace()
+    .count()
+}
+
+/// Waits (bounded) until `check` holds; whether it did.
+async fn eventually(mut check: impl FnMut() -> bool) -> bool {
+    for _ in 0..240 {
+        if check() {
+            return true;
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    false
+}
+
+/// Pushes the app with `web=2` (set before the first release, so both replicas are placed
+/// together) and waits until one runs on each node.
+async fn spread_over_both(f: &Fixture, page: &str) {
+    let r = f
+        .app
+        .scale(&f.user.token, &f.name, &json!({"web": 2}))
+        .await;
+    assert!(r.status().is_success(), "{}", r.text().await.unwrap());
+    let sha = f.repo.commit(page, Some(&dockerfile("", SERVE)));
+    let (r, lines) = f.push(&sha).await;
+    assert!(r.is_ok(), "{r:?}\n{}", lines.join("\n"));
+    let install = install_of(f);
+    assert!(
+        eventually(|| on_node_1(&install) == 1 && on_node_2(&install) == 1).await,
+        "one replica per node: {} on node 1, {} on node 2",
+        on_node_1(&install),
+        on_node_2(&install)
+    );
+}
+
+/// GETs through the router until `done` (bounded); the failures after `grace` from `since`,
+/// and the total of requests and of failures.
+async fn request_loop(
+    f: &Fixture,
+    page: &str,
+    since: std::time::Instant,
+    grace: Duration,
+    mut done: impl FnMut() -> bool,
+) -> (Vec<String>, usize, usize) {
+    let (mut late, mut total, mut failed) = (Vec::new(), 0, 0);
+    let mut after_done = 0;
+    for _ in 0..2000 {
+        let r = f.through_router("/index.html").await;
+        total += 1;
+        if r.as_deref() != Ok(page) {
+            failed += 1;
+            if since.elapsed() > grace {
+                late.push(format!("{:?}: {r:?}", since.elapsed()));
+            }
+        }
+        if done() {
+            after_done += 1;
+            if after_done > 20 {
+                break;
+            }
+        }
+    }
+    (late, total, failed)
+}
+
+#[tokio::test]
+async fn losing_a_machine_fails_no_request_after_the_first_second_and_its_replica_moves() {
+    let _serial = SERIAL.lock().await;
+    let engine = SecondEngine::start();
+    let f = cluster_fixture(&engine, "1").await;
+    let page = "served by two machines";
+    spread_over_both(&f, page).await;
+    let install = install_of(&f);
+    assert_eq!(f.through_router("/index.html").await.as_deref(), Ok(page));
+    // The machine is cut off: connections to it time out, as with a dead server.
+    let cut = std::time::Instant::now();
+    assert!(sh(&format!("ip link set {HOST_IF} down")).0);
+    let mut moved_after = None;
+    let (late, total, failed) = request_loop(&f, page, cut, Duration::from_secs(1), || {
+        let moved = on_node_1(&install) == 2;
+        if moved && moved_after.is_none() {
+            moved_after = Some(cut.elapsed());
+        }
+        moved
+    })
+    .await;
+    println!(
+        "failover: {total} requests, {failed} failed, the replica ran again on node 1 after {moved_after:?}"
+    );
+    assert!(late.is_empty(), "failed after the first second: {late:#?}");
+    assert!(
+        moved_after.is_some(),
+        "the swarm did not reschedule the lost replica"
+    );
+    // Node 1 alone serves now.
+    for _ in 0..5 {
+        assert_eq!(f.through_router("/index.html").await.as_deref(), Ok(page));
+    }
+    let nodes: Value = f
+        .app
+        .get("/v1/nodes", Some(&f.user.token))
+        .await
+        .json()
+        .await
+        .unwrap();
+    let edge = nodes
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|n| n["name"] == "edge-1")
+        .unwrap();
+    assert_eq!(edge["state"], "down", "{nodes}");
+}
+
+#[tokio::test]
+async fn removing_a_node_drains_it_first_and_no_request_fails() {
+    let _serial = SERIAL.lock().await;
+    let engine = SecondEngine::start();
+    let f = cluster_fixture(&engine, "1").await;
+    let page = "drained gracefully";
+    spread_over_both(&f, page).await;
+    let install = install_of(&f);
+    let token = f.user.token.clone();
+    let url = f.app.url("/v1/nodes/2");
+    let removal = tokio::spawn(async move {
+        reqwest::Client::new()
+            .delete(url)
+            .bearer_auth(token)
+            .send()
+            .await
+            .map(|r| r.status())
+    });
+    let start = std::time::Instant::now();
+    let (late, total, _) =
+        request_loop(&f, page, start, Duration::ZERO, || removal.is_finished()).await;
+    assert!(
+        late.is_empty(),
+        "failed during the drain ({total} requests): {late:#?}"
+    );
+    assert_eq!(removal.await.unwrap().unwrap(), StatusCode::NO_CONTENT);
+    assert_eq!(on_node_1(&install), 2, "both replicas run on node 1");
+    assert_eq!(on_node_2(&install), 0);
+    let nodes: Value = f
+        .app
+        .get("/v1/nodes", Some(&f.user.token))
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(nodes.as_array().unwrap().len(), 1, "{nodes}");
 }
