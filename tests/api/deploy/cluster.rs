@@ -358,9 +358,10 @@ async fn spread_over_both(f: &Fixture, page: &str) {
     let install = install_of(f);
     assert!(
         eventually(|| on_node_1(&install) == 1 && on_node_2(&install) == 1).await,
-        "one replica per node: {} on node 1, {} on node 2",
+        "one replica per node: {} on node 1, {} on node 2; tasks: {}",
         on_node_1(&install),
-        on_node_2(&install)
+        on_node_2(&install),
+        sh("docker service ls -q | xargs -r -n1 docker service ps --no-trunc --format '{{.Name}} {{.Node}} {{.DesiredState}} {{.CurrentState}} {{.Error}}'").1
     );
 }
 
