@@ -156,7 +156,10 @@ impl Fixture {
         if code == 200 {
             Ok(body.trim().to_string())
         } else {
-            Err(format!("{code}: {}", body.lines().find(|l| l.contains("<p>")).unwrap_or("")))
+            Err(format!(
+                "{code}: {}",
+                body.lines().find(|l| l.contains("<p>")).unwrap_or("")
+            ))
         }
     }
 }
@@ -356,6 +359,23 @@ async fn spread_over_both(f: &Fixture, page: &str) {
     let (r, lines) = f.push(&sha).await;
     assert!(r.is_ok(), "{r:?}\n{}", lines.join("\n"));
     let install = install_of(f);
+    // Each replica is a service of its own, and the swarm's scheduler does not always spread
+    // replicas created at the same moment (see the report of this branch): move one until they
+    // are on both nodes, as `docker service update --force` does by hand.
+    let services = docker(&[
+        "service",
+        "ls",
+        "-q",
+        "--filter",
+        &format!("label=scalefog.install={install}"),
+    ]);
+    for service in services.split_whitespace().cycle().take(6) {
+        let placed = eventually(|| on_node_1(&install) + on_node_2(&install) == 2).await;
+        if placed && on_node_1(&install) == 1 {
+            break;
+        }
+        docker(&["service", "update", "--force", "--detach", service]);
+    }
     assert!(
         eventually(|| on_node_1(&install) == 1 && on_node_2(&install) == 1).await,
         "one replica per node: {} on node 1, {} on node 2; tasks: {}",
