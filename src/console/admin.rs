@@ -131,30 +131,26 @@ pub async fn nodes(ctx: Ctx) -> PageResult {
 
 pub async fn create_node(form: SignedForm) -> PageResult {
     let (ctx, f) = (&form.ctx, &form.fields);
-    let parsed = (|| {
-        Ok::<_, Error>(NewNode {
-            name: f.get("name").to_string(),
-            region: Some(f.get("region").to_string()).filter(|r| !r.is_empty()),
-            endpoint: f.get("endpoint").to_string(),
-            tags: f
-                .get("tags")
-                .split(',')
-                .map(str::trim)
-                .filter(|t| !t.is_empty())
-                .map(String::from)
-                .collect(),
-            ram: f.get("ram_mb").trim().to_string(),
-            disk: f.get("disk_gb").trim().to_string(),
-            processor: f.get("cpus").trim().to_string(),
-            port: String::new(),
-            insecure: f.get("insecure") == "on",
-            tls: None,
-        })
-    })();
-    let result = match parsed {
-        Ok(new) => ctx.services.nodes.create(&ctx.who, new).await,
-        Err(e) => Err(e),
+    let new = NewNode {
+        name: f.get("name").to_string(),
+        region: Some(f.get("region").to_string()).filter(|r| !r.is_empty()),
+        endpoint: f.get("endpoint").to_string(),
+        tags: f
+            .get("tags")
+            .split(',')
+            .map(str::trim)
+            .filter(|t| !t.is_empty())
+            .map(String::from)
+            .collect(),
+        // Kept as given, as the panel API keeps them.
+        ram: f.get("ram_mb").trim().to_string(),
+        disk: f.get("disk_gb").trim().to_string(),
+        processor: f.get("cpus").trim().to_string(),
+        port: String::new(),
+        insecure: f.get("insecure") == "on",
+        tls: None,
     };
+    let result = ctx.services.nodes.create(&ctx.who, new).await;
     match result {
         Ok(n) => Ok(ctx.redirect(
             "/console/admin/nodes",

@@ -492,7 +492,7 @@ impl Engine {
                 }
             })
             .collect();
-        tasks.sort_by(|a, b| b.index.cmp(&a.index));
+        tasks.sort_by_key(|t| std::cmp::Reverse(t.index));
         Ok(tasks)
     }
 

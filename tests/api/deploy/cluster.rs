@@ -40,6 +40,8 @@ fn node_docker(args: &str) -> String {
 struct SecondEngine {
     /// Installations whose services are removed from the swarm at the end.
     installs: std::sync::Mutex<Vec<String>>,
+    /// The `nsenter … dockerd` process, reaped once the tear-down stopped it.
+    dockerd: std::process::Child,
 }
 
 impl SecondEngine {
@@ -61,7 +63,7 @@ impl SecondEngine {
         let log = std::fs::File::create(format!("{DIR}/log")).unwrap();
         // `nsenter --net`, not `ip netns exec`: the latter remounts /sys and dockerd then fails
         // on cgroups.
-        let _child = Command::new("nsenter")
+        let mut dockerd = Command::new("nsenter")
             .arg(format!("--net=/var/run/netns/{NETNS}"))
             .args([
                 "dockerd",
@@ -89,11 +91,14 @@ impl SecondEngine {
             {
                 return SecondEngine {
                     installs: Default::default(),
+                    dockerd,
                 };
             }
             std::thread::sleep(Duration::from_millis(500));
         }
         teardown(&[]);
+        let _ = dockerd.kill();
+        let _ = dockerd.wait();
         panic!(
             "the second dockerd did not start: {}",
             sh(&format!("tail -20 {DIR}/log")).1
@@ -110,6 +115,8 @@ impl Drop for SecondEngine {
     fn drop(&mut self) {
         let installs = std::mem::take(&mut *self.installs.lock().unwrap());
         teardown(&installs);
+        let _ = self.dockerd.kill();
+        let _ = self.dockerd.wait();
     }
 }
 
