@@ -280,8 +280,17 @@ async fn an_app_in_a_region_runs_on_that_regions_node_only_and_answers_through_t
     let sha = f
         .repo
         .commit("hello from the edge", Some(&dockerfile("", SERVE)));
+    let pushed = std::time::Instant::now();
     let (r, lines) = f.push(&sha).await;
     assert!(r.is_ok(), "{r:?}\n{}", lines.join("\n"));
+    assert_eq!(
+        f.through_router("/index.html").await.as_deref(),
+        Ok("hello from the edge")
+    );
+    println!(
+        "bench: push to serving, one replica on one remote node: {:?}",
+        pushed.elapsed()
+    );
     let r = f
         .app
         .scale(&f.user.token, &f.name, &json!({"web": 2}))
@@ -363,12 +372,20 @@ async fn spread_over_both(f: &Fixture, page: &str) {
         .await;
     assert!(r.status().is_success(), "{}", r.text().await.unwrap());
     let sha = f.repo.commit(page, Some(&dockerfile("", SERVE)));
+    let pushed = std::time::Instant::now();
     let (r, lines) = f.push(&sha).await;
     assert!(r.is_ok(), "{r:?}\n{}", lines.join("\n"));
+    assert_eq!(f.through_router("/index.html").await.as_deref(), Ok(page));
+    println!(
+        "bench: push to serving, two replicas over two nodes: {:?}",
+        pushed.elapsed()
+    );
     let install = install_of(f);
     // Each replica is a service of its own, and the swarm's scheduler does not always spread
-    // replicas created at the same moment (see the report of this branch): move one until they
-    // are on both nodes, as `docker service update --force` does by hand.
+    // replicas created at the same moment (see the report of this branch). Spread them as an
+    // operator would: node 1 drained, every replica goes to node 2; node 1 back, one replica
+    // restarted goes to the emptier node 1.
+    let manager = docker(&["info", "--format", "{{.Swarm.NodeID}}"]);
     let services = docker(&[
         "service",
         "ls",
@@ -376,12 +393,12 @@ async fn spread_over_both(f: &Fixture, page: &str) {
         "--filter",
         &format!("label=scalefog.install={install}"),
     ]);
-    for service in services.split_whitespace().cycle().take(6) {
-        let placed = eventually(|| on_node_1(&install) + on_node_2(&install) == 2).await;
-        if placed && on_node_1(&install) == 1 {
-            break;
-        }
-        docker(&["service", "update", "--force", "--detach", service]);
+    let first = services.split_whitespace().next().unwrap().to_string();
+    if on_node_1(&install) != 1 || on_node_2(&install) != 1 {
+        docker(&["node", "update", "--availability", "drain", &manager]);
+        assert!(eventually(|| on_node_2(&install) == 2).await);
+        docker(&["node", "update", "--availability", "active", &manager]);
+        docker(&["service", "update", "--force", "--detach", &first]);
     }
     assert!(
         eventually(|| on_node_1(&install) == 1 && on_node_2(&install) == 1).await,
