@@ -144,6 +144,7 @@ fn teardown(installs: &[String]) {
          for i in $(seq 60); do [ -n \"$pid\" ] && kill -0 $pid 2>/dev/null || break; sleep 0.5; done;
          [ -n \"$pid\" ] && kill -9 $pid 2>/dev/null;
          ip link del {HOST_IF} 2>/dev/null; ip netns del {NETNS} 2>/dev/null;
+         grep -o ' {DIR}/[^ ]*' /proc/mounts | sort -r | xargs -r -n1 umount -l;
          rm -rf {DIR}"
     ));
 }
