@@ -9,10 +9,13 @@
 //! - `store`    — the redb file; typed reads and single-transaction writes.
 //! - `docker`   — the Docker Engine interface (bollard), one per node: images, containers, builds.
 //! - `runtime`  — running an app: start a release's processes, their state and endpoints, stop
-//!   them. One trait; `runtime::Containers` (containers on one Docker engine) implements it.
+//!   them. One trait; `runtime::Containers` (containers on one Docker engine) and
+//!   `runtime::Swarm` (Docker Swarm services, once the cluster is on) implement it, and
+//!   `runtime::Placed` picks between them.
 //! - `accounts` — users, passwords, tokens, API keys, JWTs, SSH keys.
 //! - `apps`     — apps ("instances"): create, list, access checks, custom domains, delete.
-//! - `nodes`    — regions and nodes (Docker endpoints).
+//! - `nodes`    — regions and nodes (Docker endpoints); the cluster: swarm init, node joins,
+//!   drains and removals.
 //! - `push`     — a git push as the core sees it, and the handler that decides it.
 //! - `git`      — apps' bare repositories, running receive-pack/upload-pack for an authorized
 //!   user, the per-app push lock, the pre-receive callback (unix socket) that records pushes.
