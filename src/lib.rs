@@ -14,10 +14,13 @@
 //!   sealed on their way in (`seal`), and the audit log each change writes in its transaction.
 //! - `docker`   — the Docker Engine interface (bollard), one per node: images, containers, builds.
 //! - `runtime`  — running an app: start a release's processes, their state and endpoints, stop
-//!   them. One trait; `runtime::Containers` (containers on one Docker engine) implements it.
+//!   them. One trait; `runtime::Containers` (containers on one Docker engine) and
+//!   `runtime::Swarm` (Docker Swarm services, once the cluster is on) implement it, and
+//!   `runtime::Placed` picks between them.
 //! - `accounts` — users, passwords, tokens, API keys, JWTs, SSH keys.
 //! - `apps`     — apps ("instances"): create, list, access checks, custom domains, delete.
-//! - `nodes`    — regions and nodes (Docker endpoints).
+//! - `nodes`    — regions and nodes (Docker endpoints); the cluster: swarm init, node joins,
+//!   drains and removals.
 //! - `images`   — the image catalog, the node's images, and who may deploy which image.
 //! - `push`     — a git push as the core sees it, and the handler that decides it.
 //! - `git`      — apps' bare repositories, running receive-pack/upload-pack for an authorized

@@ -51,11 +51,25 @@ enum Command {
         /// The archive to restore
         archive: PathBuf,
     },
+    /// The cluster of several machines (stop the server first)
+    #[command(subcommand)]
+    Cluster(ClusterCommand),
     /// Run by git inside a push (the repositories' hooks call it); not for people
     #[command(hide = true)]
     Hook {
         /// The hook git runs: pre-receive
         name: String,
+    },
+}
+
+#[derive(Subcommand)]
+enum ClusterCommand {
+    /// Turn the cluster on: the local Docker engine becomes a swarm manager (or its swarm is
+    /// adopted) and apps' processes run as swarm services from their next deploy
+    Init {
+        /// The IP address other machines reach this one at
+        #[arg(long)]
+        advertise: String,
     },
 }
 
@@ -140,6 +154,9 @@ fn main() -> ExitCode {
             }) => create_user(config, &name, &email, admin, password_stdin).await,
             Command::Backup { path } => backup(config, path).await,
             Command::Restore { archive } => restore(config, archive).await,
+            Command::Cluster(ClusterCommand::Init { advertise }) => {
+                cluster_init(config, &advertise).await
+            }
             Command::Hook { .. } => unreachable!("handled before the runtime starts"),
         }
     });
@@ -197,8 +214,7 @@ async fn create_user(
     };
     std::fs::create_dir_all(&config.data_dir)?;
     let store = scalefog::store::Store::open(&config.store_path())?;
-    scalefog::nodes::Nodes::new(store.clone())
-        .ensure_local(&config.region_name, &config.docker_host)?;
+    local_nodes(&config, &store)?.ensure_local(&config.region_name, &config.docker_host)?;
     let jwt = JwtKeys::load_or_create(&config.jwt_secret_path())?;
     let accounts = Accounts::new(store, config.registration, jwt)?;
     let user = accounts
@@ -218,6 +234,35 @@ async fn create_user(
         user.username,
         user.id,
         if user.admin { ", admin" } else { "" }
+    );
+    Ok(())
+}
+
+/// Regions and nodes over the store, with the local engine as the swarm's manager.
+fn local_nodes(
+    config: &Config,
+    store: &scalefog::store::Store,
+) -> anyhow::Result<scalefog::nodes::Nodes> {
+    let swarm = scalefog::runtime::Swarm::new(
+        scalefog::docker::Engine::new(&config.docker_host),
+        store.clone(),
+        scalefog::docker::Installation {
+            id: scalefog::deploy::install_id(&config.data_dir)?,
+        },
+        config.data_dir.join("nodes"),
+    );
+    Ok(scalefog::nodes::Nodes::new(store.clone(), swarm))
+}
+
+async fn cluster_init(config: Config, advertise: &str) -> anyhow::Result<()> {
+    std::fs::create_dir_all(&config.data_dir)?;
+    let store = scalefog::store::Store::open(&config.store_path())?;
+    let nodes = local_nodes(&config, &store)?;
+    nodes.ensure_local(&config.region_name, &config.docker_host)?;
+    let cluster = nodes.turn_on(advertise).await?;
+    println!(
+        "cluster on: this engine manages the swarm (node {}), advertised at {}",
+        cluster.manager_id, cluster.advertise
     );
     Ok(())
 }

@@ -14,6 +14,7 @@ use crate::metrics::{Metrics, Readings};
 use crate::nodes::Nodes;
 use crate::push::PushHandlers;
 use crate::routing::{RouteSync, RouteTable};
+use crate::runtime::Swarm;
 use crate::seal::Sealer;
 use crate::store::{Slice, Store};
 
@@ -55,13 +56,21 @@ impl Services {
             Sealer::load_or_create(&config.secrets_key_path())?,
         )?;
         let metrics = Metrics::new();
-        let nodes = Nodes::new(store.clone());
+        let engine = Engine::new(&config.docker_host);
+        let swarm = Swarm::new(
+            engine.clone(),
+            store.clone(),
+            crate::docker::Installation {
+                id: crate::deploy::install_id(&config.data_dir)?,
+            },
+            config.data_dir.join("nodes"),
+        );
+        let nodes = Nodes::new(store.clone(), swarm.clone());
         nodes.ensure_local(&config.region_name, &config.docker_host)?;
         let jwt = JwtKeys::load_or_create(&config.jwt_secret_path())?;
         let sealer = store.sealer().clone();
         let accounts = Accounts::new(store.clone(), config.registration, jwt)?;
         let apps = Apps::new(store.clone(), links, config.limits);
-        let engine = Engine::new(&config.docker_host);
         let images = Images::new(
             store.clone(),
             std::sync::Arc::new(engine.clone()),
@@ -97,6 +106,7 @@ impl Services {
             },
             metrics.clone(),
             drain.clone(),
+            swarm,
         );
         // Removed in this order when an app is deleted: its containers, images and volumes,
         // then its repository, then (last, see below) its routes.

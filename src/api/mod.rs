@@ -3,6 +3,7 @@
 
 mod account;
 mod audit;
+mod cluster;
 mod cron;
 mod deploys;
 mod domains;
@@ -47,6 +48,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
     runs::routes(cfg);
     image_apps::routes(cfg);
     audit::routes(cfg);
+    cluster::routes(cfg);
     v1::routes(cfg);
     panel::routes(cfg);
 }

@@ -171,7 +171,13 @@ async fn instance(s: web::Data<Services>, Auth(who): Auth, p: Params) -> ApiResu
 
 #[utoipa::path(get, path = "/api/nodes", tag = "panel", responses((status = 200, description = "Nodes", body = Vec<crate::api::views::NodeView>)))]
 async fn nodes(s: web::Data<Services>, Auth(who): Auth) -> ApiResult<HttpResponse> {
-    let nodes: Vec<NodeView> = s.nodes.list(&who)?.iter().map(NodeView::from).collect();
+    let nodes: Vec<NodeView> = s
+        .nodes
+        .list_with_state(&who)
+        .await?
+        .iter()
+        .map(|(n, st)| NodeView::with_state(n, st.as_ref()))
+        .collect();
     Ok(HttpResponse::Ok().json(nodes))
 }
 

@@ -9,7 +9,7 @@ use super::views::{
 };
 use crate::accounts::{NewUser, QuotaChange, Registrar, require_admin};
 use crate::domain::Error;
-use crate::nodes::NewNode;
+use crate::nodes::{NewNode, TlsFiles};
 use crate::services::Services;
 use crate::store::Page;
 use actix_web::{HttpRequest, HttpResponse, web};
@@ -39,6 +39,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
             .route("/instances/{name}", web::get().to(instance))
             .route("/instances/{name}", web::delete().to(delete_instance))
             .route("/regions", web::get().to(regions))
+            .route("/regions", web::post().to(super::cluster::create_region))
             .route(
                 "/regions/{region}/instances",
                 web::get().to(region_instances),
@@ -339,19 +340,15 @@ async fn delete_user(
 
 #[utoipa::path(get, path = "/v1/nodes", tag = "nodes", responses((status = 200, description = "Nodes (admins)", body = Vec<crate::api::views::NodeView>, headers(("X-Total-Count" = u64, description = "Items in all pages")))))]
 async fn nodes(s: web::Data<Services>, Auth(who): Auth) -> ApiResult<HttpResponse> {
-    let nodes: Vec<NodeView> = s.nodes.list(&who)?.iter().map(NodeView::from).collect();
+    let nodes: Vec<NodeView> = s
+        .nodes
+        .list_with_state(&who)
+        .await?
+        .iter()
+        .map(|(n, st)| NodeView::with_state(n, st.as_ref()))
+        .collect();
     let total = nodes.len() as u64;
     Ok(paged(nodes, total))
-}
-
-/// Parses an optional numeric parameter, naming it when it is not a number.
-pub(super) fn number<T: std::str::FromStr + Default>(p: &Params, name: &str) -> Result<T, Error> {
-    match p.get(name).map(str::trim).filter(|s| !s.is_empty()) {
-        None => Ok(T::default()),
-        Some(v) => v
-            .parse()
-            .map_err(|_| Error::invalid(name, format!("'{name}' must be a number"))),
-    }
 }
 
 pub(super) fn new_node(p: &Params) -> Result<NewNode, Error> {
@@ -360,13 +357,29 @@ pub(super) fn new_node(p: &Params) -> Result<NewNode, Error> {
         .ok_or_else(|| Error::missing("address"))?
         .trim()
         .to_string();
-    if let Some(port) = p.get("port").map(str::trim).filter(|s| !s.is_empty()) {
+    let port = p.get("port").map(str::trim).unwrap_or("").to_string();
+    if !port.is_empty() {
         if !endpoint.contains("://") {
             endpoint = format!("tcp://{endpoint}:{port}");
         }
     } else if !endpoint.contains("://") {
         endpoint = format!("tcp://{endpoint}");
     }
+    let text = |name: &str| p.get(name).unwrap_or("").trim().to_string();
+    let tls = match (p.get("ca"), p.get("cert"), p.get("key")) {
+        (None, None, None) => None,
+        (Some(ca), Some(cert), Some(key)) => Some(TlsFiles {
+            ca: ca.to_string(),
+            cert: cert.to_string(),
+            key: key.to_string(),
+        }),
+        _ => {
+            return Err(Error::invalid(
+                "ca",
+                "TLS needs all three of ca, cert and key (PEM text)",
+            ));
+        }
+    };
     Ok(NewNode {
         name: p.require("name")?.to_string(),
         region: p.get("region").map(str::to_string),
@@ -379,9 +392,12 @@ pub(super) fn new_node(p: &Params) -> Result<NewNode, Error> {
             .filter(|t| !t.is_empty())
             .map(String::from)
             .collect(),
-        ram_mb: number(p, "ram")?,
-        disk_gb: number(p, "disk")?,
-        cpus: number(p, "processor")?,
+        ram: text("ram"),
+        disk: text("disk"),
+        processor: text("processor"),
+        port,
+        insecure: p.flag("insecure"),
+        tls,
     })
 }
 

@@ -227,11 +227,34 @@ pub struct NodeView {
     pub name: String,
     pub region: String,
     pub address: String,
+    pub port: String,
     pub tags: Vec<String>,
-    pub ram: u64,
-    pub disk: u64,
-    pub processor: f64,
+    /// As given when the node was added (the panel's strings).
+    pub ram: String,
+    pub disk: String,
+    pub processor: String,
+    pub insecure: bool,
+    /// From the swarm while the cluster is on: `ready`, `down`, `draining`, `not joined`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub state: Option<String>,
+    /// Resources the swarm reports for it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cpus: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub memory_mb: Option<u64>,
     pub created_at: String,
+}
+
+impl NodeView {
+    pub fn with_state(n: &Node, state: Option<&crate::nodes::NodeState>) -> Self {
+        let mut v = NodeView::from(n);
+        if let Some(s) = state {
+            v.state = Some(s.state.clone());
+            v.cpus = Some(s.cpus);
+            v.memory_mb = Some(s.memory_mb);
+        }
+        v
+    }
 }
 
 impl From<&Node> for NodeView {
@@ -241,10 +264,15 @@ impl From<&Node> for NodeView {
             name: n.name.clone(),
             region: n.region_id.to_string(),
             address: n.endpoint.clone(),
+            port: n.port.clone(),
             tags: n.tags.clone(),
-            ram: n.ram_mb,
-            disk: n.disk_gb,
-            processor: n.cpus,
+            ram: n.ram.clone(),
+            disk: n.disk.clone(),
+            processor: n.processor.clone(),
+            insecure: n.insecure,
+            state: None,
+            cpus: None,
+            memory_mb: None,
             created_at: rfc3339(n.created_at),
         }
     }

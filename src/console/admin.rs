@@ -134,39 +134,28 @@ pub async fn nodes(ctx: Ctx) -> PageResult {
     render(&ctx.req, StatusCode::OK, &page)
 }
 
-/// A number field: empty means "not declared" (0); anything else must parse.
-fn number<T: std::str::FromStr + Default>(v: &str, field: &str, what: &str) -> Result<T, Error> {
-    let v = v.trim();
-    if v.is_empty() {
-        return Ok(T::default());
-    }
-    v.parse()
-        .map_err(|_| Error::invalid(field, format!("{what} must be a number")))
-}
-
 pub async fn create_node(form: SignedForm) -> PageResult {
     let (ctx, f) = (&form.ctx, &form.fields);
-    let parsed = (|| {
-        Ok::<_, Error>(NewNode {
-            name: f.get("name").to_string(),
-            region: Some(f.get("region").to_string()).filter(|r| !r.is_empty()),
-            endpoint: f.get("endpoint").to_string(),
-            tags: f
-                .get("tags")
-                .split(',')
-                .map(str::trim)
-                .filter(|t| !t.is_empty())
-                .map(String::from)
-                .collect(),
-            ram_mb: number(f.get("ram_mb"), "ram_mb", "Memory")?,
-            disk_gb: number(f.get("disk_gb"), "disk_gb", "Disk")?,
-            cpus: number(f.get("cpus"), "cpus", "CPUs")?,
-        })
-    })();
-    let result = match parsed {
-        Ok(new) => ctx.services.nodes.create(&ctx.who, new).await,
-        Err(e) => Err(e),
+    let new = NewNode {
+        name: f.get("name").to_string(),
+        region: Some(f.get("region").to_string()).filter(|r| !r.is_empty()),
+        endpoint: f.get("endpoint").to_string(),
+        tags: f
+            .get("tags")
+            .split(',')
+            .map(str::trim)
+            .filter(|t| !t.is_empty())
+            .map(String::from)
+            .collect(),
+        // Kept as given, as the panel API keeps them.
+        ram: f.get("ram_mb").trim().to_string(),
+        disk: f.get("disk_gb").trim().to_string(),
+        processor: f.get("cpus").trim().to_string(),
+        port: String::new(),
+        insecure: f.get("insecure") == "on",
+        tls: None,
     };
+    let result = ctx.services.nodes.create(&ctx.who, new).await;
     match result {
         Ok(n) => Ok(ctx.redirect(
             "/console/admin/nodes",
@@ -180,7 +169,7 @@ pub async fn create_node(form: SignedForm) -> PageResult {
                 "Please fill in the endpoint",
             );
             let form: HashMap<&'static str, String> = [
-                "name", "region", "endpoint", "tags", "ram_mb", "disk_gb", "cpus",
+                "name", "region", "endpoint", "tags", "ram_mb", "disk_gb", "cpus", "insecure",
             ]
             .into_iter()
             .map(|k| (k, f.get(k).to_string()))

@@ -53,7 +53,7 @@ use crate::apps::{AppResources, Links};
 use crate::docker::{DockerNode, Installation};
 use crate::domain::{AuditRecord, Error, Instance, Release, Result};
 use crate::routing::RouteTable;
-use crate::runtime::{Containers, Runtime};
+use crate::runtime::{Containers, Placed, Runtime, Swarm};
 use crate::store::{Store, Writer};
 use control::Controls;
 use futures_util::future::BoxFuture;
@@ -147,16 +147,20 @@ impl Deployer {
         settings: DeploySettings,
         metrics: crate::metrics::Metrics,
         drain: crate::drain::Drain,
+        swarm: Swarm,
     ) -> Deployer {
         let installation = Installation {
             id: settings.install_id.clone(),
         };
         Deployer(Arc::new(Inner {
             store,
-            runtime: Arc::new(Containers::new(
-                docker.clone(),
-                installation.clone(),
-                settings.log_rotation.clone(),
+            runtime: Arc::new(Placed::new(
+                Containers::new(
+                    docker.clone(),
+                    installation.clone(),
+                    settings.log_rotation.clone(),
+                ),
+                swarm,
             )),
             docker,
             installation,

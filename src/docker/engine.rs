@@ -65,6 +65,33 @@ impl Engine {
         }
     }
 
+    /// A client for another machine's engine: `tcp://host:port` with the TLS client files in
+    /// `tls` (`ca.pem`, `cert.pem`, `key.pem`, as `docker --tlsverify` uses them), `ssh://user@host`
+    /// (the `ssh` client's own configuration and keys), or what [`Engine::new`] accepts.
+    pub fn remote(endpoint: &str, tls: Option<&std::path::Path>) -> Engine {
+        let timeout = 3600;
+        let docker = match (endpoint.strip_prefix("tcp://"), tls) {
+            (Some(_), Some(dir)) => Docker::connect_with_ssl(
+                endpoint,
+                &dir.join("key.pem"),
+                &dir.join("cert.pem"),
+                &dir.join("ca.pem"),
+                timeout,
+                bollard::API_DEFAULT_VERSION,
+            )
+            .ok(),
+            _ if endpoint.starts_with("ssh://") => {
+                Docker::connect_with_ssh(endpoint, timeout, bollard::API_DEFAULT_VERSION, None).ok()
+            }
+            _ => return Engine::new(endpoint),
+        };
+        Engine {
+            endpoint: endpoint.to_string(),
+            docker,
+            negotiated: Default::default(),
+        }
+    }
+
     pub fn endpoint(&self) -> &str {
         &self.endpoint
     }

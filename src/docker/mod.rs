@@ -12,9 +12,11 @@ mod engine;
 mod host_config;
 mod networks;
 mod pull;
+mod swarm;
 mod volumes;
 
 pub use engine::Engine;
+pub use swarm::{LocalSwarm, ServiceInfo, ServiceRun, SwarmNode, TaskInfo};
 
 use crate::domain::Result;
 use bytes::Bytes;

@@ -173,6 +173,33 @@ pub struct Node {
     pub disk_gb: u64,
     pub cpus: f64,
     pub created_at: i64,
+    /// The panel's fields as the admin gave them (strings in the panel document); the numbers
+    /// above are what could be read from them.
+    #[serde(default)]
+    pub ram: String,
+    #[serde(default)]
+    pub disk: String,
+    #[serde(default)]
+    pub processor: String,
+    #[serde(default)]
+    pub port: String,
+    /// Plain `tcp://` without TLS: accepted only when the admin said so.
+    #[serde(default)]
+    pub insecure: bool,
+    /// Its id in the Docker Swarm, once joined (cluster on).
+    #[serde(default)]
+    pub swarm_id: Option<String>,
+}
+
+/// The cluster, once an admin turned it on: the local engine manages a Docker Swarm and apps'
+/// processes run as swarm services. Absent: plain containers on the local engine.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Cluster {
+    /// The address other machines reach this one at (the swarm's advertise address).
+    pub advertise: String,
+    /// The local engine's node id in the swarm.
+    pub manager_id: String,
+    pub since: i64,
 }
 
 pub const DEFAULT_MEMORY_MB: u32 = 256;

@@ -1,30 +1,73 @@
 //! Regions and nodes: where apps run. A node is a Docker Engine endpoint in a region. The local
-//! engine is node 1 in region 1, created at first start.
+//! engine is node 1 in region 1, created at first start. Once the cluster is on (`cluster.rs`),
+//! a node added here joins the Docker Swarm and the region is a placement constraint.
+
+mod cluster;
+
+pub use cluster::{ClusterInfo, NodeState};
 
 use crate::accounts::{Principal, require_admin};
 use crate::domain::{self, AuditAction, Error, Node, Region, Result};
+use crate::runtime::Swarm;
 use crate::store::Store;
 
 #[derive(Clone)]
 pub struct Nodes {
     store: Store,
+    /// The cluster runtime: the swarm manager (the local engine) and image delivery.
+    swarm: Swarm,
 }
 
-/// What an admin gives to add a node.
+/// What an admin gives to add a node. `ram`, `disk` and `processor` are kept as given (the panel
+/// document has them as strings); the numbers in them are read where there are some.
 #[derive(Debug, Default)]
 pub struct NewNode {
     pub name: String,
     pub region: Option<String>,
     pub endpoint: String,
     pub tags: Vec<String>,
-    pub ram_mb: u64,
-    pub disk_gb: u64,
-    pub cpus: f64,
+    pub ram: String,
+    pub disk: String,
+    pub processor: String,
+    pub port: String,
+    /// Plain `tcp://` without TLS is refused unless this is set.
+    pub insecure: bool,
+    /// TLS client files for a `tcp://` engine started with `--tlsverify`.
+    pub tls: Option<TlsFiles>,
+}
+
+/// The PEM files `docker --tlsverify` uses: the CA that signed the engine's certificate, and the
+/// client's certificate and key.
+#[derive(Debug, Default, Clone)]
+pub struct TlsFiles {
+    pub ca: String,
+    pub cert: String,
+    pub key: String,
+}
+
+/// The number a panel string starts with (`"4096"`, `"16 GB"`, `"2.5"`), scaled by its unit
+/// letter (`g`/`t` times 1024 per step from `base`); `None` when it has none.
+fn leading_number(s: &str, base: char) -> Option<f64> {
+    let s = s.trim();
+    let end = s
+        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .unwrap_or(s.len());
+    let n: f64 = s[..end].parse().ok()?;
+    let unit = s[end..]
+        .trim()
+        .chars()
+        .next()
+        .map(|c| c.to_ascii_lowercase());
+    let steps = |c: char| "kmgtp".find(c).map(|i| i as i32);
+    Some(match (unit.and_then(steps), steps(base)) {
+        (Some(u), Some(b)) => n * 1024f64.powi(u - b),
+        _ => n,
+    })
 }
 
 impl Nodes {
-    pub fn new(store: Store) -> Nodes {
-        Nodes { store }
+    pub fn new(store: Store, swarm: Swarm) -> Nodes {
+        Nodes { store, swarm }
     }
 
     /// Creates region 1 and node 1 (the local engine) on first start; later starts only keep the
@@ -57,6 +100,12 @@ impl Nodes {
                         disk_gb: 0,
                         cpus: 0.0,
                         created_at: domain::now(),
+                        ram: String::new(),
+                        disk: String::new(),
+                        processor: String::new(),
+                        port: String::new(),
+                        insecure: false,
+                        swarm_id: None,
                     })
                 }
             }
@@ -82,16 +131,22 @@ impl Nodes {
         if endpoint.is_empty() {
             return Err(Error::missing("address"));
         }
-        if !(endpoint.starts_with("unix://")
-            || endpoint.starts_with("tcp://")
-            || endpoint.starts_with("http://"))
-        {
+        let plain = endpoint.starts_with("tcp://") || endpoint.starts_with("http://");
+        if !(plain || endpoint.starts_with("unix://") || endpoint.starts_with("ssh://")) {
             return Err(Error::invalid(
                 "address",
-                "node address must be unix:///path or tcp://host:port",
+                "node address must be tcp://host:port (TLS), ssh://user@host or unix:///path",
             ));
         }
-        let region_want = new.region.unwrap_or_else(|| "1".into());
+        if plain && new.tls.is_none() && !new.insecure {
+            return Err(Error::invalid(
+                "address",
+                "a tcp:// engine needs TLS client certificates (ca, cert, key); plain tcp:// \
+                 gives root on that machine to anyone who reaches the port: pass insecure: true \
+                 only on a private network",
+            ));
+        }
+        let region_want = new.region.clone().unwrap_or_else(|| "1".into());
         let region = self
             .store
             .read(|r| r.regions())?
@@ -99,7 +154,9 @@ impl Nodes {
             .find(|r| r.id.to_string() == region_want || r.name.eq_ignore_ascii_case(&region_want))
             .ok_or_else(|| Error::invalid("region", format!("unknown region '{region_want}'")))?;
         let who = who.clone();
-        self.store
+        let tls = new.tls.clone();
+        let node = self
+            .store
             .write_async(move |w| {
                 if w.nodes()?.iter().any(|n| n.name == name) {
                     return Err(Error::Conflict(format!("a node named '{name}' exists")));
@@ -110,10 +167,16 @@ impl Nodes {
                     region_id: region.id,
                     endpoint,
                     tags: new.tags,
-                    ram_mb: new.ram_mb,
-                    disk_gb: new.disk_gb,
-                    cpus: new.cpus,
+                    ram_mb: leading_number(&new.ram, 'm').map_or(0, |n| n as u64),
+                    disk_gb: leading_number(&new.disk, 'g').map_or(0, |n| n as u64),
+                    cpus: leading_number(&new.processor, '_').unwrap_or(0.0),
                     created_at: domain::now(),
+                    ram: new.ram,
+                    disk: new.disk,
+                    processor: new.processor,
+                    port: new.port,
+                    insecure: new.insecure,
+                    swarm_id: None,
                 };
                 w.put_node(&node)?;
                 w.audit(who.audit(
@@ -122,6 +185,78 @@ impl Nodes {
                     format!("'{}' (#{}) {}", node.name, node.id, node.endpoint),
                 ))?;
                 Ok(node)
+            })
+            .await?;
+        if let Some(tls) = tls
+            && let Err(e) = self.save_tls(node.id, &tls)
+        {
+            self.forget(node.id).await;
+            return Err(e);
+        }
+        if self.swarm.enabled() {
+            match self.join(&node).await {
+                Ok(joined) => return Ok(joined),
+                Err(e) => {
+                    self.forget(node.id).await;
+                    return Err(e);
+                }
+            }
+        }
+        Ok(node)
+    }
+
+    /// Keeps a node's TLS client files where [`crate::runtime::swarm::node_engine`] finds them.
+    fn save_tls(&self, id: u64, tls: &TlsFiles) -> Result<()> {
+        let dir = self.swarm.tls_root().join(id.to_string());
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir)
+            .map_err(|e| Error::internal(format!("creating {}: {e}", dir.display())))?;
+        for (file, pem) in [
+            ("ca.pem", &tls.ca),
+            ("cert.pem", &tls.cert),
+            ("key.pem", &tls.key),
+        ] {
+            if !pem.contains("-----BEGIN") {
+                return Err(Error::invalid(
+                    file.trim_end_matches(".pem"),
+                    "must be a PEM file's text",
+                ));
+            }
+            crate::fsutil::write_private(&dir.join(file), pem.as_bytes())?;
+        }
+        Ok(())
+    }
+
+    /// Removes a node's record and files after a failed addition (or its removal).
+    async fn forget(&self, id: u64) {
+        let _ = std::fs::remove_dir_all(self.swarm.tls_root().join(id.to_string()));
+        let _ = self.store.write_async(move |w| w.delete_node(id)).await;
+    }
+
+    /// Adds a region (admins).
+    pub async fn create_region(&self, who: &Principal, name: &str) -> Result<Region> {
+        require_admin(who)?;
+        let name = name.trim().to_string();
+        if name.is_empty() {
+            return Err(Error::missing("name"));
+        }
+        if name.len() > 64 {
+            return Err(Error::invalid("name", "at most 64 characters"));
+        }
+        self.store
+            .write_async(move |w| {
+                if w.regions()?
+                    .iter()
+                    .any(|r| r.name.eq_ignore_ascii_case(&name))
+                {
+                    return Err(Error::Conflict(format!("a region named '{name}' exists")));
+                }
+                let region = Region {
+                    id: w.next_id("region")?,
+                    name,
+                };
+                w.put_region(&region)?;
+                Ok(region)
             })
             .await
     }
@@ -136,6 +271,12 @@ impl Nodes {
             return Err(Error::Forbidden(
                 "node 1 is the local engine and cannot be deleted".into(),
             ));
+        }
+        let node = self
+            .get(id)?
+            .ok_or_else(|| Error::NotFound(format!("no node {id}")))?;
+        if node.swarm_id.is_some() && self.swarm.enabled() {
+            return self.remove_from_cluster(who, &node).await;
         }
         let who = who.clone();
         self.store
@@ -164,6 +305,8 @@ impl Nodes {
                     format!("'{}' (#{}) {}", node.name, node.id, node.endpoint),
                 ))
             })
-            .await
+            .await?;
+        self.forget(id).await;
+        Ok(())
     }
 }

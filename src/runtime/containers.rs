@@ -16,6 +16,9 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
+/// Docker's label on the container of a swarm task.
+const SWARM_TASK_LABEL: &str = "com.docker.swarm.task.id";
+
 /// Process limit inside every app container (a fork bomb stays inside its box).
 const PIDS_LIMIT: i64 = 512;
 
@@ -161,7 +164,13 @@ impl Runtime for Containers {
                 .docker
                 .containers(&self.installation.filters(app))
                 .await?;
-            Ok(found.into_iter().map(|c| self.status_of(c)).collect())
+            // A swarm task's container carries the installation's labels too (from its image):
+            // it is the swarm runtime's, never this one's to remove.
+            Ok(found
+                .into_iter()
+                .filter(|c| !c.labels.contains_key(SWARM_TASK_LABEL))
+                .map(|c| self.status_of(c))
+                .collect())
         })
     }
 

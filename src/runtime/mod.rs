@@ -2,16 +2,21 @@
 //! of a release, learn where they answer, and stop them ([`Runtime`]).
 //!
 //! The deploy engine decides *what* runs (which release, with which config, when to switch);
-//! a runtime decides *how*: today [`Containers`], plain containers on one Docker engine. Build,
+//! a runtime decides *how*: [`Containers`], plain containers on one Docker engine, or [`Swarm`],
+//! services of a Docker Swarm once the cluster is on ([`Placed`] picks between them). Build,
 //! health check and route switch only see [`ProcessSpec`], process ids and [`ProcessStatus`], so
 //! another runtime (replicas spread over a cluster) fits behind the same calls.
 //!
 //! Process ids are the runtime's own (a container id here); callers keep them and hand them back.
 
 mod containers;
+mod placed;
+pub mod swarm;
 
 pub use crate::docker::{Attached, Output};
 pub use containers::Containers;
+pub use placed::Placed;
+pub use swarm::Swarm;
 
 use crate::domain::Result;
 use futures_util::future::BoxFuture;

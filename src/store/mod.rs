@@ -59,6 +59,7 @@ const INSTANCES_BY_OWNER: TableDefinition<(u64, &str), ()> =
 const REGIONS: TableDefinition<u64, &[u8]> = TableDefinition::new("regions");
 const NODES: TableDefinition<u64, &[u8]> = TableDefinition::new("nodes");
 
+mod cluster;
 mod credentials;
 mod sessions;
 
@@ -212,6 +213,7 @@ impl Store {
         copy_table(&rtx, &wtx, INSTANCES_BY_OWNER)?;
         copy_table(&rtx, &wtx, REGIONS)?;
         copy_table(&rtx, &wtx, NODES)?;
+        copy_table(&rtx, &wtx, cluster::CLUSTER)?;
         releases::copy_tables(&rtx, &wtx)?;
         pushes::copy_tables(&rtx, &wtx)?;
         cron::copy_tables(&rtx, &wtx)?;
@@ -274,6 +276,7 @@ fn migrate(w: &mut Writer) -> Result<Migrated> {
     tx.open_table(INSTANCES_BY_OWNER).map_err(db_err)?;
     tx.open_table(REGIONS).map_err(db_err)?;
     tx.open_table(NODES).map_err(db_err)?;
+    tx.open_table(cluster::CLUSTER).map_err(db_err)?;
     releases::create_tables(tx)?;
     tx.open_table(sessions::SESSIONS).map_err(db_err)?;
     tx.open_table(sessions::SESSIONS_BY_USER).map_err(db_err)?;

@@ -1311,6 +1311,7 @@ async fn an_app_container_cannot_open_a_connection_to_another_apps_container() {
     );
 }
 
+mod cluster;
 mod containers;
 mod cron;
 mod deletion;

@@ -243,6 +243,7 @@ async fn admins_manage_nodes_and_others_cannot() {
                 ("address", "10.0.0.5"),
                 ("port", "2376"),
                 ("ram", "4096"),
+                ("insecure", "true"),
             ],
             Some(&admin.token),
         )
@@ -250,6 +251,9 @@ async fn admins_manage_nodes_and_others_cannot() {
     assert_eq!(r.status(), StatusCode::CREATED);
     let node: Value = r.json().await.unwrap();
     assert_eq!(node["address"], "tcp://10.0.0.5:2376");
+    // The panel's fields stay strings, as given.
+    assert_eq!(node["ram"], "4096");
+    assert_eq!(node["port"], "2376");
     let r = app
         .post_form(
             "/v1/nodes",
@@ -257,7 +261,8 @@ async fn admins_manage_nodes_and_others_cannot() {
             Some(&admin.token),
         )
         .await;
-    assert_eq!(error_body(r).await["field"], "ram");
+    // Plain tcp:// without TLS is refused unless the admin says `insecure`.
+    assert_eq!(error_body(r).await["field"], "address");
     assert_eq!(
         app.delete("/v1/nodes/1", Some(&admin.token)).await.status(),
         StatusCode::FORBIDDEN

@@ -203,7 +203,7 @@ async fn nodes_are_created_listed_and_deleted() {
     let app = spawn_app().await;
     let admin = app.user("alice").await;
     let k = &admin.token;
-    let r = panel(&app, reqwest::Method::POST, "/api/nodes/create", k, json!({"name": "edge", "tags": "ssd,eu", "ram": "2048", "disk": "40", "processor": "2", "address": "10.1.2.3", "port": "2375"})).await;
+    let r = panel(&app, reqwest::Method::POST, "/api/nodes/create", k, json!({"name": "edge", "tags": "ssd,eu", "ram": "2048", "disk": "40", "processor": "2", "address": "10.1.2.3", "port": "2375", "insecure": true})).await;
     assert_eq!(r.status(), StatusCode::CREATED);
     let node: Value = r.json().await.unwrap();
     assert_eq!(node["tags"], json!(["ssd", "eu"]));
