@@ -154,17 +154,20 @@ impl Deployer {
                 let mut env = app.env.clone();
                 let mut secret = app.secret_env.clone();
                 let mut keys = Vec::new();
+                // What the audit entry says was done to each changed key.
+                let mut done = Vec::new();
                 let mut marks = Vec::new();
                 for (k, v, s) in parsed {
                     let changed = match v {
-                        ConfigValue::Set(v) if v == MASKED_VALUE && secret.contains(&k) => false,
+                        ConfigValue::Set(v) if v == MASKED_VALUE && secret.contains(&k) => None,
                         ConfigValue::Set(v) => {
-                            env.insert(k.clone(), v.clone()).as_ref() != Some(&v)
+                            (env.insert(k.clone(), v.clone()).as_ref() != Some(&v)).then_some("set")
                         }
-                        ConfigValue::Unset => env.remove(&k).is_some(),
-                        ConfigValue::Keep => false,
+                        ConfigValue::Unset => env.remove(&k).is_some().then_some("unset"),
+                        ConfigValue::Keep => None,
                     };
-                    if changed {
+                    if let Some(verb) = changed {
+                        done.push(format!("{verb} {k}"));
                         keys.push(k.to_string());
                     }
                     let marked = match s {
@@ -180,12 +183,7 @@ impl Deployer {
                     return Ok(app);
                 }
                 // Names only: the log never holds a value.
-                let detail = keys
-                    .iter()
-                    .map(|k| format!("set/unset {k}"))
-                    .chain(marks)
-                    .collect::<Vec<_>>()
-                    .join(", ");
+                let detail = done.into_iter().chain(marks).collect::<Vec<_>>().join(", ");
                 let audit = who.audit(AuditAction::AppConfig, Some(&app.name), detail);
                 let current = match app.release {
                     Some(v) => this.0.store.read(|r| r.release(&app.name, v))?,

@@ -15,10 +15,10 @@ use std::time::Duration;
 // ----- a browser per test -----
 
 /// Two chromiums at once on a small machine only make both slow; browser tests take turns.
-static BROWSER_TURN: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+pub(crate) static BROWSER_TURN: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
-struct Browser {
-    client: Client,
+pub(crate) struct Browser {
+    pub(crate) client: Client,
     driver: Child,
     shots: PathBuf,
     _profile: tempfile::TempDir,
@@ -27,7 +27,7 @@ struct Browser {
 impl Browser {
     /// Starts chromedriver on a free port, waits until it answers, and opens a headless chromium
     /// session (JavaScript on or off). Screenshots go to `shots` and to /tmp/console-shots/.
-    async fn start(javascript: bool, shots: &Path) -> Browser {
+    pub(crate) async fn start(javascript: bool, shots: &Path) -> Browser {
         use std::os::unix::process::CommandExt;
         let port = free_port();
         let profile = tempfile::tempdir().expect("profile dir");
@@ -109,11 +109,11 @@ impl Browser {
         }
     }
 
-    async fn goto(&self, url: &str) {
+    pub(crate) async fn goto(&self, url: &str) {
         self.client.goto(url).await.expect("navigate");
     }
 
-    async fn find(&self, css: &str) -> fantoccini::elements::Element {
+    pub(crate) async fn find(&self, css: &str) -> fantoccini::elements::Element {
         self.client
             .wait()
             .at_most(Duration::from_secs(20))
@@ -122,14 +122,14 @@ impl Browser {
             .unwrap_or_else(|e| panic!("no element {css}: {e}"))
     }
 
-    async fn fill(&self, css: &str, text: &str) {
+    pub(crate) async fn fill(&self, css: &str, text: &str) {
         let e = self.find(css).await;
         e.clear().await.unwrap();
         e.send_keys(text).await.unwrap();
     }
 
     /// Clicks and waits for the next page (identified by an element on it).
-    async fn click_then(&self, css: &str, next: &str) {
+    pub(crate) async fn click_then(&self, css: &str, next: &str) {
         // The page may already show a `next` (the flash of the previous action): wait for the
         // page the click leads to, whose elements replace this one's, not for that one.
         let old = self.client.find(Locator::Css(next)).await.ok();
@@ -150,7 +150,7 @@ impl Browser {
         self.find(next).await;
     }
 
-    async fn text(&self, css: &str) -> String {
+    pub(crate) async fn text(&self, css: &str) -> String {
         // Live sections replace their elements as updates arrive: an element found a moment
         // ago may be gone (stale) when its text is read, so find it again.
         for _ in 0..50 {
@@ -169,7 +169,7 @@ impl Browser {
 
     /// The room the element's scrollbars take (vertical bar's width, horizontal bar's height),
     /// in CSS pixels: what a user sees as scroll widgets. (The browser shows scrollbars.)
-    async fn scrollbars(&self, css: &str) -> (i64, i64) {
+    pub(crate) async fn scrollbars(&self, css: &str) -> (i64, i64) {
         let v = self
             .client
             .execute(
@@ -186,7 +186,7 @@ impl Browser {
     }
 
     /// Waits (up to `secs`) until the element's text contains `needle`; returns the text.
-    async fn wait_text(&self, css: &str, needle: &str, secs: u64) -> String {
+    pub(crate) async fn wait_text(&self, css: &str, needle: &str, secs: u64) -> String {
         let deadline = std::time::Instant::now() + Duration::from_secs(secs);
         let mut last = String::new();
         while std::time::Instant::now() < deadline {
@@ -204,7 +204,7 @@ impl Browser {
     }
 
     /// Waits (up to `secs`) for an element that may take a deploy to appear.
-    async fn wait_for(&self, css: &str, secs: u64) -> fantoccini::elements::Element {
+    pub(crate) async fn wait_for(&self, css: &str, secs: u64) -> fantoccini::elements::Element {
         self.client
             .wait()
             .at_most(Duration::from_secs(secs))
@@ -213,7 +213,7 @@ impl Browser {
             .unwrap_or_else(|e| panic!("no element {css} within {secs} s: {e}"))
     }
 
-    async fn sign_in(&self, app: &TestApp, username: &str, password: &str) {
+    pub(crate) async fn sign_in(&self, app: &TestApp, username: &str, password: &str) {
         self.goto(&app.url("/console/sign-in")).await;
         self.fill("#username", username).await;
         self.fill("#password", password).await;
@@ -221,29 +221,29 @@ impl Browser {
             .await;
     }
 
-    async fn source(&self) -> String {
+    pub(crate) async fn source(&self) -> String {
         self.client.source().await.unwrap()
     }
 
-    async fn path(&self) -> String {
+    pub(crate) async fn path(&self) -> String {
         self.client.current_url().await.unwrap().path().to_string()
     }
 
-    async fn shot(&self, name: &str) {
+    pub(crate) async fn shot(&self, name: &str) {
         let png = self.client.screenshot().await.expect("screenshot");
         std::fs::write(self.shots.join(format!("{name}.png")), &png).unwrap();
         std::fs::write(format!("/tmp/console-shots/{name}.png"), &png).unwrap();
     }
 
     /// Just one element (a section of a page).
-    async fn shot_of(&self, css: &str, name: &str) {
+    pub(crate) async fn shot_of(&self, css: &str, name: &str) {
         let png = self.find(css).await.screenshot().await.expect("screenshot");
         std::fs::write(self.shots.join(format!("{name}.png")), &png).unwrap();
         std::fs::write(format!("/tmp/console-shots/{name}.png"), &png).unwrap();
     }
 
     /// The whole page, however long: the window grows to fit it for the shot.
-    async fn shot_full(&self, name: &str) {
+    pub(crate) async fn shot_full(&self, name: &str) {
         let (w, h) = self.client.get_window_size().await.unwrap();
         let height = self
             .client
@@ -264,7 +264,7 @@ impl Browser {
             .unwrap();
     }
 
-    async fn close(mut self) {
+    pub(crate) async fn close(mut self) {
         let _ = self.client.clone().close().await;
         kill_group(&mut self.driver);
     }

@@ -15,7 +15,7 @@ use std::process::{Child, Command, Stdio};
 const TEST_LABEL: &str = "scalefog-test=image-apps";
 
 /// A `docker-registry` serving on a free loopback port from a temp dir, stopped when dropped.
-struct Registry {
+pub(crate) struct Registry {
     port: u16,
     child: Child,
     _dir: tempfile::TempDir,
@@ -23,7 +23,7 @@ struct Registry {
 
 impl Registry {
     /// Starts one; with `login`, it wants HTTP basic auth (htpasswd, bcrypt) for everything.
-    fn start(login: Option<(&str, &str)>) -> Registry {
+    pub(crate) fn start(login: Option<(&str, &str)>) -> Registry {
         let dir = tempfile::tempdir().unwrap();
         let port = free_port();
         let mut config = format!(
@@ -64,7 +64,7 @@ impl Registry {
         registry
     }
 
-    fn repo(&self, name: &str) -> String {
+    pub(crate) fn repo(&self, name: &str) -> String {
         format!("127.0.0.1:{}/{name}", self.port)
     }
 }
@@ -78,7 +78,7 @@ impl Drop for Registry {
 
 /// Builds a busybox httpd image serving `page` on port 8080 (its `EXPOSE`), tags it `reference`,
 /// pushes it (logged in when `login`), and removes it locally so that a deploy must pull it.
-fn push_image(reference: &str, page: &str, login: Option<(&str, &str)>) {
+pub(crate) fn push_image(reference: &str, page: &str, login: Option<(&str, &str)>) {
     let dir = tempfile::tempdir().unwrap();
     std::fs::create_dir_all(dir.path().join("www")).unwrap();
     std::fs::copy("/bin/busybox", dir.path().join("busybox")).unwrap();
@@ -142,7 +142,7 @@ fn push_image(reference: &str, page: &str, login: Option<(&str, &str)>) {
 }
 
 /// Removes every image these tests built or pulled under `repo`.
-struct ImageCleanup(String);
+pub(crate) struct ImageCleanup(pub(crate) String);
 
 impl Drop for ImageCleanup {
     fn drop(&mut self) {
@@ -155,7 +155,7 @@ impl Drop for ImageCleanup {
 
 impl TestApp {
     /// A GET of `/` of `app` through the app router: status and body.
-    async fn routed(&self, app: &str) -> (StatusCode, String) {
+    pub(crate) async fn routed(&self, app: &str) -> (StatusCode, String) {
         let r = self
             .client
             .get(format!("http://127.0.0.1:{}/", self.proxy_port))

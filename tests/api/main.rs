@@ -11,6 +11,7 @@ mod audit;
 mod backup;
 mod cli;
 mod console;
+mod console_ops;
 mod deploy;
 mod e2e;
 mod fidelity;
