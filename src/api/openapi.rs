@@ -77,6 +77,9 @@ pub struct ErrorBody {
         crate::api::v1::nodes,
         crate::api::v1::create_node,
         crate::api::v1::delete_node,
+        crate::api::cluster::show,
+        crate::api::cluster::enable,
+        crate::api::cluster::create_region,
         crate::api::hostkey::ssh_host_key,
         // /v1: instances.
         crate::api::v1::instances,
