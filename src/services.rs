@@ -104,9 +104,11 @@ impl Services {
                 limits: config.limits,
                 repos: git.repos().clone(),
             },
-            metrics.clone(),
-            drain.clone(),
-            swarm,
+            crate::deploy::Shared {
+                metrics: metrics.clone(),
+                drain: drain.clone(),
+                swarm,
+            },
         );
         // Removed in this order when an app is deleted: its containers, images and volumes,
         // then its repository, then (last, see below) its routes.

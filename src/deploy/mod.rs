@@ -138,6 +138,15 @@ struct Inner {
 #[derive(Clone)]
 pub struct Deployer(Arc<Inner>);
 
+/// What the deploy engine shares with the rest of the server: the counters it records into,
+/// the work in flight a stop waits for, and the swarm it runs processes on once the cluster is
+/// on.
+pub struct Shared {
+    pub metrics: crate::metrics::Metrics,
+    pub drain: crate::drain::Drain,
+    pub swarm: Swarm,
+}
+
 impl Deployer {
     pub fn new(
         store: Store,
@@ -145,10 +154,13 @@ impl Deployer {
         routes: RouteTable,
         links: Links,
         settings: DeploySettings,
-        metrics: crate::metrics::Metrics,
-        drain: crate::drain::Drain,
-        swarm: Swarm,
+        shared: Shared,
     ) -> Deployer {
+        let Shared {
+            metrics,
+            drain,
+            swarm,
+        } = shared;
         let installation = Installation {
             id: settings.install_id.clone(),
         };
