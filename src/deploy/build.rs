@@ -123,17 +123,8 @@ impl Deployer {
                 Ok(Deployed::Released(release))
             }
             Err(e) => {
-                let message = shown(&e);
-                rep.line(format!(" !     {message}"));
-                rep.line(if app.release.is_some() {
-                    format!(
-                        " !     Push rejected: {} keeps serving what it served before",
-                        app.name
-                    )
-                } else {
-                    format!(" !     Push rejected: {} has no release yet", app.name)
-                });
-                self.record_build_failure(&app, &build, &e, &message, &rep)
+                let message = self
+                    .report_failure(&app, &build, &e, &rep, "Push rejected")
                     .await;
                 let error = match e {
                     Error::Internal(_)
@@ -191,9 +182,35 @@ impl Deployer {
             .await
     }
 
+    /// Tells `rep` why the build failed and what the app serves now (`outcome` names the
+    /// failure: "Push rejected", "Deploy failed"), then records the failure with its log.
+    /// Returns the error as shown.
+    pub(super) async fn report_failure(
+        &self,
+        app: &Instance,
+        build: &Build,
+        e: &Error,
+        rep: &Reporter,
+        outcome: &str,
+    ) -> String {
+        let message = shown(e);
+        rep.line(format!(" !     {message}"));
+        rep.line(if app.release.is_some() {
+            format!(
+                " !     {outcome}: {} keeps serving what it served before",
+                app.name
+            )
+        } else {
+            format!(" !     {outcome}: {} has no release yet", app.name)
+        });
+        self.record_build_failure(app, build, e, &message, rep)
+            .await;
+        message
+    }
+
     /// Marks the build failed (or cancelled) with its log, and puts the app back to the state it
     /// had before (`app` as it was when the build started).
-    pub(super) async fn record_build_failure(
+    async fn record_build_failure(
         &self,
         app: &Instance,
         build: &Build,

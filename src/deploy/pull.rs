@@ -4,7 +4,6 @@
 //! `EXPOSE` apply.
 
 use super::control::SharedAttempt;
-use super::report::shown;
 use super::switch::Record;
 use super::{Deployer, Reporter};
 use crate::docker::BuildLimits;
@@ -73,17 +72,7 @@ impl Deployer {
                 Ok(release)
             }
             Err(e) => {
-                let message = shown(&e);
-                rep.line(format!(" !     {message}"));
-                rep.line(if app.release.is_some() {
-                    format!(
-                        " !     Deploy failed: {} keeps serving what it served before",
-                        app.name
-                    )
-                } else {
-                    format!(" !     Deploy failed: {} has no release yet", app.name)
-                });
-                self.record_build_failure(&app, &build, &e, &message, &rep)
+                self.report_failure(&app, &build, &e, &rep, "Deploy failed")
                     .await;
                 Err(e)
             }
