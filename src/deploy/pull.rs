@@ -47,7 +47,7 @@ impl Deployer {
         deploy: ImageDeploy,
     ) -> Result<ImageDeployed> {
         let rep = Reporter::new(None);
-        let _guard = self.acquire(app_name, &rep).await;
+        let _guard = self.acquire(app_name, &rep).await?;
         let _slot = self.build_slot(&rep).await?;
         let app = self.instance(app_name)?;
         let build = self
