@@ -17,7 +17,7 @@ use crate::domain::{
 use crate::git::Repos;
 use crate::images::Images;
 use crate::seal::Sealer;
-use crate::store::Store;
+use crate::store::{Store, Writer};
 use hmac::{Hmac, Mac};
 use sha2::Sha256;
 use subtle::ConstantTimeEq;
@@ -336,13 +336,10 @@ impl ImageApps {
             created_by: who.user.username.clone(),
             created_at: domain::now(),
         };
-        let entry = who.audit(AuditAction::AppHook, Some(&inst.name), "created or rotated");
-        self.store
-            .write_async(move |w| {
-                w.put_deploy_hook(&hook)?;
-                w.audit(entry)
-            })
-            .await?;
+        self.change_hook(who, &inst.name, "created or rotated", move |w| {
+            w.put_deploy_hook(&hook)
+        })
+        .await?;
         Ok(secrets)
     }
 
@@ -356,10 +353,24 @@ impl ImageApps {
     pub async fn delete_hook(&self, who: &Principal, app: &str) -> Result<()> {
         let inst = self.apps.get(who, app)?;
         let name = inst.name.clone();
-        let entry = who.audit(AuditAction::AppHook, Some(&inst.name), "removed");
+        self.change_hook(who, &inst.name, "removed", move |w| {
+            w.delete_deploy_hook(&name)
+        })
+        .await
+    }
+
+    /// Writes `change` to `app`'s hook in one transaction with its audit entry (`what` was done).
+    async fn change_hook(
+        &self,
+        who: &Principal,
+        app: &str,
+        what: &str,
+        change: impl FnOnce(&mut Writer) -> Result<()> + Send + 'static,
+    ) -> Result<()> {
+        let entry = who.audit(AuditAction::AppHook, Some(app), what);
         self.store
             .write_async(move |w| {
-                w.delete_deploy_hook(&name)?;
+                change(w)?;
                 w.audit(entry)
             })
             .await

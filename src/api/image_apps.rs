@@ -133,6 +133,16 @@ fn base_url(req: &HttpRequest) -> String {
     format!("{}://{}", info.scheme(), info.host())
 }
 
+/// Where `app`'s hook takes signed calls.
+fn signed_url(req: &HttpRequest, app: &str) -> String {
+    format!("{}/v1/hooks/app/{app}", base_url(req))
+}
+
+/// A deploy done: `201 Created` with its release.
+fn created(s: &Services, done: &Deployed) -> HttpResponse {
+    HttpResponse::Created().json(deployed_view(s, done))
+}
+
 #[utoipa::path(
     post,
     path = "/api/instances/deploy",
@@ -203,7 +213,7 @@ async fn deploy(
         port,
     };
     let done = s.image_apps.deploy(&who, &name, req).await?;
-    Ok(HttpResponse::Created().json(deployed_view(&s, &done)))
+    Ok(created(&s, &done))
 }
 
 #[utoipa::path(
@@ -245,7 +255,7 @@ async fn hook(
         enabled: hook.is_some(),
         created_by: hook.as_ref().map(|h| h.created_by.clone()),
         created_at: hook.as_ref().map(|h| rfc3339(h.created_at)),
-        signed_url: format!("{}/v1/hooks/app/{name}", base_url(&req)),
+        signed_url: signed_url(&req, &name),
     }))
 }
 
@@ -263,14 +273,13 @@ async fn rotate_hook(
     name: web::Path<String>,
 ) -> ApiResult<HttpResponse> {
     let secrets = s.image_apps.rotate_hook(&who, &name).await?;
-    let base = base_url(&req);
     Ok(HttpResponse::Created()
         .insert_header(("Cache-Control", "no-store"))
         .json(HookSecretsView {
-            url: format!("{base}/v1/hooks/{}", secrets.token),
+            url: format!("{}/v1/hooks/{}", base_url(&req), secrets.token),
             token: secrets.token,
             secret: secrets.secret,
-            signed_url: format!("{base}/v1/hooks/app/{name}"),
+            signed_url: signed_url(&req, &name),
         }))
 }
 
@@ -316,7 +325,7 @@ async fn token_hook(
     body: web::Bytes,
 ) -> ApiResult<HttpResponse> {
     let done = s.image_apps.hook_by_token(&token, &body).await?;
-    Ok(HttpResponse::Created().json(deployed_view(&s, &done)))
+    Ok(created(&s, &done))
 }
 
 #[utoipa::path(
@@ -346,5 +355,5 @@ async fn signed_hook(
         .get("x-hub-signature-256")
         .and_then(|v| v.to_str().ok());
     let done = s.image_apps.hook_signed(&name, signature, &body).await?;
-    Ok(HttpResponse::Created().json(deployed_view(&s, &done)))
+    Ok(created(&s, &done))
 }
