@@ -2,7 +2,8 @@
 //! all of it; others what they did and what was done to their apps.
 
 use super::error::ApiResult;
-use super::extract::{Auth, Params, pagination};
+use super::extract::Auth;
+use super::pagination::{page_of, slice_of};
 use crate::domain::{AuditRecord, rfc3339};
 use crate::services::Services;
 use actix_web::{HttpRequest, HttpResponse, web};
@@ -64,10 +65,6 @@ pub async fn list(
     s: web::Data<Services>,
     Auth(who): Auth,
 ) -> ApiResult<HttpResponse> {
-    let (slice, ..) = pagination(&Params::from_query(&req)?)?;
-    let page = who.audit_log(&s.store, slice)?;
-    let items: Vec<AuditView> = page.items.iter().map(AuditView::from).collect();
-    Ok(HttpResponse::Ok()
-        .insert_header(("X-Total-Count", page.total.to_string()))
-        .json(items))
+    let page = who.audit_log(&s.store, slice_of(&req)?)?;
+    Ok(page_of(page, |r| AuditView::from(r)))
 }

@@ -3,7 +3,8 @@
 //! (paginated). The scheduling is the deploy engine's (`deploy::cron`).
 
 use super::error::ApiResult;
-use super::extract::{Auth, Params, pagination};
+use super::extract::{Auth, Params};
+use super::pagination::pagination;
 use crate::domain::rfc3339;
 use crate::services::Services;
 use actix_web::{HttpRequest, HttpResponse, web};

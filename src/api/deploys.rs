@@ -6,7 +6,8 @@
 //! Handlers only parse, check access through `apps.get`, and call the deployer.
 
 use super::error::{ApiError, ApiResult};
-use super::extract::{Auth, Params, pagination};
+use super::extract::{Auth, Params};
+use super::pagination::{page_of, slice_of};
 use super::views::InstanceRenderer;
 use crate::deploy::Settings;
 use crate::domain::{Build, ConfigChange, ConfigValue, Error, Instance, Release, rfc3339};
@@ -220,16 +221,8 @@ async fn releases(
     name: web::Path<String>,
 ) -> ApiResult<HttpResponse> {
     let app = s.apps.get(&who, &name)?;
-    let (slice, ..) = pagination(&Params::from_query(&req)?)?;
-    let page = s.deployer.releases(&app, slice)?;
-    let items: Vec<_> = page
-        .items
-        .iter()
-        .map(|r| release_view(r, app.release))
-        .collect();
-    Ok(HttpResponse::Ok()
-        .insert_header(("X-Total-Count", page.total.to_string()))
-        .json(items))
+    let page = s.deployer.releases(&app, slice_of(&req)?)?;
+    Ok(page_of(page, |r| release_view(r, app.release)))
 }
 
 #[utoipa::path(get, path = "/v1/instances/{name}/builds", tag = "instances", params(("name" = String, Path, description = "The app"), ("page" = Option<u64>, Query, minimum = 1, description = "From 1"), ("per_page" = Option<u64>, Query, minimum = 1, maximum = 100, description = "1 to 100, default 50")), responses((status = 200, description = "Builds, newest first", body = Vec<BuildView>, headers(("X-Total-Count" = u64, description = "Items in all pages")))))]
@@ -240,12 +233,8 @@ async fn builds(
     name: web::Path<String>,
 ) -> ApiResult<HttpResponse> {
     let app = s.apps.get(&who, &name)?;
-    let (slice, ..) = pagination(&Params::from_query(&req)?)?;
-    let page = s.deployer.builds(&app, slice)?;
-    let items: Vec<_> = page.items.iter().map(build_view).collect();
-    Ok(HttpResponse::Ok()
-        .insert_header(("X-Total-Count", page.total.to_string()))
-        .json(items))
+    let page = s.deployer.builds(&app, slice_of(&req)?)?;
+    Ok(page_of(page, build_view))
 }
 
 #[utoipa::path(get, path = "/v1/instances/{name}/builds/{id}/log", tag = "instances", params(("name" = String, Path, description = "The app"), ("id" = String, Path, description = "The build")), responses((status = 200, description = "The build and its log", body = crate::api::schemas::BuildLog)))]

@@ -250,38 +250,3 @@ impl FromRequest for Params {
         })
     }
 }
-
-/// `page` (from 1) and `per_page` (default 50, at most 100) of a `/v1` list.
-pub fn pagination(p: &Params) -> Result<(crate::store::Slice, u64, u64), Error> {
-    let page = match p.get("page") {
-        None | Some("") => 1,
-        Some(s) => s
-            .trim()
-            .parse::<u64>()
-            .ok()
-            .filter(|n| *n >= 1)
-            .ok_or_else(|| Error::invalid("page", "page must be a whole number from 1"))?,
-    };
-    let per_page = match p.get("per_page") {
-        None | Some("") => 50,
-        Some(s) => s
-            .trim()
-            .parse::<u64>()
-            .ok()
-            .filter(|n| (1..=100).contains(n))
-            .ok_or_else(|| {
-                Error::invalid("per_page", "per_page must be a whole number from 1 to 100")
-            })?,
-    };
-    let offset = (page - 1)
-        .checked_mul(per_page)
-        .ok_or_else(|| Error::invalid("page", "page is too large"))?;
-    Ok((
-        crate::store::Slice {
-            offset,
-            limit: per_page,
-        },
-        page,
-        per_page,
-    ))
-}

@@ -3,7 +3,8 @@
 //! panel's `GET /api/images` in its own shape.
 
 use super::error::ApiResult;
-use super::extract::{Auth, Params, pagination};
+use super::extract::{Auth, Params};
+use super::pagination::{page_in, page_of, slice_of};
 use crate::accounts::require_admin;
 use crate::domain::{CatalogImage, rfc3339};
 use crate::images::ImageEntry;
@@ -136,18 +137,8 @@ pub async fn list(
     s: web::Data<Services>,
     Auth(who): Auth,
 ) -> ApiResult<HttpResponse> {
-    let (slice, ..) = pagination(&Params::from_query(&req)?)?;
-    let all = s.images.list(&who).await?;
-    let total = all.len();
-    let page: Vec<ImageView> = all
-        .iter()
-        .skip(usize::try_from(slice.offset).unwrap_or(usize::MAX))
-        .take(usize::try_from(slice.limit).unwrap_or(usize::MAX))
-        .map(ImageView::from)
-        .collect();
-    Ok(HttpResponse::Ok()
-        .insert_header(("X-Total-Count", total.to_string()))
-        .json(page))
+    let page = page_in(s.images.list(&who).await?, slice_of(&req)?);
+    Ok(page_of(page, |e| ImageView::from(e)))
 }
 
 #[utoipa::path(

@@ -16,6 +16,7 @@ mod images;
 pub mod list_cache;
 pub mod metrics;
 pub mod openapi;
+mod pagination;
 mod panel;
 mod runs;
 mod scalefog;

@@ -5,7 +5,8 @@
 //! The runs themselves are the deploy engine's (`deploy::runs`); this file translates.
 
 use super::error::ApiResult;
-use super::extract::{Auth, Params, pagination};
+use super::extract::Auth;
+use super::pagination::{page_of, slice_of};
 use crate::domain::{self, Error, RunRecord};
 use crate::services::Services;
 use actix_web::{HttpRequest, HttpResponse, web};
@@ -94,12 +95,8 @@ async fn list(
     name: web::Path<String>,
 ) -> ApiResult<HttpResponse> {
     let inst = s.apps.get(&who, &name)?;
-    let (slice, ..) = pagination(&Params::from_query(&req)?)?;
-    let page = s.deployer.runs_of(&inst.name, slice)?;
-    let items: Vec<Value> = page.items.iter().map(|r| view(r, false)).collect();
-    Ok(HttpResponse::Ok()
-        .insert_header(("X-Total-Count", page.total.to_string()))
-        .json(items))
+    let page = s.deployer.runs_of(&inst.name, slice_of(&req)?)?;
+    Ok(page_of(page, |r| view(r, false)))
 }
 
 #[utoipa::path(get, path = "/v1/instances/{name}/runs/{id}", tag = "instances", params(("name" = String, Path, description = "The app"), ("id" = String, Path, description = "The run")), responses((status = 200, description = "The run with its output", body = crate::api::schemas::Run)))]

@@ -2,8 +2,9 @@
 //! paginated lists with `X-Total-Count`.
 
 use super::error::ApiResult;
-use super::extract::{Auth, Params, credential_of, pagination};
+use super::extract::{Auth, Params, credential_of};
 use super::list_cache::ListCache;
+use super::pagination::{page_of, paged, pagination, slice_of};
 use super::views::{
     ApiKeyView, InstanceRenderer, NodeView, QuotaView, RegionView, SshKeyView, UserView,
 };
@@ -11,9 +12,7 @@ use crate::accounts::{NewUser, QuotaChange, Registrar, require_admin};
 use crate::domain::Error;
 use crate::nodes::{NewNode, TlsFiles};
 use crate::services::Services;
-use crate::store::Page;
 use actix_web::{HttpRequest, HttpResponse, web};
-use serde::Serialize;
 use serde_json::json;
 
 pub fn routes(cfg: &mut web::ServiceConfig) {
@@ -48,17 +47,6 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
             .route("/nodes", web::post().to(create_node))
             .route("/nodes/{id}", web::delete().to(delete_node)),
     );
-}
-
-/// A paginated list: the page as a JSON array, the total in `X-Total-Count`.
-fn paged<T: Serialize>(items: Vec<T>, total: u64) -> HttpResponse {
-    HttpResponse::Ok()
-        .insert_header(("X-Total-Count", total.to_string()))
-        .json(items)
-}
-
-fn page_of<T, V: Serialize>(page: Page<T>, f: impl Fn(&T) -> V) -> HttpResponse {
-    paged(page.items.iter().map(f).collect(), page.total)
 }
 
 #[utoipa::path(post, path = "/v1/users", tag = "accounts", request_body(content((crate::api::schemas::NewUserAdminBody = "application/json"), (crate::api::schemas::NewUserAdminBody = "application/x-www-form-urlencoded"))), security(()), responses((status = 201, description = "The new account", body = crate::api::views::UserView)))]
@@ -124,7 +112,7 @@ async fn ssh_keys(
     s: web::Data<Services>,
     Auth(who): Auth,
 ) -> ApiResult<HttpResponse> {
-    let (slice, ..) = pagination(&Params::from_query(&req)?)?;
+    let slice = slice_of(&req)?;
     Ok(page_of(s.accounts.ssh_keys(&who, slice)?, |k| {
         SshKeyView::from(k)
     }))
@@ -159,7 +147,7 @@ async fn api_keys(
     s: web::Data<Services>,
     Auth(who): Auth,
 ) -> ApiResult<HttpResponse> {
-    let (slice, ..) = pagination(&Params::from_query(&req)?)?;
+    let slice = slice_of(&req)?;
     Ok(page_of(s.accounts.api_keys(&who, slice)?, |k| {
         ApiKeyView::of(k, None)
     }))
@@ -261,7 +249,7 @@ async fn users(
     s: web::Data<Services>,
     Auth(who): Auth,
 ) -> ApiResult<HttpResponse> {
-    let (slice, ..) = pagination(&Params::from_query(&req)?)?;
+    let slice = slice_of(&req)?;
     Ok(page_of(s.accounts.users(&who, slice)?, |u| {
         UserView::from(u)
     }))
