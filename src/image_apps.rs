@@ -12,7 +12,7 @@ use crate::apps::Apps;
 use crate::deploy::{Deployer, ImageDeploy, Settings};
 use crate::domain::{
     self, AppName, AuditAction, Channel, DeployHook, Error, ImageRef, ImageSource, Instance,
-    Origin, RegistryLogin, Release, Result, StoredLogin, registry_of,
+    Origin, RegistryLogin, Release, Result, StoredLogin,
 };
 use crate::git::Repos;
 use crate::images::Images;
@@ -102,11 +102,9 @@ impl ImageApps {
 
     /// The one place an image reference is accepted for a deploy by `who`: it must parse, and
     /// the installation's image policy must let `who` deploy it (admins: anything; others: the
-    /// catalog's images, or anything under `image_policy = "any"`).
+    /// catalog's images, or anything under `image_policy = "any"`). Without a tag, `:latest`.
     pub fn accept_image(&self, who: &Principal, reference: &str) -> Result<ImageRef> {
-        let image = ImageRef::parse(reference)?;
-        self.images.check_deployable(who, image.as_str())?;
-        Ok(image)
+        Ok(self.images.check_deployable(who, reference)?.or_latest())
     }
 
     /// Deploys `req.image` as the next release of `app`. The image and login are kept for the
@@ -284,7 +282,7 @@ impl ImageApps {
     }
 
     fn stored_login(&self, app: &str, image: &ImageRef) -> Result<Option<RegistryLogin>> {
-        let registry = registry_of(image);
+        let registry = image.registry();
         let Some(login) = self
             .store
             .read(|r| r.image_source(app))?
@@ -304,7 +302,7 @@ impl ImageApps {
     }
 
     fn seal_login(&self, app: &str, image: &ImageRef, login: &RegistryLogin) -> StoredLogin {
-        let registry = registry_of(image).to_string();
+        let registry = image.registry().to_string();
         StoredLogin {
             sealed_password: self
                 .sealer
@@ -458,7 +456,7 @@ impl ImageApps {
                     Some(t) => source.image.with_tag(t)?,
                     None => source.image.clone(),
                 };
-                let image = self.accept_image(&owner, image.as_str())?;
+                let image = self.accept_image(&owner, &image.to_string())?;
                 let login = self.stored_login(app, &image)?;
                 self.deploy_pulled(&inst, &owner, HOOK_USER, image, login, None)
                     .await

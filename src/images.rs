@@ -9,7 +9,7 @@
 
 use crate::accounts::{Principal, require_admin};
 use crate::docker::{DockerNode, ImageInfo, LABEL};
-use crate::domain::{self, AuditAction, CatalogImage, CatalogRef, Error, ImagePolicy, Result};
+use crate::domain::{self, AuditAction, CatalogImage, Error, ImagePolicy, ImageRef, Result};
 use crate::store::Store;
 use std::sync::Arc;
 
@@ -97,10 +97,10 @@ impl Images {
             vec![]
         };
         let node: Vec<&ImageInfo> = node.iter().filter(|i| !built_by_scalefog(i)).collect();
-        let on_node = |r: &CatalogRef| {
+        let on_node = |r: &ImageRef| {
             node.iter().find(|i| {
                 i.tagged()
-                    .any(|t| CatalogRef::parse(t).is_ok_and(|x| x.key() == r.key()))
+                    .any(|t| ImageRef::parse(t).is_ok_and(|x| x.key() == r.key()))
             })
         };
         let mut out = Vec::with_capacity(catalog.len() + node.len());
@@ -125,7 +125,7 @@ impl Images {
         let mut node_entries = vec![];
         for img in node {
             for tag in img.tagged() {
-                let Ok(r) = CatalogRef::parse(tag) else {
+                let Ok(r) = ImageRef::parse(tag) else {
                     continue;
                 };
                 if !listed.insert(r.key()) {
@@ -161,7 +161,7 @@ impl Images {
         description: &str,
     ) -> Result<CatalogImage> {
         require_admin(who)?;
-        let r = CatalogRef::parse(reference)?;
+        let r = ImageRef::parse(reference)?;
         let description = description.trim().to_string();
         if description.chars().count() > MAX_DESCRIPTION
             || description.chars().any(char::is_control)
@@ -206,7 +206,7 @@ impl Images {
             .write_async(move |w| {
                 let found = match wanted.parse::<u64>() {
                     Ok(id) => w.catalog_image(id)?,
-                    Err(_) => match CatalogRef::parse(&wanted) {
+                    Err(_) => match ImageRef::parse(&wanted) {
                         Ok(r) => w.catalog_image_by_key(&r.key())?,
                         Err(_) => None,
                     },
@@ -226,15 +226,12 @@ impl Images {
     }
 
     /// Whether `who` may deploy `reference`: `400` naming `image` when it is not a reference,
-    /// `403` when the policy does not allow it. Every image deploy calls this first.
-    pub fn check_deployable(&self, who: &Principal, reference: &str) -> Result<()> {
-        let r = CatalogRef::parse(reference).map_err(|e| match e {
-            Error::Invalid { message, .. } => Error::invalid("image", message),
-            Error::Missing { .. } => Error::missing("image"),
-            other => other,
-        })?;
+    /// `403` when the policy does not allow it. Every image deploy calls this first; it returns
+    /// the parsed reference.
+    pub fn check_deployable(&self, who: &Principal, reference: &str) -> Result<ImageRef> {
+        let r = ImageRef::parse_as("image", reference)?;
         if self.allows(who, &r)? {
-            return Ok(());
+            return Ok(r);
         }
         Err(Error::Forbidden(format!(
             "the image '{}' is not in this server's image catalog; ask an administrator to add it",
@@ -242,7 +239,7 @@ impl Images {
         )))
     }
 
-    fn allows(&self, who: &Principal, r: &CatalogRef) -> Result<bool> {
+    fn allows(&self, who: &Principal, r: &ImageRef) -> Result<bool> {
         if who.is_admin() || self.policy == ImagePolicy::Any {
             return Ok(true);
         }
@@ -264,9 +261,9 @@ fn built_by_scalefog(img: &ImageInfo) -> bool {
 
 /// The image's tags other than `reference`.
 fn others(img: &ImageInfo, reference: &str) -> Vec<String> {
-    let me = CatalogRef::parse(reference).ok().map(|r| r.key());
+    let me = ImageRef::parse(reference).ok().map(|r| r.key());
     img.tagged()
-        .filter(|t| CatalogRef::parse(t).ok().map(|r| r.key()) != me)
+        .filter(|t| ImageRef::parse(t).ok().map(|r| r.key()) != me)
         .map(str::to_string)
         .collect()
 }

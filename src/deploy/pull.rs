@@ -9,7 +9,7 @@ use super::{Deployer, Reporter};
 use crate::docker::BuildLimits;
 use crate::domain::{
     self, AuditRecord, Build, Error, ImageRef, Instance, RegistryLogin, Release, ReleaseStatus,
-    Result, registry_of,
+    Result,
 };
 use crate::locks::lock;
 use bytes::Bytes;
@@ -92,11 +92,11 @@ impl Deployer {
         attempt: SharedAttempt,
     ) -> Result<Release> {
         let mut app = self.instance(&build.app)?;
-        let image = deploy.image.as_str();
+        let image = &deploy.image.to_string();
         rep.line(format!("-----> Pulling {image}"));
         // An image that was here before the pull is someone else's too: its tag stays.
         let was_here = self.0.docker.image_exists(image).await?;
-        let registry = registry_of(&deploy.image);
+        let registry = deploy.image.registry();
         let out = |line: &str| rep.line(format!("       {line}"));
         self.0
             .docker

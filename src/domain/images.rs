@@ -1,5 +1,6 @@
-//! Image references as Docker reads them (`busybox`, `ghcr.io/org/app:1.2`, `…@sha256:…`), the
-//! admin's catalog of images users may deploy, and the policy that decides who may deploy what.
+//! Image references as Docker reads them (`busybox`, `ghcr.io/org/app:1.2`, `…@sha256:…`) — the
+//! one parser for the catalog and for image deploys — the admin's catalog of images users may
+//! deploy, and the policy that decides who may deploy what.
 
 use super::Error;
 use serde::{Deserialize, Serialize};
@@ -11,8 +12,10 @@ const MAX_LEN: usize = 512;
 
 /// A parsed image reference: `[registry/]path[:tag][@digest]`, normalized the way Docker does
 /// (`busybox` is `docker.io/library/busybox`). The tag is kept as written: `None` when none was
-/// given, so a catalog entry can stand for every tag of a repository.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// given, so a catalog entry can stand for every tag of a repository; a deploy pins it with
+/// [`ImageRef::or_latest`]. Stored as its [`ImageRef::familiar`] text.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
 pub struct ImageRef {
     registry: String,
     path: String,
@@ -21,18 +24,24 @@ pub struct ImageRef {
 }
 
 impl ImageRef {
+    /// Parses `text`, naming the field `reference` in its errors.
     pub fn parse(text: &str) -> Result<ImageRef, Error> {
+        ImageRef::parse_as("reference", text)
+    }
+
+    /// Parses `text`, naming `field` (the form's or the body's) in its errors.
+    pub fn parse_as(field: &str, text: &str) -> Result<ImageRef, Error> {
         let text = text.trim();
         let bad = |why: &str| {
             Error::invalid(
-                "reference",
+                field,
                 format!(
                     "'{text}' is not an image reference ({why}); expected e.g. busybox:1.36 or registry.example.com/team/app:v2"
                 ),
             )
         };
         if text.is_empty() {
-            return Err(Error::missing("reference"));
+            return Err(Error::missing(field));
         }
         if text.len() > MAX_LEN {
             return Err(bad("too long"));
@@ -61,25 +70,13 @@ impl ImageRef {
             Some(i) => (&rest[..last_slash + i], Some(&rest[last_slash + i + 1..])),
             None => (rest, None),
         };
-        if let Some(t) = tag {
-            let ok = !t.is_empty()
-                && t.len() <= 128
-                && t.bytes()
-                    .next()
-                    .is_some_and(|b| b.is_ascii_alphanumeric() || b == b'_')
-                && t.bytes()
-                    .all(|b| b.is_ascii_alphanumeric() || b"_.-".contains(&b));
-            if !ok {
-                return Err(bad("malformed tag"));
-            }
+        if tag.is_some_and(|t| !valid_tag(t)) {
+            return Err(bad("malformed tag"));
         }
         let (registry, path) = match name.split_once('/') {
-            // Docker's rule: the first part is a registry when it looks like a host.
-            Some((first, rest))
-                if first.contains(['.', ':'])
-                    || first == "localhost"
-                    || first.bytes().any(|b| b.is_ascii_uppercase()) =>
-            {
+            // Docker's rule: the first part is a registry when it looks like a host. (Docker also
+            // takes one with capitals for a host; a capital here is refused as a repository name.)
+            Some((first, rest)) if first.contains(['.', ':']) || first == "localhost" => {
                 (first, rest)
             }
             _ => (DEFAULT_REGISTRY, name),
@@ -113,6 +110,38 @@ impl ImageRef {
     /// `registry/path`, the repository, fully qualified.
     pub fn repository(&self) -> String {
         format!("{}/{}", self.registry, self.path)
+    }
+
+    /// The registry host Docker pulls from, as credentials name it (`docker.io` for Docker Hub,
+    /// `127.0.0.1:5000`).
+    pub fn registry(&self) -> &str {
+        &self.registry
+    }
+
+    /// The image a deploy pulls: `:latest` when neither a tag nor a digest is written (Docker
+    /// would otherwise pull every tag).
+    pub fn or_latest(mut self) -> ImageRef {
+        if self.is_repository() {
+            self.tag = Some("latest".into());
+        }
+        self
+    }
+
+    /// The same repository at another tag (a digest is dropped); errors name the field `tag`.
+    pub fn with_tag(&self, tag: &str) -> Result<ImageRef, Error> {
+        let tag = tag.trim();
+        if !valid_tag(tag) {
+            return Err(Error::invalid(
+                "tag",
+                format!("'{tag}' is not an image tag"),
+            ));
+        }
+        Ok(ImageRef {
+            registry: self.registry.clone(),
+            path: self.path.clone(),
+            tag: Some(tag.into()),
+            digest: None,
+        })
     }
 
     /// The tag Docker pulls: the one written, else `latest` unless a digest pins the image.
@@ -185,6 +214,30 @@ impl std::fmt::Display for ImageRef {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(&self.familiar())
     }
+}
+
+impl TryFrom<String> for ImageRef {
+    type Error = Error;
+    fn try_from(s: String) -> Result<ImageRef, Error> {
+        ImageRef::parse(&s)
+    }
+}
+
+impl From<ImageRef> for String {
+    fn from(r: ImageRef) -> String {
+        r.familiar()
+    }
+}
+
+/// Letters, digits, `_`, `.` and `-`, not starting with `.` or `-`; at most 128.
+fn valid_tag(t: &str) -> bool {
+    !t.is_empty()
+        && t.len() <= 128
+        && t.bytes()
+            .next()
+            .is_some_and(|b| b.is_ascii_alphanumeric() || b == b'_')
+        && t.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"_.-".contains(&b))
 }
 
 fn valid_registry(host: &str) -> bool {
@@ -360,6 +413,56 @@ mod tests {
         let pinned = r(&format!("app@sha256:{}", "b".repeat(64)));
         assert!(pinned.admits(&r(&format!("app:v3@sha256:{}", "b".repeat(64)))));
         assert!(!pinned.admits(&r("app:v3")));
+    }
+
+    #[test]
+    fn a_deployed_reference_gets_latest_when_it_has_no_tag_and_keeps_registry_ports() {
+        let x = r("127.0.0.1:5000/team/web").or_latest();
+        assert_eq!(x.to_string(), "127.0.0.1:5000/team/web:latest");
+        assert_eq!(x.registry(), "127.0.0.1:5000");
+        assert_eq!(x.repository(), "127.0.0.1:5000/team/web");
+        let n = r("nginx:1.27").or_latest();
+        assert_eq!(n.to_string(), "nginx:1.27");
+        assert_eq!(n.registry(), "docker.io");
+        assert_eq!(n.with_tag("1.28").unwrap().to_string(), "nginx:1.28");
+        let d = format!("ghcr.io/a/b@sha256:{}", "ab".repeat(32));
+        assert_eq!(r(&d).or_latest().to_string(), d);
+        assert_eq!(r("localhost/x:1").registry(), "localhost");
+        let stored = serde_json::to_string(&x).unwrap();
+        assert_eq!(stored, r#""127.0.0.1:5000/team/web:latest""#);
+        assert_eq!(serde_json::from_str::<ImageRef>(&stored).unwrap(), x);
+    }
+
+    #[test]
+    fn a_deploys_malformed_references_and_tags_are_refused_naming_its_fields() {
+        for bad in [
+            "-x",
+            "UPPER/case",
+            "a b",
+            "x:",
+            "x:-1",
+            "x@sha256:zz",
+            "/x",
+            "a//b",
+            "x:a/b",
+            "reg.io/$(id)",
+        ] {
+            match ImageRef::parse_as("image", bad) {
+                Err(Error::Invalid { field, .. }) => assert_eq!(field, "image", "{bad}"),
+                other => panic!("{bad}: {other:?}"),
+            }
+        }
+        assert!(matches!(
+            ImageRef::parse_as("image", " "),
+            Err(Error::Missing { field }) if field == "image"
+        ));
+        let x = r("x:1");
+        for bad in ["a/b", "1@sha256:00", "", "-1"] {
+            match x.with_tag(bad) {
+                Err(Error::Invalid { field, .. }) => assert_eq!(field, "tag", "{bad}"),
+                other => panic!("{bad}: {other:?}"),
+            }
+        }
     }
 
     #[test]

@@ -26,7 +26,7 @@ pub use deploys::*;
 pub use error::{Error, Result};
 pub use hostname::{DomainName, is_dns_label};
 pub use image_apps::*;
-pub use images::{CatalogImage, ImagePolicy, ImageRef as CatalogRef};
+pub use images::{CatalogImage, ImagePolicy, ImageRef};
 pub use names::{AppName, Email, Password, Username};
 pub use processes::*;
 pub use push_record::*;

@@ -5,7 +5,7 @@ use crate::domain::{CatalogImage, Result};
 use redb::{ReadTransaction, ReadableTable, TableDefinition, WriteTransaction};
 
 const CATALOG_IMAGES: TableDefinition<u64, &[u8]> = TableDefinition::new("catalog_images");
-/// [`crate::domain::CatalogRef::key`] → id: one entry per reference however it was written.
+/// [`crate::domain::ImageRef::key`] → id: one entry per reference however it was written.
 const CATALOG_IMAGES_BY_REF: TableDefinition<&str, u64> =
     TableDefinition::new("catalog_images_by_ref");
 
