@@ -6,16 +6,49 @@
 //! [`Deployer::run_attached`]: crate::deploy::Deployer::run_attached
 
 use super::command::RunRequest;
-use super::errors;
+use super::{Connection, errors};
 use crate::accounts::Principal;
 use crate::deploy::{AttachedRun, Terminal};
+use crate::domain::User;
 use crate::runtime::Output;
 use crate::services::Services;
 use futures_util::StreamExt;
+use russh::ChannelId;
 use russh::ChannelMsg;
-use russh::server::Msg;
+use russh::server::{Msg, Session};
 use std::sync::Arc;
 use tokio::io::{AsyncWrite, AsyncWriteExt};
+
+impl Connection {
+    /// Hands the channel to a run of `request`.
+    pub(super) fn start_run(
+        &mut self,
+        channel: ChannelId,
+        user: User,
+        request: RunRequest,
+        session: &mut Session,
+    ) -> Result<(), russh::Error> {
+        let Some(opened) = self.channels.remove(&channel) else {
+            return Ok(());
+        };
+        session.channel_success(channel)?;
+        tracing::info!(
+            peer = %self.peer,
+            user = %user.username,
+            app = %request.app,
+            tty = opened.terminal.is_some(),
+            "ssh run"
+        );
+        tokio::spawn(serve(
+            self.services.clone(),
+            self.principal(user),
+            request,
+            opened.channel,
+            opened.terminal,
+        ));
+        Ok(())
+    }
+}
 
 /// Runs the request on the channel until the command ends; then exit status, EOF, close.
 pub(super) async fn serve(
