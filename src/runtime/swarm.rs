@@ -47,6 +47,9 @@ const REMOVED_LABEL: &str = "scalefog.removed";
 /// How often the swarm's tasks are checked for changes (Docker has no task events).
 const POLL: Duration = Duration::from_secs(2);
 
+/// A set's process type: app, release and kind.
+type SetKey = (String, u32, String);
+
 /// Processes as swarm services, managed through the local engine.
 #[derive(Clone)]
 pub struct Swarm {
@@ -57,7 +60,7 @@ pub struct Swarm {
     tls_root: PathBuf,
     /// The service of each set being started, by app, release and process type: it is created
     /// with all the set's replicas when the first is asked for; the others are its slots.
-    starting: Arc<Mutex<HashMap<(String, u32, String), String>>>,
+    starting: Arc<Mutex<HashMap<SetKey, String>>>,
     /// One change of a service's slots at a time (each is a read, then a versioned update).
     slots: Arc<tokio::sync::Mutex<()>>,
 }
