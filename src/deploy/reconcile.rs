@@ -291,6 +291,8 @@ impl Deployer {
     ) -> Result<()> {
         let name = app.name.as_str();
         if occasion == Occasion::Start {
+            // A swarm replica the swarm is restarting or moving to another node is left to it:
+            // resuming it only starts one this engine stopped.
             for (p, s) in &mut current {
                 if s.as_ref().is_some_and(|s| !s.running()) {
                     self.0.runtime.resume(&p.id).await?;

@@ -130,6 +130,7 @@ impl Deployer {
             release: release.version,
             kind: kind.to_string(),
             replica,
+            replicas: 1,
             command,
             once: false,
             node: app.node_id,
@@ -161,13 +162,14 @@ impl Deployer {
         let mut started = Vec::new();
         for scale in &scales {
             for replica in 1..=scale.replicas {
-                let spec = Self::process_spec(
+                let mut spec = Self::process_spec(
                     app,
                     release,
                     &scale.kind,
                     replica.into(),
                     scale.command.as_deref(),
                 )?;
+                spec.replicas = scale.replicas.into();
                 let id = self.0.runtime.start(&spec).await?;
                 lock(attempt).processes.push(id.clone());
                 started.push(DeployedProcess {

@@ -11,7 +11,7 @@ use bollard::models::{
     EndpointPortConfig, EndpointPortConfigProtocolEnum, EndpointPortConfigPublishModeEnum,
     EndpointSpec, Limit, LocalNodeState, Mount, MountType, NodeSpecAvailabilityEnum,
     NodeSpecRoleEnum, NodeState, ServiceSpec, ServiceSpecMode, ServiceSpecModeReplicated,
-    SwarmInitRequest, SwarmJoinRequest, TaskSpec, TaskSpecContainerSpec,
+    SwarmInitRequest, SwarmJoinRequest, SwarmSpecDispatcher, TaskSpec, TaskSpecContainerSpec,
     TaskSpecContainerSpecPrivileges, TaskSpecPlacement, TaskSpecPlacementPreferences,
     TaskSpecPlacementSpread, TaskSpecResources, TaskSpecRestartPolicy,
     TaskSpecRestartPolicyConditionEnum, TaskState,
@@ -19,11 +19,12 @@ use bollard::models::{
 use bollard::query_parameters::{
     DeleteNodeOptions, ImportImageOptions, InspectServiceOptions, LeaveSwarmOptions,
     ListNodesOptions, ListServicesOptions, ListTasksOptions, LogsOptions, UpdateNodeOptions,
-    UpdateServiceOptions,
+    UpdateServiceOptions, UpdateSwarmOptions,
 };
 use futures_util::stream::BoxStream;
 use futures_util::{StreamExt, TryStreamExt};
 use std::collections::HashMap;
+use std::time::Duration;
 
 /// The swarm as the local engine sees it.
 #[derive(Debug, Clone, Default)]
@@ -52,10 +53,12 @@ pub struct SwarmNode {
     pub memory_bytes: i64,
 }
 
-/// One service to create: one process of an app.
+/// One service to create: one process type of an app's release, with its replicas.
 #[derive(Debug, Clone)]
 pub struct ServiceRun {
     pub name: String,
+    /// How many tasks it runs (slots 1 to `replicas`).
+    pub replicas: u64,
     pub image: String,
     pub env: Vec<(String, String)>,
     /// Published in host mode on a port the engine picks, for the router.
@@ -94,6 +97,9 @@ pub struct TaskInfo {
     pub error: Option<String>,
     /// The swarm's version index: later tasks have higher ones.
     pub index: u64,
+    /// Its service's replica it runs (from 1): a task replacing another (the swarm restarted
+    /// it, or moved it off a lost node) keeps the slot.
+    pub slot: Option<u64>,
 }
 
 /// A service as the swarm reports it.
@@ -139,6 +145,32 @@ impl Engine {
                 advertise_addr: Some(advertise.to_string()),
                 ..Default::default()
             })
+            .await
+            .map_err(|e| self.map_err(e))
+    }
+
+    /// Sets how often nodes report to the managers (managers only): a node that misses three
+    /// reports is down, and its tasks are started elsewhere.
+    pub async fn set_heartbeat(&self, period: Duration) -> Result<()> {
+        let docker = self.api().await?;
+        let swarm = docker.inspect_swarm().await.map_err(|e| self.map_err(e))?;
+        let nanos = period.as_nanos() as i64;
+        let mut spec = swarm.spec.unwrap_or_default();
+        if spec.dispatcher.as_ref().and_then(|d| d.heartbeat_period) == Some(nanos) {
+            return Ok(());
+        }
+        spec.dispatcher = Some(SwarmSpecDispatcher {
+            heartbeat_period: Some(nanos),
+        });
+        let version = swarm.version.and_then(|v| v.index).unwrap_or(0);
+        docker
+            .update_swarm(
+                spec,
+                UpdateSwarmOptions {
+                    version: version as i64,
+                    ..Default::default()
+                },
+            )
             .await
             .map_err(|e| self.map_err(e))
     }
@@ -273,7 +305,7 @@ impl Engine {
         }
     }
 
-    /// Creates a service of one replica; its id.
+    /// Creates a service of `run.replicas` replicas; its id.
     pub async fn create_service(&self, run: &ServiceRun) -> Result<String> {
         let ports = run.port.map(|p| {
             vec![EndpointPortConfig {
@@ -343,7 +375,9 @@ impl Engine {
                 ..Default::default()
             }),
             mode: Some(ServiceSpecMode {
-                replicated: Some(ServiceSpecModeReplicated { replicas: Some(1) }),
+                replicated: Some(ServiceSpecModeReplicated {
+                    replicas: Some(run.replicas as i64),
+                }),
                 ..Default::default()
             }),
             endpoint_spec: Some(EndpointSpec {
@@ -440,6 +474,45 @@ impl Engine {
         Ok(())
     }
 
+    /// Sets a service's replicas and merges `labels` into its own, in one update.
+    pub async fn scale_service(
+        &self,
+        id: &str,
+        replicas: i64,
+        labels: &[(&str, String)],
+    ) -> Result<()> {
+        let docker = self.api().await?;
+        let current = docker
+            .inspect_service(id, None::<InspectServiceOptions>)
+            .await
+            .map_err(|e| self.map_err(e))?;
+        let version = current.version.and_then(|v| v.index).unwrap_or(0);
+        let mut spec = current.spec.unwrap_or_default();
+        spec.mode = Some(ServiceSpecMode {
+            replicated: Some(ServiceSpecModeReplicated {
+                replicas: Some(replicas),
+            }),
+            ..Default::default()
+        });
+        let all = spec.labels.get_or_insert_with(Default::default);
+        for (k, v) in labels {
+            all.insert(k.to_string(), v.clone());
+        }
+        docker
+            .update_service(
+                id,
+                spec,
+                UpdateServiceOptions {
+                    version: version as i32,
+                    ..Default::default()
+                },
+                None,
+            )
+            .await
+            .map_err(|e| self.map_err(e))?;
+        Ok(())
+    }
+
     /// Removes a service and its tasks. Missing is fine.
     pub async fn remove_service(&self, id: &str) -> Result<()> {
         match self.api().await?.delete_service(id).await {
@@ -489,6 +562,7 @@ impl Engine {
                         .and_then(|p| u16::try_from(p).ok()),
                     error: status.err,
                     index: t.version.and_then(|v| v.index).unwrap_or(0),
+                    slot: t.slot.and_then(|s| u64::try_from(s).ok()),
                 }
             })
             .collect();

@@ -33,6 +33,9 @@ pub struct ProcessSpec {
     /// run, `run` and the run's id.
     pub kind: String,
     pub replica: u64,
+    /// How many replicas of its kind the set being started has (1 for a one-off): a runtime
+    /// may start them together when asked for the first ([`Swarm`] does).
+    pub replicas: u64,
     /// The Procfile's command as arguments; `None` runs the image's own.
     pub command: Option<Vec<String>>,
     /// Runs to completion once (a release command) instead of being kept running.

@@ -1,11 +1,15 @@
-//! The cluster runtime: each process of a release is a Docker Swarm service of one replica,
-//! constrained to its app's region (a node label) and spread over the region's nodes. A process
-//! id is `swarm:<service id>`.
+//! The cluster runtime: each process type of a started set (a release's `web` replicas, say) is
+//! one Docker Swarm service with as many replicas, constrained to its app's region (a node
+//! label) and spread over the region's nodes by a placement preference, which the scheduler
+//! applies among the tasks of one service: `web=2` on two nodes is one replica on each.
 //!
-//! One service per replica (not one service with N replicas) keeps the deploy engine's contract:
-//! every new replica is health-checked on its own before the switch, and old ones are retired
-//! one by one, on whichever node they run. The swarm's scheduler still places each new service on
-//! the region's node with the fewest tasks, so replicas spread.
+//! A process is one replica: its id is `swarm:<service id>/<slot>`, the slot being the replica's
+//! number in the service. A task the swarm restarts or moves off a lost node keeps its slot, so
+//! the id stays valid while the swarm recovers by itself. The deploy engine still sees one
+//! process per replica: it health-checks each new task before the switch, and retiring a set
+//! stops and removes each slot; the service scales down as slots stop and goes with the last.
+//! Which slots the deploy engine stopped or removed is kept on the service (labels), so it
+//! survives a restart of Scalefog.
 //!
 //! Images: with no registry, each image is streamed from the manager's engine (where builds run)
 //! to every node of the region before the service is created ([`Swarm::deliver`]).
@@ -13,15 +17,17 @@
 use super::{ProcessEvent, ProcessSpec, ProcessState, ProcessStatus};
 use crate::docker::{
     DockerNode, Engine, Installation, LABEL, LABEL_APP, LABEL_INSTALL, LABEL_PROCESS,
-    LABEL_RELEASE, LABEL_VOLUME, ServiceRun, TaskInfo,
+    LABEL_RELEASE, LABEL_VOLUME, ServiceInfo, ServiceRun, TaskInfo,
 };
 use crate::domain::{Error, Node, Result, WEB};
+use crate::locks::lock;
 use crate::store::Store;
 use futures_util::StreamExt;
 use futures_util::stream::BoxStream;
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap};
 use std::net::{IpAddr, SocketAddr};
 use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 /// The prefix of a swarm process id.
@@ -32,8 +38,17 @@ pub const REGION_LABEL: &str = "scalefog.region";
 pub const NODE_LABEL: &str = "scalefog.node";
 /// On a task's container: the installation it belongs to (see [`Swarm::start`]).
 pub const TASK_INSTALL_LABEL: &str = "scalefog.swarm.install";
+/// On a service: how many replicas it was created with (its slots are 1 to that). A service
+/// without it is one process of id `swarm:<service id>` (as they were before sets).
+const REPLICAS_LABEL: &str = "scalefog.replicas";
+/// On a service: its slots the deploy engine stopped (`1,2`), and those it removed.
+const STOPPED_LABEL: &str = "scalefog.stopped";
+const REMOVED_LABEL: &str = "scalefog.removed";
 /// How often the swarm's tasks are checked for changes (Docker has no task events).
 const POLL: Duration = Duration::from_secs(2);
+
+/// A set's process type: app, release and kind.
+type SetKey = (String, u32, String);
 
 /// Processes as swarm services, managed through the local engine.
 #[derive(Clone)]
@@ -43,6 +58,11 @@ pub struct Swarm {
     installation: Installation,
     /// `<data dir>/nodes`: each node's TLS client files, in a directory named by its id.
     tls_root: PathBuf,
+    /// The service of each set being started, by app, release and process type: it is created
+    /// with all the set's replicas when the first is asked for; the others are its slots.
+    starting: Arc<Mutex<HashMap<SetKey, String>>>,
+    /// One change of a service's slots at a time (each is a read, then a versioned update).
+    slots: Arc<tokio::sync::Mutex<()>>,
 }
 
 /// A client for a node's engine, with its TLS client files when it has some.
@@ -52,8 +72,71 @@ pub fn node_engine(node: &Node, tls_root: &Path) -> Engine {
     Engine::remote(&node.endpoint, tls.as_deref())
 }
 
-fn service_id(id: &str) -> &str {
-    id.strip_prefix(PREFIX).unwrap_or(id)
+/// A process id's service and slot; an id without a slot is slot 1.
+fn parse(id: &str) -> (&str, u64) {
+    let rest = id.strip_prefix(PREFIX).unwrap_or(id);
+    match rest.split_once('/') {
+        Some((sid, slot)) => (sid, slot.parse().unwrap_or(1)),
+        None => (rest, 1),
+    }
+}
+
+/// The slots of a service as the deploy engine left them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Slots {
+    replicas: u64,
+    /// Holds the removed ones too.
+    stopped: BTreeSet<u64>,
+    removed: BTreeSet<u64>,
+    /// It has slots in its process ids.
+    sets: bool,
+}
+
+impl Slots {
+    fn of(svc: &ServiceInfo) -> Slots {
+        let set = |key: &str| -> BTreeSet<u64> {
+            svc.labels
+                .get(key)
+                .map(|v| v.split(',').filter_map(|x| x.parse().ok()).collect())
+                .unwrap_or_default()
+        };
+        let replicas = svc.labels.get(REPLICAS_LABEL).and_then(|r| r.parse().ok());
+        Slots {
+            replicas: replicas.unwrap_or(1),
+            stopped: set(STOPPED_LABEL),
+            removed: set(REMOVED_LABEL),
+            sets: replicas.is_some(),
+        }
+    }
+
+    /// How many tasks the service should run.
+    fn running(&self) -> u64 {
+        (1..=self.replicas)
+            .filter(|s| !self.stopped.contains(s))
+            .count() as u64
+    }
+
+    fn id(&self, sid: &str, slot: u64) -> String {
+        if self.sets {
+            format!("{PREFIX}{sid}/{slot}")
+        } else {
+            format!("{PREFIX}{sid}")
+        }
+    }
+}
+
+fn joined(set: &BTreeSet<u64>) -> String {
+    set.iter().map(u64::to_string).collect::<Vec<_>>().join(",")
+}
+
+/// The process label (`web.2`) of a slot: the service's label names its first replica.
+fn process_label(svc: &ServiceInfo, slot: u64) -> Option<String> {
+    let first = svc.labels.get(LABEL_PROCESS)?;
+    if slot == 1 {
+        return Some(first.clone());
+    }
+    let (kind, n) = first.rsplit_once('.')?;
+    Some(format!("{kind}.{}", n.parse::<u64>().ok()? + slot - 1))
 }
 
 impl Swarm {
@@ -68,6 +151,8 @@ impl Swarm {
             store,
             installation,
             tls_root,
+            starting: Default::default(),
+            slots: Default::default(),
         }
     }
 
@@ -128,7 +213,29 @@ impl Swarm {
         Ok(images)
     }
 
+    /// Starts replica `spec.replica` of its set. The first creates the set's service with
+    /// `spec.replicas` replicas; the others are the slots of that service. A one-off (numbered
+    /// by its run) is a service of its own.
     pub async fn start(&self, spec: &ProcessSpec) -> Result<String> {
+        let key = (spec.app.clone(), spec.release, spec.kind.clone());
+        if spec.replica > 1 && spec.replicas > 1 {
+            let mut starting = lock(&self.starting);
+            let sid = starting.get(&key).cloned().ok_or_else(|| {
+                Error::internal(format!(
+                    "{}.{} was started before the first of its set",
+                    spec.kind, spec.replica
+                ))
+            })?;
+            if spec.replica >= spec.replicas {
+                starting.remove(&key);
+            }
+            return Ok(format!("{PREFIX}{sid}/{}", spec.replica));
+        }
+        let replicas = if spec.replica == 1 {
+            spec.replicas.max(1)
+        } else {
+            1
+        };
         let (node, cluster) = self
             .store
             .read(|r| Ok((r.node(spec.node)?, r.cluster()?)))?;
@@ -144,6 +251,7 @@ impl Swarm {
             format!("{}.{}", spec.kind, spec.replica),
         );
         labels.insert(REGION_LABEL.to_string(), node.region_id.to_string());
+        labels.insert(REPLICAS_LABEL.to_string(), replicas.to_string());
         let mut constraints = vec![format!("node.labels.{REGION_LABEL}=={}", node.region_id)];
         let mut volumes = Vec::with_capacity(spec.volumes.len());
         if !spec.volumes.is_empty() {
@@ -180,6 +288,7 @@ impl Swarm {
         let run = ServiceRun {
             container_labels,
             name,
+            replicas,
             image: spec.image.clone(),
             env: spec.env.clone(),
             port: (spec.kind == WEB).then_some(spec.port),
@@ -194,7 +303,10 @@ impl Swarm {
             volumes,
         };
         let id = self.manager.create_service(&run).await?;
-        Ok(format!("{PREFIX}{id}"))
+        if replicas > 1 {
+            lock(&self.starting).insert(key, id.clone());
+        }
+        Ok(format!("{PREFIX}{id}/1"))
     }
 
     /// Where each node of the swarm is reached.
@@ -208,6 +320,8 @@ impl Swarm {
             .collect())
     }
 
+    /// The slot's state, and where its current task answers: the address of the node it runs
+    /// on and its port published there.
     pub async fn status(&self, id: &str) -> Result<Option<ProcessStatus>> {
         let Some(mut s) = self.status_of(id).await? else {
             return Ok(None);
@@ -223,39 +337,15 @@ impl Swarm {
 
     /// The process's state without its address.
     async fn status_of(&self, id: &str) -> Result<Option<Found>> {
-        let sid = service_id(id);
+        let (sid, slot) = parse(id);
         let Some(svc) = self.manager.service(sid).await? else {
             return Ok(None);
         };
         let tasks = self.manager.tasks(Some(sid), None).await?;
-        let current = tasks.iter().find(|t| t.desired_running);
-        let previous_failed = tasks
-            .iter()
-            .find(|t| !t.desired_running)
-            .filter(|t| t.state == "failed");
-        let state = match current {
-            None if svc.replicas == 0 => ProcessState::Exited {
-                code: None,
-                oom: false,
-            },
-            None => ProcessState::Starting,
-            Some(t) => task_state(t, previous_failed),
-        };
-        let endpoint_parts = current.and_then(|t| Some((t.node_id.clone()?, t.published_port?)));
-        Ok(Some(Found {
-            status: ProcessStatus {
-                id: format!("{PREFIX}{sid}"),
-                app: svc.labels.get(LABEL_APP).cloned(),
-                release: svc.labels.get(LABEL_RELEASE).and_then(|r| r.parse().ok()),
-                process: svc.labels.get(LABEL_PROCESS).cloned(),
-                state,
-                endpoint: None,
-                direct: None,
-            },
-            endpoint_parts,
-        }))
+        Ok(found(&svc, &tasks, slot))
     }
 
+    /// Every slot of the installation's services (of `app`) not removed.
     pub async fn list(&self, app: Option<&str>) -> Result<Vec<ProcessStatus>> {
         if !self.enabled() {
             return Ok(Vec::new());
@@ -265,9 +355,13 @@ impl Swarm {
             .services(&self.installation.filters(app))
             .await?;
         let mut out = Vec::with_capacity(services.len());
-        for s in services {
-            if let Some(found) = self.status_of(&s.id).await? {
-                out.push(found.status);
+        for svc in services {
+            let tasks = self.manager.tasks(Some(&svc.id), None).await?;
+            let slots = Slots::of(&svc);
+            for slot in 1..=slots.replicas {
+                if let Some(f) = found(&svc, &tasks, slot) {
+                    out.push(f.status);
+                }
             }
         }
         Ok(out)
@@ -290,42 +384,76 @@ impl Swarm {
         }
     }
 
-    pub async fn resume(&self, id: &str) -> Result<()> {
-        self.manager
-            .update_service(service_id(id), Some(1), None)
-            .await
-    }
-
-    /// Stopping a service is scaling it to none: its task gets SIGTERM, then SIGKILL after the
-    /// swarm's default grace period.
-    pub async fn stop(&self, id: &str) -> Result<()> {
-        match self
-            .manager
-            .update_service(service_id(id), Some(0), None)
-            .await
-        {
+    /// Applies a change to the slots of a process's service: the service runs as many tasks as
+    /// it has slots not stopped, and goes when every slot is removed. Nothing is updated when
+    /// nothing changes, so the swarm is left alone while it restarts or moves tasks itself.
+    async fn change_slots(&self, id: &str, change: impl FnOnce(&mut Slots, u64)) -> Result<()> {
+        let (sid, slot) = parse(id);
+        let _one = self.slots.lock().await;
+        let Some(svc) = self.manager.service(sid).await? else {
+            return Ok(());
+        };
+        let before = Slots::of(&svc);
+        let mut after = before.clone();
+        change(&mut after, slot);
+        if (1..=after.replicas).all(|s| after.removed.contains(&s)) {
+            return self.manager.remove_service(sid).await;
+        }
+        let running = after.running() as i64;
+        if after == before && svc.replicas == running {
+            return Ok(());
+        }
+        let labels = [
+            (STOPPED_LABEL, joined(&after.stopped)),
+            (REMOVED_LABEL, joined(&after.removed)),
+        ];
+        match self.manager.scale_service(sid, running, &labels).await {
             Err(Error::NotFound(_)) => Ok(()),
             r => r,
         }
     }
 
-    pub async fn remove(&self, id: &str) -> Result<()> {
-        self.manager.remove_service(service_id(id)).await
+    /// Starts a slot the deploy engine stopped; one that is not stopped is the swarm's to run.
+    pub async fn resume(&self, id: &str) -> Result<()> {
+        self.change_slots(id, |s, slot| {
+            s.stopped.remove(&slot);
+        })
+        .await
     }
 
+    /// Stopping a slot scales its service down by one: the swarm picks which task goes (SIGTERM,
+    /// then SIGKILL after its default grace period). A set is always stopped whole, so which
+    /// task goes first does not matter.
+    pub async fn stop(&self, id: &str) -> Result<()> {
+        self.change_slots(id, |s, slot| {
+            s.stopped.insert(slot);
+        })
+        .await
+    }
+
+    pub async fn remove(&self, id: &str) -> Result<()> {
+        self.change_slots(id, |s, slot| {
+            s.stopped.insert(slot);
+            s.removed.insert(slot);
+        })
+        .await
+    }
+
+    /// Limits are the service's: every slot gets them.
     pub async fn update_limits(&self, id: &str, memory_mb: u32, cpu: f64) -> Result<()> {
         self.manager
-            .update_service(service_id(id), None, Some((memory_mb, cpu)))
+            .update_service(parse(id).0, None, Some((memory_mb, cpu)))
             .await
     }
 
+    /// The output of the slot's service (every replica of the set).
     pub fn logs(
         &self,
         id: &str,
         tail: Option<u64>,
         follow: bool,
     ) -> BoxStream<'static, Result<String>> {
-        self.manager.service_logs(service_id(id), tail, follow)
+        self.manager.service_logs(parse(id).0, tail, follow)
     }
 
     /// Changes in the services' tasks, found by checking the swarm every [`POLL`]: a task that
@@ -378,7 +506,8 @@ impl Swarm {
         .boxed()
     }
 
-    /// Per service: its app, and its current task's id, node, port and state.
+    /// Per service: its app, and its current tasks' slots, ids, nodes, ports and states (the
+    /// last state last, so a key that ends with `running` is a service whose tasks run).
     async fn snapshot(&self) -> Result<HashMap<String, (String, String)>> {
         let services = self
             .manager
@@ -386,22 +515,63 @@ impl Swarm {
             .await?;
         let mut now = HashMap::with_capacity(services.len());
         for s in services {
-            let tasks = self.manager.tasks(Some(&s.id), None).await?;
+            let mut tasks = self.manager.tasks(Some(&s.id), None).await?;
+            tasks.retain(|t| t.desired_running);
+            tasks.sort_by_key(|t| (t.state == "running", t.slot));
             let key = tasks
                 .iter()
-                .find(|t| t.desired_running)
                 .map(|t| {
                     format!(
-                        "{} {:?} {:?} {}",
-                        t.id, t.node_id, t.published_port, t.state
+                        "{:?} {} {:?} {:?} {}",
+                        t.slot, t.id, t.node_id, t.published_port, t.state
                     )
                 })
-                .unwrap_or_default();
+                .collect::<Vec<_>>()
+                .join("; ");
             let app = s.labels.get(LABEL_APP).cloned().unwrap_or_default();
             now.insert(s.id, (app, key));
         }
         Ok(now)
     }
+}
+
+/// A slot of a service as its tasks say: `None` when the deploy engine removed it.
+fn found(svc: &ServiceInfo, tasks: &[TaskInfo], slot: u64) -> Option<Found> {
+    let slots = Slots::of(svc);
+    if slot == 0 || slot > slots.replicas || slots.removed.contains(&slot) {
+        return None;
+    }
+    // Latest first: the slot's current task, and the one it replaced.
+    let mut mine = tasks.iter().filter(|t| t.slot.unwrap_or(1) == slot);
+    let current = mine.clone().find(|t| t.desired_running);
+    let previous_failed = mine
+        .find(|t| !t.desired_running)
+        .filter(|t| t.state == "failed");
+    let state = match current {
+        _ if slots.stopped.contains(&slot) => ProcessState::Exited {
+            code: None,
+            oom: false,
+        },
+        None if svc.replicas == 0 => ProcessState::Exited {
+            code: None,
+            oom: false,
+        },
+        None => ProcessState::Starting,
+        Some(t) => task_state(t, previous_failed),
+    };
+    let endpoint_parts = current.and_then(|t| Some((t.node_id.clone()?, t.published_port?)));
+    Some(Found {
+        status: ProcessStatus {
+            id: slots.id(&svc.id, slot),
+            app: svc.labels.get(LABEL_APP).cloned(),
+            release: svc.labels.get(LABEL_RELEASE).and_then(|r| r.parse().ok()),
+            process: process_label(svc, slot),
+            state,
+            endpoint: None,
+            direct: None,
+        },
+        endpoint_parts,
+    })
 }
 
 /// What [`Swarm::status_of`] found: the status, and the task's node and port.
@@ -426,5 +596,97 @@ fn task_state(t: &TaskInfo, previous_failed: Option<&TaskInfo>) -> ProcessState 
             },
             None => ProcessState::Starting,
         },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn service(labels: &[(&str, &str)], replicas: i64) -> ServiceInfo {
+        ServiceInfo {
+            id: "s1".into(),
+            labels: labels
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
+            replicas,
+            image: "img".into(),
+        }
+    }
+
+    fn task(slot: u64, state: &str, desired_running: bool, index: u64) -> TaskInfo {
+        TaskInfo {
+            id: format!("t{index}"),
+            service_id: "s1".into(),
+            node_id: Some(format!("node{slot}")),
+            state: state.into(),
+            desired_running,
+            published_port: Some(30000 + slot as u16),
+            index,
+            slot: Some(slot),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn a_process_id_names_its_service_and_slot() {
+        assert_eq!(parse("swarm:abc/2"), ("abc", 2));
+        assert_eq!(parse("swarm:abc"), ("abc", 1));
+    }
+
+    #[test]
+    fn slots_come_from_the_services_labels() {
+        let svc = service(
+            &[
+                (REPLICAS_LABEL, "3"),
+                (STOPPED_LABEL, "1,2"),
+                (REMOVED_LABEL, "2"),
+                (LABEL_PROCESS, "web.1"),
+            ],
+            1,
+        );
+        let slots = Slots::of(&svc);
+        assert_eq!(slots.replicas, 3);
+        assert_eq!(slots.running(), 1);
+        assert_eq!(slots.id("s1", 3), "swarm:s1/3");
+        assert_eq!(process_label(&svc, 3).as_deref(), Some("web.3"));
+        // A service from before sets: one process, its id without a slot.
+        let old = service(&[(LABEL_PROCESS, "run.17")], 1);
+        assert_eq!(Slots::of(&old).id("s1", 1), "swarm:s1");
+        assert_eq!(process_label(&old, 1).as_deref(), Some("run.17"));
+    }
+
+    #[test]
+    fn a_slot_is_its_current_task_and_a_removed_one_is_gone() {
+        let svc = service(
+            &[
+                (REPLICAS_LABEL, "3"),
+                (REMOVED_LABEL, "3"),
+                (STOPPED_LABEL, "3"),
+            ],
+            2,
+        );
+        // Slot 2's first task was on a node that died; the swarm runs it again elsewhere.
+        let tasks = vec![
+            task(2, "starting", true, 9),
+            task(2, "running", false, 5),
+            task(1, "running", true, 4),
+        ];
+        let one = found(&svc, &tasks, 1).unwrap();
+        assert_eq!(one.status.state, ProcessState::Running);
+        assert_eq!(one.endpoint_parts, Some(("node1".into(), 30001)));
+        let two = found(&svc, &tasks, 2).unwrap();
+        assert_eq!(two.status.state, ProcessState::Starting);
+        assert_eq!(two.status.id, "swarm:s1/2");
+        assert!(found(&svc, &tasks, 3).is_none());
+        assert!(found(&svc, &tasks, 4).is_none());
+    }
+
+    #[test]
+    fn a_stopped_slot_has_exited() {
+        let svc = service(&[(REPLICAS_LABEL, "2"), (STOPPED_LABEL, "1,2")], 0);
+        let s = found(&svc, &[], 1).unwrap();
+        assert!(matches!(s.status.state, ProcessState::Exited { .. }));
     }
 }

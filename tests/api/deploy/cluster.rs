@@ -36,6 +36,52 @@ fn node_docker(args: &str) -> String {
     sh(&format!("timeout 20 docker -H {NODE_ENDPOINT} {args}")).1
 }
 
+/// Starts the second engine's dockerd in the namespace, logging to `{DIR}/log`.
+fn spawn_dockerd() -> std::process::Child {
+    let log = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(format!("{DIR}/log"))
+        .unwrap();
+    // `nsenter --net`, not `ip netns exec`: the latter remounts /sys and dockerd then fails
+    // on cgroups.
+    Command::new("nsenter")
+        .arg(format!("--net=/var/run/netns/{NETNS}"))
+        .args([
+            "dockerd",
+            "--data-root",
+            &format!("{DIR}/data"),
+            "--exec-root",
+            &format!("{DIR}/exec"),
+            "--pidfile",
+            &format!("{DIR}/pid"),
+            "-H",
+            &format!("unix://{DIR}/docker.sock"),
+            "-H",
+            NODE_ENDPOINT,
+            "--tls=false",
+        ])
+        .stdout(log.try_clone().unwrap())
+        .stderr(log)
+        .spawn()
+        .expect("dockerd")
+}
+
+/// Waits (bounded) until the second engine answers; whether it did.
+fn wait_for_dockerd() -> bool {
+    for _ in 0..120 {
+        if sh(&format!(
+            "docker -H {NODE_ENDPOINT} version >/dev/null 2>&1"
+        ))
+        .0
+        {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(500));
+    }
+    false
+}
+
 /// The second engine, and the tear-down of the whole swarm set-up when dropped.
 struct SecondEngine {
     /// Installations whose services are removed from the swarm at the end.
@@ -60,47 +106,57 @@ impl SecondEngine {
              ip netns exec {NETNS} ip link set lo up"
         ));
         assert!(ok, "setting up the namespace failed: {out}");
-        let log = std::fs::File::create(format!("{DIR}/log")).unwrap();
-        // `nsenter --net`, not `ip netns exec`: the latter remounts /sys and dockerd then fails
-        // on cgroups.
-        let mut dockerd = Command::new("nsenter")
-            .arg(format!("--net=/var/run/netns/{NETNS}"))
-            .args([
-                "dockerd",
-                "--data-root",
-                &format!("{DIR}/data"),
-                "--exec-root",
-                &format!("{DIR}/exec"),
-                "--pidfile",
-                &format!("{DIR}/pid"),
-                "-H",
-                &format!("unix://{DIR}/docker.sock"),
-                "-H",
-                NODE_ENDPOINT,
-                "--tls=false",
-            ])
-            .stdout(log.try_clone().unwrap())
-            .stderr(log)
-            .spawn()
-            .expect("dockerd");
-        for _ in 0..120 {
-            if sh(&format!(
-                "docker -H {NODE_ENDPOINT} version >/dev/null 2>&1"
-            ))
-            .0
-            {
-                return SecondEngine {
-                    installs: Default::default(),
-                    dockerd,
-                };
-            }
-            std::thread::sleep(Duration::from_millis(500));
+        let mut dockerd = spawn_dockerd();
+        if wait_for_dockerd() {
+            return SecondEngine {
+                installs: Default::default(),
+                dockerd,
+            };
         }
         teardown(&[]);
         let _ = dockerd.kill();
         let _ = dockerd.wait();
         panic!(
             "the second dockerd did not start: {}",
+            sh(&format!("tail -20 {DIR}/log")).1
+        );
+    }
+
+    /// The machine dies: its dockerd, its containerd and the containers' shims are killed
+    /// (SIGKILL), and so are the containers. Killing dockerd alone is not a lost machine: its
+    /// containers keep running under their shims, and their published ports keep answering
+    /// (the NAT rules stay), so the replica would never move.
+    fn kill(&mut self) {
+        let (_, pids) = sh(&format!(
+            "timeout 20 docker -H {NODE_ENDPOINT} ps -q |
+             xargs -r timeout 20 docker -H {NODE_ENDPOINT} inspect --format '{{{{.State.Pid}}}}'"
+        ));
+        let _ = self.dockerd.kill();
+        let _ = self.dockerd.wait();
+        // containerd and the shims of this dockerd are the processes run from its directory
+        // (the bracket keeps the pattern from matching this shell's own command line).
+        let (ok, out) = sh(&format!(
+            "pkill -9 -f -- '[{}]{}/exec/'; for p in {}; do kill -9 $p; done; true",
+            &DIR[..1],
+            &DIR[1..],
+            pids.split_whitespace().collect::<Vec<_>>().join(" ")
+        ));
+        assert!(ok, "{out}");
+        assert!(
+            !sh(&format!(
+                "docker -H {NODE_ENDPOINT} version >/dev/null 2>&1"
+            ))
+            .0,
+            "the second engine still answers"
+        );
+    }
+
+    /// The machine is back: its dockerd starts again (and rejoins the swarm by itself).
+    fn restart(&mut self) {
+        self.dockerd = spawn_dockerd();
+        assert!(
+            wait_for_dockerd(),
+            "the second dockerd did not start again: {}",
             sh(&format!("tail -20 {DIR}/log")).1
         );
     }
@@ -124,8 +180,6 @@ impl Drop for SecondEngine {
 /// services, the swarm on both engines (the host's only when it is the one advertised on
 /// [`HOST_ADDR`]), the second engine's containers, its dockerd, the namespace and the veth.
 fn teardown(installs: &[String]) {
-    // A test may have cut the link to take the machine "down": bring it back for a clean leave.
-    sh(&format!("ip link set {HOST_IF} up 2>/dev/null"));
     for id in installs {
         sh(&format!(
             "docker service ls -q --filter label=scalefog.install={id} | xargs -r docker service rm"
@@ -341,13 +395,13 @@ async fn an_app_in_a_region_runs_on_that_regions_node_only_and_answers_through_t
     );
 }
 
-/// The app's running containers on the host engine (node 1).
+/// The app's swarm tasks' containers on the host engine (node 1).
 fn on_node_1(install: &str) -> usize {
     docker(&[
         "ps",
         "-q",
         "--filter",
-        &format!("label=scalefog.install={install}"),
+        &format!("label=scalefog.swarm.install={install}"),
     ])
     .split_whitespace()
     .count()
@@ -364,8 +418,7 @@ async fn eventually(mut check: impl FnMut() -> bool) -> bool {
     false
 }
 
-/// Pushes the app with `web=2` (set before the first release, so both replicas are placed
-/// together) and waits until one runs on each node.
+/// Pushes the app with `web=2` and waits until one replica runs on each node.
 async fn spread_over_both(f: &Fixture, page: &str) {
     let r = f
         .app
@@ -382,25 +435,7 @@ async fn spread_over_both(f: &Fixture, page: &str) {
         pushed.elapsed()
     );
     let install = install_of(f);
-    // Each replica is a service of its own, and the swarm's scheduler does not always spread
-    // replicas created at the same moment (see the report of this branch). Spread them as an
-    // operator would: node 1 drained, every replica goes to node 2; node 1 back, one replica
-    // restarted goes to the emptier node 1.
-    let manager = docker(&["info", "--format", "{{.Swarm.NodeID}}"]);
-    let services = docker(&[
-        "service",
-        "ls",
-        "-q",
-        "--filter",
-        &format!("label=scalefog.install={install}"),
-    ]);
-    let first = services.split_whitespace().next().unwrap().to_string();
-    if on_node_1(&install) != 1 || on_node_2(&install) != 1 {
-        docker(&["node", "update", "--availability", "drain", &manager]);
-        assert!(eventually(|| on_node_2(&install) == 2).await);
-        docker(&["node", "update", "--availability", "active", &manager]);
-        docker(&["service", "update", "--force", "--detach", &first]);
-    }
+    // The set's replicas are one service, spread over the region's nodes by the swarm.
     assert!(
         eventually(|| on_node_1(&install) == 1 && on_node_2(&install) == 1).await,
         "one replica per node: {} on node 1, {} on node 2; tasks: {}",
@@ -410,25 +445,46 @@ async fn spread_over_both(f: &Fixture, page: &str) {
     );
 }
 
-/// GETs through the router until `done` (bounded); the failures after `grace` from `since`,
-/// and the total of requests and of failures.
+/// What a [`request_loop`] saw.
+struct Requests {
+    /// The failures after the grace period.
+    late: Vec<String>,
+    total: usize,
+    failed: usize,
+    /// When (from the loop's `since`) the last request that failed or took a second or more
+    /// ended: every request after it was served at once.
+    slow_until: Option<Duration>,
+}
+
+/// GETs through the router until `done` (bounded), counting failures and failures after
+/// `grace` from `since`. Any of `pages` is a success.
 async fn request_loop(
     f: &Fixture,
-    page: &str,
+    pages: &[&str],
     since: std::time::Instant,
     grace: Duration,
     mut done: impl FnMut() -> bool,
-) -> (Vec<String>, usize, usize) {
-    let (mut late, mut total, mut failed) = (Vec::new(), 0, 0);
+) -> Requests {
+    let mut seen = Requests {
+        late: Vec::new(),
+        total: 0,
+        failed: 0,
+        slow_until: None,
+    };
     let mut after_done = 0;
     for _ in 0..2000 {
+        let sent = std::time::Instant::now();
         let r = f.through_router("/index.html").await;
-        total += 1;
-        if r.as_deref() != Ok(page) {
-            failed += 1;
+        seen.total += 1;
+        let ok = r.as_deref().is_ok_and(|body| pages.contains(&body));
+        if !ok {
+            seen.failed += 1;
             if since.elapsed() > grace {
-                late.push(format!("{:?}: {r:?}", since.elapsed()));
+                seen.late.push(format!("{:?}: {r:?}", since.elapsed()));
             }
+        }
+        if !ok || sent.elapsed() >= Duration::from_secs(1) {
+            seen.slow_until = Some(since.elapsed());
         }
         if done() {
             after_done += 1;
@@ -437,36 +493,37 @@ async fn request_loop(
             }
         }
     }
-    (late, total, failed)
+    seen
 }
 
 #[tokio::test]
-// Each replica is a one-replica service, and the swarm does not always spread them over the two
-// nodes: under load these tests' set-up (one replica per node) does not hold. Run them with
-// `cargo test --test api deploy::cluster -- --ignored`; issue 14 stays open on this.
-#[ignore = "replica spreading over nodes is not deterministic yet (one swarm service per replica)"]
 async fn losing_a_machine_fails_no_request_after_the_first_second_and_its_replica_moves() {
     let _serial = SERIAL.lock().await;
-    let engine = SecondEngine::start();
+    let mut engine = SecondEngine::start();
     let f = cluster_fixture(&engine, "1").await;
     let page = "served by two machines";
     spread_over_both(&f, page).await;
     let install = install_of(&f);
     assert_eq!(f.through_router("/index.html").await.as_deref(), Ok(page));
-    // The machine is cut off: connections to it time out, as with a dead server.
-    let cut = std::time::Instant::now();
-    assert!(sh(&format!("ip link set {HOST_IF} down")).0);
+    let killed = std::time::Instant::now();
+    engine.kill();
     let mut moved_after = None;
-    let (late, total, failed) = request_loop(&f, page, cut, Duration::from_secs(1), || {
+    let Requests {
+        late,
+        total,
+        failed,
+        slow_until,
+    } = request_loop(&f, &[page], killed, Duration::from_secs(1), || {
         let moved = on_node_1(&install) == 2;
         if moved && moved_after.is_none() {
-            moved_after = Some(cut.elapsed());
+            moved_after = Some(killed.elapsed());
         }
         moved
     })
     .await;
     println!(
-        "failover: {total} requests, {failed} failed, the replica ran again on node 1 after {moved_after:?}"
+        "failover: {total} requests, {failed} failed, the replica ran again on node 1 after \
+         {moved_after:?}, the last slow or failed request ended after {slow_until:?}"
     );
     assert!(late.is_empty(), "failed after the first second: {late:#?}");
     assert!(
@@ -491,13 +548,125 @@ async fn losing_a_machine_fails_no_request_after_the_first_second_and_its_replic
         .find(|n| n["name"] == "edge-1")
         .unwrap();
     assert_eq!(edge["state"], "down", "{nodes}");
+
+    // The machine comes back; the next deploy spreads the new set over both nodes again.
+    engine.restart();
+    assert!(
+        eventually(|| node_docker("info --format '{{.Swarm.LocalNodeState}}'").trim() == "active")
+            .await,
+        "the second engine did not rejoin the swarm"
+    );
+    let mut ready = false;
+    for _ in 0..120 {
+        let nodes: Value = f
+            .app
+            .get("/v1/nodes", Some(&f.user.token))
+            .await
+            .json()
+            .await
+            .unwrap();
+        if nodes
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|n| n["name"] == "edge-1" && n["state"] == "ready")
+        {
+            ready = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    assert!(ready, "node 2 is not ready again");
+    let again = "rebalanced after the machine came back";
+    let sha = f.repo.commit(again, Some(&dockerfile("", SERVE)));
+    let (r, lines) = f.push(&sha).await;
+    assert!(r.is_ok(), "{r:?}\n{}", lines.join("\n"));
+    assert_eq!(f.through_router("/index.html").await.as_deref(), Ok(again));
+    assert!(
+        eventually(|| on_node_1(&install) == 1 && on_node_2(&install) == 1).await,
+        "one replica per node after the deploy: {} on node 1, {} on node 2",
+        on_node_1(&install),
+        on_node_2(&install)
+    );
 }
 
 #[tokio::test]
-// Each replica is a one-replica service, and the swarm does not always spread them over the two
-// nodes: under load these tests' set-up (one replica per node) does not hold. Run them with
-// `cargo test --test api deploy::cluster -- --ignored`; issue 14 stays open on this.
-#[ignore = "replica spreading over nodes is not deterministic yet (one swarm service per replica)"]
+async fn deploys_and_rollbacks_over_two_nodes_fail_no_request() {
+    let _serial = SERIAL.lock().await;
+    let engine = SecondEngine::start();
+    let f = cluster_fixture(&engine, "1").await;
+    let first = "first release on two machines";
+    spread_over_both(&f, first).await;
+    let install = install_of(&f);
+    let second = "second release on two machines";
+    let both = [first, second];
+    let sha = f.repo.commit(second, Some(&dockerfile("", SERVE)));
+    let done = std::sync::atomic::AtomicBool::new(false);
+    let since = std::time::Instant::now();
+    let ((r, lines), seen) = tokio::join!(
+        async {
+            let pushed = f.push(&sha).await;
+            done.store(true, std::sync::atomic::Ordering::SeqCst);
+            pushed
+        },
+        request_loop(&f, &both, since, Duration::ZERO, || done
+            .load(std::sync::atomic::Ordering::SeqCst))
+    );
+    assert!(r.is_ok(), "{r:?}\n{}", lines.join("\n"));
+    assert!(
+        seen.late.is_empty(),
+        "failed during the deploy: {:#?}",
+        seen.late
+    );
+    assert_eq!(seen.failed, 0);
+    println!(
+        "bench: deploy over two nodes: {} requests, {} failed",
+        seen.total, seen.failed
+    );
+    assert_eq!(f.through_router("/index.html").await.as_deref(), Ok(second));
+    // The new set is spread too, and the old one is gone after its grace period.
+    assert!(
+        eventually(|| on_node_1(&install) == 1 && on_node_2(&install) == 1).await,
+        "one replica per node: {} on node 1, {} on node 2",
+        on_node_1(&install),
+        on_node_2(&install)
+    );
+
+    let done = std::sync::atomic::AtomicBool::new(false);
+    let since = std::time::Instant::now();
+    let (r, seen) = tokio::join!(
+        async {
+            let r = f
+                .app
+                .rollback(&f.user.token, &f.name, &json!({"release": "v1"}))
+                .await;
+            done.store(true, std::sync::atomic::Ordering::SeqCst);
+            r
+        },
+        request_loop(&f, &both, since, Duration::ZERO, || done
+            .load(std::sync::atomic::Ordering::SeqCst))
+    );
+    assert!(r.status().is_success(), "{}", r.text().await.unwrap());
+    assert!(
+        seen.late.is_empty(),
+        "failed during the rollback: {:#?}",
+        seen.late
+    );
+    assert_eq!(seen.failed, 0);
+    println!(
+        "bench: rollback over two nodes: {} requests, {} failed",
+        seen.total, seen.failed
+    );
+    assert!(
+        eventually(|| on_node_1(&install) == 1 && on_node_2(&install) == 1).await,
+        "one replica per node after the rollback"
+    );
+    for _ in 0..10 {
+        assert_eq!(f.through_router("/index.html").await.as_deref(), Ok(first));
+    }
+}
+
+#[tokio::test]
 async fn removing_a_node_drains_it_first_and_no_request_fails() {
     let _serial = SERIAL.lock().await;
     let engine = SecondEngine::start();
@@ -516,8 +685,8 @@ async fn removing_a_node_drains_it_first_and_no_request_fails() {
             .map(|r| r.status())
     });
     let start = std::time::Instant::now();
-    let (late, total, _) =
-        request_loop(&f, page, start, Duration::ZERO, || removal.is_finished()).await;
+    let Requests { late, total, .. } =
+        request_loop(&f, &[page], start, Duration::ZERO, || removal.is_finished()).await;
     assert!(
         late.is_empty(),
         "failed during the drain ({total} requests): {late:#?}"
