@@ -6,6 +6,9 @@
 
 use super::*;
 
+/// The cluster in the console (a browser test sharing this module's second engine).
+mod console;
+
 /// One swarm test at a time: they share the namespace, its addresses and the host's swarm.
 static SERIAL: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
