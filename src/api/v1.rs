@@ -202,14 +202,19 @@ async fn create_instance(
     Ok(HttpResponse::Created().json(InstanceRenderer::new(&s).render(&inst)))
 }
 
-#[utoipa::path(get, path = "/v1/instances/{name}", tag = "instances", responses((status = 200, description = "The app", body = crate::api::views::InstanceView)))]
+#[utoipa::path(get, path = "/v1/instances/{name}", tag = "instances", responses((status = 200, description = "The app, with where its processes run (`processes`) and, with the cluster on, the node its volumes pin it to (`pinned_to`)", body = crate::api::views::InstanceView)))]
 async fn instance(
     s: web::Data<Services>,
     Auth(who): Auth,
     name: web::Path<String>,
 ) -> ApiResult<HttpResponse> {
     let inst = s.apps.get(&who, &name)?;
-    Ok(HttpResponse::Ok().json(InstanceRenderer::new(&s).render(&inst)))
+    let placement = s.nodes.placement(&inst).await?;
+    Ok(HttpResponse::Ok().json(
+        InstanceRenderer::new(&s)
+            .render(&inst)
+            .with_placement(&placement),
+    ))
 }
 
 #[utoipa::path(delete, path = "/v1/instances/{name}", tag = "instances", responses((status = 204, description = "Deleted with its containers, images and repository")))]

@@ -91,6 +91,59 @@ pub struct InstanceView {
     pub domains: Vec<String>,
     pub read_only_rootfs: bool,
     pub created_at: String,
+    /// Where each process of its current release runs (`GET /v1/instances/{name}`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub processes: Option<Vec<ProcessPlacementView>>,
+    /// With the cluster on, the node its volumes pin it to (`GET /v1/instances/{name}`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub pinned_to: Option<PinnedView>,
+}
+
+/// One process of an app and the node it runs on.
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct ProcessPlacementView {
+    /// `web.1`
+    pub process: String,
+    /// Its process type.
+    #[serde(rename = "type")]
+    pub kind: String,
+    pub replica: u8,
+    /// The node's id; `null` while the swarm has not placed it.
+    pub node: Option<String>,
+    pub node_name: Option<String>,
+}
+
+/// The node an app's volumes keep it on, and why.
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct PinnedView {
+    pub node: String,
+    pub node_name: String,
+    /// `volumes pin this app to node 1 (local): its processes run there only`
+    pub reason: String,
+}
+
+impl InstanceView {
+    /// With where its processes run and what pins it.
+    pub fn with_placement(mut self, p: &crate::nodes::Placement) -> InstanceView {
+        self.processes = Some(
+            p.processes
+                .iter()
+                .map(|pp| ProcessPlacementView {
+                    process: pp.label(),
+                    kind: pp.kind.clone(),
+                    replica: pp.replica,
+                    node: pp.node.as_ref().map(|n| n.id.to_string()),
+                    node_name: pp.node.as_ref().map(|n| n.name.clone()),
+                })
+                .collect(),
+        );
+        self.pinned_to = p.pinned_to.as_ref().map(|n| PinnedView {
+            node: n.id.to_string(),
+            node_name: n.name.clone(),
+            reason: p.pin_reason().unwrap_or_default(),
+        });
+        self
+    }
 }
 
 /// Renders instances, looking each owner and region up once per batch.
@@ -151,6 +204,8 @@ impl<'a> InstanceRenderer<'a> {
             domains: i.domains.clone(),
             read_only_rootfs: i.read_only_rootfs,
             created_at: rfc3339(i.created_at),
+            processes: None,
+            pinned_to: None,
         }
     }
 

@@ -9,7 +9,7 @@ use super::render::render;
 use super::request::{Ctx, SignedForm};
 use super::views::{
     AppRows, BuildRow, ConfigVar, CronJobRow, CronRunRow, DomainForm, LiveBuild, LogView,
-    RegionOption, ReleaseRow, RunRow, actions, date, region_options, trim_float,
+    PlacementRow, RegionOption, ReleaseRow, RunRow, actions, date, region_options, trim_float,
 };
 use crate::domain::{BuildStatus, Error, Instance, InstanceStatus};
 use crate::services::Services;
@@ -145,7 +145,20 @@ pub(super) async fn app_page(ctx: &Ctx, ops: &Operations, name: &str) -> Result<
     };
     let logs = recent_output(s, &app).await;
     let source = s.image_apps.source(&ctx.who, &app.name)?;
+    let placement = s.nodes.placement(&app).await?;
     let page = AppPage {
+        pinned: placement.pin_reason().map(|r| sentence(&r)),
+        placement: placement
+            .processes
+            .iter()
+            .map(|p| PlacementRow {
+                process: p.label(),
+                node: p.node.as_ref().map_or_else(
+                    || "not placed yet".to_string(),
+                    |n| format!("{} (node {})", n.name, n.id),
+                ),
+            })
+            .collect(),
         image: source
             .as_ref()
             .map(|s| s.image.to_string())

@@ -156,6 +156,9 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
                 web::post().to(admin::delete_node),
             )
             .route("/admin/regions", web::get().to(admin::regions))
+            .route("/admin/regions", web::post().to(admin::create_region))
+            .route("/admin/cluster", web::get().to(admin::cluster))
+            .route("/admin/cluster", web::post().to(admin::enable_cluster))
             .route("/admin/images", web::get().to(images::show))
             .route("/admin/images", web::post().to(images::add))
             .route("/admin/images/{id}/delete", web::post().to(images::remove))

@@ -4,8 +4,9 @@
 use super::notice::{Flash, Pending};
 use super::request::{Ctx, Visitor};
 use super::views::{
-    Actions, ApiKeyRow, AppRow, BuildRow, ConfigVar, CronJobRow, CronRunRow, DomainForm, LiveBuild,
-    LogView, NodeRow, RegionOption, RegionRow, ReleaseRow, RunRow, SshKeyRow, UserRow,
+    Actions, ApiKeyRow, AppRow, BuildRow, ClusterCard, ConfigVar, CronJobRow, CronRunRow,
+    DomainForm, LiveBuild, LogView, NodeRow, PlacementRow, RegionOption, RegionRow, ReleaseRow,
+    RunRow, SshKeyRow, UserRow,
 };
 use askama::Template;
 use std::collections::HashMap;
@@ -176,6 +177,10 @@ pub struct AppPage {
     pub cron_runs: Vec<CronRunRow>,
     /// Its process types with their replicas (the formation).
     pub formation: Vec<(String, u8)>,
+    /// Where each process of the current release runs.
+    pub placement: Vec<PlacementRow>,
+    /// With the cluster on, why the app's volumes keep it on one node.
+    pub pinned: Option<String>,
     /// The most replicas of one type.
     pub max_replicas: u8,
     pub logs: LogView,
@@ -258,6 +263,11 @@ pub struct NodesPage {
     pub regions: Vec<RegionOption>,
     pub error: Option<String>,
     pub form: HashMap<&'static str, String>,
+    /// `None` while the cluster is off: the page offers to turn it on.
+    pub cluster: Option<ClusterCard>,
+    /// Why turning the cluster on failed, and the address that was typed.
+    pub cluster_error: Option<String>,
+    pub advertise: String,
 }
 
 impl NodesPage {
@@ -271,6 +281,9 @@ impl NodesPage {
 pub struct RegionsPage {
     pub layout: Layout,
     pub regions: Vec<RegionRow>,
+    /// Why adding a region failed, and the name that was typed.
+    pub error: Option<String>,
+    pub form_name: String,
 }
 
 #[derive(Template)]

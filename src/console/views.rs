@@ -172,6 +172,15 @@ pub struct NodeRow {
     pub tags: String,
     pub capacity: String,
     pub apps: u64,
+    /// From the swarm while the cluster is on (`ready`, `down`, `draining`, `not joined`);
+    /// empty while it is off.
+    pub state: String,
+    /// The badge class of the state.
+    pub state_class: &'static str,
+    /// CPUs and memory the swarm reports for it.
+    pub resources: String,
+    /// The processes it runs: `shop web.1`.
+    pub processes: Vec<String>,
 }
 
 impl NodeRow {
@@ -198,8 +207,47 @@ impl NodeRow {
                 cap.join(" · ")
             },
             apps,
+            state: String::new(),
+            state_class: "",
+            resources: String::new(),
+            processes: Vec::new(),
         }
     }
+
+    /// With its state and resources from the swarm (the cluster on).
+    pub fn with_state(mut self, state: Option<&crate::nodes::NodeState>) -> NodeRow {
+        if let Some(s) = state {
+            self.state_class = match s.state.as_str() {
+                "ready" => "running",
+                "draining" => "building",
+                "not joined" => "created",
+                _ => "failed",
+            };
+            self.state = s.state.clone();
+            if s.cpus > 0.0 || s.memory_mb > 0 {
+                self.resources = format!("{} CPU · {} MiB", trim_float(s.cpus), s.memory_mb);
+            }
+        }
+        self
+    }
+}
+
+/// The cluster as the Nodes page shows it (admins only: it holds the join command).
+pub struct ClusterCard {
+    pub advertise: String,
+    pub since: String,
+    /// The manager: the local engine's node and its swarm id.
+    pub manager: String,
+    /// `docker swarm join …`, or why it cannot be shown now.
+    pub join_command: Result<String, String>,
+}
+
+/// Where one process of an app runs, for the app page.
+pub struct PlacementRow {
+    /// `web.1`
+    pub process: String,
+    /// `edge-1 (node 2)`, or that it is not placed yet.
+    pub node: String,
 }
 
 pub struct RegionRow {

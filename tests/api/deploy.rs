@@ -1315,6 +1315,7 @@ mod cluster;
 mod containers;
 mod cron;
 mod deletion;
+mod placement;
 mod processes;
 /// A Dockerfile whose `RUN` steps have busybox's applets on `PATH` and a shell, then `run`.
 fn shell_dockerfile(run: &str) -> String {

@@ -6,6 +6,9 @@
 
 use super::*;
 
+/// The cluster in the console (a browser test sharing this module's second engine).
+mod console;
+
 /// One swarm test at a time: they share the namespace, its addresses and the host's swarm.
 static SERIAL: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
@@ -362,6 +365,41 @@ async fn an_app_in_a_region_runs_on_that_regions_node_only_and_answers_through_t
         running = on_node_2(&install);
     }
     assert_eq!(running, 2, "both replicas run on node 2");
+    // The app's JSON says so, and the Nodes page lists them on node 2.
+    let json: Value = f
+        .app
+        .get_app(&f.user.token, &f.name)
+        .await
+        .json()
+        .await
+        .unwrap();
+    let placed: Vec<(&str, &str)> = json["processes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| {
+            (
+                p["process"].as_str().unwrap(),
+                p["node_name"].as_str().unwrap_or(""),
+            )
+        })
+        .collect();
+    assert_eq!(placed, [("web.1", "edge-1"), ("web.2", "edge-1")], "{json}");
+    let console = crate::console::console_sign_in(&f.app, "alice", &f.user.password).await;
+    let page = console
+        .get(&f.app, "/console/admin/nodes")
+        .await
+        .text()
+        .await
+        .unwrap();
+    let row = page
+        .split("data-node=\"2\"")
+        .nth(1)
+        .unwrap()
+        .split("</tr>")
+        .next()
+        .unwrap();
+    assert!(row.contains(&format!("{} web.2", f.name)), "{row}");
     assert_eq!(
         docker(&[
             "ps",
