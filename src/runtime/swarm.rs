@@ -255,8 +255,10 @@ impl Swarm {
         let mut constraints = vec![format!("node.labels.{REGION_LABEL}=={}", node.region_id)];
         let mut volumes = Vec::with_capacity(spec.volumes.len());
         if !spec.volumes.is_empty() {
-            // A volume lives on one engine: the app stays on the manager, which holds it.
-            constraints.push(format!("node.id=={}", cluster.manager_id));
+            // A volume lives on one engine: the app stays on the manager, which holds it, even
+            // when its region is another (both constraints together could never be met; the
+            // app's JSON and page say where the volumes pin it).
+            constraints = vec![format!("node.id=={}", cluster.manager_id)];
             for (name, path) in &spec.volumes {
                 let volume = self.installation.volume_name(&spec.app, name);
                 let mut vl = self.installation.labels(&spec.app, spec.node, None);
