@@ -755,3 +755,93 @@ async fn an_old_release_image_is_removed_on_the_regions_other_node_when_it_is_pr
         assert!(left.contains(&tag(v)), "v{v} is kept on node 2: {left:?}");
     }
 }
+
+#[tokio::test]
+async fn after_cluster_init_while_stopped_the_next_start_moves_running_apps_onto_the_swarm() {
+    let _serial = SERIAL.lock().await;
+    let engine = SecondEngine::start();
+    let data = tempfile::tempdir().unwrap();
+    let data_dir = data.path().join("data");
+    let dd = data_dir.clone();
+    let app = spawn_app_with(move |c| {
+        c.data_dir = dd;
+        c.health_timeout = 60;
+    })
+    .await;
+    engine.watch(&app);
+    let cleanup = DockerCleanup::of(&app);
+    let user = app.user("alice").await;
+    let name = unique("inited");
+    app.create_app(&user.token, &name).await;
+    let repo = Repo::new();
+    let f = Fixture {
+        app,
+        user,
+        name,
+        repo,
+        _cleanup: cleanup,
+    };
+    let page = "moved at start";
+    let sha = f.repo.commit(page, Some(&dockerfile("", SERVE)));
+    let (r, lines) = f.push(&sha).await;
+    assert!(r.is_ok(), "{r:?}\n{}", lines.join("\n"));
+    let install = install_of(&f);
+    assert_eq!(plain_containers(&install, false), 1);
+    let Fixture {
+        app,
+        user,
+        name,
+        repo: _repo,
+        _cleanup,
+    } = f;
+    drop(app);
+    store_released(&data_dir).await;
+    // `scalefog cluster init --advertise …` while the server is stopped: the same core call.
+    {
+        let config = scalefog::config::Config::for_tests(&data_dir);
+        let store = scalefog::store::Store::open(&config.store_path()).unwrap();
+        let swarm = scalefog::runtime::Swarm::new(
+            scalefog::docker::Engine::new(&config.docker_host),
+            store.clone(),
+            scalefog::docker::Installation {
+                id: install.clone(),
+            },
+            data_dir.join("nodes"),
+        );
+        let nodes = scalefog::nodes::Nodes::new(store, swarm);
+        nodes.turn_on(HOST_ADDR).await.unwrap();
+    }
+    store_released(&data_dir).await;
+    let dd = data_dir.clone();
+    let app = spawn_app_with(move |c| {
+        c.data_dir = dd;
+        c.health_timeout = 60;
+    })
+    .await;
+    assert!(
+        eventually(|| services_of(&install) == 1 && plain_containers(&install, true) == 0).await,
+        "the app moved: {} services, {} plain containers",
+        services_of(&install),
+        plain_containers(&install, true)
+    );
+    let r = reqwest::Client::new()
+        .get(format!("http://127.0.0.1:{}/index.html", app.proxy_port))
+        .header("Host", format!("{name}.localhost"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.text().await.unwrap().trim(), page);
+    let log: Value = app
+        .audit(&user.token, "per_page=100")
+        .await
+        .json()
+        .await
+        .unwrap();
+    let moved = log
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["action"] == "app.move" && e["app"] == name.as_str())
+        .unwrap_or_else(|| panic!("no app.move entry: {log}"));
+    assert_eq!(moved["username"], "scalefog", "{moved}");
+}
