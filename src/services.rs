@@ -195,6 +195,19 @@ impl Services {
         }))
     }
 
+    /// Turns the cluster on (admins; see `Nodes::turn_on`) and starts moving every running app
+    /// into it, one at a time in the background (see `Deployer::move_into_cluster`). The
+    /// cluster, and how many apps still run as containers. The API and the console call this.
+    pub async fn enable_cluster(
+        &self,
+        who: &Principal,
+        advertise: &str,
+    ) -> Result<(crate::nodes::ClusterInfo, usize)> {
+        let info = self.nodes.enable_cluster(who, advertise).await?;
+        let moving = self.deployer.move_into_cluster(Some(who.clone()))?;
+        Ok((info, moving))
+    }
+
     /// Deletes a user and everything they own (admins only; not oneself).
     pub async fn delete_user(&self, who: &Principal, id_or_name: &str) -> Result<()> {
         require_admin(who)?;

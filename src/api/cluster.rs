@@ -1,5 +1,6 @@
 //! The cluster (admins): `GET|POST /v1/cluster` (turn it on with the address other machines
-//! reach this one at; the answer holds the `docker swarm join` command) and `POST /v1/regions`.
+//! reach this one at; the answer holds the `docker swarm join` command and how many running apps
+//! are moving into it) and `POST /v1/regions`.
 //! The rules are `nodes`' (`nodes/cluster.rs`); this file translates.
 
 use super::error::ApiResult;
@@ -29,10 +30,14 @@ pub struct ClusterView {
     /// What to run on a machine Scalefog cannot reach over its Engine API.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub join_command: Option<String>,
+    /// Apps that still run as plain containers: they are moving into the cluster, one at a
+    /// time in the background (a move that failed is in the audit log as `app.move`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub apps_to_move: Option<usize>,
 }
 
-impl From<Option<ClusterInfo>> for ClusterView {
-    fn from(c: Option<ClusterInfo>) -> Self {
+impl ClusterView {
+    fn new(c: Option<ClusterInfo>, apps_to_move: usize) -> Self {
         match c {
             None => ClusterView {
                 enabled: false,
@@ -40,6 +45,7 @@ impl From<Option<ClusterInfo>> for ClusterView {
                 manager_id: None,
                 since: None,
                 join_command: None,
+                apps_to_move: None,
             },
             Some(c) => ClusterView {
                 enabled: true,
@@ -47,6 +53,7 @@ impl From<Option<ClusterInfo>> for ClusterView {
                 manager_id: Some(c.cluster.manager_id),
                 since: Some(rfc3339(c.cluster.since)),
                 join_command: Some(c.join_command),
+                apps_to_move: Some(apps_to_move),
             },
         }
     }
@@ -70,15 +77,17 @@ pub struct NewRegion {
 
 #[utoipa::path(get, path = "/v1/cluster", responses((status = 200, body = ClusterView), (status = 403)), tag = "cluster")]
 async fn show(s: web::Data<Services>, Auth(who): Auth) -> ApiResult<HttpResponse> {
-    Ok(HttpResponse::Ok().json(ClusterView::from(s.nodes.cluster_info(&who).await?)))
+    let info = s.nodes.cluster_info(&who).await?;
+    let moving = s.deployer.apps_to_move()?.len();
+    Ok(HttpResponse::Ok().json(ClusterView::new(info, moving)))
 }
 
 #[utoipa::path(post, path = "/v1/cluster", request_body = EnableCluster, responses((status = 201, body = ClusterView), (status = 400), (status = 403), (status = 409)), tag = "cluster")]
 async fn enable(s: web::Data<Services>, Auth(who): Auth, p: Params) -> ApiResult<HttpResponse> {
     crate::accounts::require_admin(&who)?;
     let advertise = p.require("advertise")?;
-    let info = s.nodes.enable_cluster(&who, advertise).await?;
-    Ok(HttpResponse::Created().json(ClusterView::from(Some(info))))
+    let (info, moving) = s.enable_cluster(&who, advertise).await?;
+    Ok(HttpResponse::Created().json(ClusterView::new(Some(info), moving)))
 }
 
 #[utoipa::path(post, path = "/v1/regions", request_body = NewRegion, responses((status = 201, body = RegionView), (status = 400), (status = 403), (status = 409)), tag = "regions")]

@@ -224,18 +224,17 @@ pub async fn nodes(ctx: Ctx) -> PageResult {
 pub async fn enable_cluster(form: SignedForm) -> PageResult {
     let (ctx, f) = (&form.ctx, &form.fields);
     let advertise = f.get("advertise").trim().to_string();
-    match ctx
-        .services
-        .nodes
-        .enable_cluster(&ctx.who, &advertise)
-        .await
-    {
-        Ok(info) => Ok(ctx.redirect(
+    match ctx.services.enable_cluster(&ctx.who, &advertise).await {
+        Ok((info, moving)) => Ok(ctx.redirect(
             "/console/admin/nodes",
             Flash::ok(format!(
-                "The cluster is on, advertised at {}. Apps move to swarm services at their next \
-                 deploy, restart or scale.",
-                info.cluster.advertise
+                "The cluster is on, advertised at {}. {}",
+                info.cluster.advertise,
+                match moving {
+                    0 => "No running app needed moving.".to_string(),
+                    1 => "1 running app is moving to swarm services.".to_string(),
+                    n => format!("{n} running apps are moving to swarm services, one at a time."),
+                }
             )),
         )),
         Err(e) => {

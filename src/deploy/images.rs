@@ -140,16 +140,19 @@ impl Deployer {
                 tracing::warn!(image = %img.id, error = %e, "cannot prune an old image");
             }
         }
+        self.prune_node_images(app, keep);
     }
 
-    /// Removes an app's processes, images and deploy records (the app record itself is removed
-    /// by `apps`). A running deploy of the app is cancelled first.
+    /// Removes an app's processes, images (on the cluster's other nodes too) and deploy records
+    /// (the app record itself is removed by `apps`). A running deploy of the app is cancelled
+    /// first.
     pub async fn remove_app(&self, name: &str) -> Result<()> {
         self.0.controls.cancel(name);
         let _guard = self.0.controls.app_lock(name).lock_owned().await;
         for p in self.0.runtime.list(Some(name)).await? {
             self.0.runtime.remove(&p.id).await?;
         }
+        self.prune_node_images(name, HashSet::new());
         self.remove_app_volumes(name).await?;
         for img in self.app_images(name).await? {
             self.remove_whole_image(&img).await?;

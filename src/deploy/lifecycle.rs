@@ -248,7 +248,8 @@ impl Deployer {
     }
 
     /// Starts the current release: its stopped processes when they all still exist and are of
-    /// the current release and formation, else a new set.
+    /// the current release and formation (and swarm services once the cluster is on), else a
+    /// new set.
     pub async fn start(&self, app: &Instance, who: &Principal) -> Result<Instance> {
         let audit = who.audit(AuditAction::AppStart, Some(&app.name), "");
         self.locked(&app.name, move |this, app, attempt| {
@@ -265,10 +266,13 @@ impl Deployer {
                         existing.push((p.clone(), status));
                     }
                 }
+                // Containers of an app stopped before the cluster was turned on are not
+                // resumed: a new set starts, as swarm services.
                 let whole = dep.as_ref().is_some_and(|d| {
                     d.release == release.version
                         && d.processes.len() == wanted
                         && existing.len() == wanted
+                        && !d.ids().any(|id| this.outside_cluster(id))
                 });
                 if whole
                     && app.status == InstanceStatus::Running

@@ -19,6 +19,8 @@
 //! - `release_phase` — the Procfile's `release:` command, run before a release serves.
 //! - `history`   — releases, builds, build logs, runtime logs.
 //! - `images`    — pruning old releases' images and the build cache they leave behind.
+//! - `node_images` — the same pruning on the cluster's other nodes.
+//! - `into_cluster` — running apps moved onto the swarm once the cluster is turned on.
 //! - `runs`      — one-off runs of a command in a new process of the current release.
 //! - `rebuild`   — a release's image built again from its commit when Docker lost it.
 //! - `reconcile` — the store, the runtime and the route table kept in step, at start and after
@@ -31,7 +33,9 @@ mod formation;
 mod health;
 mod history;
 mod images;
+mod into_cluster;
 mod lifecycle;
+mod node_images;
 mod pull;
 mod rebuild;
 pub mod reconcile;
@@ -132,6 +136,10 @@ struct Inner {
     metrics: crate::metrics::Metrics,
     /// The server's work in flight: a stop waits for deploys, or cancels them.
     drain: crate::drain::Drain,
+    /// The cluster (also inside `runtime`): whether it is on, and its nodes' engines.
+    swarm: Swarm,
+    /// Held by whoever moves apps into the cluster: one mover at a time.
+    moving: tokio::sync::Mutex<()>,
 }
 
 /// The deploy engine. Cheap to clone.
@@ -172,7 +180,7 @@ impl Deployer {
                     installation.clone(),
                     settings.log_rotation.clone(),
                 ),
-                swarm,
+                swarm.clone(),
             )),
             docker,
             installation,
@@ -188,6 +196,8 @@ impl Deployer {
             live_runs: Default::default(),
             metrics,
             drain,
+            swarm,
+            moving: Default::default(),
         }))
     }
 

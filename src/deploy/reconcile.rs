@@ -5,7 +5,8 @@
 //! leftovers of a deploy interrupted by a crash), mark crashed apps, start what should run, and
 //! never restart what already runs. Builds left `running` by a crash are marked failed, and at
 //! start the images of releases that were never recorded are removed, and deletions a crash
-//! cut short are finished. An app being deleted never runs or routes again.
+//! cut short are finished, and apps still on containers with the cluster on start moving into
+//! it. An app being deleted never runs or routes again.
 
 use super::control::SharedAttempt;
 use super::report::Reporter;
@@ -45,6 +46,15 @@ impl Deployer {
                     tracing::warn!(error = %e, "reconcile failed; retrying");
                     tokio::time::sleep(Duration::from_secs(5)).await;
                     continue;
+                }
+            }
+            if occasion == Occasion::Start {
+                // Apps still on containers with the cluster on (`scalefog cluster init` while
+                // stopped, or a move a stop cut short) move now that every app is in step.
+                match self.move_into_cluster(None) {
+                    Ok(0) => {}
+                    Ok(n) => tracing::info!(apps = n, "moving apps into the cluster"),
+                    Err(e) => tracing::warn!(error = %e, "cannot move apps into the cluster"),
                 }
             }
             occasion = Occasion::Event;

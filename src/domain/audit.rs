@@ -115,6 +115,9 @@ pub enum AuditAction {
     /// An app's deploy hook created, rotated or removed.
     #[serde(rename = "app.hook")]
     AppHook,
+    /// An app moved into the cluster when it was turned on (or a move that failed).
+    #[serde(rename = "app.move")]
+    AppMove,
 }
 
 impl AuditAction {
@@ -150,6 +153,7 @@ impl AuditAction {
             AuditAction::ImageAdd => "image.add",
             AuditAction::ImageRemove => "image.remove",
             AuditAction::AppHook => "app.hook",
+            AuditAction::AppMove => "app.move",
         }
     }
 }

@@ -144,6 +144,7 @@ impl Nodes {
                 Ok(())
             })
             .await?;
+        self.swarm.announce_on();
         for node in self.store.read(|r| r.nodes())? {
             if node.swarm_id.is_none()
                 && let Err(e) = self.join(&node).await

@@ -29,6 +29,7 @@ use std::net::{IpAddr, SocketAddr};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
+use tokio::sync::watch;
 
 /// The prefix of a swarm process id.
 pub const PREFIX: &str = "swarm:";
@@ -63,6 +64,9 @@ pub struct Swarm {
     starting: Arc<Mutex<HashMap<SetKey, String>>>,
     /// One change of a service's slots at a time (each is a read, then a versioned update).
     slots: Arc<tokio::sync::Mutex<()>>,
+    /// Whether the cluster is on, shared by every clone: the task watcher waits on it while the
+    /// cluster is off instead of waking up every [`POLL`] on a server that never uses it.
+    on: Arc<watch::Sender<bool>>,
 }
 
 /// A client for a node's engine, with its TLS client files when it has some.
@@ -146,6 +150,7 @@ impl Swarm {
         installation: Installation,
         tls_root: PathBuf,
     ) -> Swarm {
+        let on = matches!(store.read(|r| r.cluster()), Ok(Some(_)));
         Swarm {
             manager,
             store,
@@ -153,7 +158,21 @@ impl Swarm {
             tls_root,
             starting: Default::default(),
             slots: Default::default(),
+            on: Arc::new(watch::Sender::new(on)),
         }
+    }
+
+    /// Tells the task watcher the cluster is now on (called once it is recorded).
+    pub fn announce_on(&self) {
+        self.on.send_replace(true);
+    }
+
+    /// Completes once the cluster is on: at once when it is, else when [`Swarm::announce_on`]
+    /// is called. Waiting takes no timer.
+    pub async fn until_on(&self) {
+        let mut on = self.on.subscribe();
+        // The sender lives as long as `self`: the wait cannot fail.
+        let _ = on.wait_for(|on| *on).await;
     }
 
     pub fn manager(&self) -> &Engine {
@@ -460,10 +479,13 @@ impl Swarm {
 
     /// Changes in the services' tasks, found by checking the swarm every [`POLL`]: a task that
     /// starts, stops or moves to another node is reported as `start` or `die` of its process.
+    /// While the cluster is off nothing is checked and no timer runs: the watcher sleeps until
+    /// it is turned on.
     pub fn events(&self) -> BoxStream<'static, Result<ProcessEvent>> {
         let this = self.clone();
         let seen: HashMap<String, (String, String)> = HashMap::new();
         futures_util::stream::unfold((this, seen, true), |(this, mut seen, first)| async move {
+            this.until_on().await;
             if !first {
                 tokio::time::sleep(POLL).await;
             }
@@ -690,5 +712,68 @@ mod tests {
         let svc = service(&[(REPLICAS_LABEL, "2"), (STOPPED_LABEL, "1,2")], 0);
         let s = found(&svc, &[], 1).unwrap();
         assert!(matches!(s.status.state, ProcessState::Exited { .. }));
+    }
+
+    use crate::domain::Cluster;
+    use futures_util::FutureExt;
+    use futures_util::task::ArcWake;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::task::Context;
+
+    /// Counts the wake-ups of the task polled with it.
+    struct Wakes(AtomicUsize);
+
+    impl ArcWake for Wakes {
+        fn wake_by_ref(w: &Arc<Self>) {
+            w.0.fetch_add(1, Ordering::SeqCst);
+        }
+    }
+
+    fn swarm(dir: &Path, on: bool) -> Swarm {
+        let store = Store::open(&dir.join("s.redb")).unwrap();
+        if on {
+            let c = Cluster {
+                advertise: "10.0.0.1".into(),
+                manager_id: "m".into(),
+                since: 0,
+            };
+            store.write(|w| w.put_cluster(&c)).unwrap();
+        }
+        Swarm::new(
+            Engine::new("unix:///nonexistent/docker.sock"),
+            store,
+            Installation { id: "t".into() },
+            dir.join("nodes"),
+        )
+    }
+
+    #[test]
+    fn while_the_cluster_is_off_the_task_watcher_arms_no_timer_and_wakes_when_it_is_turned_on() {
+        // A runtime without a time driver: a timer armed by the watcher would panic here.
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap();
+        rt.block_on(async {
+            let dir = tempfile::tempdir().unwrap();
+            let swarm = swarm(dir.path(), false);
+            let mut events = swarm.events();
+            let wakes = Arc::new(Wakes(AtomicUsize::new(0)));
+            let waker = futures_util::task::waker(wakes.clone());
+            let mut cx = Context::from_waker(&waker);
+            assert!(events.poll_next_unpin(&mut cx).is_pending());
+            assert!(events.poll_next_unpin(&mut cx).is_pending());
+            assert_eq!(wakes.0.load(Ordering::SeqCst), 0);
+            assert!(swarm.until_on().now_or_never().is_none());
+            // Turned on through another clone (the one `nodes` holds).
+            swarm.clone().announce_on();
+            assert_eq!(wakes.0.load(Ordering::SeqCst), 1, "the watcher is woken");
+            assert!(swarm.until_on().now_or_never().is_some());
+        });
+    }
+
+    #[test]
+    fn a_server_started_with_the_cluster_on_watches_at_once() {
+        let dir = tempfile::tempdir().unwrap();
+        assert!(swarm(dir.path(), true).until_on().now_or_never().is_some());
     }
 }
