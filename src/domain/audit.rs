@@ -115,6 +115,9 @@ pub enum AuditAction {
     /// An app's deploy hook created, rotated or removed.
     #[serde(rename = "app.hook")]
     AppHook,
+    /// The cluster's image registry set or removed.
+    #[serde(rename = "cluster.registry")]
+    ClusterRegistry,
 }
 
 impl AuditAction {
@@ -150,6 +153,7 @@ impl AuditAction {
             AuditAction::ImageAdd => "image.add",
             AuditAction::ImageRemove => "image.remove",
             AuditAction::AppHook => "app.hook",
+            AuditAction::ClusterRegistry => "cluster.registry",
         }
     }
 }

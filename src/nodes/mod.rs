@@ -3,8 +3,10 @@
 //! a node added here joins the Docker Swarm and the region is a placement constraint.
 
 mod cluster;
+mod registry;
 
 pub use cluster::{ClusterInfo, NodeState};
+pub use registry::{RegistryInfo, RegistrySettings};
 
 use crate::accounts::{Principal, require_admin};
 use crate::domain::{self, AuditAction, Error, Node, Region, Result};

@@ -60,6 +60,7 @@ const REGIONS: TableDefinition<u64, &[u8]> = TableDefinition::new("regions");
 const NODES: TableDefinition<u64, &[u8]> = TableDefinition::new("nodes");
 
 mod cluster;
+mod cluster_registry;
 mod credentials;
 mod sessions;
 

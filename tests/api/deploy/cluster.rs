@@ -6,6 +6,8 @@
 
 use super::*;
 
+mod registry;
+
 /// One swarm test at a time: they share the namespace, its addresses and the host's swarm.
 static SERIAL: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
@@ -46,6 +48,12 @@ struct SecondEngine {
 
 impl SecondEngine {
     fn start() -> SecondEngine {
+        SecondEngine::start_with(None)
+    }
+
+    /// [`SecondEngine::start`]; with `insecure_registry` (`host:port`), the engine also pulls
+    /// from that registry over plain HTTP.
+    fn start_with(insecure_registry: Option<&str>) -> SecondEngine {
         teardown(&[]);
         let (ok, out) = sh(&format!(
             "set -e
@@ -63,6 +71,10 @@ impl SecondEngine {
         let log = std::fs::File::create(format!("{DIR}/log")).unwrap();
         // `nsenter --net`, not `ip netns exec`: the latter remounts /sys and dockerd then fails
         // on cgroups.
+        let mut extra = Vec::new();
+        if let Some(registry) = insecure_registry {
+            extra.extend(["--insecure-registry", registry]);
+        }
         let mut dockerd = Command::new("nsenter")
             .arg(format!("--net=/var/run/netns/{NETNS}"))
             .args([
@@ -79,6 +91,7 @@ impl SecondEngine {
                 NODE_ENDPOINT,
                 "--tls=false",
             ])
+            .args(&extra)
             .stdout(log.try_clone().unwrap())
             .stderr(log)
             .spawn()
