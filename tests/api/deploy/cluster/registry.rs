@@ -187,6 +187,14 @@ async fn with_a_registry_a_release_is_pushed_and_the_node_pulls_it() {
             .any(|l| l.trim() == format!("scalefog/{}:v1", f.name)),
         "the image was streamed: {on_node}"
     );
+    // Pulled, not loaded: only a pull records the registry's digest.
+    let digests = node_docker(&format!(
+        "image inspect --format '{{{{json .RepoDigests}}}}' {address}/{repo}:v1"
+    ));
+    assert!(
+        digests.contains(&format!("{address}/{repo}@sha256:")),
+        "{digests}"
+    );
     assert!(on_node_2(&install) >= 1);
     drop(registry);
 }
