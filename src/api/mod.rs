@@ -4,6 +4,7 @@
 mod account;
 mod audit;
 mod cluster;
+mod cluster_registry;
 mod cron;
 mod deploys;
 mod domains;
@@ -50,6 +51,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
     image_apps::routes(cfg);
     audit::routes(cfg);
     cluster::routes(cfg);
+    cluster_registry::routes(cfg);
     v1::routes(cfg);
     panel::routes(cfg);
 }

@@ -80,6 +80,9 @@ pub struct ErrorBody {
         crate::api::cluster::show,
         crate::api::cluster::enable,
         crate::api::cluster::create_region,
+        crate::api::cluster_registry::show,
+        crate::api::cluster_registry::set,
+        crate::api::cluster_registry::remove,
         crate::api::hostkey::ssh_host_key,
         // /v1: instances.
         crate::api::v1::instances,

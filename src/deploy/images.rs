@@ -126,10 +126,19 @@ impl Deployer {
         let Ok(images) = self.app_images(app).await else {
             return;
         };
+        // A kept release's image also keeps the name the cluster's registry gave it
+        // (`<registry>/<installation>/<image>`), under which its services run.
+        let kept = |tag: &str| {
+            keep.contains(tag)
+                || keep.iter().any(|k| {
+                    tag.strip_suffix(k.as_str())
+                        .is_some_and(|head| head.ends_with('/'))
+                })
+        };
         for img in images {
-            let result = if img.tagged().any(|t| keep.contains(t)) {
+            let result = if img.tagged().any(kept) {
                 let mut r = Ok(());
-                for tag in img.tagged().filter(|t| !keep.contains(*t)) {
+                for tag in img.tagged().filter(|t| !kept(t)) {
                     r = r.and(self.remove_image_and_cache(&[tag]).await);
                 }
                 r

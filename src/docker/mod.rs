@@ -12,10 +12,12 @@ mod engine;
 mod host_config;
 mod networks;
 mod pull;
+mod registry;
 mod swarm;
 mod volumes;
 
 pub use engine::Engine;
+pub use registry::RegistryAuth;
 pub use swarm::{LocalSwarm, ServiceInfo, ServiceRun, SwarmNode, TaskInfo};
 
 use crate::domain::Result;

@@ -79,6 +79,8 @@ pub struct ServiceRun {
     pub read_only_rootfs: bool,
     /// Named volumes (Docker volume name, path in the container).
     pub volumes: Vec<(String, String)>,
+    /// The login every node pulls `image` with (the cluster's registry), when it needs one.
+    pub registry_auth: Option<super::RegistryAuth>,
 }
 
 /// A task (one run of a service's container) as the swarm reports it.
@@ -389,7 +391,7 @@ impl Engine {
         let created = self
             .api()
             .await?
-            .create_service(spec, None)
+            .create_service(spec, run.registry_auth.as_ref().map(|a| a.credentials()))
             .await
             .map_err(|e| self.map_err(e))?;
         created

@@ -118,6 +118,9 @@ pub enum AuditAction {
     /// An app moved into the cluster when it was turned on (or a move that failed).
     #[serde(rename = "app.move")]
     AppMove,
+    /// The cluster's image registry set or removed.
+    #[serde(rename = "cluster.registry")]
+    ClusterRegistry,
 }
 
 impl AuditAction {
@@ -154,6 +157,7 @@ impl AuditAction {
             AuditAction::ImageRemove => "image.remove",
             AuditAction::AppHook => "app.hook",
             AuditAction::AppMove => "app.move",
+            AuditAction::ClusterRegistry => "cluster.registry",
         }
     }
 }

@@ -3,6 +3,7 @@
 
 mod app_settings;
 mod audit;
+mod cluster_registry;
 mod cron;
 mod deploys;
 mod error;
@@ -21,6 +22,7 @@ mod volumes;
 
 pub use app_settings::*;
 pub use audit::{AuditAction, AuditRecord, Channel, Origin};
+pub use cluster_registry::{ClusterRegistry, parse_registry_address};
 pub use cron::*;
 pub use deploys::*;
 pub use error::{Error, Result};

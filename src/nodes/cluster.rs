@@ -156,7 +156,7 @@ impl Nodes {
     }
 
     /// Joins a recorded node's engine to the swarm as a worker, labels it with its region, and
-    /// copies it the images of its region's apps.
+    /// copies it the images of its region's apps (unless the cluster has a registry to pull from).
     pub(super) async fn join(&self, node: &Node) -> Result<Node> {
         let cluster = self
             .cluster()?
@@ -212,7 +212,13 @@ impl Nodes {
                 Ok(n)
             })
             .await?;
-        for image in self.swarm.region_images(joined.region_id).await? {
+        // With a registry, the node pulls what it runs.
+        let images = if self.swarm.registry()?.is_some() {
+            Vec::new()
+        } else {
+            self.swarm.region_images(joined.region_id).await?
+        };
+        for image in images {
             if let Err(e) = self.swarm.deliver_to(&joined, &image).await {
                 tracing::warn!(node = id, %image, error = %e, "could not copy an image to a new node");
             }

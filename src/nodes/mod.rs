@@ -4,9 +4,11 @@
 
 mod cluster;
 mod placement;
+mod registry;
 
 pub use cluster::{ClusterInfo, NodeState};
 pub use placement::{PlacedNode, Placement, ProcessPlacement};
+pub use registry::{RegistryInfo, RegistrySettings};
 
 use crate::accounts::{Principal, require_admin};
 use crate::domain::{self, AuditAction, Error, Node, Region, Result};

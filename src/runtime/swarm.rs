@@ -12,7 +12,12 @@
 //! survives a restart of Scalefog.
 //!
 //! Images: with no registry, each image is streamed from the manager's engine (where builds run)
-//! to every node of the region before the service is created ([`Swarm::deliver`]).
+//! to every node of the region before the service is created ([`Swarm::deliver`]); with the
+//! cluster's registry set, it is pushed there and the nodes pull it (`registry.rs`).
+
+mod registry;
+
+pub use registry::Shipped;
 
 use super::{ProcessEvent, ProcessSpec, ProcessState, ProcessStatus};
 use crate::docker::{
@@ -261,7 +266,7 @@ impl Swarm {
         let node = node.ok_or_else(|| Error::NotFound(format!("no node {}", spec.node)))?;
         let cluster =
             cluster.ok_or_else(|| Error::Unavailable("the cluster is not turned on".into()))?;
-        self.deliver(node.region_id, &spec.image).await?;
+        let shipped = self.ship(node.region_id, &spec.image).await?;
         let mut labels = self
             .installation
             .labels(&spec.app, spec.node, Some(spec.release));
@@ -310,7 +315,8 @@ impl Swarm {
             container_labels,
             name,
             replicas,
-            image: spec.image.clone(),
+            image: shipped.image,
+            registry_auth: shipped.auth,
             env: spec.env.clone(),
             port: (spec.kind == WEB).then_some(spec.port),
             cmd: spec.command.clone(),

@@ -41,6 +41,7 @@ use schema::*;
 const SECRETS_KEY_FILE: &str = "secrets.key";
 
 mod cluster;
+mod cluster_registry;
 mod credentials;
 mod sessions;
 

@@ -16,6 +16,7 @@ const TEST_LABEL: &str = "scalefog-test=image-apps";
 
 /// A `docker-registry` serving on a free loopback port from a temp dir, stopped when dropped.
 pub(crate) struct Registry {
+    host: String,
     port: u16,
     child: Child,
     _dir: tempfile::TempDir,
@@ -24,10 +25,14 @@ pub(crate) struct Registry {
 impl Registry {
     /// Starts one; with `login`, it wants HTTP basic auth (htpasswd, bcrypt) for everything.
     pub(crate) fn start(login: Option<(&str, &str)>) -> Registry {
+        Registry::start_at("127.0.0.1", free_port(), login)
+    }
+
+    /// [`Registry::start`] listening on `host:port` (an address of this machine).
+    pub(crate) fn start_at(host: &str, port: u16, login: Option<(&str, &str)>) -> Registry {
         let dir = tempfile::tempdir().unwrap();
-        let port = free_port();
         let mut config = format!(
-            "version: 0.1\nstorage:\n  filesystem:\n    rootdirectory: {}\nhttp:\n  addr: 127.0.0.1:{port}\n",
+            "version: 0.1\nstorage:\n  filesystem:\n    rootdirectory: {}\nhttp:\n  addr: {host}:{port}\n",
             dir.path().join("data").display()
         );
         if let Some((user, password)) = login {
@@ -49,23 +54,29 @@ impl Registry {
             .spawn()
             .expect("docker-registry is installed");
         let registry = Registry {
+            host: host.to_string(),
             port,
             child,
             _dir: dir,
         };
         let ready = (0..200).any(|_| {
-            let up = std::net::TcpStream::connect(("127.0.0.1", port)).is_ok();
+            let up = std::net::TcpStream::connect((host, port)).is_ok();
             if !up {
                 std::thread::sleep(std::time::Duration::from_millis(50));
             }
             up
         });
-        assert!(ready, "docker-registry did not start on port {port}");
+        assert!(ready, "docker-registry did not start on {host}:{port}");
         registry
     }
 
     pub(crate) fn repo(&self, name: &str) -> String {
-        format!("127.0.0.1:{}/{name}", self.port)
+        format!("{}/{name}", self.address())
+    }
+
+    /// `host:port`, as image names start.
+    pub(crate) fn address(&self) -> String {
+        format!("{}:{}", self.host, self.port)
     }
 }
 

@@ -8,6 +8,7 @@ use super::*;
 
 /// The cluster in the console (a browser test sharing this module's second engine).
 mod console;
+mod registry;
 
 /// One swarm test at a time: they share the namespace, its addresses and the host's swarm.
 static SERIAL: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
@@ -40,7 +41,7 @@ fn node_docker(args: &str) -> String {
 }
 
 /// Starts the second engine's dockerd in the namespace, logging to `{DIR}/log`.
-fn spawn_dockerd() -> std::process::Child {
+fn spawn_dockerd(insecure_registry: Option<&str>) -> std::process::Child {
     let log = std::fs::OpenOptions::new()
         .create(true)
         .append(true)
@@ -64,6 +65,11 @@ fn spawn_dockerd() -> std::process::Child {
             NODE_ENDPOINT,
             "--tls=false",
         ])
+        .args(
+            insecure_registry
+                .into_iter()
+                .flat_map(|r| ["--insecure-registry", r]),
+        )
         .stdout(log.try_clone().unwrap())
         .stderr(log)
         .spawn()
@@ -95,6 +101,12 @@ struct SecondEngine {
 
 impl SecondEngine {
     fn start() -> SecondEngine {
+        SecondEngine::start_with(None)
+    }
+
+    /// [`SecondEngine::start`]; with `insecure_registry` (`host:port`), the engine also pulls
+    /// from that registry over plain HTTP.
+    fn start_with(insecure_registry: Option<&str>) -> SecondEngine {
         teardown(&[]);
         let (ok, out) = sh(&format!(
             "set -e
@@ -109,7 +121,7 @@ impl SecondEngine {
              ip netns exec {NETNS} ip link set lo up"
         ));
         assert!(ok, "setting up the namespace failed: {out}");
-        let mut dockerd = spawn_dockerd();
+        let mut dockerd = spawn_dockerd(insecure_registry);
         if wait_for_dockerd() {
             return SecondEngine {
                 installs: Default::default(),
@@ -156,7 +168,7 @@ impl SecondEngine {
 
     /// The machine is back: its dockerd starts again (and rejoins the swarm by itself).
     fn restart(&mut self) {
-        self.dockerd = spawn_dockerd();
+        self.dockerd = spawn_dockerd(None);
         assert!(
             wait_for_dockerd(),
             "the second dockerd did not start again: {}",
