@@ -195,9 +195,15 @@ impl Slot {
         }
         let replicas = backends.addrs().len();
         let mut tried: Vec<SocketAddr> = Vec::new();
+        // A replica that got the request and failed before its answer: the failure to report
+        // if no other replica accepts it then (something was sent).
+        let mut failed: Option<hyper::Error> = None;
         loop {
             let (addr, lease, mut sender, driver) =
-                Box::pin(connect_any(backends, &mut tried, connect_timeout, app)).await?;
+                match Box::pin(connect_any(backends, &mut tried, connect_timeout, app)).await {
+                    Ok(c) => c,
+                    Err(e) => return Err(failed.map_or(e, UpstreamError::from)),
+                };
             let again = if tried.len() < replicas {
                 replay(&req)
             } else {
@@ -216,6 +222,7 @@ impl Slot {
                     tracing::debug!(%addr, error = %chain(&e), "replica failed; repeating the request on the next");
                     self.lock().driver = None;
                     self.lock().sender = None;
+                    failed = Some(e);
                     req = again;
                 }
                 (Err(e), None) => return Err(e.into()),
