@@ -237,6 +237,15 @@ pub struct SettingsArgs {
     /// How many automatic backups are kept, the newest [default: 7]
     #[arg(long, env = "SCALEFOG_BACKUP_KEEP", value_name = "N", global = true)]
     pub backup_keep: Option<String>,
+    /// Milliseconds the app router waits for a replica to accept a connection before it tries
+    /// another and passes that one over for a few seconds [default: 1000]
+    #[arg(
+        long,
+        env = "SCALEFOG_ROUTER_CONNECT_TIMEOUT_MS",
+        value_name = "MS",
+        global = true
+    )]
+    pub router_connect_timeout_ms: Option<String>,
 }
 
 /// The TOML file: the same keys, all optional; unknown keys are an error (a typo must not be
@@ -279,6 +288,7 @@ struct FileSettings {
     backup_schedule: Option<String>,
     backup_dir: Option<PathBuf>,
     backup_keep: Option<u64>,
+    router_connect_timeout_ms: Option<u64>,
 }
 
 /// Resolved settings: every value present and valid, every path absolute.
@@ -328,8 +338,9 @@ pub struct Config {
     pub log_format: LogFormat,
     /// Automatic backups, when `backup_schedule` is set.
     pub backups: Option<crate::backup::schedule::Automatic>,
-    /// The router's time limits. Not a setting (the defaults suit every deployment we know
-    /// of); tests shorten them to see them act.
+    /// The router's time limits. Only `connect` is a setting (`router_connect_timeout_ms`):
+    /// the others' defaults suit every deployment we know of; tests shorten them to see them
+    /// act.
     pub router_timeouts: crate::router::Timeouts,
 }
 
@@ -729,6 +740,17 @@ impl Config {
             }
             _ => None,
         };
+        let router_connect_timeout_ms = parse_count(
+            "router_connect_timeout_ms",
+            &args.router_connect_timeout_ms,
+            file.router_connect_timeout_ms,
+            1000,
+            1,
+        )?;
+        let router_timeouts = crate::router::Timeouts {
+            connect: std::time::Duration::from_millis(router_connect_timeout_ms),
+            ..Default::default()
+        };
         Ok(Config {
             data_dir,
             http_listen,
@@ -757,7 +779,7 @@ impl Config {
             shutdown_timeout,
             log_format,
             backups,
-            router_timeouts: Default::default(),
+            router_timeouts,
         })
     }
 
@@ -1012,6 +1034,32 @@ mod tests {
         })
         .unwrap_err();
         assert!(e.0.contains("htp_listen"), "{e}");
+    }
+
+    #[test]
+    fn the_routers_connect_timeout_is_a_setting_in_milliseconds() {
+        let c = Config::load(&SettingsArgs::default()).unwrap();
+        assert_eq!(c.router_timeouts.connect, std::time::Duration::from_secs(1));
+        let dir = tempfile::tempdir().unwrap();
+        let f = dir.path().join("s.toml");
+        std::fs::write(&f, "router_connect_timeout_ms = 250\n").unwrap();
+        let c = Config::load(&SettingsArgs {
+            config: Some(f),
+            ..Default::default()
+        })
+        .unwrap();
+        assert_eq!(
+            c.router_timeouts.connect,
+            std::time::Duration::from_millis(250)
+        );
+        for bad in ["0", "1s"] {
+            let e = Config::load(&SettingsArgs {
+                router_connect_timeout_ms: Some(bad.into()),
+                ..Default::default()
+            })
+            .unwrap_err();
+            assert!(e.0.contains("router_connect_timeout_ms"), "{e}");
+        }
     }
 
     #[test]

@@ -12,7 +12,8 @@ use std::borrow::Cow;
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::{Duration, Instant};
 
 /// Where requests for an app go right now.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -35,17 +36,46 @@ pub enum Balance {
     RoundRobin,
 }
 
-/// The addresses of an app's `web` replicas, how many upstream connections each holds, and
-/// whose turn it is. Balancing is per client connection: a connection keeps its upstream
-/// replica while that replica stays in the set (see `router::upstream`), so a keep-alive
-/// client costs no reconnects.
+/// The addresses of an app's `web` replicas, how many upstream connections each holds, whose
+/// turn it is, and which are passed over because they did not accept a connection. Balancing
+/// is per client connection: a connection keeps its upstream replica while that replica stays
+/// in the set and up (see `router::upstream`), so a keep-alive client costs no reconnects.
 #[derive(Debug, Clone)]
 pub struct Backends {
     addrs: Arc<[SocketAddr]>,
-    active: Arc<[AtomicU64]>,
+    replicas: Arc<[Replica]>,
     turn: Arc<std::sync::atomic::AtomicUsize>,
     balance: Balance,
 }
+
+/// How long a replica that did not accept a connection (refused, or not within the connect
+/// time limit: its machine is gone) is passed over by new connections. Then one connection
+/// tries it again (a half-open probe): if it accepts, it is up; if not, it is passed over for
+/// as long again. A new set of addresses (the route table updated with moved tasks) starts
+/// with every replica up.
+pub const DOWN_FOR: Duration = Duration::from_secs(3);
+
+/// One replica's state, shared by every clone of its set.
+#[derive(Debug, Default)]
+struct Replica {
+    /// Upstream connections the router holds to it.
+    active: AtomicU64,
+    /// 0 while it is up; else the time (see [`clock_ms`]) until which new connections pass it
+    /// over. The connection that finds that time past moves it on by [`DOWN_FOR`] before it
+    /// tries the replica, so only one connection at a time waits on a replica that may still
+    /// be gone.
+    down_until: AtomicU64,
+}
+
+/// Milliseconds on a monotonic clock, counted from its first reading; never 0. Read only
+/// when a replica is down or fails, never on the path of a request to healthy replicas.
+fn clock_ms() -> u64 {
+    static EPOCH: OnceLock<Instant> = OnceLock::new();
+    let ms = EPOCH.get_or_init(Instant::now).elapsed().as_millis();
+    u64::try_from(ms).unwrap_or(u64::MAX - 1) + 1
+}
+
+const DOWN_MS: u64 = DOWN_FOR.as_millis() as u64;
 
 impl PartialEq for Backends {
     fn eq(&self, other: &Self) -> bool {
@@ -67,16 +97,42 @@ impl std::fmt::Display for Backends {
     }
 }
 
-/// One upstream connection's place at a replica: counted while it lives.
+/// One upstream connection's place at a replica: counted while it lives; it also reports
+/// whether the replica accepted the connection.
 #[derive(Debug)]
 pub struct Lease {
-    active: Arc<[AtomicU64]>,
+    replicas: Arc<[Replica]>,
     index: usize,
 }
 
 impl Drop for Lease {
     fn drop(&mut self) {
-        self.active[self.index].fetch_sub(1, Ordering::Relaxed);
+        self.replicas[self.index]
+            .active
+            .fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+impl Lease {
+    /// The replica accepted the connection. True when it was down until now (it is back).
+    pub fn connected(&self) -> bool {
+        let down = &self.replicas[self.index].down_until;
+        // A load first: the common case (up) writes nothing to the shared line.
+        down.load(Ordering::Relaxed) != 0 && down.swap(0, Ordering::Relaxed) != 0
+    }
+
+    /// The replica did not accept the connection: new connections pass it over for
+    /// [`DOWN_FOR`]. True when it was up until now (the first failure since it last accepted
+    /// one): the one to report.
+    pub fn failed(&self) -> bool {
+        self.failed_at(clock_ms())
+    }
+
+    fn failed_at(&self, now: u64) -> bool {
+        self.replicas[self.index]
+            .down_until
+            .swap(now + DOWN_MS, Ordering::Relaxed)
+            == 0
     }
 }
 
@@ -88,7 +144,7 @@ impl Backends {
 
     pub fn with_balance(addrs: Vec<SocketAddr>, balance: Balance) -> Option<Backends> {
         (!addrs.is_empty()).then(|| Backends {
-            active: addrs.iter().map(|_| AtomicU64::new(0)).collect(),
+            replicas: addrs.iter().map(|_| Replica::default()).collect(),
             addrs: addrs.into(),
             turn: Arc::default(),
             balance,
@@ -112,35 +168,96 @@ impl Backends {
         self.addrs.contains(&addr)
     }
 
+    /// Whether a kept connection to `addr` may still serve: it is in the set and not passed
+    /// over (a replica that stopped accepting connections most likely stopped answering on
+    /// those it has too; its machine may be gone).
+    pub fn is_live(&self, addr: SocketAddr) -> bool {
+        let Some(i) = self.addrs.iter().position(|a| *a == addr) else {
+            return false;
+        };
+        let down = self.replicas[i].down_until.load(Ordering::Relaxed);
+        down == 0 || down <= clock_ms()
+    }
+
     /// The replica a new upstream connection goes to, and its place there.
     pub fn pick(&self) -> (SocketAddr, Lease) {
         self.pick_excluding(&[])
             .expect("a set is never empty and nothing is excluded")
     }
 
-    /// As [`Backends::pick`], among the replicas not in `tried` (which refused); `None` when
-    /// none is left.
+    /// As [`Backends::pick`], among the replicas not in `tried` (which failed); `None` when
+    /// none is left. Replicas that are down (see [`DOWN_FOR`]) are passed over while another
+    /// is up; when every one left is down, one is tried anyway rather than none.
     pub fn pick_excluding(&self, tried: &[SocketAddr]) -> Option<(SocketAddr, Lease)> {
+        self.pick_at(tried, clock_ms)
+    }
+
+    /// [`Backends::pick_excluding`] on the clock `now`, read only if a replica is down.
+    fn pick_at(&self, tried: &[SocketAddr], now: impl Fn() -> u64) -> Option<(SocketAddr, Lease)> {
         let n = self.addrs.len();
         let start = if n == 1 {
             0
         } else {
             self.turn.fetch_add(1, Ordering::Relaxed) % n
         };
-        let mut candidates = (0..n)
-            .map(|k| (start + k) % n)
-            .filter(|&i| !tried.contains(&self.addrs[i]));
-        let index = match self.balance {
-            Balance::RoundRobin => candidates.next()?,
-            Balance::LeastConnections => {
-                candidates.min_by_key(|&i| self.active[i].load(Ordering::Relaxed))?
+        let mut time = 0;
+        let index = loop {
+            // The choice among the replicas that are up, and the first of those that are down.
+            let mut up: Option<(usize, u64)> = None;
+            let mut down: Option<usize> = None;
+            for i in (0..n).map(|k| (start + k) % n) {
+                if tried.contains(&self.addrs[i]) {
+                    continue;
+                }
+                let until = self.replicas[i].down_until.load(Ordering::Relaxed);
+                if until != 0 {
+                    if time == 0 {
+                        time = now();
+                    }
+                    if until > time {
+                        down.get_or_insert(i);
+                        continue;
+                    }
+                }
+                match self.balance {
+                    Balance::RoundRobin => {
+                        up = Some((i, until));
+                        break;
+                    }
+                    Balance::LeastConnections => {
+                        let active = |i: usize| self.replicas[i].active.load(Ordering::Relaxed);
+                        if up.is_none_or(|(b, _)| active(i) < active(b)) {
+                            up = Some((i, until));
+                        }
+                    }
+                }
+            }
+            match up {
+                None => break down?,
+                Some((i, 0)) => break i,
+                // Down, and its time is past: this connection probes it, unless another
+                // connection took the probe first (then choose again).
+                Some((i, until)) => {
+                    if self.replicas[i]
+                        .down_until
+                        .compare_exchange(
+                            until,
+                            time + DOWN_MS,
+                            Ordering::Relaxed,
+                            Ordering::Relaxed,
+                        )
+                        .is_ok()
+                    {
+                        break i;
+                    }
+                }
             }
         };
-        self.active[index].fetch_add(1, Ordering::Relaxed);
+        self.replicas[index].active.fetch_add(1, Ordering::Relaxed);
         Some((
             self.addrs[index],
             Lease {
-                active: self.active.clone(),
+                replicas: self.replicas.clone(),
                 index,
             },
         ))
@@ -461,6 +578,86 @@ mod tests {
         assert_eq!(
             Target::serving_or(vec![], "stopped"),
             Target::Unavailable("stopped".into())
+        );
+    }
+
+    fn picks(b: &Backends, k: usize, now: u64) -> Vec<SocketAddr> {
+        (0..k).map(|_| b.pick_at(&[], || now).unwrap().0).collect()
+    }
+
+    #[test]
+    fn a_replica_that_failed_is_passed_over_until_one_connection_probes_it() {
+        let a: SocketAddr = "127.0.0.1:1".parse().unwrap();
+        let b: SocketAddr = "127.0.0.1:2".parse().unwrap();
+        for balance in [Balance::RoundRobin, Balance::LeastConnections] {
+            let set = Backends::with_balance(vec![a, b], balance).unwrap();
+            let (first, lease) = set.pick_at(&[], || 1).unwrap();
+            assert_eq!(first, a);
+            assert!(lease.failed_at(1000), "the first failure is a transition");
+            let (_, again) = set.pick_at(&[a], || 1000).unwrap();
+            drop(again);
+            assert!(!lease.failed_at(1000), "a second failure is not");
+            drop(lease);
+            // Down: every new connection goes to b, in a's turn too.
+            assert_eq!(picks(&set, 4, 1000), [b; 4]);
+            // Its time past: exactly one connection probes it (one of two picks is a's
+            // turn); the others still go to b.
+            let later = 1000 + DOWN_MS;
+            let mut held: Vec<_> = (0..2)
+                .map(|_| set.pick_at(&[], || later).unwrap())
+                .collect();
+            let probe = held
+                .iter()
+                .position(|(addr, _)| *addr == a)
+                .expect("a's turn");
+            let (_, probe_lease) = held.swap_remove(probe);
+            drop(held);
+            assert_eq!(
+                picks(&set, 4, later),
+                [b; 4],
+                "{balance:?}: one probe at a time"
+            );
+            // The probe connects: a is up and back in turn.
+            assert!(probe_lease.connected(), "coming back is a transition");
+            assert!(!probe_lease.connected());
+            drop(probe_lease);
+            assert!(picks(&set, 4, later).contains(&a));
+        }
+    }
+
+    #[test]
+    fn when_every_replica_is_down_one_is_tried_anyway_and_tried_ones_never() {
+        let a: SocketAddr = "127.0.0.1:1".parse().unwrap();
+        let b: SocketAddr = "127.0.0.1:2".parse().unwrap();
+        let set = Backends::new(vec![a, b]).unwrap();
+        for addr in [a, b] {
+            let (_, lease) = set.pick_at(&[addr], || 1).unwrap();
+            assert!(lease.failed_at(10));
+        }
+        let (first, _) = set.pick_at(&[], || 20).unwrap();
+        assert!([a, b].contains(&first));
+        assert_eq!(set.pick_at(&[a], || 20).unwrap().0, b);
+        assert!(set.pick_at(&[a, b], || 20).is_none());
+        // A single replica that is down is still the one to try.
+        let one = Backends::one(a);
+        let (_, lease) = one.pick_at(&[], || 1).unwrap();
+        assert!(lease.failed_at(10));
+        drop(lease);
+        assert_eq!(picks(&one, 2, 20), [a, a]);
+        // On the real clock: a kept connection to a replica that is down serves no more.
+        let set = Backends::new(vec![a, b]).unwrap();
+        let (addr, lease) = set.pick();
+        assert!(lease.failed());
+        assert!(!set.is_live(addr));
+        assert!(lease.connected());
+        assert!(set.is_live(a) && set.is_live(b));
+        assert!(!set.is_live("127.0.0.1:3".parse().unwrap()));
+        // A new set of addresses (the table updated) starts with every replica up.
+        assert_eq!(
+            Backends::new(vec![a, b]).unwrap().replicas[0]
+                .down_until
+                .load(Ordering::Relaxed),
+            0
         );
     }
 

@@ -41,6 +41,8 @@ pub struct AppTraffic {
     duration: Histogram,
     request_bytes: Counter,
     response_bytes: Counter,
+    /// Connections to its replicas that failed (refused, or not accepted in time).
+    backend_failures: Counter,
     samples: Mutex<Samples>,
 }
 
@@ -68,6 +70,11 @@ impl AppTraffic {
     /// Bytes of response bodies sent back to clients.
     pub fn response_bytes(&self) -> &Counter {
         &self.response_bytes
+    }
+
+    /// Connections to the app's replicas that were refused or not accepted in time.
+    pub fn backend_failures(&self) -> &Counter {
+        &self.backend_failures
     }
 
     /// Requests answered since the app's counters were made.
@@ -122,6 +129,7 @@ pub struct Traffic {
     duration: HistogramFamily<AppLabels>,
     request_bytes: Family<AppLabels, Counter>,
     response_bytes: Family<AppLabels, Counter>,
+    backend_failures: Family<AppLabels, Counter>,
 }
 
 impl Default for Traffic {
@@ -132,6 +140,7 @@ impl Default for Traffic {
             duration: Family::new_with_constructor(super::request_histogram as fn() -> _),
             request_bytes: Family::default(),
             response_bytes: Family::default(),
+            backend_failures: Family::default(),
         }
     }
 }
@@ -158,6 +167,11 @@ impl Traffic {
             "Response body bytes the router sent back to clients",
             self.response_bytes.clone(),
         );
+        registry.register(
+            "scalefog_router_backend_failures",
+            "Connections from the router to an app's replicas that were refused or timed out",
+            self.backend_failures.clone(),
+        );
     }
 
     /// The counters of `app`, made (at zero) if it has none yet.
@@ -179,6 +193,7 @@ impl Traffic {
                     duration: self.duration.get_or_create_owned(&labels),
                     request_bytes: self.request_bytes.get_or_create_owned(&labels),
                     response_bytes: self.response_bytes.get_or_create_owned(&labels),
+                    backend_failures: self.backend_failures.get_or_create_owned(&labels),
                     samples: Mutex::default(),
                 })
             })
@@ -198,6 +213,7 @@ impl Traffic {
         self.duration.remove(&labels);
         self.request_bytes.remove(&labels);
         self.response_bytes.remove(&labels);
+        self.backend_failures.remove(&labels);
     }
 
     /// Requests answered for `app` (0 for an app without counters).

@@ -44,7 +44,9 @@ const MAX_ROUNDS: usize = 8;
 /// Time limits of the router.
 #[derive(Debug, Clone, Copy)]
 pub struct Timeouts {
-    /// Connecting to an upstream.
+    /// Connecting to an upstream (`router_connect_timeout_ms`): a replica that does not accept
+    /// a connection in this time is passed over like one that refuses (its machine may be
+    /// gone). On a LAN a healthy one accepts in milliseconds.
     pub connect: Duration,
     /// Waiting for an upstream's response headers once the request is sent.
     pub upstream_headers: Duration,
@@ -60,7 +62,7 @@ pub struct Timeouts {
 impl Default for Timeouts {
     fn default() -> Self {
         Timeouts {
-            connect: Duration::from_secs(5),
+            connect: Duration::from_secs(1),
             upstream_headers: Duration::from_secs(60),
             client_headers: Duration::from_secs(30),
             tls_handshake: Duration::from_secs(10),

@@ -380,8 +380,17 @@ pub(super) async fn handle(
             },
         ),
         Target::Serving(upstream) => {
-            let bytes = route.traffic.request_bytes();
-            forward(shared, client, req, forwarded, app, upstream, bytes, json).await
+            forward(
+                shared,
+                client,
+                req,
+                forwarded,
+                app,
+                upstream,
+                &route.traffic,
+                json,
+            )
+            .await
         }
     };
     route
@@ -402,7 +411,8 @@ pub(super) async fn handle(
     (response, Some(route.traffic))
 }
 
-/// Sends the request to one of the app's replicas; `bytes` counts its body as it goes.
+/// Sends the request to one of the app's replicas; `traffic` counts its body as it goes, and
+/// the connections its replicas do not accept.
 #[allow(clippy::too_many_arguments)]
 async fn forward(
     shared: &Shared,
@@ -411,7 +421,7 @@ async fn forward(
     forwarded: Option<HeaderValue>,
     app: &str,
     upstream: Backends,
-    bytes: &Counter,
+    traffic: &AppTraffic,
     json: bool,
 ) -> Response<Body> {
     let (mut parts, body) = req.into_parts();
@@ -452,27 +462,32 @@ async fn forward(
     // named is then looked up and found gone, which is all it costs.
     add_forwarding(&mut parts.headers, client, present, forwarded);
     parts.version = Version::HTTP_11;
-    let body = RequestBody::new(body, &client.watch, bytes);
+    let body = RequestBody::new(body, &client.watch, traffic.request_bytes());
     let upstream_req = Request::from_parts(parts, body);
 
     // The response-header time limit counts from the end of the request body (the body
     // starts it), so a slow upload is not cut off; only an app that has everything and still
     // does not answer is.
     let connect = shared.timeouts.connect;
+    let replicas = upstream::App {
+        name: app,
+        failures: traffic.backend_failures(),
+    };
     let response = async {
         if upgrade {
             // Boxed: see `Slot::send`.
             Box::pin(upstream::send_upgrade(
-                upstream.pick(),
+                &upstream,
                 upstream_req,
                 connect,
+                replicas,
             ))
             .await
         } else {
             let idle = client.watch.idle_before_wait();
             client
                 .upstream
-                .send(&upstream, upstream_req, connect, idle)
+                .send(&upstream, upstream_req, connect, idle, replicas)
                 .await
         }
     };
@@ -495,6 +510,28 @@ async fn forward(
                     code: "bad_request",
                     title: "Bad request",
                     message: "The request body is malformed or ended early.".into(),
+                },
+            );
+        }
+        // No replica accepted a connection: each was logged when it went down.
+        Ok(Err(e)) if e.is_connect() => {
+            tracing::debug!(%app, error = %e, "no replica accepts connections");
+            let replicas = upstream.addrs().len();
+            return page(
+                json,
+                Page {
+                    status: StatusCode::BAD_GATEWAY,
+                    code: "bad_gateway",
+                    title: "App not reachable",
+                    message: if replicas == 1 {
+                        format!(
+                            "The app '{app}' did not accept a connection ({e}); nothing was sent to it. If it was just deployed, it may still be starting."
+                        )
+                    } else {
+                        format!(
+                            "None of the {replicas} replicas of the app '{app}' accepted a connection ({e}); nothing was sent to them. If it was just deployed, it may still be starting."
+                        )
+                    },
                 },
             );
         }

@@ -22,6 +22,7 @@ use hyper::body::Incoming;
 use hyper::client::conn::http1::{Connection, SendRequest};
 use hyper::{Request, Response};
 use hyper_util::rt::TokioIo;
+use prometheus_client::metrics::counter::Counter;
 use std::error::Error as _;
 use std::future::Future;
 use std::net::SocketAddr;
@@ -32,7 +33,8 @@ use std::task::{Context, Poll};
 use std::time::Duration;
 use tokio::net::TcpStream;
 
-type Driver = Pin<Box<Connection<TokioIo<TcpStream>, RequestBody>>>;
+type Conn = Connection<TokioIo<TcpStream>, RequestBody>;
+type Driver = Pin<Box<Conn>>;
 
 /// Why a request could not be sent upstream (answered with a 502, or a 400 if the request's
 /// own body failed).
@@ -47,6 +49,14 @@ pub enum UpstreamError {
 }
 
 impl UpstreamError {
+    /// Whether no connection was made: nothing of the request reached the app.
+    pub(super) fn is_connect(&self) -> bool {
+        matches!(
+            self,
+            UpstreamError::Connect(_) | UpstreamError::ConnectTimeout
+        )
+    }
+
     /// Whether the request failed because its own body did (the client sent a malformed body
     /// or stopped sending it), rather than the app or the connection to it. hyper reports the
     /// body's error as a "user" error caused by it, and our body's only errors are those of
@@ -123,23 +133,25 @@ impl Slot {
     /// been closed under it: it was `idle` for [`LONG_IDLE`] or more, or the app has closed
     /// connections of this client connection before.
     ///
-    /// With several replicas, the kept connection's replica serves while it is in the set; a
-    /// new connection goes to the next replica in turn, skipping one that refuses (nothing was
-    /// sent yet), and a request that can be repeated safely goes once to another replica when
-    /// a new connection fails before its answer.
+    /// With several replicas, the kept connection's replica serves while it is in the set and
+    /// up; a new connection goes to the next replica in turn, skipping those that are down and
+    /// one that refuses or does not accept in time (nothing was sent yet, so any request goes
+    /// on, a body too), and a request that can be repeated safely goes once to another replica
+    /// when a new connection fails before its answer.
     pub(super) async fn send(
         &self,
         backends: &Backends,
         mut req: Request<RequestBody>,
         connect_timeout: Duration,
         idle: Duration,
+        app: App<'_>,
     ) -> Result<Response<Incoming>, UpstreamError> {
         let kept = {
             let mut inner = self.lock();
             match inner.sender.take() {
-                Some((a, s, l)) if backends.contains(a) => Some((a, s, l)),
-                // Another address (a new release): the old connection is done with, since
-                // its client connection sends one request at a time.
+                Some((a, s, l)) if backends.is_live(a) => Some((a, s, l)),
+                // Another address (a new release), or one that is down: the old connection
+                // is done with, since its client connection sends one request at a time.
                 _ => {
                     inner.driver = None;
                     None
@@ -183,21 +195,15 @@ impl Slot {
         }
         let replicas = backends.addrs().len();
         let mut tried: Vec<SocketAddr> = Vec::new();
+        // A replica that got the request and failed before its answer: the failure to report
+        // if no other replica accepts it then (something was sent).
+        let mut failed: Option<hyper::Error> = None;
         loop {
-            let Some((addr, lease)) = backends.pick_excluding(&tried) else {
-                return Err(UpstreamError::Connect(std::io::Error::other(
-                    "every replica refused",
-                )));
-            };
-            tried.push(addr);
-            let (mut sender, driver) = match Box::pin(connect(addr, connect_timeout)).await {
-                Ok(c) => c,
-                Err(e) if tried.len() < replicas => {
-                    tracing::debug!(%addr, error = %e, "replica refused; trying the next");
-                    continue;
-                }
-                Err(e) => return Err(e),
-            };
+            let (addr, lease, mut sender, driver) =
+                match Box::pin(connect_any(backends, &mut tried, connect_timeout, app)).await {
+                    Ok(c) => c,
+                    Err(e) => return Err(failed.map_or(e, UpstreamError::from)),
+                };
             let again = if tried.len() < replicas {
                 replay(&req)
             } else {
@@ -216,12 +222,57 @@ impl Slot {
                     tracing::debug!(%addr, error = %chain(&e), "replica failed; repeating the request on the next");
                     self.lock().driver = None;
                     self.lock().sender = None;
+                    failed = Some(e);
                     req = again;
                 }
                 (Err(e), None) => return Err(e.into()),
             }
         }
     }
+}
+
+/// The app whose replicas a request goes to: named in the log, and counting the connections
+/// its replicas did not accept.
+#[derive(Clone, Copy)]
+pub(super) struct App<'a> {
+    pub name: &'a str,
+    pub failures: &'a Counter,
+}
+
+/// A new connection to one of the replicas not in `tried` (each one tried is added), passing
+/// over those that do not accept it: nothing was sent to them, so any request may go on to the
+/// next. Each failure is counted and marks its replica down (see `routing::DOWN_FOR`), logged
+/// when it goes down and when it comes back, not on every request. The last error when no
+/// replica accepts.
+async fn connect_any(
+    backends: &Backends,
+    tried: &mut Vec<SocketAddr>,
+    timeout: Duration,
+    app: App<'_>,
+) -> Result<(SocketAddr, Lease, SendRequest<RequestBody>, Conn), UpstreamError> {
+    let mut last = None;
+    while let Some((addr, lease)) = backends.pick_excluding(tried) {
+        tried.push(addr);
+        match connect(addr, timeout).await {
+            Ok((sender, driver)) => {
+                if lease.connected() {
+                    tracing::info!(app = app.name, %addr, "a replica accepts connections again");
+                }
+                return Ok((addr, lease, sender, driver));
+            }
+            Err(e) => {
+                app.failures.inc();
+                if lease.failed() {
+                    tracing::warn!(app = app.name, %addr, error = %e, "a replica does not accept connections; new connections go to the app's other replicas until it does");
+                } else {
+                    tracing::debug!(app = app.name, %addr, error = %e, "a replica that is down does not accept connections yet");
+                }
+                last = Some(e);
+            }
+        }
+    }
+    Err(last
+        .unwrap_or_else(|| UpstreamError::Connect(std::io::Error::other("no replica left to try"))))
 }
 
 /// Apps close idle connections after some seconds (gunicorn 2 s; Node, Apache, uvicorn 5 s); a
@@ -250,13 +301,7 @@ fn replay(req: &Request<RequestBody>) -> Option<Request<RequestBody>> {
 async fn connect(
     addr: SocketAddr,
     timeout: Duration,
-) -> Result<
-    (
-        SendRequest<RequestBody>,
-        Connection<TokioIo<TcpStream>, RequestBody>,
-    ),
-    UpstreamError,
-> {
+) -> Result<(SendRequest<RequestBody>, Conn), UpstreamError> {
     let stream = tokio::time::timeout(timeout, TcpStream::connect(addr))
         .await
         .map_err(|_| UpstreamError::ConnectTimeout)?
@@ -268,11 +313,13 @@ async fn connect(
 /// Sends an `Upgrade` request over a connection of its own, driven by its own task so that it
 /// can hand its socket over after `101 Switching Protocols`.
 pub(super) async fn send_upgrade(
-    (addr, lease): (SocketAddr, Lease),
+    backends: &Backends,
     req: Request<RequestBody>,
     connect_timeout: Duration,
+    app: App<'_>,
 ) -> Result<Response<Incoming>, UpstreamError> {
-    let (mut sender, driver) = connect(addr, connect_timeout).await?;
+    let (_, lease, mut sender, driver) =
+        connect_any(backends, &mut Vec::new(), connect_timeout, app).await?;
     tokio::spawn(async move {
         // Counted at its replica for as long as the upgraded connection lasts.
         let _lease = lease;

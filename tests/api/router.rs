@@ -22,6 +22,8 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::net::{TcpListener, TcpStream};
 
+mod failover;
+
 /// A small upstream app: answers with its name and the forwarding fields it received, and
 /// `POST /discard` by counting (and dropping) the body.
 struct Upstream {
