@@ -4,7 +4,7 @@
 
 use super::Nodes;
 use crate::domain::{Cluster, Deployment, Instance, Node, Result};
-use crate::runtime::swarm::PREFIX;
+use crate::runtime::swarm::{self, PREFIX};
 use std::collections::HashMap;
 
 /// The local engine's node: plain containers run there.
@@ -61,8 +61,8 @@ impl Placement {
 struct Known {
     cluster: Option<Cluster>,
     nodes: Vec<Node>,
-    /// Swarm service id → the swarm node id of its current task.
-    task_nodes: HashMap<String, String>,
+    /// (Swarm service id, slot) → the swarm node id of the slot's current task.
+    task_nodes: HashMap<(String, u64), String>,
 }
 
 impl Known {
@@ -85,12 +85,13 @@ impl Known {
             .map(|p| ProcessPlacement {
                 kind: p.kind.clone(),
                 replica: p.replica,
-                node: match p.id.strip_prefix(PREFIX) {
-                    Some(service) => self
-                        .task_nodes
-                        .get(service)
-                        .and_then(|n| self.by_swarm_id(n)),
-                    None => self.node(LOCAL_NODE),
+                node: if p.id.starts_with(PREFIX) {
+                    let (service, slot) = swarm::parse(&p.id);
+                    self.task_nodes
+                        .get(&(service.to_string(), slot))
+                        .and_then(|n| self.by_swarm_id(n))
+                } else {
+                    self.node(LOCAL_NODE)
                 },
             })
             .collect();
@@ -145,7 +146,8 @@ impl Nodes {
         let (cluster, nodes) = self.store.read(|r| Ok((r.cluster()?, r.nodes()?)))?;
         let services: Vec<&str> = deployments
             .flat_map(|d| d.ids())
-            .filter_map(|id| id.strip_prefix(PREFIX))
+            .filter(|id| id.starts_with(PREFIX))
+            .map(|id| swarm::parse(id).0)
             .collect();
         let mut task_nodes = HashMap::new();
         if cluster.is_some() && !services.is_empty() {
@@ -157,8 +159,9 @@ impl Nodes {
                     Vec::new()
                 }
             };
-            // The latest task that should run is the service's current one.
-            let mut best: HashMap<&str, (u64, &str)> = HashMap::new();
+            // The latest task of a slot that should run is the slot's current one (a task the
+            // swarm moved keeps its slot).
+            let mut best: HashMap<(&str, u64), (u64, &str)> = HashMap::new();
             for t in tasks.iter().filter(|t| t.desired_running) {
                 let Some(node) = t.node_id.as_deref() else {
                     continue;
@@ -166,14 +169,15 @@ impl Nodes {
                 if !services.contains(&t.service_id.as_str()) {
                     continue;
                 }
-                let slot = best.entry(t.service_id.as_str()).or_insert((t.index, node));
+                let key = (t.service_id.as_str(), t.slot.unwrap_or(1));
+                let slot = best.entry(key).or_insert((t.index, node));
                 if t.index >= slot.0 {
                     *slot = (t.index, node);
                 }
             }
             task_nodes = best
                 .into_iter()
-                .map(|(s, (_, n))| (s.to_string(), n.to_string()))
+                .map(|((s, slot), (_, n))| ((s.to_string(), slot), n.to_string()))
                 .collect();
         }
         Ok(Known {
@@ -242,14 +246,18 @@ mod tests {
                 since: 0,
             }),
             nodes: vec![node(1, "local", Some("m")), node(2, "edge-1", Some("w"))],
-            task_nodes: HashMap::from([("s1".into(), "w".into()), ("s2".into(), "m".into())]),
+            // One service of two slots, on the worker and the manager.
+            task_nodes: HashMap::from([
+                (("s1".into(), 1), "w".into()),
+                (("s1".into(), 2), "m".into()),
+            ]),
         };
         let deployment = Deployment {
             app: "shop".into(),
             release: 1,
             processes: vec![
-                process("web", 2, "swarm:s2"),
-                process("web", 1, "swarm:s1"),
+                process("web", 2, "swarm:s1/2"),
+                process("web", 1, "swarm:s1/1"),
                 process("worker", 1, "swarm:gone"),
             ],
         };

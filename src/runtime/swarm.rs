@@ -82,7 +82,7 @@ pub fn node_engine(node: &Node, tls_root: &Path) -> Engine {
 }
 
 /// A process id's service and slot; an id without a slot is slot 1.
-fn parse(id: &str) -> (&str, u64) {
+pub fn parse(id: &str) -> (&str, u64) {
     let rest = id.strip_prefix(PREFIX).unwrap_or(id);
     match rest.split_once('/') {
         Some((sid, slot)) => (sid, slot.parse().unwrap_or(1)),
