@@ -126,15 +126,7 @@ impl Deployer {
         let Ok(images) = self.app_images(app).await else {
             return;
         };
-        // A kept release's image also keeps the name the cluster's registry gave it
-        // (`<registry>/<installation>/<image>`), under which its services run.
-        let kept = |tag: &str| {
-            keep.contains(tag)
-                || keep.iter().any(|k| {
-                    tag.strip_suffix(k.as_str())
-                        .is_some_and(|head| head.ends_with('/'))
-                })
-        };
+        let kept = |tag: &str| is_kept(&keep, tag);
         for img in images {
             let result = if img.tagged().any(kept) {
                 let mut r = Ok(());
@@ -176,5 +168,29 @@ impl Deployer {
             .await?;
         self.0.controls.forget(name);
         Ok(())
+    }
+}
+
+/// Whether `tag` names a kept image: one of `keep`, or the name the cluster's registry gave it
+/// (`<registry>/<installation>/<image>`), under which its services run and nodes pulled it.
+pub(super) fn is_kept(keep: &std::collections::HashSet<String>, tag: &str) -> bool {
+    keep.contains(tag)
+        || keep.iter().any(|k| {
+            tag.strip_suffix(k.as_str())
+                .is_some_and(|head| head.ends_with('/'))
+        })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::is_kept;
+
+    #[test]
+    fn a_kept_release_keeps_its_registry_name_and_nothing_else_does() {
+        let keep = ["scalefog/shop:v2".to_string()].into_iter().collect();
+        assert!(is_kept(&keep, "scalefog/shop:v2"));
+        assert!(is_kept(&keep, "10.0.0.1:5000/abc123/scalefog/shop:v2"));
+        assert!(!is_kept(&keep, "10.0.0.1:5000/abc123/scalefog/shop:v1"));
+        assert!(!is_kept(&keep, "xscalefog/shop:v2"));
     }
 }

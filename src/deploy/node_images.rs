@@ -87,8 +87,10 @@ impl Deployer {
             if release.is_none_or(|v| v > newest) {
                 continue;
             }
-            let references: Vec<&str> = if img.tagged().any(|t| keep.contains(t)) {
-                img.tagged().filter(|t| !keep.contains(*t)).collect()
+            // A node that pulled from the cluster's registry holds the image under that name only.
+            let kept = |t: &str| super::images::is_kept(keep, t);
+            let references: Vec<&str> = if img.tagged().any(kept) {
+                img.tagged().filter(|t| !kept(t)).collect()
             } else {
                 img.tagged().chain([img.id.as_str()]).collect()
             };
