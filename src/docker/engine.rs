@@ -25,6 +25,21 @@ use std::collections::HashMap;
 use std::time::Duration;
 use tokio::sync::OnceCell;
 
+/// `e` and its causes: bollard's connection errors say only "client error (Connect)" on top,
+/// the reason (a refused TLS certificate, a refused connection) is further down.
+fn with_causes(e: &dyn std::error::Error) -> String {
+    let mut text = e.to_string();
+    let mut cause = e.source();
+    while let Some(c) = cause {
+        let more = c.to_string();
+        if !text.contains(&more) {
+            text = format!("{text}: {more}");
+        }
+        cause = c.source();
+    }
+    text
+}
+
 /// One node's engine, through bollard.
 #[derive(Clone)]
 pub struct Engine {
@@ -137,6 +152,16 @@ impl Engine {
                 status_code,
                 message,
             } => match status_code {
+                // Go's answer to plain HTTP on a TLS port: the node was added without its
+                // client certificates.
+                400 if message.contains("HTTP request to an HTTPS server") => Error::invalid(
+                    "address",
+                    format!(
+                        "the Docker engine at {} speaks TLS: give its CA and a client \
+                         certificate and key it trusts (ca, cert, key)",
+                        self.endpoint
+                    ),
+                ),
                 404 => Error::NotFound(message),
                 409 => Error::Conflict(message),
                 // A bad Dockerfile or build context is the pusher's problem, not ours.
@@ -148,7 +173,7 @@ impl Engine {
                 Error::internal(format!("unexpected answer from Docker: {e}"))
             }
             B::RequestTimeoutError => self.unavailable("request timed out"),
-            other => self.unavailable(other),
+            other => self.unavailable(with_causes(&other)),
         }
     }
 
@@ -721,5 +746,37 @@ impl DockerNode for Engine {
         })
         .try_flatten()
         .boxed()
+    }
+}
+
+#[cfg(test)]
+mod cause_tests {
+    use super::with_causes;
+
+    /// An error that says only its own part, like hyper's "client error (Connect)".
+    #[derive(Debug)]
+    struct Outer(std::io::Error);
+
+    impl std::fmt::Display for Outer {
+        fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            f.write_str("client error (Connect)")
+        }
+    }
+
+    impl std::error::Error for Outer {
+        fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+            Some(&self.0)
+        }
+    }
+
+    #[test]
+    fn an_error_is_shown_with_its_causes() {
+        let e = Outer(std::io::Error::other(
+            "received fatal alert: BadCertificate",
+        ));
+        assert_eq!(
+            with_causes(&e),
+            "client error (Connect): received fatal alert: BadCertificate"
+        );
     }
 }

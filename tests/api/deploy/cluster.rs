@@ -9,6 +9,8 @@ use super::*;
 /// The cluster in the console (a browser test sharing this module's second engine).
 mod console;
 mod registry;
+/// A node added over TLS (`--tlsverify` on 2376) with client certificates made in the test.
+mod tls;
 
 /// One swarm test at a time: they share the namespace, its addresses and the host's swarm.
 static SERIAL: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
@@ -18,7 +20,12 @@ const HOST_IF: &str = "sfswarm-h";
 const HOST_ADDR: &str = "10.231.0.1";
 const NODE_ADDR: &str = "10.231.0.2";
 const NODE_ENDPOINT: &str = "tcp://10.231.0.2:2375";
+/// The second engine over TLS (see [`SecondEngine::start_tls`]).
+const NODE_TLS_ENDPOINT: &str = "tcp://10.231.0.2:2376";
 const DIR: &str = "/tmp/sfswarm-engine";
+/// The tests' own way to the second engine: its unix socket, which answers whether it listens
+/// on plain tcp or with `--tlsverify`.
+const NODE_CONTROL: &str = "unix:///tmp/sfswarm-engine/docker.sock";
 
 fn sh(script: &str) -> (bool, String) {
     let out = Command::new("sh")
@@ -37,11 +44,20 @@ fn sh(script: &str) -> (bool, String) {
 
 /// `docker` against the second engine, bounded (it may be unreachable on purpose).
 fn node_docker(args: &str) -> String {
-    sh(&format!("timeout 20 docker -H {NODE_ENDPOINT} {args}")).1
+    sh(&format!("timeout 20 docker -H {NODE_CONTROL} {args}")).1
 }
 
-/// Starts the second engine's dockerd in the namespace, logging to `{DIR}/log`.
-fn spawn_dockerd(insecure_registry: Option<&str>) -> std::process::Child {
+/// The second engine's TLS files (PEM text): the CA that signs the server's and clients'
+/// certificates, and the server's own certificate and key.
+struct ServerTls {
+    ca: String,
+    cert: String,
+    key: String,
+}
+
+/// Starts the second engine's dockerd in the namespace, logging to `{DIR}/log`; with `tls`, its
+/// tcp endpoint is [`NODE_TLS_ENDPOINT`] with `--tlsverify` and the files in `{DIR}/tls`.
+fn spawn_dockerd(insecure_registry: Option<&str>, tls: bool) -> std::process::Child {
     let log = std::fs::OpenOptions::new()
         .create(true)
         .append(true)
@@ -61,10 +77,26 @@ fn spawn_dockerd(insecure_registry: Option<&str>) -> std::process::Child {
             &format!("{DIR}/pid"),
             "-H",
             &format!("unix://{DIR}/docker.sock"),
-            "-H",
-            NODE_ENDPOINT,
-            "--tls=false",
         ])
+        .args(if tls {
+            vec![
+                "-H".to_string(),
+                NODE_TLS_ENDPOINT.to_string(),
+                "--tlsverify".to_string(),
+                "--tlscacert".to_string(),
+                format!("{DIR}/tls/ca.pem"),
+                "--tlscert".to_string(),
+                format!("{DIR}/tls/cert.pem"),
+                "--tlskey".to_string(),
+                format!("{DIR}/tls/key.pem"),
+            ]
+        } else {
+            vec![
+                "-H".to_string(),
+                NODE_ENDPOINT.to_string(),
+                "--tls=false".to_string(),
+            ]
+        })
         .args(
             insecure_registry
                 .into_iter()
@@ -79,11 +111,7 @@ fn spawn_dockerd(insecure_registry: Option<&str>) -> std::process::Child {
 /// Waits (bounded) until the second engine answers; whether it did.
 fn wait_for_dockerd() -> bool {
     for _ in 0..120 {
-        if sh(&format!(
-            "docker -H {NODE_ENDPOINT} version >/dev/null 2>&1"
-        ))
-        .0
-        {
+        if sh(&format!("docker -H {NODE_CONTROL} version >/dev/null 2>&1")).0 {
             return true;
         }
         std::thread::sleep(Duration::from_millis(500));
@@ -97,6 +125,8 @@ struct SecondEngine {
     installs: std::sync::Mutex<Vec<String>>,
     /// The `nsenter … dockerd` process, reaped once the tear-down stopped it.
     dockerd: std::process::Child,
+    /// Its tcp endpoint is [`NODE_TLS_ENDPOINT`], with `--tlsverify`.
+    tls: bool,
 }
 
 impl SecondEngine {
@@ -107,6 +137,16 @@ impl SecondEngine {
     /// [`SecondEngine::start`]; with `insecure_registry` (`host:port`), the engine also pulls
     /// from that registry over plain HTTP.
     fn start_with(insecure_registry: Option<&str>) -> SecondEngine {
+        SecondEngine::start_opts(insecure_registry, None)
+    }
+
+    /// The engine with only a TLS endpoint ([`NODE_TLS_ENDPOINT`], `--tlsverify`) serving
+    /// `tls`'s certificate and accepting clients whose certificates its CA signed.
+    fn start_tls(tls: &ServerTls) -> SecondEngine {
+        SecondEngine::start_opts(None, Some(tls))
+    }
+
+    fn start_opts(insecure_registry: Option<&str>, tls: Option<&ServerTls>) -> SecondEngine {
         teardown(&[]);
         let (ok, out) = sh(&format!(
             "set -e
@@ -121,11 +161,22 @@ impl SecondEngine {
              ip netns exec {NETNS} ip link set lo up"
         ));
         assert!(ok, "setting up the namespace failed: {out}");
-        let mut dockerd = spawn_dockerd(insecure_registry);
+        if let Some(tls) = tls {
+            std::fs::create_dir_all(format!("{DIR}/tls")).unwrap();
+            for (file, pem) in [
+                ("ca.pem", &tls.ca),
+                ("cert.pem", &tls.cert),
+                ("key.pem", &tls.key),
+            ] {
+                std::fs::write(format!("{DIR}/tls/{file}"), pem).unwrap();
+            }
+        }
+        let mut dockerd = spawn_dockerd(insecure_registry, tls.is_some());
         if wait_for_dockerd() {
             return SecondEngine {
                 installs: Default::default(),
                 dockerd,
+                tls: tls.is_some(),
             };
         }
         teardown(&[]);
@@ -143,8 +194,8 @@ impl SecondEngine {
     /// (the NAT rules stay), so the replica would never move.
     fn kill(&mut self) {
         let (_, pids) = sh(&format!(
-            "timeout 20 docker -H {NODE_ENDPOINT} ps -q |
-             xargs -r timeout 20 docker -H {NODE_ENDPOINT} inspect --format '{{{{.State.Pid}}}}'"
+            "timeout 20 docker -H {NODE_CONTROL} ps -q |
+             xargs -r timeout 20 docker -H {NODE_CONTROL} inspect --format '{{{{.State.Pid}}}}'"
         ));
         let _ = self.dockerd.kill();
         let _ = self.dockerd.wait();
@@ -158,17 +209,14 @@ impl SecondEngine {
         ));
         assert!(ok, "{out}");
         assert!(
-            !sh(&format!(
-                "docker -H {NODE_ENDPOINT} version >/dev/null 2>&1"
-            ))
-            .0,
+            !sh(&format!("docker -H {NODE_CONTROL} version >/dev/null 2>&1")).0,
             "the second engine still answers"
         );
     }
 
     /// The machine is back: its dockerd starts again (and rejoins the swarm by itself).
     fn restart(&mut self) {
-        self.dockerd = spawn_dockerd(None);
+        self.dockerd = spawn_dockerd(None, self.tls);
         assert!(
             wait_for_dockerd(),
             "the second dockerd did not start again: {}",
@@ -201,8 +249,8 @@ fn teardown(installs: &[String]) {
         ));
     }
     sh(&format!(
-        "timeout 20 docker -H {NODE_ENDPOINT} ps -aq | xargs -r timeout 20 docker -H {NODE_ENDPOINT} rm -f;
-         timeout 20 docker -H {NODE_ENDPOINT} swarm leave --force"
+        "timeout 20 docker -H {NODE_CONTROL} ps -aq | xargs -r timeout 20 docker -H {NODE_CONTROL} rm -f;
+         timeout 20 docker -H {NODE_CONTROL} swarm leave --force"
     ));
     let (_, addr) = sh("docker info --format '{{.Swarm.NodeAddr}}'");
     if addr.trim() == HOST_ADDR {
@@ -244,6 +292,20 @@ impl Fixture {
 /// A server with the cluster on and the second engine added as node 2 in `region` (created
 /// when it is not region 1), and an app in that region, ready to push.
 async fn cluster_fixture(engine: &SecondEngine, region: &str) -> Fixture {
+    cluster_fixture_with(
+        engine,
+        region,
+        &[("address", NODE_ENDPOINT), ("insecure", "true")],
+    )
+    .await
+}
+
+/// [`cluster_fixture`], adding the node with `node` (its `address` and how to reach it).
+async fn cluster_fixture_with(
+    engine: &SecondEngine,
+    region: &str,
+    node: &[(&str, &str)],
+) -> Fixture {
     let app = spawn_app_with(|c| c.health_timeout = 60).await;
     engine.watch(&app);
     let cleanup = DockerCleanup::of(&app);
@@ -275,19 +337,9 @@ async fn cluster_fixture(engine: &SecondEngine, region: &str) -> Fixture {
         .find(|r| r["name"] == region || r["id"] == region)
         .map(|r| r["id"].as_str().unwrap().to_string())
         .unwrap_or_else(|| panic!("no region {region}: {regions}"));
-    let r = app
-        .post_form(
-            "/v1/nodes",
-            &[
-                ("name", "edge-1"),
-                ("address", NODE_ENDPOINT),
-                ("region", &region_id),
-                ("insecure", "true"),
-                ("ram", "1 GB"),
-            ],
-            t,
-        )
-        .await;
+    let mut fields = vec![("name", "edge-1"), ("region", &region_id), ("ram", "1 GB")];
+    fields.extend_from_slice(node);
+    let r = app.post_form("/v1/nodes", &fields, t).await;
     assert_eq!(
         r.status(),
         StatusCode::CREATED,
