@@ -437,43 +437,26 @@ impl Engine {
         replicas: Option<i64>,
         limits: Option<(u32, f64)>,
     ) -> Result<()> {
-        let docker = self.api().await?;
-        let current = docker
-            .inspect_service(id, None::<InspectServiceOptions>)
-            .await
-            .map_err(|e| self.map_err(e))?;
-        let version = current.version.and_then(|v| v.index).unwrap_or(0);
-        let mut spec = current.spec.unwrap_or_default();
-        if let Some(n) = replicas {
-            spec.mode = Some(ServiceSpecMode {
-                replicated: Some(ServiceSpecModeReplicated { replicas: Some(n) }),
-                ..Default::default()
-            });
-        }
-        if let Some((memory_mb, cpu)) = limits {
-            let task = spec.task_template.get_or_insert_with(Default::default);
-            task.resources = Some(TaskSpecResources {
-                limits: Some(Limit {
-                    nano_cpus: Some((cpu * 1e9) as i64),
-                    memory_bytes: Some(i64::from(memory_mb) * 1024 * 1024),
+        self.change_service(id, |spec| {
+            if let Some(n) = replicas {
+                spec.mode = Some(ServiceSpecMode {
+                    replicated: Some(ServiceSpecModeReplicated { replicas: Some(n) }),
                     ..Default::default()
-                }),
-                ..Default::default()
-            });
-        }
-        docker
-            .update_service(
-                id,
-                spec,
-                UpdateServiceOptions {
-                    version: version as i32,
+                });
+            }
+            if let Some((memory_mb, cpu)) = limits {
+                let task = spec.task_template.get_or_insert_with(Default::default);
+                task.resources = Some(TaskSpecResources {
+                    limits: Some(Limit {
+                        nano_cpus: Some((cpu * 1e9) as i64),
+                        memory_bytes: Some(i64::from(memory_mb) * 1024 * 1024),
+                        ..Default::default()
+                    }),
                     ..Default::default()
-                },
-                None,
-            )
-            .await
-            .map_err(|e| self.map_err(e))?;
-        Ok(())
+                });
+            }
+        })
+        .await
     }
 
     /// Sets a service's replicas and merges `labels` into its own, in one update.
@@ -483,6 +466,24 @@ impl Engine {
         replicas: i64,
         labels: &[(&str, String)],
     ) -> Result<()> {
+        self.change_service(id, |spec| {
+            spec.mode = Some(ServiceSpecMode {
+                replicated: Some(ServiceSpecModeReplicated {
+                    replicas: Some(replicas),
+                }),
+                ..Default::default()
+            });
+            let all = spec.labels.get_or_insert_with(Default::default);
+            for (k, v) in labels {
+                all.insert(k.to_string(), v.clone());
+            }
+        })
+        .await
+    }
+
+    /// Reads a service's spec, lets `change` edit it, and writes it back at the version read (a
+    /// concurrent change makes the update fail rather than be lost).
+    async fn change_service(&self, id: &str, change: impl FnOnce(&mut ServiceSpec)) -> Result<()> {
         let docker = self.api().await?;
         let current = docker
             .inspect_service(id, None::<InspectServiceOptions>)
@@ -490,16 +491,7 @@ impl Engine {
             .map_err(|e| self.map_err(e))?;
         let version = current.version.and_then(|v| v.index).unwrap_or(0);
         let mut spec = current.spec.unwrap_or_default();
-        spec.mode = Some(ServiceSpecMode {
-            replicated: Some(ServiceSpecModeReplicated {
-                replicas: Some(replicas),
-            }),
-            ..Default::default()
-        });
-        let all = spec.labels.get_or_insert_with(Default::default);
-        for (k, v) in labels {
-            all.insert(k.to_string(), v.clone());
-        }
+        change(&mut spec);
         docker
             .update_service(
                 id,
