@@ -828,6 +828,11 @@ impl Config {
         self.data_dir.join("jwt.secret")
     }
 
+    /// The nodes' TLS client files (a directory per node id) and Scalefog's node SSH key.
+    pub fn nodes_dir(&self) -> PathBuf {
+        self.data_dir.join("nodes")
+    }
+
     /// The key that seals secrets at rest (see `seal`).
     pub fn secrets_key_path(&self) -> PathBuf {
         self.data_dir.join("secrets.key")

@@ -249,7 +249,7 @@ fn local_nodes(
         scalefog::docker::Installation {
             id: scalefog::deploy::install_id(&config.data_dir)?,
         },
-        config.data_dir.join("nodes"),
+        config.nodes_dir(),
     );
     Ok(scalefog::nodes::Nodes::new(store.clone(), swarm))
 }

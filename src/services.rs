@@ -63,7 +63,7 @@ impl Services {
             crate::docker::Installation {
                 id: crate::deploy::install_id(&config.data_dir)?,
             },
-            config.data_dir.join("nodes"),
+            config.nodes_dir(),
         );
         let nodes = Nodes::new(store.clone(), swarm.clone());
         nodes.ensure_local(&config.region_name, &config.docker_host)?;

@@ -34,10 +34,13 @@ pub struct ClusterView {
     /// time in the background (a move that failed is in the audit log as `app.move`).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub apps_to_move: Option<usize>,
+    /// Scalefog's public SSH key: add it to `~/.ssh/authorized_keys` of the user named in a
+    /// node's `ssh://user@host` endpoint (a user that may run `docker`).
+    pub ssh_public_key: String,
 }
 
 impl ClusterView {
-    fn new(c: Option<ClusterInfo>, apps_to_move: usize) -> Self {
+    fn new(c: Option<ClusterInfo>, apps_to_move: usize, ssh_public_key: String) -> Self {
         match c {
             None => ClusterView {
                 enabled: false,
@@ -46,6 +49,7 @@ impl ClusterView {
                 since: None,
                 join_command: None,
                 apps_to_move: None,
+                ssh_public_key,
             },
             Some(c) => ClusterView {
                 enabled: true,
@@ -54,6 +58,7 @@ impl ClusterView {
                 since: Some(rfc3339(c.cluster.since)),
                 join_command: Some(c.join_command),
                 apps_to_move: Some(apps_to_move),
+                ssh_public_key,
             },
         }
     }
@@ -79,7 +84,8 @@ pub struct NewRegion {
 async fn show(s: web::Data<Services>, Auth(who): Auth) -> ApiResult<HttpResponse> {
     let info = s.nodes.cluster_info(&who).await?;
     let moving = s.deployer.apps_to_move()?.len();
-    Ok(HttpResponse::Ok().json(ClusterView::new(info, moving)))
+    let key = s.nodes.ssh_public_key(&who)?;
+    Ok(HttpResponse::Ok().json(ClusterView::new(info, moving, key)))
 }
 
 #[utoipa::path(post, path = "/v1/cluster", request_body = EnableCluster, responses((status = 201, body = ClusterView), (status = 400), (status = 403), (status = 409)), tag = "cluster")]
@@ -87,7 +93,8 @@ async fn enable(s: web::Data<Services>, Auth(who): Auth, p: Params) -> ApiResult
     crate::accounts::require_admin(&who)?;
     let advertise = p.require("advertise")?;
     let (info, moving) = s.enable_cluster(&who, advertise).await?;
-    Ok(HttpResponse::Created().json(ClusterView::new(Some(info), moving)))
+    let key = s.nodes.ssh_public_key(&who)?;
+    Ok(HttpResponse::Created().json(ClusterView::new(Some(info), moving, key)))
 }
 
 #[utoipa::path(post, path = "/v1/regions", request_body = NewRegion, responses((status = 201, body = RegionView), (status = 400), (status = 403), (status = 409)), tag = "regions")]

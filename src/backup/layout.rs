@@ -28,6 +28,10 @@ pub const KEPT_FILES: &[&str] = &[
     "acme-account.json",
 ];
 
+/// The nodes' TLS client files and Scalefog's node SSH key: archived whole, so a restored server
+/// still reaches its nodes.
+pub const NODES: &str = "nodes";
+
 /// The default `tls_dir` (certificates: `<name>/fullchain.pem` + `<name>/privkey.pem`). Archived
 /// from wherever `tls_dir` is, under this name, and restored into the `tls_dir` of the settings
 /// the restore runs with.
@@ -39,7 +43,7 @@ pub const HOOKS_SOCKET: &str = "hooks.sock";
 
 /// Whether a backup knows what the data dir entry `name` is (kept or deliberately skipped).
 pub fn known(name: &str) -> bool {
-    [STORE, REPOS, CERTS, CONTROL_SOCKET, HOOKS_SOCKET].contains(&name)
+    [STORE, REPOS, NODES, CERTS, CONTROL_SOCKET, HOOKS_SOCKET].contains(&name)
         || KEPT_FILES.contains(&name)
 }
 
@@ -57,6 +61,7 @@ mod tests {
         let config = Config::load(&SettingsArgs::default()).unwrap();
         assert_eq!(file_name(config.store_path()), STORE);
         assert_eq!(file_name(config.tls_dir.clone()), CERTS);
+        assert_eq!(file_name(config.nodes_dir()), NODES);
         assert!(KEPT_FILES.contains(&file_name(config.jwt_secret_path()).as_str()));
         assert!(KEPT_FILES.contains(&crate::ssh::hostkey::FILE_NAME));
         assert_eq!(

@@ -2,7 +2,8 @@
 //! one into an empty data dir.
 //!
 //! An archive holds a manifest first (`scalefog-backup.json`), then `data/…` (a snapshot of the
-//! store, the files [`layout::KEPT_FILES`] names, the apps' repositories) and `certs/…` (the
+//! store, the files [`layout::KEPT_FILES`] names, the apps' repositories, `nodes/`: the nodes'
+//! TLS client files and SSH key) and `certs/…` (the
 //! contents of `tls_dir`). It is written while the server runs, without stopping pushes:
 //! - the store is copied inside one read transaction (a snapshot; writers go on);
 //! - each repository is read refs first, then objects. git writes objects before the refs that
@@ -151,6 +152,14 @@ fn write_archive(store: &Store, paths: &Paths, out: &Path, snapshot: &Path) -> R
             .map_err(|e| io("archiving", &dir, e))?;
         repositories += 1;
     }
+    let nodes = paths.data_dir.join(layout::NODES);
+    append_tree(
+        &mut tar,
+        &nodes,
+        &format!("data/{}", layout::NODES),
+        &|_| true,
+    )
+    .map_err(|e| io("archiving", &nodes, e))?;
     if paths.tls_dir.is_dir() {
         append_tree(&mut tar, &paths.tls_dir, layout::CERTS, &|_| true)
             .map_err(|e| io("archiving", &paths.tls_dir, e))?;

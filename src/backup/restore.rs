@@ -191,7 +191,8 @@ fn place(path: &Path, paths: &Paths) -> Option<PathBuf> {
             let (top, below) = rest.split_first()?;
             let known = (*top == layout::STORE || layout::KEPT_FILES.contains(top))
                 && below.is_empty()
-                || *top == layout::REPOS;
+                || *top == layout::REPOS
+                || *top == layout::NODES;
             if !known {
                 return None;
             }

@@ -53,6 +53,11 @@ fn populated(paths: &Paths, work: &Path) -> (Store, String) {
         std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o600)).unwrap();
     }
     std::fs::write(paths.data_dir.join("install.id"), "abc\n").unwrap();
+    // A node's TLS client files and the node SSH key.
+    let nodes = paths.data_dir.join(layout::NODES);
+    crate::nodes::ssh_key::ensure(&nodes).unwrap();
+    std::fs::create_dir_all(nodes.join("2")).unwrap();
+    std::fs::write(nodes.join("2/key.pem"), "node 2 key").unwrap();
     let cert = paths.tls_dir.join("www.example.org");
     std::fs::create_dir_all(&cert).unwrap();
     std::fs::write(cert.join("fullchain.pem"), "chain").unwrap();
@@ -88,7 +93,8 @@ fn populated(paths: &Paths, work: &Path) -> (Store, String) {
 }
 
 #[test]
-fn a_backup_restores_the_store_keys_certificates_and_repositories_quarantined_objects_included() {
+fn a_backup_restores_the_store_keys_node_files_certificates_and_repositories_quarantined_objects_included()
+ {
     let dir = tempfile::tempdir().unwrap();
     let paths = paths_in(dir.path());
     let (store, sha) = populated(&paths, &dir.path().join("work"));
@@ -124,6 +130,19 @@ fn a_backup_restores_the_store_keys_certificates_and_repositories_quarantined_ob
         );
     }
     let key = std::fs::metadata(target.data_dir.join("ssh_host_ed25519_key")).unwrap();
+    assert_eq!(key.permissions().mode() & 0o777, 0o600);
+    for name in [
+        "nodes/id_ed25519",
+        "nodes/id_ed25519.pub",
+        "nodes/2/key.pem",
+    ] {
+        assert_eq!(
+            std::fs::read(target.data_dir.join(name)).unwrap(),
+            std::fs::read(paths.data_dir.join(name)).unwrap(),
+            "{name}"
+        );
+    }
+    let key = std::fs::metadata(target.data_dir.join("nodes/id_ed25519")).unwrap();
     assert_eq!(key.permissions().mode() & 0o777, 0o600);
     assert_eq!(
         std::fs::read_to_string(target.tls_dir.join("www.example.org/fullchain.pem")).unwrap(),

@@ -165,6 +165,11 @@ async fn nodes_page(
         cluster,
         cluster_error: cluster_form.error,
         advertise: cluster_form.advertise,
+        ssh_public_key: ctx
+            .services
+            .nodes
+            .ssh_public_key(&ctx.who)
+            .unwrap_or_default(),
     })
 }
 

@@ -268,6 +268,8 @@ pub struct NodesPage {
     /// Why turning the cluster on failed, and the address that was typed.
     pub cluster_error: Option<String>,
     pub advertise: String,
+    /// Scalefog's public SSH key for `ssh://` nodes (empty when it cannot be read).
+    pub ssh_public_key: String,
 }
 
 impl NodesPage {

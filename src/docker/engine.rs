@@ -82,8 +82,13 @@ impl Engine {
 
     /// A client for another machine's engine: `tcp://host:port` with the TLS client files in
     /// `tls` (`ca.pem`, `cert.pem`, `key.pem`, as `docker --tlsverify` uses them), `ssh://user@host`
-    /// (the `ssh` client's own configuration and keys), or what [`Engine::new`] accepts.
-    pub fn remote(endpoint: &str, tls: Option<&std::path::Path>) -> Engine {
+    /// (the system `ssh` client, with `ssh_key` alone when given, else its own configuration and
+    /// keys), or what [`Engine::new`] accepts.
+    pub fn remote(
+        endpoint: &str,
+        tls: Option<&std::path::Path>,
+        ssh_key: Option<&std::path::Path>,
+    ) -> Engine {
         let timeout = 3600;
         let docker = match (endpoint.strip_prefix("tcp://"), tls) {
             (Some(_), Some(dir)) => Docker::connect_with_ssl(
@@ -96,7 +101,8 @@ impl Engine {
             )
             .ok(),
             _ if endpoint.starts_with("ssh://") => {
-                Docker::connect_with_ssh(endpoint, timeout, bollard::API_DEFAULT_VERSION, None).ok()
+                let key = ssh_key.map(|p| p.to_string_lossy().into_owned());
+                Docker::connect_with_ssh(endpoint, timeout, bollard::API_DEFAULT_VERSION, key).ok()
             }
             _ => return Engine::new(endpoint),
         };
@@ -138,8 +144,16 @@ impl Engine {
     }
 
     pub(crate) fn unavailable(&self, why: impl std::fmt::Display) -> Error {
+        let why = why.to_string();
+        // The one refusal an admin fixes on the node itself.
+        let hint = if self.endpoint.starts_with("ssh://") && why.contains("Permission denied (") {
+            "; add Scalefog's key (ssh_public_key in GET /v1/cluster, also on the console's \
+             Nodes page) to that user's ~/.ssh/authorized_keys"
+        } else {
+            ""
+        };
         Error::Unavailable(format!(
-            "Docker engine at {} is unreachable: {why}",
+            "Docker engine at {} is unreachable: {why}{hint}",
             self.endpoint
         ))
     }

@@ -1,8 +1,11 @@
-//! Parsing of OpenSSH public keys as users paste them. Uses the `ssh-key` crate as re-exported by
+//! Parsing of OpenSSH public keys as users paste them, and the ed25519 key files Scalefog keeps
+//! (its SSH host key, its key for `ssh://` nodes). Uses the `ssh-key` crate as re-exported by
 //! russh (pinning it ourselves would fight russh's pin); nothing else of russh is used here.
 
 use super::Error;
-use russh::keys::ssh_key::{self, Algorithm, HashAlg, public::KeyData};
+use russh::keys::ssh_key::private::Ed25519Keypair;
+use russh::keys::ssh_key::{self, Algorithm, HashAlg, LineEnding, PrivateKey, public::KeyData};
+use std::path::Path;
 
 /// A user's public key, checked to be of an accepted type and strength.
 #[derive(Debug, Clone)]
@@ -70,6 +73,33 @@ pub fn parse(text: &str) -> Result<ParsedKey, Error> {
         public_key,
         comment,
     })
+}
+
+/// The ed25519 key kept at `path` (OpenSSH format, 0600, its public half beside it as `.pub`, as
+/// ssh-keygen leaves them): read when it exists, created once otherwise. `what` names it in
+/// errors; `comment` goes into a new key's public line.
+pub fn ed25519_key_file(path: &Path, what: &str, comment: &str) -> Result<PrivateKey, Error> {
+    if path.exists() {
+        return PrivateKey::read_openssh_file(path).map_err(|e| {
+            Error::internal(format!("cannot read the {what} {}: {e}", path.display()))
+        });
+    }
+    let seed: [u8; 32] = rand::random();
+    let mut key = PrivateKey::from(Ed25519Keypair::from_seed(&seed));
+    key.set_comment(comment);
+    let text = key
+        .to_openssh(LineEnding::LF)
+        .map_err(|e| Error::internal(format!("encoding the {what}: {e}")))?;
+    crate::fsutil::write_private(path, text.as_bytes())?;
+    let public = key
+        .public_key()
+        .to_openssh()
+        .map_err(|e| Error::internal(format!("encoding the {what}: {e}")))?;
+    let pub_path = path.with_extension("pub");
+    let _ = std::fs::remove_file(&pub_path);
+    std::fs::write(&pub_path, format!("{public}\n"))
+        .map_err(|e| Error::internal(format!("writing {}: {e}", pub_path.display())))?;
+    Ok(key)
 }
 
 #[cfg(test)]

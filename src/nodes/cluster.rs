@@ -70,6 +70,12 @@ impl Nodes {
         }))
     }
 
+    /// Scalefog's public SSH key, for the `authorized_keys` of `ssh://` nodes (admins).
+    pub fn ssh_public_key(&self, who: &Principal) -> Result<String> {
+        require_admin(who)?;
+        super::ssh_key::public_line(self.swarm.tls_root())
+    }
+
     /// Turns the cluster on (admins).
     pub async fn enable_cluster(&self, who: &Principal, advertise: &str) -> Result<ClusterInfo> {
         require_admin(who)?;

@@ -5,6 +5,7 @@
 mod cluster;
 mod placement;
 mod registry;
+pub mod ssh_key;
 
 pub use cluster::{ClusterInfo, NodeState};
 pub use placement::{PlacedNode, Placement, ProcessPlacement};
@@ -141,6 +142,9 @@ impl Nodes {
                 "address",
                 "node address must be tcp://host:port (TLS), ssh://user@host or unix:///path",
             ));
+        }
+        if let Some(rest) = endpoint.strip_prefix("ssh://") {
+            check_ssh_destination(rest)?;
         }
         if plain && new.tls.is_none() && !new.insecure {
             return Err(Error::invalid(
@@ -312,5 +316,42 @@ impl Nodes {
             .await?;
         self.forget(id).await;
         Ok(())
+    }
+}
+
+/// `user@host` (or `host`) of an `ssh://` endpoint. The ssh client is handed the destination
+/// as it is, so a port or path would become part of the host name: refuse them, saying what
+/// works instead.
+fn check_ssh_destination(rest: &str) -> Result<()> {
+    let host = rest.rsplit_once('@').map_or(rest, |(_, h)| h);
+    if host.is_empty() {
+        return Err(Error::invalid(
+            "address",
+            "ssh:// needs a host: ssh://user@host",
+        ));
+    }
+    if host.contains([':', '/']) {
+        return Err(Error::invalid(
+            "address",
+            "ssh:// endpoints take user@host only and connect on port 22; for another port, \
+             give the machine a Host entry with its Port in the ssh config of the user Scalefog \
+             runs as, and use ssh://user@that-name",
+        ));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::check_ssh_destination;
+
+    #[test]
+    fn an_ssh_endpoint_is_user_at_host_without_port_or_path() {
+        assert!(check_ssh_destination("deploy@node-2.lan").is_ok());
+        assert!(check_ssh_destination("10.0.0.5").is_ok());
+        for bad in ["deploy@node-2.lan:2222", "deploy@", "host/path", ""] {
+            let e = check_ssh_destination(bad).unwrap_err().to_string();
+            assert!(e.contains("ssh://"), "{bad}: {e}");
+        }
     }
 }

@@ -74,11 +74,19 @@ pub struct Swarm {
     on: Arc<watch::Sender<bool>>,
 }
 
-/// A client for a node's engine, with its TLS client files when it has some.
+/// A client for a node's engine, with its TLS client files when it has some, or Scalefog's node
+/// SSH key for an `ssh://` endpoint.
 pub fn node_engine(node: &Node, tls_root: &Path) -> Engine {
     let dir = tls_root.join(node.id.to_string());
     let tls = dir.join("ca.pem").exists().then_some(dir);
-    Engine::remote(&node.endpoint, tls.as_deref())
+    let key = if node.endpoint.starts_with("ssh://") {
+        crate::nodes::ssh_key::ensure(tls_root)
+            .inspect_err(|e| tracing::warn!(error = %e, "no node SSH key; ssh uses its own keys"))
+            .ok()
+    } else {
+        None
+    };
+    Engine::remote(&node.endpoint, tls.as_deref(), key.as_deref())
 }
 
 /// A process id's service and slot; an id without a slot is slot 1.

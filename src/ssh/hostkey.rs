@@ -1,40 +1,16 @@
 //! The server's ed25519 host key: generated once into the data dir (0600) and reused, so
 //! clients' `known_hosts` entries stay valid across restarts.
 
-use crate::domain::sshkey::ParsedKey;
-use crate::domain::{Error, Result};
-use russh::keys::ssh_key::private::Ed25519Keypair;
-use russh::keys::ssh_key::{HashAlg, LineEnding, PrivateKey};
+use crate::domain::Result;
+use crate::domain::sshkey::{self, ParsedKey};
+use russh::keys::ssh_key::{HashAlg, PrivateKey};
 use std::path::Path;
 
 pub const FILE_NAME: &str = "ssh_host_ed25519_key";
 
 /// Loads the key at `path`, creating it when absent.
 pub fn load_or_create(path: &Path) -> Result<PrivateKey> {
-    if path.exists() {
-        return PrivateKey::read_openssh_file(path).map_err(|e| {
-            Error::internal(format!(
-                "cannot read the SSH host key {}: {e}",
-                path.display()
-            ))
-        });
-    }
-    let seed: [u8; 32] = rand::random();
-    let key = PrivateKey::from(Ed25519Keypair::from_seed(&seed));
-    let text = key
-        .to_openssh(LineEnding::LF)
-        .map_err(|e| Error::internal(format!("encoding the SSH host key: {e}")))?;
-    crate::fsutil::write_private(path, text.as_bytes())?;
-    // The public half beside it, as sshd does, for admins who want to pin it by hand.
-    let public = key
-        .public_key()
-        .to_openssh()
-        .map_err(|e| Error::internal(format!("encoding the SSH host key: {e}")))?;
-    let pub_path = path.with_extension("pub");
-    let _ = std::fs::remove_file(&pub_path);
-    std::fs::write(&pub_path, format!("{public}\n"))
-        .map_err(|e| Error::internal(format!("writing {}: {e}", pub_path.display())))?;
-    Ok(key)
+    sshkey::ed25519_key_file(path, "SSH host key", "")
 }
 
 /// The public half, as the API and console show it.
