@@ -9,6 +9,8 @@ use super::*;
 /// The cluster in the console (a browser test sharing this module's second engine).
 mod console;
 mod registry;
+/// A node added over SSH (`ssh://root@10.231.0.2`, an sshd in the namespace).
+mod ssh;
 /// A node added over TLS (`--tlsverify` on 2376) with client certificates made in the test.
 mod tls;
 
@@ -55,9 +57,19 @@ struct ServerTls {
     key: String,
 }
 
-/// Starts the second engine's dockerd in the namespace, logging to `{DIR}/log`; with `tls`, its
-/// tcp endpoint is [`NODE_TLS_ENDPOINT`] with `--tlsverify` and the files in `{DIR}/tls`.
-fn spawn_dockerd(insecure_registry: Option<&str>, tls: bool) -> std::process::Child {
+/// What the second engine listens on besides its unix socket.
+#[derive(Clone, Copy, PartialEq)]
+enum Listen {
+    /// [`NODE_ENDPOINT`], plain tcp.
+    Plain,
+    /// [`NODE_TLS_ENDPOINT`] with `--tlsverify` and the files in `{DIR}/tls`.
+    Tls,
+    /// Nothing: only its unix socket, which an sshd in the namespace reaches.
+    UnixOnly,
+}
+
+/// Starts the second engine's dockerd in the namespace, logging to `{DIR}/log`.
+fn spawn_dockerd(insecure_registry: Option<&str>, listen: Listen) -> std::process::Child {
     let log = std::fs::OpenOptions::new()
         .create(true)
         .append(true)
@@ -78,8 +90,8 @@ fn spawn_dockerd(insecure_registry: Option<&str>, tls: bool) -> std::process::Ch
             "-H",
             &format!("unix://{DIR}/docker.sock"),
         ])
-        .args(if tls {
-            vec![
+        .args(match listen {
+            Listen::Tls => vec![
                 "-H".to_string(),
                 NODE_TLS_ENDPOINT.to_string(),
                 "--tlsverify".to_string(),
@@ -89,13 +101,13 @@ fn spawn_dockerd(insecure_registry: Option<&str>, tls: bool) -> std::process::Ch
                 format!("{DIR}/tls/cert.pem"),
                 "--tlskey".to_string(),
                 format!("{DIR}/tls/key.pem"),
-            ]
-        } else {
-            vec![
+            ],
+            Listen::Plain => vec![
                 "-H".to_string(),
                 NODE_ENDPOINT.to_string(),
                 "--tls=false".to_string(),
-            ]
+            ],
+            Listen::UnixOnly => vec!["--tls=false".to_string()],
         })
         .args(
             insecure_registry
@@ -125,8 +137,7 @@ struct SecondEngine {
     installs: std::sync::Mutex<Vec<String>>,
     /// The `nsenter … dockerd` process, reaped once the tear-down stopped it.
     dockerd: std::process::Child,
-    /// Its tcp endpoint is [`NODE_TLS_ENDPOINT`], with `--tlsverify`.
-    tls: bool,
+    listen: Listen,
 }
 
 impl SecondEngine {
@@ -137,16 +148,25 @@ impl SecondEngine {
     /// [`SecondEngine::start`]; with `insecure_registry` (`host:port`), the engine also pulls
     /// from that registry over plain HTTP.
     fn start_with(insecure_registry: Option<&str>) -> SecondEngine {
-        SecondEngine::start_opts(insecure_registry, None)
+        SecondEngine::start_opts(insecure_registry, None, Listen::Plain)
     }
 
     /// The engine with only a TLS endpoint ([`NODE_TLS_ENDPOINT`], `--tlsverify`) serving
     /// `tls`'s certificate and accepting clients whose certificates its CA signed.
     fn start_tls(tls: &ServerTls) -> SecondEngine {
-        SecondEngine::start_opts(None, Some(tls))
+        SecondEngine::start_opts(None, Some(tls), Listen::Tls)
     }
 
-    fn start_opts(insecure_registry: Option<&str>, tls: Option<&ServerTls>) -> SecondEngine {
+    /// The engine on its unix socket only (the caller reaches it some other way, over SSH).
+    fn start_unix_only() -> SecondEngine {
+        SecondEngine::start_opts(None, None, Listen::UnixOnly)
+    }
+
+    fn start_opts(
+        insecure_registry: Option<&str>,
+        tls: Option<&ServerTls>,
+        listen: Listen,
+    ) -> SecondEngine {
         teardown(&[]);
         let (ok, out) = sh(&format!(
             "set -e
@@ -171,12 +191,12 @@ impl SecondEngine {
                 std::fs::write(format!("{DIR}/tls/{file}"), pem).unwrap();
             }
         }
-        let mut dockerd = spawn_dockerd(insecure_registry, tls.is_some());
+        let mut dockerd = spawn_dockerd(insecure_registry, listen);
         if wait_for_dockerd() {
             return SecondEngine {
                 installs: Default::default(),
                 dockerd,
-                tls: tls.is_some(),
+                listen,
             };
         }
         teardown(&[]);
@@ -216,7 +236,7 @@ impl SecondEngine {
 
     /// The machine is back: its dockerd starts again (and rejoins the swarm by itself).
     fn restart(&mut self) {
-        self.dockerd = spawn_dockerd(None, self.tls);
+        self.dockerd = spawn_dockerd(None, self.listen);
         assert!(
             wait_for_dockerd(),
             "the second dockerd did not start again: {}",
@@ -257,12 +277,19 @@ fn teardown(installs: &[String]) {
         sh("docker swarm leave --force");
     }
     sh(&format!(
-        "pid=$(cat {DIR}/pid 2>/dev/null) && kill $pid 2>/dev/null;
+        "kill $(cat {DIR}/ssh/sshd.pid 2>/dev/null) 2>/dev/null;
+         pid=$(cat {DIR}/pid 2>/dev/null) && kill $pid 2>/dev/null;
          for i in $(seq 60); do [ -n \"$pid\" ] && kill -0 $pid 2>/dev/null || break; sleep 0.5; done;
          [ -n \"$pid\" ] && kill -9 $pid 2>/dev/null;
+         ip netns pids {NETNS} 2>/dev/null | xargs -r kill -9 2>/dev/null;
          ip link del {HOST_IF} 2>/dev/null; ip netns del {NETNS} 2>/dev/null;
          grep -o ' {DIR}/[^ ]*' /proc/mounts | sort -r | xargs -r -n1 umount -l;
          rm -rf {DIR}"
+    ));
+    // The host key the SSH test's sshd showed, trusted on first use in this user's known_hosts:
+    // the next run's sshd has another.
+    sh(&format!(
+        "ssh-keygen -F {NODE_ADDR} >/dev/null 2>&1 && ssh-keygen -R {NODE_ADDR} >/dev/null 2>&1; true"
     ));
 }
 
@@ -306,6 +333,17 @@ async fn cluster_fixture_with(
     region: &str,
     node: &[(&str, &str)],
 ) -> Fixture {
+    cluster_fixture_prepared(engine, region, node, |_| {}).await
+}
+
+/// [`cluster_fixture_with`], calling `prepare` with the answer of `POST /v1/cluster` before the
+/// node is added (to authorize Scalefog's SSH key there, say).
+async fn cluster_fixture_prepared(
+    engine: &SecondEngine,
+    region: &str,
+    node: &[(&str, &str)],
+    prepare: impl FnOnce(&Value),
+) -> Fixture {
     let app = spawn_app_with(|c| c.health_timeout = 60).await;
     engine.watch(&app);
     let cleanup = DockerCleanup::of(&app);
@@ -324,6 +362,7 @@ async fn cluster_fixture_with(
             .starts_with("docker swarm join --token SWMTKN-"),
         "{cluster}"
     );
+    prepare(&cluster);
     if region != "1" {
         let r = app.post_form("/v1/regions", &[("name", region)], t).await;
         assert_eq!(r.status(), StatusCode::CREATED);

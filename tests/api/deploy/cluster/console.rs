@@ -57,6 +57,11 @@ async fn an_admin_turns_the_cluster_on_in_the_console_and_a_non_admin_never_gets
         .await
         .unwrap();
     assert_eq!(api["join_command"], join.as_str());
+    // Scalefog's key for ssh:// nodes, behind "Over SSH" in the form, as the API shows it.
+    b.find("#node-ssh summary").await.click().await.unwrap();
+    let key = b.text("#node-ssh-key").await;
+    assert!(key.starts_with("ssh-ed25519 "), "{key}");
+    assert_eq!(api["ssh_public_key"], key.as_str());
     assert_eq!(b.text("tr[data-node='1'] .node-state").await, "ready");
     assert!(
         b.text("tr[data-node='1'] .node-resources")
