@@ -161,3 +161,58 @@ async fn removing_a_node_drains_it_first_and_no_request_fails() {
         .unwrap();
     assert_eq!(nodes.as_array().unwrap().len(), 1, "{nodes}");
 }
+
+/// Two replicas on two nodes are one swarm service: each process's logs must still be that
+/// replica's own lines, each line once, marked with the process it comes from.
+#[tokio::test]
+async fn each_replicas_logs_are_its_own_when_they_run_on_two_nodes() {
+    let _serial = SERIAL.lock().await;
+    let engine = SecondEngine::start();
+    let f = cluster_fixture(&engine, "1").await;
+    spread_over_both(&f, "logs from two machines").await;
+    // httpd -vv logs each request's path: one probe path per request, 12 requests.
+    let probes: Vec<String> = (0..12).map(|k| format!("/probe-{k}.html")).collect();
+    for p in &probes {
+        let _ = f.through_router(p).await;
+    }
+    let t = f.user.token.as_str();
+    let mut lines: Vec<String> = Vec::new();
+    for _ in 0..40 {
+        let v: Value = f
+            .app
+            .logs(t, &f.name, "tail=500")
+            .await
+            .json()
+            .await
+            .unwrap();
+        lines = v["lines"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|l| l.as_str().unwrap_or_default().to_string())
+            .collect();
+        if probes
+            .iter()
+            .all(|p| lines.iter().any(|l| l.contains(&format!("url:{p}"))))
+        {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    let all = lines.join("\n");
+    for p in &probes {
+        let seen: Vec<&String> = lines
+            .iter()
+            .filter(|l| l.ends_with(&format!("url:{p}")))
+            .collect();
+        assert_eq!(seen.len(), 1, "{p} is logged once, by the replica that served it: {all}");
+    }
+    for process in ["[web.1] ", "[web.2] "] {
+        assert!(
+            lines
+                .iter()
+                .any(|l| l.starts_with(process) && l.contains("url:/probe-")),
+            "both replicas served and logged: {all}"
+        );
+    }
+}
