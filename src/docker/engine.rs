@@ -1,26 +1,18 @@
-//! [`DockerNode`] through bollard, for one engine endpoint; the one mapping from Docker's errors
-//! to domain errors ([`Engine::map_err`]).
+//! [`DockerNode`] through bollard, for one engine endpoint: the client (connecting, agreeing on
+//! an API version, the ping) and the one mapping from Docker's errors to domain errors
+//! ([`Engine::map_err`]). Each operation lives with its kind of object (`containers.rs`,
+//! `images.rs`, `logs.rs`, `volumes.rs`, ...); the [`DockerNode`] implementation here only
+//! points to them.
 
-use super::host_config::host_config;
 use super::{
     Attached, BuildLimits, BuildOutput, ContainerEvent, ContainerInfo, DockerNode, ImageInfo,
-    LABEL_APP, Output, RunSpec,
+    RunSpec,
 };
 use crate::domain::{Error, Result};
 use bollard::Docker;
-use bollard::container::LogOutput;
-use bollard::models::{ContainerCreateBody, ContainerUpdateBody};
-use bollard::query_parameters::{
-    AttachContainerOptionsBuilder, BuildImageOptionsBuilder, CreateContainerOptionsBuilder,
-    EventsOptionsBuilder, InspectContainerOptions, ListContainersOptionsBuilder,
-    ListImagesOptionsBuilder, LogsOptionsBuilder, RemoveContainerOptionsBuilder,
-    RemoveImageOptionsBuilder, ResizeContainerTTYOptionsBuilder, StopContainerOptionsBuilder,
-    WaitContainerOptionsBuilder,
-};
 use bytes::Bytes;
 use futures_util::future::BoxFuture;
 use futures_util::stream::BoxStream;
-use futures_util::{StreamExt, TryStreamExt};
 use std::collections::HashMap;
 use std::time::Duration;
 use tokio::sync::OnceCell;
@@ -202,59 +194,13 @@ impl Engine {
     }
 }
 
-impl Engine {
-    /// Creates the container of `spec` (not started); its id.
-    async fn create(&self, spec: &RunSpec) -> Result<String> {
-        let docker = self.api().await?;
-        let port_key = spec.port.map(|p| format!("{p}/tcp"));
-        let host = host_config(spec, port_key.as_deref());
-        let body = ContainerCreateBody {
-            image: Some(spec.image.clone()),
-            env: Some(spec.env.iter().map(|(k, v)| format!("{k}={v}")).collect()),
-            labels: Some(spec.labels.clone()),
-            exposed_ports: port_key.map(|k| vec![k]),
-            cmd: spec.cmd.clone(),
-            host_config: Some(host),
-            tty: Some(spec.tty),
-            open_stdin: Some(spec.stdin),
-            // The end of the attached input is the end of the container's stdin.
-            stdin_once: Some(spec.stdin),
-            ..Default::default()
-        };
-        let opts = CreateContainerOptionsBuilder::default()
-            .name(&spec.name)
-            .build();
-        let created = docker
-            .create_container(Some(opts), body)
-            .await
-            .map_err(|e| self.map_err(e))?;
-        Ok(created.id)
-    }
-
-    /// Starts a container just created; one that cannot start is removed.
-    async fn start_created(&self, id: &str) -> Result<()> {
-        let docker = self.api().await?;
-        if let Err(e) = docker
-            .start_container(id, None::<bollard::query_parameters::StartContainerOptions>)
-            .await
-        {
-            let _ = self.remove_container(id).await;
-            return Err(self.map_err(e));
-        }
-        Ok(())
-    }
-}
-
-/// The CFS period of a build's CPU quota (Docker's default, 100 ms).
-const CPU_PERIOD_US: i32 = 100_000;
-
 /// `key` or `key=value` label filters (all must match).
 pub(super) fn label_filter(labels: &[String]) -> HashMap<String, Vec<String>> {
     HashMap::from([("label".to_string(), labels.to_vec())])
 }
 
 /// NotFound → Ok(()), for idempotent removals.
-fn ignore_missing(r: Result<()>) -> Result<()> {
+pub(super) fn ignore_missing(r: Result<()>) -> Result<()> {
     match r {
         Err(Error::NotFound(_)) => Ok(()),
         other => other,
@@ -275,261 +221,43 @@ impl DockerNode for Engine {
         context: BoxStream<'static, std::io::Result<Bytes>>,
         out: BuildOutput<'a>,
     ) -> BoxFuture<'a, Result<()>> {
-        Box::pin(async move {
-            let docker = self.api().await?;
-            // The setting is at most 2047 MB, so the bytes fit the API's 32-bit field.
-            let memory = i32::try_from(i64::from(limits.memory_mb) * 1024 * 1024)
-                .map_err(|_| Error::internal("build_memory exceeds Docker's build API"))?;
-            let opts = BuildImageOptionsBuilder::default()
-                .dockerfile(dockerfile)
-                .t(tag)
-                .rm(true)
-                .forcerm(true)
-                .labels(&labels)
-                .memory(memory)
-                // No swap beyond the memory limit, as for app containers.
-                .memswap(memory)
-                .cpuperiod(CPU_PERIOD_US)
-                .cpuquota((limits.cpus * f64::from(CPU_PERIOD_US)) as i32)
-                .networkmode(&limits.network)
-                .build();
-            let mut stream =
-                docker.build_image(opts, None, Some(bollard::body_try_stream(context)));
-            // Docker sends output in arbitrary chunks; re-split it into whole lines.
-            let mut pending = String::new();
-            while let Some(item) = stream.next().await {
-                let info = item.map_err(|e| self.map_err(e))?;
-                if let Some(detail) = info.error_detail {
-                    let msg = detail.message.unwrap_or_else(|| "build failed".into());
-                    return Err(Error::DeployFailed(msg));
-                }
-                if let Some(text) = info.stream.or(info.status) {
-                    pending.push_str(&text);
-                    while let Some(i) = pending.find('\n') {
-                        let line: String = pending.drain(..=i).collect();
-                        let line = line.trim_end();
-                        if !line.is_empty() {
-                            out(line);
-                        }
-                    }
-                }
-            }
-            if !pending.trim().is_empty() {
-                out(pending.trim_end());
-            }
-            Ok(())
-        })
+        Box::pin(self.build_now(tag, dockerfile, labels, limits, context, out))
     }
 
     fn run<'a>(&'a self, spec: &'a RunSpec) -> BoxFuture<'a, Result<String>> {
-        Box::pin(async move {
-            let id = self.create(spec).await?;
-            self.start_created(&id).await?;
-            Ok(id)
-        })
+        Box::pin(self.run_now(spec))
     }
 
     fn run_attached<'a>(&'a self, spec: &'a RunSpec) -> BoxFuture<'a, Result<Attached>> {
-        Box::pin(async move {
-            let docker = self.api().await?;
-            let id = self.create(spec).await?;
-            let opts = AttachContainerOptionsBuilder::default()
-                .stream(true)
-                .stdin(spec.stdin)
-                .stdout(true)
-                .stderr(true)
-                .build();
-            let attached = match docker.attach_container(&id, Some(opts)).await {
-                Ok(a) => a,
-                Err(e) => {
-                    let _ = self.remove_container(&id).await;
-                    return Err(self.map_err(e));
-                }
-            };
-            self.start_created(&id).await?;
-            let this = self.clone();
-            let output = attached
-                .output
-                .filter_map(move |item| {
-                    let item = match item {
-                        Ok(LogOutput::StdOut { message } | LogOutput::Console { message }) => {
-                            Some(Ok(Output::Stdout(message)))
-                        }
-                        Ok(LogOutput::StdErr { message }) => Some(Ok(Output::Stderr(message))),
-                        Ok(LogOutput::StdIn { .. }) => None,
-                        Err(e) => Some(Err(this.map_err(e))),
-                    };
-                    std::future::ready(item)
-                })
-                .boxed();
-            Ok(Attached {
-                id,
-                output,
-                input: attached.input,
-            })
-        })
+        Box::pin(self.run_attached_now(spec))
     }
 
     fn resize<'a>(&'a self, id: &'a str, cols: u16, rows: u16) -> BoxFuture<'a, Result<()>> {
-        Box::pin(async move {
-            let docker = self.api().await?;
-            let opts = ResizeContainerTTYOptionsBuilder::default()
-                .w(cols.into())
-                .h(rows.into())
-                .build();
-            docker
-                .resize_container_tty(id, opts)
-                .await
-                .map_err(|e| self.map_err(e))
-        })
+        Box::pin(self.resize_now(id, cols, rows))
     }
 
     fn wait<'a>(&'a self, id: &'a str) -> BoxFuture<'a, Result<i64>> {
-        Box::pin(async move {
-            let docker = self.api().await?;
-            let opts = WaitContainerOptionsBuilder::default()
-                .condition("not-running")
-                .build();
-            let mut waited = docker.wait_container(id, Some(opts));
-            match waited.next().await {
-                Some(Ok(r)) => Ok(r.status_code),
-                // bollard reports a non-zero exit as an error carrying the code.
-                Some(Err(bollard::errors::Error::DockerContainerWaitError { code, .. })) => {
-                    Ok(code)
-                }
-                Some(Err(e)) => Err(self.map_err(e)),
-                None => Err(self.unavailable("the wait for a container ended without an answer")),
-            }
-        })
+        Box::pin(self.wait_now(id))
     }
 
     fn start<'a>(&'a self, id: &'a str) -> BoxFuture<'a, Result<()>> {
-        Box::pin(async move {
-            let docker = self.api().await?;
-            match docker
-                .start_container(id, None::<bollard::query_parameters::StartContainerOptions>)
-                .await
-            {
-                Ok(()) => Ok(()),
-                // 304: already started.
-                Err(bollard::errors::Error::DockerResponseServerError {
-                    status_code: 304, ..
-                }) => Ok(()),
-                Err(e) => Err(self.map_err(e)),
-            }
-        })
+        Box::pin(self.start_now(id))
     }
 
     fn stop<'a>(&'a self, id: &'a str, grace_s: i32) -> BoxFuture<'a, Result<()>> {
-        Box::pin(async move {
-            let docker = self.api().await?;
-            let opts = StopContainerOptionsBuilder::default().t(grace_s).build();
-            match docker.stop_container(id, Some(opts)).await {
-                Ok(()) => Ok(()),
-                Err(bollard::errors::Error::DockerResponseServerError {
-                    status_code: 304, ..
-                }) => Ok(()),
-                Err(e) => ignore_missing(Err(self.map_err(e))),
-            }
-        })
+        Box::pin(self.stop_now(id, grace_s))
     }
 
     fn remove_container<'a>(&'a self, id: &'a str) -> BoxFuture<'a, Result<()>> {
-        Box::pin(async move {
-            let docker = self.api().await?;
-            let opts = RemoveContainerOptionsBuilder::default()
-                .force(true)
-                .v(true)
-                .build();
-            match docker.remove_container(id, Some(opts)).await {
-                Ok(()) => Ok(()),
-                // Already being removed by someone else (a concurrent reconcile): fine.
-                Err(bollard::errors::Error::DockerResponseServerError {
-                    status_code: 409,
-                    message,
-                }) if message.contains("already in progress") => Ok(()),
-                Err(e) => ignore_missing(Err(self.map_err(e))),
-            }
-        })
+        Box::pin(self.remove_container_now(id))
     }
 
     fn inspect<'a>(&'a self, id: &'a str) -> BoxFuture<'a, Result<Option<ContainerInfo>>> {
-        Box::pin(async move {
-            let docker = self.api().await?;
-            let c = match docker
-                .inspect_container(id, None::<InspectContainerOptions>)
-                .await
-            {
-                Ok(c) => c,
-                Err(e) => {
-                    return match self.map_err(e) {
-                        Error::NotFound(_) => Ok(None),
-                        other => Err(other),
-                    };
-                }
-            };
-            let state = c.state.unwrap_or_default();
-            let net = c.network_settings.unwrap_or_default();
-            // `"5000/tcp": [{"HostIp": "127.0.0.1", "HostPort": "49153"}]`
-            let (exposed_port, host_port) = net
-                .ports
-                .unwrap_or_default()
-                .into_iter()
-                .find_map(|(inner, bindings)| {
-                    let host = bindings?
-                        .into_iter()
-                        .find_map(|b| b.host_port.and_then(|p| p.parse::<u16>().ok()))?;
-                    let inner = inner.split('/').next()?.parse::<u16>().ok();
-                    Some((inner, Some(host)))
-                })
-                .unwrap_or_default();
-            let ip = net
-                .networks
-                .unwrap_or_default()
-                .into_values()
-                .find_map(|n| n.ip_address.filter(|s| !s.is_empty()))
-                .and_then(|s| s.parse().ok());
-            Ok(Some(ContainerInfo {
-                id: c.id.unwrap_or_default(),
-                name: c.name.unwrap_or_default().trim_start_matches('/').into(),
-                labels: c.config.and_then(|c| c.labels).unwrap_or_default(),
-                state: state.status.map(|s| s.to_string()).unwrap_or_default(),
-                exit_code: state.exit_code,
-                oom_killed: state.oom_killed.unwrap_or(false),
-                ip,
-                host_port,
-                exposed_port,
-            }))
-        })
+        Box::pin(self.inspect_now(id))
     }
 
     fn containers<'a>(&'a self, labels: &'a [String]) -> BoxFuture<'a, Result<Vec<ContainerInfo>>> {
-        Box::pin(async move {
-            let docker = self.api().await?;
-            let opts = ListContainersOptionsBuilder::default()
-                .all(true)
-                .filters(&label_filter(labels))
-                .build();
-            let list = docker
-                .list_containers(Some(opts))
-                .await
-                .map_err(|e| self.map_err(e))?;
-            Ok(list
-                .into_iter()
-                .map(|c| ContainerInfo {
-                    id: c.id.unwrap_or_default(),
-                    name: c
-                        .names
-                        .unwrap_or_default()
-                        .first()
-                        .map(|n| n.trim_start_matches('/').to_string())
-                        .unwrap_or_default(),
-                    labels: c.labels.unwrap_or_default(),
-                    state: c.state.map(|s| s.to_string()).unwrap_or_default(),
-                    ..Default::default()
-                })
-                .collect())
-        })
+        Box::pin(self.containers_now(labels))
     }
 
     fn update_limits<'a>(
@@ -538,21 +266,7 @@ impl DockerNode for Engine {
         memory_mb: u32,
         cpu: f64,
     ) -> BoxFuture<'a, Result<()>> {
-        Box::pin(async move {
-            let docker = self.api().await?;
-            let bytes = i64::from(memory_mb) * 1024 * 1024;
-            let body = ContainerUpdateBody {
-                memory: Some(bytes),
-                memory_swap: Some(bytes),
-                nano_cpus: Some((cpu * 1e9) as i64),
-                ..Default::default()
-            };
-            docker
-                .update_container(id, body)
-                .await
-                .map(|_| ())
-                .map_err(|e| self.map_err(e))
-        })
+        Box::pin(self.update_limits_now(id, memory_mb, cpu))
     }
 
     fn logs(
@@ -561,94 +275,19 @@ impl DockerNode for Engine {
         tail: Option<u64>,
         follow: bool,
     ) -> BoxStream<'static, Result<String>> {
-        let this = self.clone();
-        let id = id.to_string();
-        let tail = tail.map_or_else(|| "all".to_string(), |n| n.to_string());
-        futures_util::stream::once(async move {
-            let docker = this.api().await?.clone();
-            let opts = LogsOptionsBuilder::default()
-                .stdout(true)
-                .stderr(true)
-                .follow(follow)
-                .tail(&tail)
-                .build();
-            let err_this = this.clone();
-            Ok::<_, Error>(
-                docker
-                    .logs(&id, Some(opts))
-                    .map_err(move |e| err_this.map_err(e))
-                    .map_ok(|chunk| {
-                        let text = String::from_utf8_lossy(&chunk.into_bytes()).into_owned();
-                        futures_util::stream::iter(
-                            text.lines()
-                                .map(|l| Ok(l.to_string()))
-                                .collect::<Vec<Result<String>>>(),
-                        )
-                    })
-                    .try_flatten(),
-            )
-        })
-        .try_flatten()
-        .boxed()
+        self.container_logs(id, tail, follow)
     }
 
     fn images<'a>(&'a self, labels: &'a [String]) -> BoxFuture<'a, Result<Vec<ImageInfo>>> {
-        Box::pin(async move {
-            let docker = self.api().await?;
-            let opts = ListImagesOptionsBuilder::default()
-                .filters(&label_filter(labels))
-                .build();
-            let list = docker
-                .list_images(Some(opts))
-                .await
-                .map_err(|e| self.map_err(e))?;
-            Ok(list
-                .into_iter()
-                .map(|i| ImageInfo {
-                    id: i.id,
-                    tags: i.repo_tags,
-                    labels: i.labels,
-                    size: i.size,
-                    created: i.created,
-                })
-                .collect())
-        })
+        Box::pin(self.images_now(labels))
     }
 
     fn image_exists<'a>(&'a self, reference: &'a str) -> BoxFuture<'a, Result<bool>> {
-        Box::pin(async move {
-            let docker = self.api().await?;
-            match docker.inspect_image(reference).await {
-                Ok(_) => Ok(true),
-                Err(e) => match self.map_err(e) {
-                    Error::NotFound(_) => Ok(false),
-                    other => Err(other),
-                },
-            }
-        })
+        Box::pin(self.image_exists_now(reference))
     }
 
     fn image_ancestors<'a>(&'a self, reference: &'a str) -> BoxFuture<'a, Result<Vec<String>>> {
-        Box::pin(async move {
-            let docker = self.api().await?;
-            let history = match docker.image_history(reference).await {
-                Ok(h) => h,
-                Err(e) => {
-                    return match self.map_err(e) {
-                        Error::NotFound(_) => Ok(Vec::new()),
-                        other => Err(other),
-                    };
-                }
-            };
-            // The first entry is the image itself; layers this engine did not build (pulled
-            // ones) show as `<missing>`, and nothing below them is local either.
-            Ok(history
-                .into_iter()
-                .skip(1)
-                .map(|h| h.id)
-                .take_while(|id| id.starts_with("sha256:"))
-                .collect())
-        })
+        Box::pin(self.image_ancestors_now(reference))
     }
 
     fn create_volume<'a>(
@@ -676,46 +315,11 @@ impl DockerNode for Engine {
     }
 
     fn remove_image<'a>(&'a self, reference: &'a str) -> BoxFuture<'a, Result<()>> {
-        Box::pin(async move {
-            let docker = self.api().await?;
-            let opts = RemoveImageOptionsBuilder::default()
-                .force(true)
-                .noprune(true)
-                .build();
-            ignore_missing(
-                docker
-                    .remove_image(reference, Some(opts), None)
-                    .await
-                    .map(|_| ())
-                    .map_err(|e| self.map_err(e)),
-            )
-        })
+        Box::pin(self.remove_image_now(reference))
     }
 
     fn remove_unused_image<'a>(&'a self, id: &'a str) -> BoxFuture<'a, Result<bool>> {
-        Box::pin(async move {
-            let docker = self.api().await?;
-            // Docker would untag a tagged image removed by id: only untagged ones go.
-            match docker.inspect_image(id).await {
-                Ok(i) if i.repo_tags.as_ref().is_none_or(Vec::is_empty) => {}
-                Ok(_) => return Ok(false),
-                Err(e) => {
-                    return match self.map_err(e) {
-                        Error::NotFound(_) => Ok(false),
-                        other => Err(other),
-                    };
-                }
-            }
-            let opts = RemoveImageOptionsBuilder::default().noprune(true).build();
-            match docker.remove_image(id, Some(opts), None).await {
-                Ok(_) => Ok(true),
-                Err(e) => match self.map_err(e) {
-                    // A child image or a container depends on it.
-                    Error::Conflict(_) | Error::NotFound(_) => Ok(false),
-                    other => Err(other),
-                },
-            }
-        })
+        Box::pin(self.remove_unused_image_now(id))
     }
 
     fn pull<'a>(
@@ -735,31 +339,7 @@ impl DockerNode for Engine {
     }
 
     fn events(&self, labels: &[String]) -> BoxStream<'static, Result<ContainerEvent>> {
-        let this = self.clone();
-        let labels = labels.to_vec();
-        futures_util::stream::once(async move {
-            let docker = this.api().await?.clone();
-            let mut filters = label_filter(&labels);
-            filters.insert("type".into(), vec!["container".into()]);
-            let opts = EventsOptionsBuilder::default().filters(&filters).build();
-            let err_this = this.clone();
-            Ok::<_, Error>(
-                docker
-                    .events(Some(opts))
-                    .map_err(move |e| err_this.map_err(e))
-                    .map_ok(|ev| {
-                        let actor = ev.actor.unwrap_or_default();
-                        let attrs = actor.attributes.unwrap_or_default();
-                        ContainerEvent {
-                            action: ev.action.unwrap_or_default(),
-                            container: actor.id.unwrap_or_default(),
-                            app: attrs.get(LABEL_APP).cloned(),
-                        }
-                    }),
-            )
-        })
-        .try_flatten()
-        .boxed()
+        self.container_events(labels)
     }
 }
 

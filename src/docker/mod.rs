@@ -8,8 +8,11 @@
 //! The deploy engine talks to the trait, so its unit tests can run on a fake; every method here is
 //! exercised against a real engine by the integration tests.
 
+mod containers;
 mod engine;
 mod host_config;
+mod images;
+mod logs;
 mod networks;
 mod pull;
 mod registry;

@@ -1,6 +1,7 @@
 //! Docker Swarm through bollard, for the cluster: the swarm itself (init, join, leave, tokens),
-//! its nodes (labels, availability, removal), services and their tasks, and copying an image
-//! from one engine to another (export, then import) when no registry is set.
+//! its nodes (labels, availability, removal), services and their tasks (their output is read in
+//! `logs.rs`), and copying an image from one engine to another (export, then import) when no
+//! registry is set.
 //!
 //! Services are created with host-mode published ports only: the ingress routing mesh needs
 //! IPVS, which hosts do not always have, and the router reaches each task where it runs.
@@ -18,10 +19,9 @@ use bollard::models::{
 };
 use bollard::query_parameters::{
     DeleteNodeOptions, ImportImageOptions, InspectServiceOptions, LeaveSwarmOptions,
-    ListNodesOptions, ListServicesOptions, ListTasksOptions, LogsOptions, UpdateNodeOptions,
+    ListNodesOptions, ListServicesOptions, ListTasksOptions, UpdateNodeOptions,
     UpdateServiceOptions, UpdateSwarmOptions,
 };
-use futures_util::stream::BoxStream;
 use futures_util::{StreamExt, TryStreamExt};
 use std::collections::HashMap;
 use std::time::Duration;
@@ -562,45 +562,6 @@ impl Engine {
             .collect();
         tasks.sort_by_key(|t| std::cmp::Reverse(t.index));
         Ok(tasks)
-    }
-
-    /// A service's output lines, the last `tail`, then new ones when `follow`.
-    pub fn service_logs(
-        &self,
-        id: &str,
-        tail: Option<u64>,
-        follow: bool,
-    ) -> BoxStream<'static, Result<String>> {
-        let this = self.clone();
-        let id = id.to_string();
-        let tail = tail.map_or_else(|| "all".to_string(), |n| n.to_string());
-        futures_util::stream::once(async move {
-            let docker = this.api().await?.clone();
-            let opts = LogsOptions {
-                stdout: true,
-                stderr: true,
-                follow,
-                tail,
-                ..Default::default()
-            };
-            let err_this = this.clone();
-            Ok::<_, Error>(
-                docker
-                    .service_logs(&id, Some(opts))
-                    .map_err(move |e| err_this.map_err(e))
-                    .map_ok(|chunk| {
-                        let text = String::from_utf8_lossy(&chunk.into_bytes()).into_owned();
-                        futures_util::stream::iter(
-                            text.lines()
-                                .map(|l| Ok(l.to_string()))
-                                .collect::<Vec<Result<String>>>(),
-                        )
-                    })
-                    .try_flatten(),
-            )
-        })
-        .try_flatten()
-        .boxed()
     }
 
     /// Copies image `reference` (with its tags) from this engine into `to`, streaming
