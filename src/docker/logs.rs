@@ -1,4 +1,4 @@
-//! The output of a container or of a swarm service, as lines: the last `tail`, then new ones
+//! The output of a container or of a swarm task, as lines: the last `tail`, then new ones
 //! when following.
 
 use super::engine::Engine;
@@ -23,8 +23,9 @@ impl Engine {
         })
     }
 
-    /// A service's output lines (every task's), the last `tail`, then new ones when `follow`.
-    pub fn service_logs(
+    /// A swarm task's output lines (one run of one replica), the last `tail`, then new ones
+    /// when `follow`.
+    pub fn task_logs(
         &self,
         id: &str,
         tail: Option<u64>,
@@ -32,12 +33,12 @@ impl Engine {
     ) -> BoxStream<'static, Result<String>> {
         let id = id.to_string();
         self.log_lines(tail, follow, move |docker, opts| {
-            docker.service_logs(&id, Some(opts))
+            docker.task_logs(&id, Some(opts))
         })
     }
 
     /// The lines of the log stream `open` asks for with stdout, stderr, `tail` and `follow`:
-    /// containers and services answer with the same chunks ([`LogOutput`]), each turned into the
+    /// containers and swarm tasks answer with the same chunks ([`LogOutput`]), each turned into the
     /// lines it holds.
     fn log_lines<S>(
         &self,

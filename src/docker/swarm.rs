@@ -111,6 +111,8 @@ pub struct ServiceInfo {
     pub labels: HashMap<String, String>,
     pub replicas: i64,
     pub image: String,
+    /// The swarm replaces its tasks that end (false for a run-once service).
+    pub restarts: bool,
 }
 
 fn filters(pairs: &[(&str, &str)]) -> HashMap<String, Vec<String>> {
@@ -590,7 +592,14 @@ impl Engine {
 
 fn service_info(s: bollard::models::Service) -> ServiceInfo {
     let spec = s.spec.unwrap_or_default();
+    let restarts = spec
+        .task_template
+        .as_ref()
+        .and_then(|t| t.restart_policy.as_ref())
+        .and_then(|r| r.condition)
+        != Some(TaskSpecRestartPolicyConditionEnum::NONE);
     ServiceInfo {
+        restarts,
         id: s.id.unwrap_or_default(),
         labels: spec.labels.unwrap_or_default(),
         replicas: spec

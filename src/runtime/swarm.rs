@@ -20,6 +20,7 @@
 //! Docker has no events for tasks: their changes are found by polling (`task_watcher.rs`).
 
 mod delivery;
+mod logs;
 mod registry;
 mod slots;
 mod task_watcher;
@@ -33,7 +34,6 @@ use crate::docker::{
 use crate::domain::{Error, Node, Result, WEB};
 use crate::locks::lock;
 use crate::store::Store;
-use futures_util::stream::BoxStream;
 use slots::{Found, REPLICAS_LABEL, Slots, found};
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
@@ -334,16 +334,6 @@ impl Swarm {
         self.manager
             .update_service(parse(id).0, None, Some((memory_mb, cpu)))
             .await
-    }
-
-    /// The output of the slot's service (every replica of the set).
-    pub fn logs(
-        &self,
-        id: &str,
-        tail: Option<u64>,
-        follow: bool,
-    ) -> BoxStream<'static, Result<String>> {
-        self.manager.service_logs(parse(id).0, tail, follow)
     }
 }
 

@@ -116,6 +116,7 @@ pub(super) fn found(svc: &ServiceInfo, tasks: &[TaskInfo], slot: u64) -> Option<
     }
     // Latest first: the slot's current task, and the one it replaced.
     let mut mine = tasks.iter().filter(|t| t.slot.unwrap_or(1) == slot);
+    let latest = mine.clone().next();
     let current = mine.clone().find(|t| t.desired_running);
     let previous_failed = mine
         .find(|t| !t.desired_running)
@@ -129,6 +130,8 @@ pub(super) fn found(svc: &ServiceInfo, tasks: &[TaskInfo], slot: u64) -> Option<
             code: None,
             oom: false,
         },
+        // A run-once task that ended is no longer meant to run, and nothing replaces it.
+        None if !svc.restarts => latest.map_or(ProcessState::Starting, |t| task_state(t, None)),
         None => ProcessState::Starting,
         Some(t) => task_state(t, previous_failed),
     };
@@ -185,6 +188,7 @@ mod tests {
                 .collect(),
             replicas,
             image: "img".into(),
+            restarts: true,
         }
     }
 
@@ -255,5 +259,28 @@ mod tests {
         let svc = service(&[(REPLICAS_LABEL, "2"), (STOPPED_LABEL, "1,2")], 0);
         let s = found(&svc, &[], 1).unwrap();
         assert!(matches!(s.status.state, ProcessState::Exited { .. }));
+    }
+
+    #[test]
+    fn a_run_once_task_that_ended_has_exited_with_its_code() {
+        let mut svc = service(&[(REPLICAS_LABEL, "1")], 1);
+        svc.restarts = false;
+        let mut done = task(1, "complete", false, 7);
+        done.exit_code = Some(3);
+        let s = found(&svc, &[done.clone()], 1).unwrap();
+        assert_eq!(
+            s.status.state,
+            ProcessState::Exited {
+                code: Some(3),
+                oom: false
+            }
+        );
+        // Not yet scheduled: starting.
+        let s = found(&svc, &[], 1).unwrap();
+        assert_eq!(s.status.state, ProcessState::Starting);
+        // A restarting service's ended task is about to be replaced: starting, not exited.
+        svc.restarts = true;
+        let s = found(&svc, &[done], 1).unwrap();
+        assert_eq!(s.status.state, ProcessState::Starting);
     }
 }

@@ -170,6 +170,24 @@ async fn each_replicas_logs_are_its_own_when_they_run_on_two_nodes() {
     let engine = SecondEngine::start();
     let f = cluster_fixture(&engine, "1").await;
     spread_over_both(&f, "logs from two machines").await;
+    // A release command on the swarm: its output reaches the push, and its end ends the wait.
+    std::fs::write(
+        f.repo.work.join("Procfile"),
+        "web: /bin/busybox httpd -f -vv -p $PORT -h /www\n\
+         release: /bin/busybox sh -c 'echo released on the swarm'\n",
+    )
+    .unwrap();
+    let sha = f
+        .repo
+        .commit("logs from two machines, v2", Some(&dockerfile("", SERVE)));
+    let (r, lines) = f.push(&sha).await;
+    let text = lines.join("\n");
+    assert!(r.is_ok(), "{r:?}\n{text}");
+    assert!(text.contains("       released on the swarm"), "{text}");
+    assert!(
+        eventually(|| on_node_1(&install_of(&f)) == 1 && on_node_2(&install_of(&f)) == 1).await,
+        "one replica per node after the release"
+    );
     // httpd -vv logs each request's path: one probe path per request, 12 requests.
     let probes: Vec<String> = (0..12).map(|k| format!("/probe-{k}.html")).collect();
     for p in &probes {
@@ -205,7 +223,11 @@ async fn each_replicas_logs_are_its_own_when_they_run_on_two_nodes() {
             .iter()
             .filter(|l| l.ends_with(&format!("url:{p}")))
             .collect();
-        assert_eq!(seen.len(), 1, "{p} is logged once, by the replica that served it: {all}");
+        assert_eq!(
+            seen.len(),
+            1,
+            "{p} is logged once, by the replica that served it: {all}"
+        );
     }
     for process in ["[web.1] ", "[web.2] "] {
         assert!(
