@@ -3,9 +3,10 @@
 # dockerd in a network namespace (10.231.0.1/.2, see ../shared/TESTING.md), set up and torn down
 # by the cluster tests themselves, which print the figures:
 #
-#   push to serving   from the push until the app answers through the router: one replica on one
-#                     remote node (the image streamed there first), and two replicas (one
-#                     service, one replica per node) over two nodes.
+#   push to serving   from the push until the app answers through the router: on one machine
+#                     with the cluster off (the baseline, same run), one replica on one remote
+#                     node (the image streamed there first; also over SSH), and two replicas
+#                     (one service, one replica per node) over two nodes.
 #   deploy, rollback  requests and failed requests through the router while a new release, then
 #                     a rollback, replaces two replicas spread over two nodes.
 #   failover          the second machine killed (its dockerd, containerd, shims and containers,

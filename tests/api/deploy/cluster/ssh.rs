@@ -85,11 +85,16 @@ async fn a_node_over_ssh_with_scalefogs_key_joins_and_runs_its_regions_app() {
     let sha = f
         .repo
         .commit("hello over ssh", Some(&dockerfile("", SERVE)));
+    let pushed = std::time::Instant::now();
     let (r, lines) = f.push(&sha).await;
     assert!(r.is_ok(), "{r:?}\n{}", lines.join("\n"));
     assert_eq!(
         f.through_router("/index.html").await.as_deref(),
         Ok("hello over ssh")
+    );
+    println!(
+        "bench: push to serving, one replica on a node over SSH: {:?}",
+        pushed.elapsed()
     );
     assert_eq!(
         on_node_2(&install_of(&f)),
