@@ -67,7 +67,22 @@ fn spawn_dockerd(insecure_registry: Option<&str>, listen: Listen) -> std::proces
         .unwrap();
     // `nsenter --net`, not `ip netns exec`: the latter remounts /sys and dockerd then fails
     // on cgroups.
-    Command::new("nsenter")
+    let mut nsenter = Command::new("nsenter");
+    // The cluster tests' lock (`flock /tmp/sfswarm.lock cargo test …`) is a descriptor this
+    // process inherited: a dockerd left behind by an interrupted test would hold it for ever and
+    // block every later run. Nothing past stderr is the engine's to keep.
+    // SAFETY: close_range is async-signal-safe; nothing else runs between fork and exec.
+    unsafe {
+        std::os::unix::process::CommandExt::pre_exec(&mut nsenter, || {
+            libc::close_range(
+                3,
+                libc::c_uint::MAX,
+                libc::CLOSE_RANGE_CLOEXEC as libc::c_int,
+            );
+            Ok(())
+        });
+    }
+    nsenter
         .arg(format!("--net=/var/run/netns/{NETNS}"))
         .args([
             "dockerd",
