@@ -11,8 +11,13 @@ use std::path::{Path, PathBuf};
 
 pub const FILE_NAME: &str = "id_ed25519";
 
-/// The key's file in `nodes_dir`, made when missing.
+/// The key's file in `nodes_dir`, made when missing. Each connection to an `ssh://` node asks
+/// for it: one that exists is handed to ssh as it is, not read and decoded again.
 pub fn ensure(nodes_dir: &Path) -> Result<PathBuf> {
+    let path = nodes_dir.join(FILE_NAME);
+    if path.exists() {
+        return Ok(path);
+    }
     load(nodes_dir).map(|(path, _)| path)
 }
 
