@@ -43,6 +43,26 @@ pub struct Principal {
 }
 
 impl Principal {
+    /// User `id` (`user<id>`, an admin or not) calling from the command line: for unit tests
+    /// of the core's rules.
+    #[cfg(test)]
+    pub fn for_tests(id: u64, admin: bool) -> Principal {
+        Principal {
+            user: User {
+                id,
+                username: format!("user{id}"),
+                email: format!("u{id}@x.io"),
+                password_hash: String::new(),
+                admin,
+                created_at: 0,
+                quota: Default::default(),
+                external_id: None,
+            },
+            token_hash: None,
+            origin: Origin::CLI,
+        }
+    }
+
     /// An audit entry of `action` by this caller, to write in the transaction of the change:
     /// `w.audit(who.audit(AuditAction::AppScale, Some(app), "web=3"))`.
     pub fn audit(

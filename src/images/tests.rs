@@ -1,23 +1,5 @@
 use super::*;
 use crate::docker::Engine;
-use crate::domain::User;
-
-fn principal(id: u64, admin: bool) -> Principal {
-    Principal {
-        user: User {
-            id,
-            username: format!("user{id}"),
-            email: format!("u{id}@x.io"),
-            password_hash: String::new(),
-            admin,
-            created_at: 0,
-            quota: Default::default(),
-            external_id: None,
-        },
-        token_hash: None,
-        origin: crate::domain::Origin::CLI,
-    }
-}
 
 fn images(policy: ImagePolicy) -> (tempfile::TempDir, Images) {
     let dir = tempfile::tempdir().unwrap();
@@ -30,7 +12,10 @@ fn images(policy: ImagePolicy) -> (tempfile::TempDir, Images) {
 #[tokio::test]
 async fn users_may_deploy_only_what_the_catalog_admits() {
     let (_d, i) = images(ImagePolicy::Catalog);
-    let (admin, user) = (principal(1, true), principal(2, false));
+    let (admin, user) = (
+        Principal::for_tests(1, true),
+        Principal::for_tests(2, false),
+    );
     i.add(&admin, "registry.example.com/team/app", "CI builds")
         .await
         .unwrap();
@@ -72,11 +57,11 @@ async fn users_may_deploy_only_what_the_catalog_admits() {
 async fn the_any_policy_lets_users_deploy_every_reference() {
     let (_d, i) = images(ImagePolicy::Any);
     assert!(
-        i.check_deployable(&principal(2, false), "ghcr.io/x/y:z")
+        i.check_deployable(&Principal::for_tests(2, false), "ghcr.io/x/y:z")
             .is_ok()
     );
     assert!(
-        i.check_deployable(&principal(2, false), "ghcr.io/X")
+        i.check_deployable(&Principal::for_tests(2, false), "ghcr.io/X")
             .is_err()
     );
 }
@@ -84,7 +69,10 @@ async fn the_any_policy_lets_users_deploy_every_reference() {
 #[tokio::test]
 async fn the_catalog_is_kept_by_admins_one_entry_per_reference() {
     let (_d, i) = images(ImagePolicy::Catalog);
-    let (admin, user) = (principal(1, true), principal(2, false));
+    let (admin, user) = (
+        Principal::for_tests(1, true),
+        Principal::for_tests(2, false),
+    );
     assert!(matches!(
         i.add(&user, "busybox", "").await,
         Err(Error::Forbidden(_))

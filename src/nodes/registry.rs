@@ -126,26 +126,8 @@ impl Nodes {
 mod tests {
     use super::*;
     use crate::docker::{Engine, Installation};
-    use crate::domain::User;
     use crate::runtime::Swarm;
     use crate::store::Store;
-
-    fn principal(id: u64, admin: bool) -> Principal {
-        Principal {
-            user: User {
-                id,
-                username: format!("user{id}"),
-                email: format!("u{id}@x.io"),
-                password_hash: String::new(),
-                admin,
-                created_at: 0,
-                quota: Default::default(),
-                external_id: None,
-            },
-            token_hash: None,
-            origin: crate::domain::Origin::CLI,
-        }
-    }
 
     fn nodes(dir: &tempfile::TempDir) -> Nodes {
         let store = Store::open(&dir.path().join("s.redb")).unwrap();
@@ -164,7 +146,10 @@ mod tests {
     async fn the_registry_password_is_sealed_at_rest_and_never_shown() {
         let dir = tempfile::tempdir().unwrap();
         let n = nodes(&dir);
-        let (admin, user) = (principal(1, true), principal(2, false));
+        let (admin, user) = (
+            Principal::for_tests(1, true),
+            Principal::for_tests(2, false),
+        );
         let secret = "registry-pass-5e1b";
         let settings = RegistrySettings {
             address: "10.0.0.1:5000".into(),
