@@ -27,11 +27,17 @@ impl Fixture {
         (r, lines.join("\n"))
     }
 
-    /// GET `path` through the app router, on a new connection each time.
-    async fn via_router(&self, client: &reqwest::Client, path: &str) -> Result<String, String> {
+    /// GET `path` through the app router with `client` (bounded): the page, or the status and
+    /// the router's explanation (its page's `<p>` line, else the whole body).
+    pub(super) async fn via_router(
+        &self,
+        client: &reqwest::Client,
+        path: &str,
+    ) -> Result<String, String> {
         let r = client
             .get(format!("http://127.0.0.1:{}{path}", self.app.proxy_port))
             .header("Host", format!("{}.localhost", self.name))
+            .timeout(Duration::from_secs(10))
             .send()
             .await
             .map_err(|e| e.to_string())?;
@@ -40,7 +46,8 @@ impl Fixture {
         if code == 200 {
             Ok(body.trim().to_string())
         } else {
-            Err(format!("{code}: {body}"))
+            let why = body.lines().find(|l| l.contains("<p>")).unwrap_or(&body);
+            Err(format!("{code}: {why}"))
         }
     }
 

@@ -41,20 +41,8 @@ async fn losing_a_machine_fails_no_request_after_the_first_second_and_its_replic
     for _ in 0..5 {
         assert_eq!(f.through_router("/index.html").await.as_deref(), Ok(page));
     }
-    let nodes: Value = f
-        .app
-        .get("/v1/nodes", Some(&f.user.token))
-        .await
-        .json()
-        .await
-        .unwrap();
-    let edge = nodes
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|n| n["name"] == "edge-1")
-        .unwrap();
-    assert_eq!(edge["state"], "down", "{nodes}");
+    let edge = f.node("edge-1").await;
+    assert_eq!(edge["state"], "down", "{edge}");
 
     // The machine comes back; the next deploy spreads the new set over both nodes again.
     engine.restart();
@@ -65,32 +53,20 @@ async fn losing_a_machine_fails_no_request_after_the_first_second_and_its_replic
     );
     let mut ready = false;
     for _ in 0..120 {
-        let nodes: Value = f
-            .app
-            .get("/v1/nodes", Some(&f.user.token))
-            .await
-            .json()
-            .await
-            .unwrap();
-        if nodes
-            .as_array()
-            .unwrap()
-            .iter()
-            .any(|n| n["name"] == "edge-1" && n["state"] == "ready")
-        {
+        if f.node("edge-1").await["state"] == "ready" {
             ready = true;
             break;
         }
         tokio::time::sleep(Duration::from_millis(500)).await;
     }
     assert!(ready, "node 2 is not ready again");
-    let again = "rebalanced after the machine came back";
-    let sha = f.repo.commit(again, Some(&dockerfile("", SERVE)));
-    let (r, lines) = f.push(&sha).await;
-    assert!(r.is_ok(), "{r:?}\n{}", lines.join("\n"));
-    assert_eq!(f.through_router("/index.html").await.as_deref(), Ok(again));
+    f.push_page(
+        "rebalanced after the machine came back",
+        "two replicas, after the machine came back",
+    )
+    .await;
     assert!(
-        eventually(|| on_node_1(&install) == 1 && on_node_2(&install) == 1).await,
+        one_replica_per_node(&install).await,
         "one replica per node after the deploy: {} on node 1, {} on node 2",
         on_node_1(&install),
         on_node_2(&install)
@@ -108,64 +84,23 @@ async fn deploys_and_rollbacks_over_two_nodes_fail_no_request() {
     let second = "second release on two machines";
     let both = [first, second];
     let sha = f.repo.commit(second, Some(&dockerfile("", SERVE)));
-    let done = std::sync::atomic::AtomicBool::new(false);
-    let since = std::time::Instant::now();
-    let ((r, lines), seen) = tokio::join!(
-        async {
-            let pushed = f.push(&sha).await;
-            done.store(true, std::sync::atomic::Ordering::SeqCst);
-            pushed
-        },
-        request_loop(&f, &both, since, Duration::ZERO, || done
-            .load(std::sync::atomic::Ordering::SeqCst))
-    );
+    let (r, lines) = without_a_failed_request(&f, &both, "deploy", f.push(&sha)).await;
     assert!(r.is_ok(), "{r:?}\n{}", lines.join("\n"));
-    assert!(
-        seen.late.is_empty(),
-        "failed during the deploy: {:#?}",
-        seen.late
-    );
-    assert_eq!(seen.failed, 0);
-    println!(
-        "bench: deploy over two nodes: {} requests, {} failed",
-        seen.total, seen.failed
-    );
     assert_eq!(f.through_router("/index.html").await.as_deref(), Ok(second));
     // The new set is spread too, and the old one is gone after its grace period.
     assert!(
-        eventually(|| on_node_1(&install) == 1 && on_node_2(&install) == 1).await,
+        one_replica_per_node(&install).await,
         "one replica per node: {} on node 1, {} on node 2",
         on_node_1(&install),
         on_node_2(&install)
     );
 
-    let done = std::sync::atomic::AtomicBool::new(false);
-    let since = std::time::Instant::now();
-    let (r, seen) = tokio::join!(
-        async {
-            let r = f
-                .app
-                .rollback(&f.user.token, &f.name, &json!({"release": "v1"}))
-                .await;
-            done.store(true, std::sync::atomic::Ordering::SeqCst);
-            r
-        },
-        request_loop(&f, &both, since, Duration::ZERO, || done
-            .load(std::sync::atomic::Ordering::SeqCst))
-    );
+    let v1 = json!({"release": "v1"});
+    let rollback = f.app.rollback(&f.user.token, &f.name, &v1);
+    let r = without_a_failed_request(&f, &both, "rollback", rollback).await;
     assert!(r.status().is_success(), "{}", r.text().await.unwrap());
     assert!(
-        seen.late.is_empty(),
-        "failed during the rollback: {:#?}",
-        seen.late
-    );
-    assert_eq!(seen.failed, 0);
-    println!(
-        "bench: rollback over two nodes: {} requests, {} failed",
-        seen.total, seen.failed
-    );
-    assert!(
-        eventually(|| on_node_1(&install) == 1 && on_node_2(&install) == 1).await,
+        one_replica_per_node(&install).await,
         "one replica per node after the rollback"
     );
     for _ in 0..10 {

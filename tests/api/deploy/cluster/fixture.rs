@@ -301,23 +301,48 @@ fn teardown(installs: &[String]) {
 impl Fixture {
     /// GET `path` through the app router on a new connection.
     pub(super) async fn through_router(&self, path: &str) -> Result<String, String> {
-        let r = reqwest::Client::new()
-            .get(format!("http://127.0.0.1:{}{path}", self.app.proxy_port))
-            .header("Host", format!("{}.localhost", self.name))
-            .timeout(Duration::from_secs(10))
-            .send()
+        self.via_router(&reqwest::Client::new(), path).await
+    }
+
+    /// Commits `page` as the app's index (served by [`SERVE`]), pushes it and checks the router
+    /// serves it; prints the time from the push for the cluster benchmark, as `what`.
+    pub(super) async fn push_page(&self, page: &str, what: &str) {
+        let sha = self.repo.commit(page, Some(&dockerfile("", SERVE)));
+        let pushed = std::time::Instant::now();
+        let (r, lines) = self.push(&sha).await;
+        assert!(r.is_ok(), "{r:?}\n{}", lines.join("\n"));
+        assert_eq!(
+            self.through_router("/index.html").await.as_deref(),
+            Ok(page)
+        );
+        println!("bench: push to serving, {what}: {:?}", pushed.elapsed());
+    }
+
+    /// The node named `name`, as `GET /v1/nodes` shows it to the admin.
+    pub(super) async fn node(&self, name: &str) -> Value {
+        let nodes: Value = self
+            .app
+            .get("/v1/nodes", Some(&self.user.token))
             .await
-            .map_err(|e| e.to_string())?;
-        let code = r.status();
-        let body = r.text().await.map_err(|e| e.to_string())?;
-        if code == 200 {
-            Ok(body.trim().to_string())
-        } else {
-            Err(format!(
-                "{code}: {}",
-                body.lines().find(|l| l.contains("<p>")).unwrap_or("")
-            ))
-        }
+            .json()
+            .await
+            .unwrap();
+        nodes
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|n| n["name"] == name)
+            .unwrap_or_else(|| panic!("no node {name}: {nodes}"))
+            .clone()
+    }
+
+    /// `POST /v1/nodes` with `fields` as the admin: its status and body.
+    pub(super) async fn add_node(&self, fields: &[(&str, &str)]) -> (StatusCode, String) {
+        let r = self
+            .app
+            .post_form("/v1/nodes", fields, Some(&self.user.token))
+            .await;
+        (r.status(), r.text().await.unwrap())
     }
 }
 
@@ -443,6 +468,43 @@ pub(super) async fn eventually(mut check: impl FnMut() -> bool) -> bool {
     false
 }
 
+/// Waits (bounded) until the installation's app runs one replica on each node; whether it does.
+pub(super) async fn one_replica_per_node(install: &str) -> bool {
+    eventually(|| on_node_1(install) == 1 && on_node_2(install) == 1).await
+}
+
+/// Runs `work` while a [`request_loop`] of GETs goes through the router, until `work` is done;
+/// every request must get one of `pages`. Prints the count for the cluster benchmark as `what`.
+pub(super) async fn without_a_failed_request<T>(
+    f: &Fixture,
+    pages: &[&str],
+    what: &str,
+    work: impl std::future::Future<Output = T>,
+) -> T {
+    let done = std::sync::atomic::AtomicBool::new(false);
+    let since = std::time::Instant::now();
+    let (out, seen) = tokio::join!(
+        async {
+            let out = work.await;
+            done.store(true, std::sync::atomic::Ordering::SeqCst);
+            out
+        },
+        request_loop(f, pages, since, Duration::ZERO, || done
+            .load(std::sync::atomic::Ordering::SeqCst))
+    );
+    assert!(
+        seen.late.is_empty(),
+        "failed during the {what}: {:#?}",
+        seen.late
+    );
+    assert_eq!(seen.failed, 0);
+    println!(
+        "bench: {what} over two nodes: {} requests, {} failed",
+        seen.total, seen.failed
+    );
+    out
+}
+
 /// Pushes the app with `web=2` and waits until one replica runs on each node.
 pub(super) async fn spread_over_both(f: &Fixture, page: &str) {
     let r = f
@@ -450,19 +512,11 @@ pub(super) async fn spread_over_both(f: &Fixture, page: &str) {
         .scale(&f.user.token, &f.name, &json!({"web": 2}))
         .await;
     assert!(r.status().is_success(), "{}", r.text().await.unwrap());
-    let sha = f.repo.commit(page, Some(&dockerfile("", SERVE)));
-    let pushed = std::time::Instant::now();
-    let (r, lines) = f.push(&sha).await;
-    assert!(r.is_ok(), "{r:?}\n{}", lines.join("\n"));
-    assert_eq!(f.through_router("/index.html").await.as_deref(), Ok(page));
-    println!(
-        "bench: push to serving, two replicas over two nodes: {:?}",
-        pushed.elapsed()
-    );
+    f.push_page(page, "two replicas over two nodes").await;
     let install = install_of(f);
     // The set's replicas are one service, spread over the region's nodes by the swarm.
     assert!(
-        eventually(|| on_node_1(&install) == 1 && on_node_2(&install) == 1).await,
+        one_replica_per_node(&install).await,
         "one replica per node: {} on node 1, {} on node 2; tasks: {}",
         on_node_1(&install),
         on_node_2(&install),

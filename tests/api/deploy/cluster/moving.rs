@@ -23,16 +23,8 @@ async fn turning_the_cluster_on_moves_a_running_app_onto_the_swarm_without_a_fai
         _cleanup: cleanup,
     };
     let page = "moved without a gap";
-    let sha = f.repo.commit(page, Some(&dockerfile("", SERVE)));
-    let pushed = std::time::Instant::now();
-    let (r, lines) = f.push(&sha).await;
-    assert!(r.is_ok(), "{r:?}\n{}", lines.join("\n"));
-    assert_eq!(f.through_router("/index.html").await.as_deref(), Ok(page));
     // The same push on one machine, for the cluster benchmark's comparison.
-    println!(
-        "bench: push to serving, one machine (cluster off): {:?}",
-        pushed.elapsed()
-    );
+    f.push_page(page, "one machine (cluster off)").await;
     let install = install_of(&f);
     assert_eq!(
         plain_containers(&install, false),

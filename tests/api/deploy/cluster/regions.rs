@@ -15,31 +15,12 @@ async fn an_app_in_a_region_runs_on_that_regions_node_only_and_answers_through_t
         f.app.get("/v1/cluster", Some(&bob.token)).await.status(),
         StatusCode::FORBIDDEN
     );
-    let nodes: Value = f.app.get("/v1/nodes", admin).await.json().await.unwrap();
-    let node = nodes
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|n| n["name"] == "edge-1")
-        .unwrap()
-        .clone();
-    assert_eq!(node["state"], "ready", "{nodes}");
+    let node = f.node("edge-1").await;
+    assert_eq!(node["state"], "ready", "{node}");
     assert_eq!(node["ram"], "1 GB");
     // No registry: the image is streamed to node 2 before its services are created.
-    let sha = f
-        .repo
-        .commit("hello from the edge", Some(&dockerfile("", SERVE)));
-    let pushed = std::time::Instant::now();
-    let (r, lines) = f.push(&sha).await;
-    assert!(r.is_ok(), "{r:?}\n{}", lines.join("\n"));
-    assert_eq!(
-        f.through_router("/index.html").await.as_deref(),
-        Ok("hello from the edge")
-    );
-    println!(
-        "bench: push to serving, one replica on one remote node: {:?}",
-        pushed.elapsed()
-    );
+    f.push_page("hello from the edge", "one replica on one remote node")
+        .await;
     let r = f
         .app
         .scale(&f.user.token, &f.name, &json!({"web": 2}))
@@ -185,7 +166,7 @@ async fn each_replicas_logs_are_its_own_when_they_run_on_two_nodes() {
     assert!(r.is_ok(), "{r:?}\n{text}");
     assert!(text.contains("       released on the swarm"), "{text}");
     assert!(
-        eventually(|| on_node_1(&install_of(&f)) == 1 && on_node_2(&install_of(&f)) == 1).await,
+        one_replica_per_node(&install_of(&f)).await,
         "one replica per node after the release"
     );
     // httpd -vv logs each request's path: one probe path per request, 12 requests.

@@ -70,32 +70,13 @@ async fn a_node_over_ssh_with_scalefogs_key_joins_and_runs_its_regions_app() {
     let cluster: Value = f.app.get("/v1/cluster", admin).await.json().await.unwrap();
     assert_eq!(cluster["ssh_public_key"], public_key.as_str());
 
-    let nodes: Value = f.app.get("/v1/nodes", admin).await.json().await.unwrap();
-    let node = nodes
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|n| n["name"] == "edge-1")
-        .unwrap_or_else(|| panic!("{nodes}"))
-        .clone();
-    assert_eq!(node["state"], "ready", "{nodes}");
+    let node = f.node("edge-1").await;
+    assert_eq!(node["state"], "ready", "{node}");
     assert_eq!(node["address"], NODE_SSH_ENDPOINT, "{node}");
 
     // The image reaches the node through SSH, its replica runs there and serves.
-    let sha = f
-        .repo
-        .commit("hello over ssh", Some(&dockerfile("", SERVE)));
-    let pushed = std::time::Instant::now();
-    let (r, lines) = f.push(&sha).await;
-    assert!(r.is_ok(), "{r:?}\n{}", lines.join("\n"));
-    assert_eq!(
-        f.through_router("/index.html").await.as_deref(),
-        Ok("hello over ssh")
-    );
-    println!(
-        "bench: push to serving, one replica on a node over SSH: {:?}",
-        pushed.elapsed()
-    );
+    f.push_page("hello over ssh", "one replica on a node over SSH")
+        .await;
     assert_eq!(
         on_node_2(&install_of(&f)),
         1,
@@ -108,19 +89,12 @@ async fn a_node_over_ssh_with_scalefogs_key_joins_and_runs_its_regions_app() {
     );
 
     // A user whose authorized_keys lacks Scalefog's key: refused, saying what to do.
-    let r = f
-        .app
-        .post_form(
-            "/v1/nodes",
-            &[
-                ("name", "edge-nobody"),
-                ("address", "ssh://nobody@10.231.0.2"),
-            ],
-            admin,
-        )
+    let (code, body) = f
+        .add_node(&[
+            ("name", "edge-nobody"),
+            ("address", "ssh://nobody@10.231.0.2"),
+        ])
         .await;
-    let code = r.status();
-    let body = r.text().await.unwrap();
     assert_eq!(code, StatusCode::SERVICE_UNAVAILABLE, "{body}");
     assert!(
         body.contains("ssh://nobody@10.231.0.2") && body.contains("Permission denied"),
@@ -132,19 +106,13 @@ async fn a_node_over_ssh_with_scalefogs_key_joins_and_runs_its_regions_app() {
     );
 
     // A port in an ssh:// endpoint would reach ssh as part of the host name: refused up front.
-    let r = f
-        .app
-        .post_form(
-            "/v1/nodes",
-            &[
-                ("name", "edge-port"),
-                ("address", "ssh://root@10.231.0.2:2222"),
-            ],
-            admin,
-        )
+    let (code, body) = f
+        .add_node(&[
+            ("name", "edge-port"),
+            ("address", "ssh://root@10.231.0.2:2222"),
+        ])
         .await;
-    assert_eq!(r.status(), StatusCode::BAD_REQUEST);
-    let body = r.text().await.unwrap();
+    assert_eq!(code, StatusCode::BAD_REQUEST);
     assert!(body.contains("port 22"), "{body}");
 
     // Neither refused node was kept; the SSH node still serves.

@@ -61,27 +61,13 @@ async fn a_node_over_tls_with_client_certificates_joins_and_runs_its_regions_app
     )
     .await;
     let admin = Some(f.user.token.as_str());
-    let nodes: Value = f.app.get("/v1/nodes", admin).await.json().await.unwrap();
-    let node = nodes
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|n| n["name"] == "edge-1")
-        .unwrap_or_else(|| panic!("{nodes}"))
-        .clone();
-    assert_eq!(node["state"], "ready", "{nodes}");
+    let node = f.node("edge-1").await;
+    assert_eq!(node["state"], "ready", "{node}");
     assert_eq!(node["insecure"], false, "{node}");
 
     // The app's image reaches the node over TLS, its replica runs there and serves.
-    let sha = f
-        .repo
-        .commit("hello over tls", Some(&dockerfile("", SERVE)));
-    let (r, lines) = f.push(&sha).await;
-    assert!(r.is_ok(), "{r:?}\n{}", lines.join("\n"));
-    assert_eq!(
-        f.through_router("/index.html").await.as_deref(),
-        Ok("hello over tls")
-    );
+    f.push_page("hello over tls", "one replica on a node over TLS")
+        .await;
     assert_eq!(
         on_node_2(&install_of(&f)),
         1,
@@ -89,20 +75,13 @@ async fn a_node_over_tls_with_client_certificates_joins_and_runs_its_regions_app
     );
 
     // The same endpoint without a client certificate: Scalefog speaks plain HTTP to a TLS port.
-    let r = f
-        .app
-        .post_form(
-            "/v1/nodes",
-            &[
-                ("name", "edge-plain"),
-                ("address", NODE_TLS_ENDPOINT),
-                ("insecure", "true"),
-            ],
-            admin,
-        )
+    let (code, body) = f
+        .add_node(&[
+            ("name", "edge-plain"),
+            ("address", NODE_TLS_ENDPOINT),
+            ("insecure", "true"),
+        ])
         .await;
-    let code = r.status();
-    let body = r.text().await.unwrap();
     assert!(
         code.is_client_error() || code == StatusCode::SERVICE_UNAVAILABLE,
         "{code}: {body}"
@@ -119,22 +98,15 @@ async fn a_node_over_tls_with_client_certificates_joins_and_runs_its_regions_app
         &["scalefog"],
         rcgen::ExtendedKeyUsagePurpose::ClientAuth,
     );
-    let r = f
-        .app
-        .post_form(
-            "/v1/nodes",
-            &[
-                ("name", "edge-stranger"),
-                ("address", NODE_TLS_ENDPOINT),
-                ("ca", &ca_pem),
-                ("cert", &cert),
-                ("key", &key),
-            ],
-            admin,
-        )
+    let (code, body) = f
+        .add_node(&[
+            ("name", "edge-stranger"),
+            ("address", NODE_TLS_ENDPOINT),
+            ("ca", &ca_pem),
+            ("cert", &cert),
+            ("key", &key),
+        ])
         .await;
-    let code = r.status();
-    let body = r.text().await.unwrap();
     assert!(
         code.is_client_error() || code == StatusCode::SERVICE_UNAVAILABLE,
         "{code}: {body}"
